@@ -1,0 +1,1 @@
+"""Fingerprints of an item: cryptographic digests, media type, PDQ."""

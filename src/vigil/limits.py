@@ -1,0 +1,82 @@
+"""The one table of scan limits: name, default, unit and meaning.
+
+Reaching a limit is never silent: it is raised as `LimitExceeded(name, ...)` and reported as one
+line in the scan's error list, and the scan goes on with the next item.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+MiB = 1024 * 1024
+GiB = 1024 * MiB
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Scan limits. Every field has a default and a CLI option (`--limit NAME=VALUE`)."""
+
+    # Largest single file (on disk or inside an archive) that is fingerprinted.
+    max_file_size: int = 4 * GiB
+    # Bytes decompressed from one top-level archive, all nesting levels together (zip bombs).
+    max_archive_bytes: int = 8 * GiB
+    # How deep archives may nest (a.zip/b.tar/c.zip is depth 3).
+    max_archive_depth: int = 8
+    # Members read from one archive (including nested ones).
+    max_archive_members: int = 100_000
+    # Pixels of one decoded image (decompression bombs).
+    max_image_pixels: int = 178_956_970
+    # Seconds one item (a file with everything inside it) may take.
+    item_seconds: float = 300.0
+    # Largest image file whose bytes are held in memory to decode (larger: hashed only).
+    max_image_file_size: int = 256 * MiB
+
+    @classmethod
+    def table(cls) -> list[tuple[str, Any, str, str]]:
+        """Rows of (name, default, unit, meaning) for docs and `vigil scan --help`."""
+        return [(n, d, LIMIT_DOCS[n][0], LIMIT_DOCS[n][1]) for n, d in cls.defaults().items()]
+
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        """Name -> default value."""
+        return {f.name: f.default for f in fields(cls)}
+
+    def with_overrides(self, overrides: dict[str, str]) -> Limits:
+        """A copy with NAME=VALUE strings applied; sizes accept K/M/G suffixes."""
+        changes: dict[str, Any] = {}
+        known = self.defaults()
+        for name, raw in overrides.items():
+            if name not in known:
+                raise ValueError(f"unknown limit {name!r}; known limits: {', '.join(known)}")
+            changes[name] = parse_limit_value(raw, float if name == "item_seconds" else int)
+        return replace(self, **changes)
+
+
+LIMIT_DOCS: dict[str, tuple[str, str]] = {
+    "max_file_size": ("bytes", "largest file or archive member that is fingerprinted"),
+    "max_archive_bytes": ("bytes", "bytes decompressed from one archive, nested levels included"),
+    "max_archive_depth": ("levels", "how deep archives may nest inside each other"),
+    "max_archive_members": ("members", "members read from one archive, nested ones included"),
+    "max_image_pixels": ("pixels", "pixels of one decoded image (decompression bombs)"),
+    "item_seconds": ("seconds", "time one file may take, everything inside it included"),
+    "max_image_file_size": ("bytes", "largest image file decoded for PDQ (larger: hashed only)"),
+}
+
+_SUFFIXES = {"k": 1024, "m": MiB, "g": GiB, "t": 1024 * GiB}
+
+
+def parse_limit_value(raw: str, kind: type) -> int | float:
+    """Parse '512M', '2G', '100000' or '2.5' into a number."""
+    text = raw.strip().lower().removesuffix("b")
+    mult = 1
+    if text and text[-1] in _SUFFIXES:
+        mult = _SUFFIXES[text[-1]]
+        text = text[:-1]
+    try:
+        value = float(text) * mult
+    except ValueError:
+        raise ValueError(f"not a number: {raw!r}") from None
+    if value <= 0:
+        raise ValueError(f"a limit must be positive: {raw!r}")
+    return kind(value)

@@ -1,0 +1,1 @@
+"""Scanning: walk files and archives, fingerprint every item, match, report."""
