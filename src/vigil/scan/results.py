@@ -99,6 +99,7 @@ class ScanSummary:
     errors: int = 0
     seconds: float = 0.0
     started_at: str = ""
+    host: str = ""
     roots: list[str] = field(default_factory=list)
     hashsets: list[str] = field(default_factory=list)
 

@@ -1,0 +1,71 @@
+"""Tables of the catalog (SQLAlchemy Core: bulk imports of millions of rows need no ORM)."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+)
+
+SCHEMA_VERSION = 1
+
+metadata = MetaData()
+
+hashsets = Table(
+    "hashsets",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("format", String(32), nullable=False),
+    Column("source", Text, nullable=False),
+    Column("version", String(200), nullable=False),
+    Column("imported_at", String(40), nullable=False),
+    Column("known_good", Boolean, nullable=False, default=False),
+    Column("content_sha256", String(64), nullable=False),
+    Column("entries", Integer, nullable=False),
+    # {"by_kind": {...}, "by_category": {...}, "malformed": n, "withdrawn": n}
+    Column("counts", JSON, nullable=False),
+    Column("info", JSON, nullable=False),
+)
+
+entries = Table(
+    "entries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("set_id", Integer, ForeignKey("hashsets.id"), nullable=False, index=True),
+    Column("ext_id", String(200)),
+    Column("category", String(64)),
+    Column("meta", JSON, nullable=False),
+)
+
+# Hash kinds as small integers: the table holds tens of millions of rows.
+KIND_CODES: dict[str, int] = {"md5": 1, "sha1": 2, "sha256": 3, "pdq": 4}
+KIND_NAMES: dict[int, str] = {v: k for k, v in KIND_CODES.items()}
+
+hashes = Table(
+    "hashes",
+    metadata,
+    Column("set_id", Integer, ForeignKey("hashsets.id"), nullable=False),
+    Column("entry_id", Integer, ForeignKey("entries.id"), nullable=False),
+    Column("kind", SmallInteger, nullable=False),
+    Column("value", LargeBinary, nullable=False),
+    Index("ix_hashes_set", "set_id"),
+    Index("ix_hashes_kind_value", "kind", "value"),
+)
+
+state = Table(
+    "state",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Integer, nullable=False),
+)

@@ -1,0 +1,406 @@
+"""The catalog store: hash sets, their entries and hashes, in SQLite (or any SQLAlchemy database)."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import os
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, delete, event, func, insert, select, update
+from sqlalchemy.engine import Connection
+
+from vigil.catalog import schema
+from vigil.catalog.schema import KIND_CODES, KIND_NAMES
+from vigil.errors import CatalogError, HashListError
+from vigil.hashsets.entry import HASH_KINDS, Entry, ParseReport
+
+BATCH = 20_000
+
+
+@dataclass
+class HashSetInfo:
+    """One imported hash set as `vigil hashset list` shows it."""
+
+    id: int
+    name: str
+    format: str
+    source: str
+    version: str
+    imported_at: str
+    known_good: bool
+    content_sha256: str
+    entries: int
+    counts: dict[str, Any]
+    info: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return dict(self.__dict__)
+
+
+@dataclass
+class ImportResult:
+    """What an import did: the set as stored, what it replaced, what was malformed."""
+
+    hashset: HashSetInfo
+    report: ParseReport
+    replaced: HashSetInfo | None = None
+    unchanged: bool = False
+    withdrawn: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class EntryRecord:
+    """A catalog entry as a match reports it."""
+
+    entry_id: int
+    set_id: int
+    ext_id: str | None
+    category: str | None
+    meta: dict[str, Any]
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file (identifies an exact re-import of the same list)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class Catalog:
+    """Imported hash sets. Every change bumps `generation`, which tells matchers to recompile."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine: Engine = create_engine(url)
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        schema.metadata.create_all(self.engine)
+        with self.engine.begin() as conn:
+            found = conn.execute(
+                select(schema.state.c.value).where(schema.state.c.key == "schema_version")
+            ).scalar()
+            if found is None:
+                conn.execute(
+                    insert(schema.state),
+                    [
+                        {"key": "schema_version", "value": schema.SCHEMA_VERSION},
+                        {"key": "generation", "value": 0},
+                    ],
+                )
+            elif found != schema.SCHEMA_VERSION:
+                raise CatalogError(
+                    f"catalog at {url} has schema version {found}; this Vigil reads version "
+                    f"{schema.SCHEMA_VERSION}"
+                )
+
+    @classmethod
+    def open(cls, home: Path) -> Catalog:
+        """The catalog under a Vigil home directory (`catalog.sqlite`)."""
+        return cls(f"sqlite:///{home / 'catalog.sqlite'}")
+
+    @classmethod
+    def in_memory(cls) -> Catalog:
+        """A throw-away catalog (for hash-list files given directly to `vigil scan`)."""
+        return cls("sqlite://")
+
+    def close(self) -> None:
+        """Release database connections."""
+        self.engine.dispose()
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def generation(self) -> int:
+        """A counter bumped by every change of the catalog's contents."""
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(
+                    select(schema.state.c.value).where(schema.state.c.key == "generation")
+                ).scalar_one()
+            )
+
+    def list(self) -> list[HashSetInfo]:
+        """All sets, by name."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(schema.hashsets).order_by(schema.hashsets.c.name)).all()
+        return [HashSetInfo(**row._mapping) for row in rows]
+
+    def get(self, name: str) -> HashSetInfo:
+        """The set called `name` (CatalogError if there is none)."""
+        with self.engine.connect() as conn:
+            info = self._get(conn, name)
+        if info is None:
+            known = ", ".join(s.name for s in self.list()) or "none imported"
+            raise CatalogError(f"no hash set named {name!r} (known: {known})")
+        return info
+
+    def _get(self, conn: Connection, name: str) -> HashSetInfo | None:
+        row = conn.execute(select(schema.hashsets).where(schema.hashsets.c.name == name)).first()
+        return HashSetInfo(**row._mapping) if row else None
+
+    def iter_hashes(self, kind: str) -> Iterator[tuple[bytes, int, int]]:
+        """(value, entry_id, set_id) of every hash of one kind, streamed."""
+        stmt = select(schema.hashes.c.value, schema.hashes.c.entry_id, schema.hashes.c.set_id).where(
+            schema.hashes.c.kind == KIND_CODES[kind]
+        )
+        with self.engine.connect() as conn:
+            result = conn.execution_options(stream_results=True, yield_per=BATCH).execute(stmt)
+            for row in result:
+                yield bytes(row[0]), row[1], row[2]
+
+    def entries(self, ids: Iterable[int]) -> dict[int, EntryRecord]:
+        """Entries by catalog id."""
+        wanted = sorted(set(ids))
+        out: dict[int, EntryRecord] = {}
+        e = schema.entries.c
+        with self.engine.connect() as conn:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                for row in conn.execute(select(schema.entries).where(e.id.in_(chunk))):
+                    out[row.id] = EntryRecord(row.id, row.set_id, row.ext_id, row.category, row.meta)
+        return out
+
+    def iter_entries(self, name: str) -> Iterator[Entry]:
+        """The entries of a set with their hashes, in import order (for export)."""
+        info = self.get(name)
+        e, h = schema.entries.c, schema.hashes.c
+        stmt = (
+            select(e.id, e.ext_id, e.category, e.meta, h.kind, h.value)
+            .select_from(schema.entries.join(schema.hashes, h.entry_id == e.id))
+            .where(e.set_id == info.id)
+            .order_by(e.id)
+        )
+        with self.engine.connect() as conn:
+            result = conn.execution_options(stream_results=True, yield_per=BATCH).execute(stmt)
+            for _, rows in itertools.groupby(result, key=lambda r: r.id):
+                rows_l = list(rows)
+                first = rows_l[0]
+                yield Entry(
+                    hashes={KIND_NAMES[r.kind]: bytes(r.value).hex() for r in rows_l},
+                    id=first.ext_id,
+                    category=first.category,
+                    meta=dict(first.meta or {}),
+                )
+
+    # -- changing ----------------------------------------------------------------------------
+
+    def import_file(
+        self,
+        path: Path,
+        *,
+        name: str | None = None,
+        format: str = "auto",
+        version: str | None = None,
+        known_good: bool = False,
+    ) -> ImportResult:
+        """Import a hash-list file as one set, atomically (a failure leaves the catalog as it was)."""
+        from vigil.hashsets.reader import read_hashlist
+
+        path = Path(path)
+        if not path.is_file():
+            raise HashListError(f"{path}: no such file")
+        name = name or _default_name(path)
+        digest = file_sha256(path)
+        with self.engine.connect() as conn:
+            existing = self._get(conn, name)
+        if existing is not None and existing.content_sha256 == digest:
+            report = ParseReport(format=existing.format)
+            return ImportResult(existing, report, unchanged=True)
+        entries, report = read_hashlist(path, format)
+        if version is None:
+            mtime = datetime.fromtimestamp(os.stat(path).st_mtime, UTC)
+            version = str(report.info.get("version_hint") or mtime.strftime("%Y-%m-%dT%H:%M:%SZ"))
+        return self.import_entries(
+            name,
+            entries,
+            report,
+            source=str(path.resolve()),
+            version=version,
+            known_good=known_good,
+            content_sha256=digest,
+        )
+
+    def import_entries(
+        self,
+        name: str,
+        entries: Iterable[Entry],
+        report: ParseReport,
+        *,
+        source: str,
+        version: str,
+        known_good: bool = False,
+        content_sha256: str = "",
+    ) -> ImportResult:
+        """Store a parsed list as set `name`, replacing a set of that name, in one transaction."""
+        by_kind: Counter[str] = Counter()
+        by_category: Counter[str] = Counter()
+        count = 0
+        with self.engine.begin() as conn:
+            replaced = self._get(conn, name)
+            if replaced is not None:
+                self._delete_set(conn, replaced.id)
+            set_id = conn.execute(
+                insert(schema.hashsets).values(
+                    name=name,
+                    format=report.format or "unknown",
+                    source=source,
+                    version=version,
+                    imported_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    known_good=known_good,
+                    content_sha256=content_sha256,
+                    entries=0,
+                    counts={},
+                    info={},
+                )
+            ).inserted_primary_key[0]
+            next_id = int(conn.execute(select(func.coalesce(func.max(schema.entries.c.id), 0))).scalar_one()) + 1
+            entry_rows: list[dict[str, Any]] = []
+            hash_rows: list[dict[str, Any]] = []
+            for entry in entries:
+                valid = {k: v for k, v in entry.hashes.items() if k in HASH_KINDS and v}
+                if not valid:
+                    continue
+                entry_id = next_id
+                next_id += 1
+                count += 1
+                entry_rows.append(
+                    {
+                        "id": entry_id,
+                        "set_id": set_id,
+                        "ext_id": entry.id,
+                        "category": entry.category,
+                        "meta": entry.meta,
+                    }
+                )
+                for kind, value in valid.items():
+                    hash_rows.append(
+                        {
+                            "set_id": set_id,
+                            "entry_id": entry_id,
+                            "kind": KIND_CODES[kind],
+                            "value": bytes.fromhex(value),
+                        }
+                    )
+                    by_kind[kind] += 1
+                by_category[entry.category if entry.category is not None else "uncategorised"] += 1
+                if len(hash_rows) >= BATCH:
+                    self._flush(conn, entry_rows, hash_rows)
+            self._flush(conn, entry_rows, hash_rows)
+            withdrawn = 0
+            if report.deleted_ids:
+                withdrawn = self._withdraw(conn, set_id, report.deleted_ids)
+                count -= withdrawn
+            if count == 0 and report.malformed:
+                raise HashListError(
+                    f"no valid entries ({report.malformed} malformed records; first: "
+                    f"{report.problems[0] if report.problems else '?'})"
+                )
+            counts = {
+                "by_kind": dict(by_kind),
+                "by_category": dict(by_category),
+                "malformed": report.malformed,
+                "withdrawn": withdrawn,
+            }
+            conn.execute(
+                update(schema.hashsets)
+                .where(schema.hashsets.c.id == set_id)
+                .values(
+                    entries=count,
+                    counts=counts,
+                    info=_jsonable(report.info),
+                    known_good=known_good or report.known_good,
+                )
+            )
+            self._bump(conn)
+            stored = self._get(conn, name)
+        assert stored is not None
+        return ImportResult(
+            stored,
+            report,
+            replaced=replaced,
+            withdrawn=withdrawn,
+            problems=[str(p) for p in report.problems],
+        )
+
+    def remove(self, name: str) -> HashSetInfo:
+        """Delete a set and its entries."""
+        with self.engine.begin() as conn:
+            info = self._get(conn, name)
+            if info is None:
+                raise CatalogError(f"no hash set named {name!r}")
+            self._delete_set(conn, info.id)
+            self._bump(conn)
+        return info
+
+    @staticmethod
+    def _flush(conn: Connection, entry_rows: list[dict[str, Any]], hash_rows: list[dict[str, Any]]) -> None:
+        if entry_rows:
+            conn.execute(insert(schema.entries), entry_rows)
+            entry_rows.clear()
+        if hash_rows:
+            conn.execute(insert(schema.hashes), hash_rows)
+            hash_rows.clear()
+
+    @staticmethod
+    def _delete_set(conn: Connection, set_id: int) -> None:
+        conn.execute(delete(schema.hashes).where(schema.hashes.c.set_id == set_id))
+        conn.execute(delete(schema.entries).where(schema.entries.c.set_id == set_id))
+        conn.execute(delete(schema.hashsets).where(schema.hashsets.c.id == set_id))
+
+    @staticmethod
+    def _withdraw(conn: Connection, set_id: int, ext_ids: list[str]) -> int:
+        e = schema.entries.c
+        removed = 0
+        for start in range(0, len(ext_ids), 500):
+            chunk = ext_ids[start : start + 500]
+            ids = [
+                r[0]
+                for r in conn.execute(select(e.id).where(e.set_id == set_id, e.ext_id.in_(chunk)))
+            ]
+            if ids:
+                conn.execute(delete(schema.hashes).where(schema.hashes.c.entry_id.in_(ids)))
+                conn.execute(delete(schema.entries).where(e.id.in_(ids)))
+                removed += len(ids)
+        return removed
+
+    @staticmethod
+    def _bump(conn: Connection) -> None:
+        conn.execute(
+            update(schema.state)
+            .where(schema.state.c.key == "generation")
+            .values(value=schema.state.c.value + 1)
+        )
+
+
+def _default_name(path: Path) -> str:
+    name = path.name
+    for suffix in (".gz",):
+        name = name.removesuffix(suffix)
+    return name.rsplit(".", 1)[0] if "." in name else name
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    return str(value)

@@ -1,0 +1,238 @@
+"""The compiled matcher: the catalog as sorted arrays and a PDQ index, memory-mapped from disk.
+
+It is rebuilt only when the catalog's generation moved, so opening it is cheap to do often.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from vigil.catalog.store import Catalog
+from vigil.fingerprint.fingerprints import DIHEDRAL_NAMES, Fingerprints
+from vigil.fingerprint.pdq import PDQ_MATCH_DISTANCE, PDQ_QUALITY_THRESHOLD
+from vigil.matching.pdq_index import BruteForcePDQIndex, PDQIndex
+
+EXACT_KINDS: dict[str, int] = {"md5": 16, "sha1": 20, "sha256": 32}
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A catalog entry that an item matched, by which hash, how far, under which transform."""
+
+    entry_id: int
+    set_id: int
+    kind: str
+    distance: int
+    transform: str | None
+
+
+@dataclass(frozen=True)
+class MatchSettings:
+    """PDQ thresholds (named defaults from vigil.fingerprint.pdq) and whether to try the 8 variants."""
+
+    pdq_distance: int = PDQ_MATCH_DISTANCE
+    pdq_quality: int = PDQ_QUALITY_THRESHOLD
+    rotations: bool = True
+
+
+class _ExactTable:
+    """Sorted fixed-width byte strings with the entry and set of each."""
+
+    def __init__(self, values: np.ndarray, entry_ids: np.ndarray, set_ids: np.ndarray) -> None:
+        self.values, self.entry_ids, self.set_ids = values, entry_ids, set_ids
+
+    def find(self, digest: bytes) -> list[tuple[int, int]]:
+        if len(self.values) == 0:
+            return []
+        key = np.array([digest], dtype=self.values.dtype)
+        lo = int(np.searchsorted(self.values, key, side="left")[0])
+        hi = int(np.searchsorted(self.values, key, side="right")[0])
+        return [(int(self.entry_ids[i]), int(self.set_ids[i])) for i in range(lo, hi)]
+
+
+class Matcher:
+    """Looks fingerprints up in every compiled hash set."""
+
+    def __init__(
+        self,
+        generation: int,
+        exact: dict[str, _ExactTable],
+        pdq_index: PDQIndex,
+        pdq_entries: np.ndarray,
+        pdq_sets: np.ndarray,
+        set_names: dict[int, str],
+        known_good: set[int],
+    ) -> None:
+        self.generation = generation
+        self._exact = exact
+        self._pdq = pdq_index
+        self._pdq_entries = pdq_entries
+        self._pdq_sets = pdq_sets
+        self.set_names = set_names
+        self.known_good_sets = known_good
+        self._only: set[int] | None = None
+
+    # -- building ----------------------------------------------------------------------------
+
+    @classmethod
+    def compile(cls, catalog: Catalog) -> Matcher:
+        """Build from the catalog's current contents."""
+        generation = catalog.generation()
+        sets = catalog.list()
+        exact: dict[str, _ExactTable] = {}
+        for kind, width in EXACT_KINDS.items():
+            vals: list[bytes] = []
+            ents: list[int] = []
+            sids: list[int] = []
+            for value, entry_id, set_id in catalog.iter_hashes(kind):
+                vals.append(value)
+                ents.append(entry_id)
+                sids.append(set_id)
+            arr = np.array(vals, dtype=f"S{width}")
+            order = np.argsort(arr, kind="stable")
+            exact[kind] = _ExactTable(
+                arr[order],
+                np.array(ents, dtype=np.int64)[order],
+                np.array(sids, dtype=np.int32)[order],
+            )
+        pvals: list[bytes] = []
+        pents: list[int] = []
+        psids: list[int] = []
+        for value, entry_id, set_id in catalog.iter_hashes("pdq"):
+            pvals.append(value)
+            pents.append(entry_id)
+            psids.append(set_id)
+        hashes = (
+            np.frombuffer(b"".join(pvals), dtype=np.uint8).reshape(-1, 32)
+            if pvals
+            else np.zeros((0, 32), dtype=np.uint8)
+        )
+        return cls(
+            generation,
+            exact,
+            BruteForcePDQIndex(hashes.copy()),
+            np.array(pents, dtype=np.int64),
+            np.array(psids, dtype=np.int32),
+            {s.id: s.name for s in sets},
+            {s.id for s in sets if s.known_good},
+        )
+
+    def save(self, directory: Path) -> None:
+        """Write atomically: a new directory is filled, then renamed over the old one."""
+        tmp = directory.with_name(f"{directory.name}.tmp-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        for kind, table in self._exact.items():
+            np.save(tmp / f"{kind}.values.npy", table.values)
+            np.save(tmp / f"{kind}.entries.npy", table.entry_ids)
+            np.save(tmp / f"{kind}.sets.npy", table.set_ids)
+        self._pdq.save(tmp)
+        np.save(tmp / "pdq.entries.npy", self._pdq_entries)
+        np.save(tmp / "pdq.sets.npy", self._pdq_sets)
+        meta = {
+            "format": FORMAT_VERSION,
+            "generation": self.generation,
+            "sets": {str(k): v for k, v in self.set_names.items()},
+            "known_good": sorted(self.known_good_sets),
+        }
+        (tmp / "meta.json").write_text(json.dumps(meta))
+        old = directory.with_name(f"{directory.name}.old-{os.getpid()}")
+        if directory.exists():
+            directory.rename(old)
+        tmp.rename(directory)
+        shutil.rmtree(old, ignore_errors=True)
+
+    @classmethod
+    def load(cls, directory: Path) -> Matcher | None:
+        """Memory-map a saved matcher, or None if there is none (or it is of another format)."""
+        try:
+            meta = json.loads((directory / "meta.json").read_text())
+        except (OSError, ValueError):
+            return None
+        if meta.get("format") != FORMAT_VERSION:
+            return None
+
+        def arr(name: str) -> np.ndarray:
+            return np.load(directory / name, mmap_mode="r")
+
+        exact = {
+            k: _ExactTable(arr(f"{k}.values.npy"), arr(f"{k}.entries.npy"), arr(f"{k}.sets.npy"))
+            for k in EXACT_KINDS
+        }
+        return cls(
+            int(meta["generation"]),
+            exact,
+            BruteForcePDQIndex.load(directory),
+            arr("pdq.entries.npy"),
+            arr("pdq.sets.npy"),
+            {int(k): v for k, v in meta["sets"].items()},
+            set(meta["known_good"]),
+        )
+
+    @classmethod
+    def for_catalog(cls, catalog: Catalog, directory: Path | None) -> Matcher:
+        """The saved matcher if it is current, else a fresh compile (saved when a directory is given)."""
+        if directory is not None:
+            loaded = cls.load(directory)
+            if loaded is not None and loaded.generation == catalog.generation():
+                return loaded
+        matcher = cls.compile(catalog)
+        if directory is not None:
+            matcher.save(directory)
+        return matcher
+
+    # -- matching ----------------------------------------------------------------------------
+
+    def restrict(self, set_ids: set[int] | None) -> None:
+        """Report hits from these sets only (None: all sets)."""
+        self._only = set_ids
+
+    def is_empty(self) -> bool:
+        """True when no hash at all is compiled."""
+        return len(self._pdq) == 0 and all(len(t.values) == 0 for t in self._exact.values())
+
+    def known_good(self, fp: Fingerprints) -> bool:
+        """True if the item's bytes are listed in a known-good set (NSRL and the like)."""
+        if not self.known_good_sets:
+            return False
+        for kind in EXACT_KINDS:
+            for _, set_id in self._exact[kind].find(bytes.fromhex(getattr(fp, kind))):
+                if set_id in self.known_good_sets:
+                    return True
+        return False
+
+    def lookup(self, fp: Fingerprints, settings: MatchSettings = MatchSettings()) -> list[Hit]:
+        """Every alerting entry the item matches: exact by digest, near by PDQ (best variant)."""
+        hits: list[Hit] = []
+        seen: set[tuple[int, str]] = set()
+        for kind in EXACT_KINDS:
+            for entry_id, set_id in self._exact[kind].find(bytes.fromhex(getattr(fp, kind))):
+                if self._reportable(set_id) and (entry_id, kind) not in seen:
+                    seen.add((entry_id, kind))
+                    hits.append(Hit(entry_id, set_id, kind, 0, None))
+        if fp.pdq is None or fp.pdq.quality < settings.pdq_quality or len(self._pdq) == 0:
+            return hits
+        variants = fp.pdq.dihedral if settings.rotations and fp.pdq.dihedral else (fp.pdq.hash,)
+        queries = np.frombuffer(b"".join(bytes.fromhex(h) for h in variants), dtype=np.uint8)
+        best: dict[int, tuple[int, int, int]] = {}  # entry -> (distance, variant, set)
+        for qi, row, dist in self._pdq.search(queries.reshape(-1, 32), settings.pdq_distance):
+            entry_id, set_id = int(self._pdq_entries[row]), int(self._pdq_sets[row])
+            if not self._reportable(set_id):
+                continue
+            if entry_id not in best or (dist, qi) < best[entry_id][:2]:
+                best[entry_id] = (dist, qi, set_id)
+        for entry_id, (dist, qi, set_id) in sorted(best.items()):
+            hits.append(Hit(entry_id, set_id, "pdq", dist, DIHEDRAL_NAMES[qi]))
+        return hits
+
+    def _reportable(self, set_id: int) -> bool:
+        if set_id in self.known_good_sets:
+            return False
+        return self._only is None or set_id in self._only

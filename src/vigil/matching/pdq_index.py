@@ -1,0 +1,71 @@
+"""Hamming-radius search over 256-bit PDQ hashes, behind a small interface.
+
+The structure behind `PDQIndex` is expected to change (multi-index hashing and compiled loops
+for tens of millions of hashes); callers only build, save, load and search.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+# Rows compared per step: bounds the temporary memory of one search to a few MiB.
+_CHUNK = 1 << 18
+
+
+class PDQIndex(Protocol):
+    """Finds stored hashes within a Hamming radius of query hashes."""
+
+    def __len__(self) -> int: ...
+
+    def search(self, queries: np.ndarray, radius: int) -> list[tuple[int, int, int]]:
+        """(query index, stored row, distance) for every stored hash within `radius` of a query.
+
+        `queries` is a (Q, 32) uint8 array of PDQ hashes as bytes.
+        """
+        ...
+
+    def save(self, directory: Path) -> None:
+        """Write the index under `directory`."""
+        ...
+
+
+class BruteForcePDQIndex:
+    """Exact search by XOR and popcount over every stored hash (NumPy, no false negatives)."""
+
+    FILE = "pdq.hashes.npy"
+
+    def __init__(self, hashes: np.ndarray) -> None:
+        if hashes.ndim != 2 or hashes.shape[1] != 32 or hashes.dtype != np.uint8:
+            raise ValueError("PDQ hashes must be an (N, 32) uint8 array")
+        self._hashes = hashes
+        self._words = np.ascontiguousarray(hashes).view(np.uint64)
+
+    @classmethod
+    def load(cls, directory: Path) -> BruteForcePDQIndex:
+        """Memory-map a saved index (start-up reads no hash until it is searched)."""
+        return cls(np.load(directory / cls.FILE, mmap_mode="r"))
+
+    def save(self, directory: Path) -> None:
+        """Write the hashes as one .npy file."""
+        np.save(directory / self.FILE, np.ascontiguousarray(self._hashes))
+
+    def __len__(self) -> int:
+        return int(self._hashes.shape[0])
+
+    def search(self, queries: np.ndarray, radius: int) -> list[tuple[int, int, int]]:
+        """All stored hashes within `radius` of each query."""
+        out: list[tuple[int, int, int]] = []
+        if len(self) == 0 or len(queries) == 0:
+            return out
+        qwords = np.ascontiguousarray(queries, dtype=np.uint8).view(np.uint64)
+        for start in range(0, len(self), _CHUNK):
+            block = self._words[start : start + _CHUNK]
+            for qi in range(qwords.shape[0]):
+                dist = np.bitwise_count(block ^ qwords[qi]).sum(axis=1, dtype=np.uint16)
+                rows = np.flatnonzero(dist <= radius)
+                for r in rows:
+                    out.append((qi, start + int(r), int(dist[r])))
+        return out
