@@ -1,0 +1,76 @@
+"""Write a synthetic VICS 2.0 Media list of N records with random hashes, streaming.
+
+Usage: python benchmarks/gen_vics.py N OUT [--seed S]   (OUT ending in .gz is gzip-compressed)
+
+The records look like real exports (uppercase MD5/SHA1, string booleans, SHA-256 and PDQ as
+AlternativeHashes, one MediaFiles item) so that parsing them costs what parsing a real list does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import random
+import sys
+from typing import TextIO
+
+CONTEXT = "http://github.com/VICSDATAMODEL/ProjectVic/DataModels/2.0.xml/US/$metadata#Media"
+
+
+def media(rng: random.Random, media_id: int) -> dict[str, object]:
+    """One synthetic Media record."""
+    md5 = rng.randbytes(16).hex().upper()
+    return {
+        "MediaID": media_id,
+        "Category": rng.choice((0, 1, 1, 2, 3, None)),
+        "MD5": md5,
+        "SHA1": rng.randbytes(20).hex().upper(),
+        "MediaSize": rng.randrange(1_000, 5_000_000),
+        "DateUpdated": "2026-01-01T00:00:00Z",
+        "MimeType": "image/jpeg",
+        "IsPrecategorized": "true",
+        "VictimIdentified": "false",
+        "OffenderIdentified": "false",
+        "IsDistributed": rng.choice(("true", "false")),
+        "SelfGenerated": "false",
+        "Series": "",
+        "Tags": "",
+        "AlternativeHashes": [
+            {"MD5": md5, "HashName": "SHA256", "HashValue": rng.randbytes(32).hex()},
+            {"MD5": md5, "HashName": "PDQ", "HashValue": rng.randbytes(32).hex()},
+        ],
+        "MediaFiles": [{"MD5": md5, "FileName": f"{media_id}.jpg", "FilePath": "C:\\case\\"}],
+        "Comments": "synthetic",
+    }
+
+
+def write(count: int, out: TextIO, seed: int = 1) -> None:
+    """Write `count` Media as one VICS 2.0 document, one record at a time."""
+    rng = random.Random(seed)
+    out.write('{\n  "@odata.context": ' + json.dumps(CONTEXT) + ',\n  "value": [\n')
+    for i in range(count):
+        if i:
+            out.write(",\n")
+        out.write(json.dumps(media(rng, i + 1), separators=(",", ":")))
+    out.write("\n  ]\n}\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("count", type=int)
+    parser.add_argument("out")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    if args.out.endswith(".gz"):
+        with gzip.open(args.out, "wt", encoding="utf-8", compresslevel=6) as out:
+            write(args.count, out, args.seed)
+    else:
+        with open(args.out, "w", encoding="utf-8", buffering=1 << 20) as out:
+            write(args.count, out, args.seed)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

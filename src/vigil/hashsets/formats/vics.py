@@ -1,0 +1,402 @@
+"""Project VIC "VICS" JSON (OData) 1.x and 2.0: flat Media lists and Cases holding Media.
+
+Parsed from ijson's low-level events, so keys may come in any order (the odata context may
+follow `value`) and a Media list may sit at the top (`value`) or inside each Case
+(`value[].Media`), with memory bounded by one Media record at a time.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+import ijson
+
+from vigil.errors import HashListError
+from vigil.hashsets.entry import Entry, ParseReport
+from vigil.hashsets.formats import clean_hash, kind_from_name
+
+try:  # The C backend is ~10x faster; fall back to whatever ijson picked.
+    _IJSON: Any = ijson.get_backend("yajl2_c")
+except ImportError:  # pragma: no cover - depends on the installed wheel
+    _IJSON = ijson
+
+_HEAD_BYTES = 64 * 1024
+CONTEXT_KEYS = ("@odata.context", "odata.metadata")
+# Key under which export writes a non-numeric original id next to the generated MediaID.
+SOURCE_ID_KEY = "MediaID@vigil.sourceId"
+
+_CONTEXT = re.compile(
+    r"DataModels/(?P<version>\d+(?:\.\d+)*)\.xml(?:/(?P<scheme>[A-Za-z]+)/)?[^#]*(?:#(?P<payload>\w+))?"
+)
+# Media fields VICS writes as the strings "true"/"false".
+FLAG_FIELDS = frozenset(
+    {
+        "IsPrecategorized",
+        "VictimIdentified",
+        "OffenderIdentified",
+        "IsDistributed",
+        "IsSuspected",
+        "SelfGenerated",
+        "Deleted",
+        "Unallocated",
+    }
+)
+# Media fields that become hashes, id or category, or are too bulky to keep (Exifs).
+_NOT_META = frozenset({"MediaID", "Category", "MD5", "SHA1", "AlternativeHashes", "Exifs"})
+_TOP_HASHES = (("MD5", "md5"), ("SHA1", "sha1"))
+_CASE_META = (("CaseID", "case_id"), ("CaseNumber", "case_number"))
+_CONTAINERS = ("start_map", "start_array")
+_NO_CASE: dict[str, Any] = {}
+_FLAGS: dict[str, bool] = {"true": True, "false": False, "True": True, "False": False}
+_FLAGS.update({"TRUE": True, "FALSE": False})
+_SKIP, _FLAG, _FILES, _PLAIN = range(4)
+_ROLES: dict[str, int] = {}
+
+
+@dataclass
+class _State:
+    record: int = 0
+
+
+def parse(stream: BinaryIO, report: ParseReport) -> Iterator[Entry]:
+    """Entries of a VICS JSON document, one Media at a time."""
+    head = stream.read(_HEAD_BYTES)
+    source = _Rejoined(head, stream)
+    context = _flat_media_context(head)
+    try:
+        if context is not None:
+            # The common shape, proven by the head: ijson's C code builds each Media, ~1.4x faster.
+            parse_context(context, report.info)
+            yield from _flat_media(source, report)
+        else:
+            yield from _document(iter(_IJSON.basic_parse(source, use_float=True)), report)
+    except ijson.JSONError as exc:
+        raise HashListError(f"invalid or truncated VICS JSON: {exc}") from exc
+
+
+def parse_context(context: str, info: dict[str, Any]) -> None:
+    """Put the odata context and what it says (version, US/UK/CUSTOM, Media/Cases) into info."""
+    info["odata_context"] = context
+    found = _CONTEXT.search(context)
+    if found is None:
+        return
+    info["version"] = found["version"]
+    if found["scheme"]:
+        info["scheme"] = found["scheme"].upper()
+    if found["payload"]:
+        info["payload"] = found["payload"]
+
+
+def _flat_media_context(head: bytes) -> str | None:
+    """The odata context when the head shows a #Media context first, then the `value` list."""
+    context = None
+    try:
+        for prefix, event, value in _IJSON.parse(io.BytesIO(head)):
+            if prefix == "" and event == "map_key" and value == "value":
+                break
+            if prefix in CONTEXT_KEYS and event == "string" and context is None:
+                context = value
+            elif prefix == "" and event not in ("start_map", "map_key"):
+                return None
+        else:
+            return None
+    except ijson.JSONError:
+        return None
+    found = _CONTEXT.search(context) if context else None
+    return context if found is not None and found["payload"] == "Media" else None
+
+
+def _flat_media(source: _Rejoined, report: ParseReport) -> Iterator[Entry]:
+    state = _State()
+    for media in _IJSON.items(source, "value.item", use_float=True):
+        if type(media) is dict:
+            entry = _entry(media, _NO_CASE, report, state)
+            if entry is not None:
+                yield entry
+        else:
+            state.record += 1
+            report.problem(None, f"record {state.record}: not an object", record=state.record)
+
+
+class _Rejoined:
+    """A read-only binary stream: bytes already read from the start, then the rest."""
+
+    def __init__(self, head: bytes, rest: BinaryIO) -> None:
+        self._head = head
+        self._rest = rest
+
+    def read(self, size: int = -1) -> bytes:
+        if not self._head:
+            return self._rest.read(size)
+        if size is None or size < 0:
+            data, self._head = self._head + self._rest.read(), b""
+            return data
+        data, self._head = self._head[:size], self._head[size:]
+        return data
+
+
+def _document(events: Iterator[tuple[str, Any]], report: ParseReport) -> Iterator[Entry]:
+    state = _State()
+    event, value = next(events, ("eof", None))
+    if event == "start_array":  # A bare list of Media (or Cases) without the OData envelope.
+        yield from _records(events, report, state)
+    elif event == "start_map":
+        seen_value = False
+        for event, value in events:
+            if event == "end_map":
+                break
+            key = value
+            event, value = next(events)
+            if key == "value" and event == "start_array":
+                seen_value = True
+                yield from _records(events, report, state)
+            elif key in CONTEXT_KEYS and isinstance(value, str):
+                parse_context(value, report.info)
+            elif event in _CONTAINERS:
+                _build(events, event)
+        if not seen_value:
+            raise HashListError("JSON without a VICS 'value' list of Media or Cases")
+    elif event == "eof":
+        raise HashListError("empty JSON document")
+    else:
+        raise HashListError("JSON is not a VICS document (no object or list at the top)")
+    # Anything after the document (a second document, garbage) makes ijson raise here.
+    for _ in events:
+        pass
+
+
+def _records(
+    events: Iterator[tuple[str, Any]], report: ParseReport, state: _State
+) -> Iterator[Entry]:
+    """The items of a `value` list: Media, or Cases whose `Media` list holds them."""
+    for event, _value in events:
+        if event == "end_array":
+            return
+        if event == "start_map":
+            yield from _record(events, report, state)
+        else:
+            state.record += 1
+            report.problem(None, f"record {state.record}: not an object", record=state.record)
+            if event in _CONTAINERS:
+                _build(events, event)
+
+
+def _record(
+    events: Iterator[tuple[str, Any]], report: ParseReport, state: _State
+) -> Iterator[Entry]:
+    """One item of `value`: a Media (built whole), or a Case whose Media are streamed."""
+    # The same loop as _build, inlined because it runs for every Media of a flat list.
+    root: dict[str, Any] = {}
+    stack: list[Any] = [root]
+    key = None
+    is_case = False
+    for event, value in events:
+        if event == "map_key":
+            key = value
+            continue
+        if event == "end_map" or event == "end_array":
+            stack.pop()
+            if not stack:
+                break
+            continue
+        top = stack[-1]
+        if event == "start_map":
+            value = {}
+        elif event == "start_array":
+            if top is root and key == "Media":
+                is_case = True
+                yield from _case_media(events, report, state, root)
+                continue
+            value = []
+        if type(top) is dict:
+            top[key] = value
+        else:
+            top.append(value)
+        if event == "start_map" or event == "start_array":
+            stack.append(value)
+    if is_case:
+        _note_case(root, report.info)
+    else:
+        entry = _entry(root, _NO_CASE, report, state)
+        if entry is not None:
+            yield entry
+
+
+def _case_media(
+    events: Iterator[tuple[str, Any]], report: ParseReport, state: _State, case: dict[str, Any]
+) -> Iterator[Entry]:
+    """The Media list of a Case; the case's id and number (when they came first) go to meta."""
+    context = {meta: case[k] for k, meta in _CASE_META if isinstance(case.get(k), str | int)}
+    for event, _value in events:
+        if event == "end_array":
+            return
+        if event == "start_map":
+            entry = _entry(_build(events, event), context, report, state)
+            if entry is not None:
+                yield entry
+        else:
+            state.record += 1
+            report.problem(
+                None, f"record {state.record}: Media is not an object", record=state.record
+            )
+            if event in _CONTAINERS:
+                _build(events, event)
+
+
+def _build(events: Iterator[tuple[str, Any]], first: str) -> Any:
+    """The object or list whose start event was `first`, built from the following events."""
+    root: Any = {} if first == "start_map" else []
+    stack = [root]
+    key = None
+    for event, value in events:
+        if event == "map_key":
+            key = value
+            continue
+        if event == "end_map" or event == "end_array":
+            stack.pop()
+            if not stack:
+                return root
+            continue
+        top = stack[-1]
+        if event == "start_map":
+            value = {}
+        elif event == "start_array":
+            value = []
+        if type(top) is dict:
+            top[key] = value
+        else:
+            top.append(value)
+        if event == "start_map" or event == "start_array":
+            stack.append(value)
+    raise HashListError("VICS JSON ends inside a record")
+
+
+def _entry(
+    media: dict[str, Any], case: dict[str, Any], report: ParseReport, state: _State
+) -> Entry | None:
+    state.record += 1
+    hashes: dict[str, str] = {}
+    errors: list[str] = []
+    for key, kind in _TOP_HASHES:
+        value = media.get(key)
+        if value:
+            try:
+                hashes[kind] = clean_hash(value, kind)
+            except ValueError as exc:
+                errors.append(f"{key}: {exc}")
+    meta: dict[str, Any] = {}
+    alternatives = media.get("AlternativeHashes")
+    if alternatives and isinstance(alternatives, list):
+        others = _alternative_hashes(alternatives, hashes, errors)
+        if others:
+            meta["alternative_hashes"] = others
+    media_id = media.get(SOURCE_ID_KEY, media.get("MediaID"))
+    if not hashes or errors:
+        record = state.record
+        where = f"record {record}" if media_id is None else f"record {record} (MediaID {media_id})"
+        if not hashes:
+            reason = "; ".join(errors) if errors else "no MD5, SHA1 or usable AlternativeHashes"
+            report.problem(None, f"{where}: skipped, {reason}", record=record)
+            return None
+        report.problem(None, f"{where}: {'; '.join(errors)} (other hashes kept)", record=record)
+    for key, value in media.items():
+        role = _ROLES.get(key)
+        if role is None:
+            role = _role(key)
+        if role == _SKIP or value is None or value == "" or value == []:
+            continue
+        if role == _FLAG:
+            value = _FLAGS.get(value, value) if type(value) is str else value
+        elif role == _FILES and type(value) is list:
+            value = [_files_flags(f) for f in value]
+        meta[key] = value
+    if case:
+        meta.update(case)
+    category = media.get("Category")
+    if category is not None and type(category) is not int:
+        category = _category(category)
+    return Entry(
+        hashes=hashes,
+        id=None if media_id is None else _text(media_id),
+        category=None if category is None else str(category),
+        meta=meta,
+    )
+
+
+def _role(key: str) -> int:
+    """How a Media key is kept (memoised: real lists use a few dozen distinct keys)."""
+    if key in _NOT_META or "." in key or "@" in key:
+        role = _SKIP
+    elif key in FLAG_FIELDS:
+        role = _FLAG
+    elif key == "MediaFiles":
+        role = _FILES
+    else:
+        role = _PLAIN
+    if len(_ROLES) < 10_000:
+        _ROLES[key] = role
+    return role
+
+
+def _alternative_hashes(
+    alternatives: list[Any], hashes: dict[str, str], errors: list[str]
+) -> list[dict[str, Any]]:
+    """Take SHA-256 and PDQ (and MD5/SHA-1 missing at the top) into hashes; return the rest."""
+    others: list[dict[str, Any]] = []
+    for item in alternatives:
+        if not isinstance(item, dict):
+            continue
+        name = item.get("HashName")
+        value = item.get("HashValue")
+        kind = kind_from_name(name) if isinstance(name, str) else None
+        if kind is None or kind in hashes:
+            if kind is None:
+                others.append({k: v for k, v in item.items() if k != "MD5"})
+            continue
+        try:
+            hashes[kind] = clean_hash(value, kind)
+        except ValueError as exc:
+            errors.append(f"AlternativeHashes {name}: {exc}")
+    return others
+
+
+def _note_case(fields: dict[str, Any], info: dict[str, Any]) -> None:
+    case = {k: v for k, v in fields.items() if not isinstance(v, dict | list) and "." not in k}
+    info.setdefault("cases", []).append(case)
+    name = case.get("SourceApplicationName")
+    if name and "source_application" not in info:
+        version = case.get("SourceApplicationVersion")
+        info["source_application"] = f"{name} {version}" if version else str(name)
+
+
+def _flag(value: str) -> bool | str:
+    return _FLAGS.get(value.strip().lower(), value)
+
+
+def _files_flags(item: Any) -> Any:
+    if not isinstance(item, dict):
+        return item
+    return {
+        k: _flag(v) if k in FLAG_FIELDS and isinstance(v, str) else v
+        for k, v in item.items()
+        if "." not in k and "@" not in k
+    }
+
+
+def _category(value: Any) -> str | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    text = str(value).strip()
+    return text or None
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
