@@ -11,6 +11,7 @@ Every limit of `Limits` is checked while reading, and reported by name.
 from __future__ import annotations
 
 import io
+import itertools
 import os
 import stat
 import time
@@ -31,6 +32,9 @@ from vigil.scan.results import ScanError
 
 # Read size for files on disk.
 CHUNK = 1024 * 1024
+
+# The clock deadlines are measured with (a module attribute, so tests can drive it).
+_clock = time.monotonic
 
 # Archive formats libarchive reads only with seeking (their index sits at the end).
 SEEKABLE_ONLY = frozenset({"application/x-7z-compressed"})
@@ -218,7 +222,7 @@ class _FileScan:
         self.path = path
         self.limits = limits
         self.want_content = want_content
-        self.deadline = time.monotonic() + limits.item_seconds
+        self.deadline = _clock() + limits.item_seconds
         self.archive_bytes = 0
         self.members = 0
 
@@ -226,7 +230,7 @@ class _FileScan:
 
     def tick(self) -> None:
         """Raise item_seconds once the file's deadline has passed."""
-        if time.monotonic() > self.deadline:
+        if _clock() > self.deadline:
             raise LimitExceeded(
                 "item_seconds", f"reading took longer than {self.limits.item_seconds:g} seconds"
             )
@@ -255,12 +259,18 @@ class _FileScan:
         except OSError as exc:
             yield self._os_error(exc)
             return
+        try:
+            before = os.fstat(fd)
+        except OSError as exc:
+            os.close(fd)
+            yield self._os_error(exc)
+            return
+        if not stat.S_ISREG(before.st_mode):
+            os.close(fd)
+            yield self.error(None, "not-regular", "not a regular file; not read")
+            return
         with os.fdopen(fd, "rb", buffering=0) as f:
             try:
-                before = os.fstat(fd)
-                if not stat.S_ISREG(before.st_mode):
-                    yield self.error(None, "not-regular", "not a regular file; not read")
-                    return
                 if before.st_size > self.limits.max_file_size:
                     yield self.error(
                         None,
@@ -368,6 +378,7 @@ class _FileScan:
             try:
                 self.tick()
                 entry = next(entries)
+                meter.sync()  # skipping the last member may have decompressed a lot
             except StopIteration:
                 return
             except LimitExceeded as exc:
@@ -471,9 +482,8 @@ class _FileScan:
     ) -> Iterator[RawItem | ScanError]:
         """A nested archive libarchive cannot stream (7z): opened from memory if small enough."""
         cap = self.limits.max_image_file_size
-        sink.update(head)
-        held: bytearray | None = bytearray(head)
-        for block in blocks:
+        held: bytearray | None = bytearray()
+        for block in itertools.chain((head,), blocks):
             sink.update(block)
             if held is not None:
                 held += block

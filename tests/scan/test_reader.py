@@ -1,0 +1,170 @@
+"""read_file on plain files: one read, digests, media type, content, and what goes wrong on disk."""
+
+from __future__ import annotations
+
+import errno
+import itertools
+import os
+from pathlib import Path
+
+import pytest
+from archive_builders import digests, image_bytes
+
+from vigil.fingerprint.mediatype import is_image
+from vigil.limits import Limits
+from vigil.scan import reader
+from vigil.scan.reader import RawItem, read_file
+from vigil.scan.results import ScanError
+
+
+def read(path: Path | str, limits: Limits | None = None, want=is_image) -> list:
+    return list(read_file(str(path), limits or Limits(), want))
+
+
+def errors(out: list) -> list[tuple[str | None, str]]:
+    return [(e.member, e.reason) for e in out if isinstance(e, ScanError)]
+
+
+def test_plain_file_digests_and_type_from_content(tmp_path: Path) -> None:
+    data = b"just some text\n" * 1000
+    p = tmp_path / "photo.jpg"  # the name lies: the type comes from the content
+    p.write_bytes(data)
+    [item] = read(p)
+    assert isinstance(item, RawItem)
+    assert item.member is None
+    assert item.size == len(data)
+    assert (item.md5, item.sha1, item.sha256) == digests(data)
+    assert item.media_type == "text/plain"
+    assert item.content is None
+
+
+def test_image_content_is_kept_when_wanted(tmp_path: Path) -> None:
+    data = image_bytes(7)
+    p = tmp_path / "noext"
+    p.write_bytes(data)
+    [item] = read(p)
+    assert item.media_type == "image/png"
+    assert item.content == data
+    assert (item.md5, item.sha1, item.sha256) == digests(data)
+    [item] = read(p, want=lambda mt: False)
+    assert item.content is None
+
+
+def test_large_file_read_in_chunks(tmp_path: Path) -> None:
+    data = os.urandom(3 * reader.CHUNK + 12345)
+    p = tmp_path / "big.bin"
+    p.write_bytes(data)
+    [item] = read(p, want=lambda mt: True)
+    assert (item.md5, item.sha1, item.sha256, item.size) == (*digests(data), len(data))
+    assert item.content == data
+
+
+def test_image_larger_than_max_image_file_size_is_hashed_not_held(tmp_path: Path) -> None:
+    data = image_bytes(8, size=(300, 300))
+    p = tmp_path / "big.png"
+    p.write_bytes(data)
+    [item] = read(p, Limits(max_image_file_size=len(data) - 1))
+    assert item.media_type == "image/png" and item.content is None
+    assert item.sha256 == digests(data)[2]
+
+
+def test_empty_file(tmp_path: Path) -> None:
+    p = tmp_path / "empty"
+    p.write_bytes(b"")
+    [item] = read(p)
+    assert item.size == 0 and item.media_type == "application/x-empty"
+    assert item.md5 == digests(b"")[0]
+
+
+def test_file_larger_than_max_file_size_is_not_read(tmp_path: Path) -> None:
+    p = tmp_path / "f"
+    p.write_bytes(b"x" * 1000)
+    out = read(p, Limits(max_file_size=999))
+    assert errors(out) == [(None, "max_file_size")]
+    assert len(out) == 1
+
+
+def test_vanished_between_walk_and_read(tmp_path: Path) -> None:
+    p = tmp_path / "gone"
+    p.write_bytes(b"x")
+    items = read_file(str(p), Limits(), is_image)  # nothing is read until iterated
+    p.unlink()
+    [err] = list(items)
+    assert (err.path, err.member, err.reason) == (str(p), None, "vanished")
+
+
+def test_permission_denied_real(tmp_path: Path) -> None:
+    p = tmp_path / "secret"
+    p.write_bytes(b"x")
+    p.chmod(0)
+    if os.access(p, os.R_OK):
+        pytest.skip("running as root: chmod 0 does not stop reading (see the simulated test)")
+    assert errors(read(p)) == [(None, "permission")]
+
+
+def test_permission_denied_simulated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Root reads files whatever their mode, so the refusal is simulated at open().
+    p = tmp_path / "secret"
+    p.write_bytes(b"x")
+
+    def refuse(*args: object, **kwargs: object) -> int:
+        raise PermissionError(errno.EACCES, "Permission denied", str(p))
+
+    monkeypatch.setattr(reader.os, "open", refuse)
+    [err] = read(p)
+    assert err.reason == "permission" and "permission denied" in err.message
+
+
+def test_io_error_is_unreadable() -> None:
+    # /proc/self/mem is a regular file whose first page cannot be read (EIO).
+    if not os.path.exists("/proc/self/mem"):
+        pytest.skip("no /proc")
+    out = read("/proc/self/mem")
+    assert [e.reason for e in out] == ["unreadable"]
+
+
+def test_file_growing_while_read_is_changed(tmp_path: Path) -> None:
+    p = tmp_path / "growing.bin"
+    p.write_bytes(os.urandom(2 * reader.CHUNK))
+
+    def grow(media_type: str) -> bool:
+        # Called once the head is sniffed, while the rest is still unread.
+        with open(p, "ab") as f:
+            f.write(b"more")
+        return False
+
+    out = list(read_file(str(p), Limits(), grow))
+    assert errors(out) == [(None, "changed")]
+    assert not [i for i in out if isinstance(i, RawItem)]
+
+
+def test_file_shrinking_while_read_is_changed(tmp_path: Path) -> None:
+    p = tmp_path / "shrinking.bin"
+    p.write_bytes(os.urandom(2 * reader.CHUNK))
+
+    def shrink(media_type: str) -> bool:
+        os.truncate(p, reader.CHUNK + 10)
+        return False
+
+    out = list(read_file(str(p), Limits(), shrink))
+    assert errors(out) == [(None, "changed")]
+
+
+def test_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+    p = tmp_path / "fifo"
+    os.mkfifo(p)
+    assert errors(read(p)) == [(None, "not-regular")]
+
+
+def test_directory_is_not_regular(tmp_path: Path) -> None:
+    assert errors(read(tmp_path)) == [(None, "not-regular")]
+
+
+def test_item_seconds_while_reading_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    p = tmp_path / "slow.bin"
+    p.write_bytes(os.urandom(3 * reader.CHUNK))
+    ticks = itertools.count(step=100.0)  # every look at the clock: 100 s later
+    monkeypatch.setattr(reader, "_clock", lambda: next(ticks))
+    out = read(p, Limits(item_seconds=250))
+    assert errors(out) == [(None, "item_seconds")]
+    assert len(out) == 1
