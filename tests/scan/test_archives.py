@@ -285,6 +285,15 @@ def test_member_over_max_file_size_with_size_unknown(tmp_path: Path) -> None:
     assert order(out) == ["inner.zip/a.png", "inner.zip", None]
 
 
+def test_nested_archive_over_max_file_size_with_size_unknown(tmp_path: Path) -> None:
+    inner = make_tar({"a.png": A, "z": bytes(300_000)})
+    mid = make_zip({"inner.tar": inner, "after.txt": b"after"}, streamed=True)
+    top = make_tar({"mid.zip": mid, "last.txt": b"last"})
+    out = scan(tmp_path, "t.tar", top, Limits(max_file_size=100_000))
+    assert errors(out) == [("mid.zip/inner.tar", "max_file_size")]
+    assert order(out) == ["mid.zip/after.txt", "mid.zip", "last.txt", None]
+
+
 def test_zip_bomb_stops_at_max_archive_bytes(tmp_path: Path) -> None:
     bomb = zip_bomb(2048 * MiB)  # 2 GiB of zeros, about 2 MB compressed
     assert len(bomb) < 4 * MiB

@@ -185,5 +185,12 @@ def test_deep_tree_needs_no_recursion(tmp_path: Path) -> None:
         d = d / "d"
         d.mkdir()
     touch(tmp_path / rel / "f")
-    files, errs = run(tmp_path)
-    assert errs == [] and files == [str(tmp_path / rel / "f")]
+    try:
+        files, errs = run(tmp_path)
+        assert errs == [] and files == [str(tmp_path / rel / "f")]
+    finally:
+        # pytest's clean-up (shutil.rmtree) recurses too: take the tree down here.
+        (tmp_path / rel / "f").unlink()
+        while d != tmp_path:
+            d.rmdir()
+            d = d.parent

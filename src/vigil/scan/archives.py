@@ -137,7 +137,7 @@ def read_blocks(archive: ArchiveRead) -> Iterator[bytes]:
             # ARCHIVE_WARN comes back as a return value, not an exception; a member that only
             # half-decodes is not fingerprinted.
             raise ArchiveError(ffi._error_string(archive_p) or "read warning", retcode=n)
-        yield buf.raw[:n]
+        yield ctypes.string_at(buf, n)
 
 
 def is_encrypted(entry: ArchiveEntry) -> bool:
