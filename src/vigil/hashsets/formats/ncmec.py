@@ -105,6 +105,8 @@ def _note_container(element: ET.Element, info: dict[str, Any]) -> None:
     stamp = element.get("maxTimestamp")
     if stamp and stamp > info.get("maxTimestamp", ""):
         info["maxTimestamp"] = stamp
+        # The catalog labels the imported set's version with this.
+        info["version_hint"] = stamp
     count = element.get("count")
     if count is not None:
         info.setdefault("counts", {})[local(element.tag)] = count
