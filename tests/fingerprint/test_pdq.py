@@ -18,6 +18,7 @@ from vigil.fingerprint.image import decode_luma, luma_from_image
 from vigil.fingerprint.pdq import (
     PDQ_MATCH_DISTANCE,
     PDQ_QUALITY_THRESHOLD,
+    downscale_64,
     hamming,
     pdq_from_bytes,
     pdq_from_luma,
@@ -72,6 +73,44 @@ def test_agrees_with_pdqhash(name: str) -> None:
     print(f"{name}: {distance} bits from pdqhash, quality {ours.quality} vs {quality}")
     assert distance <= 4
     assert abs(ours.quality - quality) <= 2
+
+
+def box1d_reference(vector: np.ndarray, full: int) -> np.ndarray:
+    """A line-by-line port of `box1DFloat` (downscaling.cpp), float32 running sums and all."""
+    n, half = len(vector), (full + 2) // 2
+    out = np.zeros(n, dtype=np.float32)
+    total, size, li, ri, oi = np.float32(0), 0, 0, 0, 0
+    for _ in range(half - 1):
+        total, size, ri = total + vector[ri], size + 1, ri + 1
+    for _ in range(full - half + 1):
+        total, size = total + vector[ri], size + 1
+        out[oi] = total / np.float32(size)
+        ri, oi = ri + 1, oi + 1
+    for _ in range(n - full):
+        total = total + vector[ri] - vector[li]
+        out[oi] = total / np.float32(size)
+        li, ri, oi = li + 1, ri + 1, oi + 1
+    for _ in range(half - 1):
+        total, size = total - vector[li], size - 1
+        out[oi] = total / np.float32(size)
+        li, oi = li + 1, oi + 1
+    return out
+
+
+@pytest.mark.parametrize("shape", [(5, 7), (64, 64), (150, 37), (300, 520), (700, 129)])
+def test_downscale_equals_reference_loops(shape: tuple[int, int]) -> None:
+    # Windows 1..6, odd and even; jaroszFilterFloat then decimateFloat, literally.
+    luma = np.random.default_rng(3).uniform(0, 255, shape).astype(np.float32)
+    rows, cols = shape
+    along_rows, along_cols = (cols + 127) // 128, (rows + 127) // 128
+    image = luma.copy()
+    for _ in range(2):
+        image = np.stack([box1d_reference(r, along_rows) for r in image])
+        image = np.stack([box1d_reference(c, along_cols) for c in image.T]).T
+    pick_r = [int(((i + 0.5) * rows) / 64) for i in range(64)]
+    pick_c = [int(((j + 0.5) * cols) / 64) for j in range(64)]
+    expected = image[np.ix_(pick_r, pick_c)]
+    assert np.abs(downscale_64(luma) - expected).max() < 1e-3
 
 
 def test_dihedral_agrees_with_pdqhash() -> None:

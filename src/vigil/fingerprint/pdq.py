@@ -53,16 +53,23 @@ def _downscale_matrix(n: int) -> np.ndarray:
     lo, hi = _box_windows(n, full)
     # Decimation: target centres, not corners, computed in double as in `decimateFloat`.
     picks = (((np.arange(_DOWNSAMPLE) + 0.5) * n) / _DOWNSAMPLE).astype(np.int64)
-    # Row k = e_pick^T B B where (B x)_o = mean(x[lo[o]..hi[o]]). The first pass reads the
-    # outputs o in window(pick), each o contributes the indicator of window(o) / its length:
-    # accumulate those boxes as +w at lo[o] and -w at hi[o]+1, then a cumulative sum.
-    diff = np.zeros((_DOWNSAMPLE, n + 1), dtype=np.float64)
-    for k, p in enumerate(picks):
-        o = np.arange(lo[p], hi[p] + 1)
-        w = 1.0 / ((hi[o] - lo[o] + 1) * len(o))
-        np.add.at(diff[k], lo[o], w)
-        np.add.at(diff[k], hi[o] + 1, -w)
-    matrix = np.cumsum(diff[:, :n], axis=1).astype(np.float32)
+    # Row k = e_pick^T B B where (B x)_o = mean(x[lo[o]..hi[o]]): the first pass reads the
+    # outputs o in window(pick), and each o spreads 1/len(window(o)) over its own window. So a
+    # row is non-zero on a band of at most 2*full pixels; build that band and place it.
+    first, last = lo[picks], hi[picks]
+    o = first[:, None] + np.arange(full)[None, :]  # 64 x full candidate outputs per row
+    valid = o <= last[:, None]
+    o = np.minimum(o, n - 1)
+    weight = np.where(valid, 1.0 / ((hi[o] - lo[o] + 1) * (last - first + 1)[:, None]), 0.0)
+    start = lo[o[:, 0]]
+    j = np.minimum(start[:, None] + np.arange(2 * full)[None, :], n - 1)  # 64 x band
+    inside = (lo[o][:, None, :] <= j[:, :, None]) & (j[:, :, None] <= hi[o][:, None, :])
+    band = (inside * weight[:, None, :]).sum(axis=2)
+    matrix = np.zeros((_DOWNSAMPLE, n), dtype=np.float32)
+    # Band positions past the last pixel (clipped to n-1 above) carry no weight: drop them.
+    rows = np.broadcast_to(np.arange(_DOWNSAMPLE)[:, None], j.shape)
+    real = start[:, None] + np.arange(2 * full)[None, :] <= n - 1
+    matrix[rows[real], j[real]] = band[real]
     matrix.setflags(write=False)
     return matrix
 
