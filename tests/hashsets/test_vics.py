@@ -250,3 +250,16 @@ def test_memory_stays_bounded(tmp_path: Path) -> None:
     assert count == 20_000
     assert report.malformed == 0
     assert peak < 2 * 1024 * 1024, f"peak {peak} bytes"
+
+
+def test_invalid_utf8_is_reported_readably(tmp_path: Path) -> None:
+    path = tmp_path / "bad.json"
+    path.write_bytes(
+        b'{"value": [{"MediaID": 1, "MD5": "' + MD5_A.encode() + b'", "Comments": "\xff"}]}'
+    )
+    entries, _ = read_hashlist(path, "vics")
+    with pytest.raises(HashListError) as caught:
+        list(entries)
+    message = str(caught.value)
+    assert "invalid bytes in UTF8" in message
+    assert "\n" not in message and "b'" not in message

@@ -42,11 +42,6 @@ def clean_hash(value: object, kind: str) -> str:
     return text
 
 
-def is_hex(text: str) -> bool:
-    """True when text is non-empty hexadecimal (either case)."""
-    return bool(text) and _HEX.match(text.lower()) is not None
-
-
 def kind_from_name(name: str) -> str | None:
     """The hash kind a column or type-line name means ('SHA-1', 'md5 hash' ...), or None."""
     key = _NOT_ALNUM.sub("", name.lower())

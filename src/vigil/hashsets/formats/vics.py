@@ -75,7 +75,15 @@ def parse(stream: BinaryIO, report: ParseReport) -> Iterator[Entry]:
         else:
             yield from _document(iter(_IJSON.basic_parse(source, use_float=True)), report)
     except ijson.JSONError as exc:
-        raise HashListError(f"invalid or truncated VICS JSON: {exc}") from exc
+        raise HashListError(f"invalid or truncated VICS JSON: {_describe(exc)}") from exc
+
+
+def _describe(exc: Exception) -> str:
+    """ijson's message on one line (the C backend gives bytes with a drawn pointer)."""
+    message = exc.args[0] if exc.args else exc
+    if isinstance(message, bytes):
+        message = message.decode("utf-8", errors="replace")
+    return " ".join(str(message).split())
 
 
 def parse_context(context: str, info: dict[str, Any]) -> None:
