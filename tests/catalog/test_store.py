@@ -10,20 +10,27 @@ from vigil.catalog.store import Catalog
 from vigil.errors import CatalogError, HashListError
 from vigil.hashsets.entry import Entry, ParseReport
 
-MD5 = ["%032x" % i for i in range(1, 6)]
-SHA1 = ["%040x" % (i * 7) for i in range(1, 6)]
+MD5 = [f"{i:032x}" for i in range(1, 6)]
+SHA1 = [f"{i * 7:040x}" for i in range(1, 6)]
 
 
 def entries(n: int = 5, category: str = "1") -> list[Entry]:
     return [
-        Entry(hashes={"md5": MD5[i], "sha1": SHA1[i]}, id=str(100 + i), category=category, meta={"n": i})
+        Entry(
+            hashes={"md5": MD5[i], "sha1": SHA1[i]},
+            id=str(100 + i),
+            category=category,
+            meta={"n": i},
+        )
         for i in range(n)
     ]
 
 
 def test_import_counts_by_kind_and_category(catalog: Catalog) -> None:
     es = entries(4) + [Entry(hashes={"pdq": "ab" * 32}, id="p1", category=None)]
-    result = catalog.import_entries("police", es, ParseReport(format="csv"), source="x.csv", version="v1")
+    result = catalog.import_entries(
+        "police", es, ParseReport(format="csv"), source="x.csv", version="v1"
+    )
     info = result.hashset
     assert info.entries == 5
     assert info.counts["by_kind"] == {"md5": 4, "sha1": 4, "pdq": 1}
@@ -33,8 +40,12 @@ def test_import_counts_by_kind_and_category(catalog: Catalog) -> None:
 
 
 def test_reimport_replaces_the_old_version(catalog: Catalog) -> None:
-    catalog.import_entries("police", entries(5), ParseReport(format="csv"), source="a", version="v1")
-    result = catalog.import_entries("police", entries(2, "2"), ParseReport(format="csv"), source="a", version="v2")
+    catalog.import_entries(
+        "police", entries(5), ParseReport(format="csv"), source="a", version="v1"
+    )
+    result = catalog.import_entries(
+        "police", entries(2, "2"), ParseReport(format="csv"), source="a", version="v2"
+    )
     assert result.replaced is not None and result.replaced.version == "v1"
     assert catalog.get("police").entries == 2
     assert catalog.get("police").version == "v2"
@@ -44,16 +55,28 @@ def test_reimport_replaces_the_old_version(catalog: Catalog) -> None:
 
 
 def test_failed_import_leaves_the_catalog_exactly_as_it_was(catalog: Catalog) -> None:
-    catalog.import_entries("police", entries(5), ParseReport(format="csv"), source="a", version="v1")
-    before = (catalog.generation(), [s.to_dict() for s in catalog.list()], list(catalog.iter_hashes("md5")))
+    catalog.import_entries(
+        "police", entries(5), ParseReport(format="csv"), source="a", version="v1"
+    )
+    before = (
+        catalog.generation(),
+        [s.to_dict() for s in catalog.list()],
+        list(catalog.iter_hashes("md5")),
+    )
 
     def broken() -> Iterator[Entry]:
         yield from entries(3, "9")
         raise HashListError("line 4: unexpected end of file")
 
     with pytest.raises(HashListError):
-        catalog.import_entries("police", broken(), ParseReport(format="csv"), source="a", version="v2")
-    after = (catalog.generation(), [s.to_dict() for s in catalog.list()], list(catalog.iter_hashes("md5")))
+        catalog.import_entries(
+            "police", broken(), ParseReport(format="csv"), source="a", version="v2"
+        )
+    after = (
+        catalog.generation(),
+        [s.to_dict() for s in catalog.list()],
+        list(catalog.iter_hashes("md5")),
+    )
     assert after == before
 
 
@@ -66,7 +89,9 @@ def test_withdrawn_ids_are_removed(catalog: Catalog) -> None:
 
 
 def test_export_round_trip_keeps_hashes_ids_categories_meta(catalog: Catalog) -> None:
-    catalog.import_entries("police", entries(3), ParseReport(format="csv"), source="a", version="v1")
+    catalog.import_entries(
+        "police", entries(3), ParseReport(format="csv"), source="a", version="v1"
+    )
     got = list(catalog.iter_entries("police"))
     assert [(e.id, e.category, e.hashes, e.meta) for e in got] == [
         (e.id, e.category, e.hashes, e.meta) for e in entries(3)
@@ -85,7 +110,9 @@ def test_remove_and_unknown_names(catalog: Catalog) -> None:
 
 
 def test_known_good_flag_from_report(catalog: Catalog) -> None:
-    catalog.import_entries("nsrl", entries(2), ParseReport(format="nsrl", known_good=True), source="n", version="1")
+    catalog.import_entries(
+        "nsrl", entries(2), ParseReport(format="nsrl", known_good=True), source="n", version="1"
+    )
     assert catalog.get("nsrl").known_good is True
 
 

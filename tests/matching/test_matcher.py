@@ -27,15 +27,31 @@ def flip_bits(h: str, n: int) -> str:
     return b.hex()
 
 
-def fp(md5: str = "0" * 32, sha1: str = "0" * 40, sha256: str = "0" * 64, pdq: PDQ | None = None) -> Fingerprints:
+def fp(
+    md5: str = "0" * 32, sha1: str = "0" * 40, sha256: str = "0" * 64, pdq: PDQ | None = None
+) -> Fingerprints:
     return Fingerprints(size=1, md5=md5, sha1=sha1, sha256=sha256, media_type="image/jpeg", pdq=pdq)
 
 
 def test_exact_lookup_each_kind_and_duplicates_across_sets(catalog: Catalog) -> None:
     md5, sha1, sha256 = rand_hex(16), rand_hex(20), rand_hex(32)
-    catalog.import_entries("a", [Entry({"md5": md5}, id="1", category="1")], ParseReport(format="csv"), source="a", version="1")
-    catalog.import_entries("b", [Entry({"md5": md5, "sha256": sha256}, id="2")], ParseReport(format="csv"), source="b", version="1")
-    catalog.import_entries("c", [Entry({"sha1": sha1}, id="3")], ParseReport(format="csv"), source="c", version="1")
+    catalog.import_entries(
+        "a",
+        [Entry({"md5": md5}, id="1", category="1")],
+        ParseReport(format="csv"),
+        source="a",
+        version="1",
+    )
+    catalog.import_entries(
+        "b",
+        [Entry({"md5": md5, "sha256": sha256}, id="2")],
+        ParseReport(format="csv"),
+        source="b",
+        version="1",
+    )
+    catalog.import_entries(
+        "c", [Entry({"sha1": sha1}, id="3")], ParseReport(format="csv"), source="c", version="1"
+    )
     m = Matcher.compile(catalog)
     hits = m.lookup(fp(md5=md5, sha1=sha1, sha256=sha256))
     got = sorted((m.set_names[h.set_id], h.kind, h.distance) for h in hits)
@@ -45,7 +61,9 @@ def test_exact_lookup_each_kind_and_duplicates_across_sets(catalog: Catalog) -> 
 
 def test_md5_with_trailing_zero_bytes_is_found(catalog: Catalog) -> None:
     md5 = "ab" + "00" * 15
-    catalog.import_entries("a", [Entry({"md5": md5}, id="1")], ParseReport(format="csv"), source="a", version="1")
+    catalog.import_entries(
+        "a", [Entry({"md5": md5}, id="1")], ParseReport(format="csv"), source="a", version="1"
+    )
     m = Matcher.compile(catalog)
     assert [h.kind for h in m.lookup(fp(md5=md5))] == ["md5"]
     assert m.lookup(fp(md5="ab" + "00" * 14 + "01")) == []
@@ -53,7 +71,9 @@ def test_md5_with_trailing_zero_bytes_is_found(catalog: Catalog) -> None:
 
 def test_pdq_radius_quality_and_transform(catalog: Catalog) -> None:
     known = rand_hex(32)
-    catalog.import_entries("p", [Entry({"pdq": known}, id="k")], ParseReport(format="pdq"), source="p", version="1")
+    catalog.import_entries(
+        "p", [Entry({"pdq": known}, id="k")], ParseReport(format="pdq"), source="p", version="1"
+    )
     m = Matcher.compile(catalog)
     near = flip_bits(known, 20)
     far = flip_bits(known, 40)
@@ -74,7 +94,13 @@ def test_pdq_radius_quality_and_transform(catalog: Catalog) -> None:
 
 def test_known_good_sets_never_alert_and_mark_the_item(catalog: Catalog) -> None:
     md5 = rand_hex(16)
-    catalog.import_entries("nsrl", [Entry({"md5": md5})], ParseReport(format="nsrl", known_good=True), source="n", version="1")
+    catalog.import_entries(
+        "nsrl",
+        [Entry({"md5": md5})],
+        ParseReport(format="nsrl", known_good=True),
+        source="n",
+        version="1",
+    )
     m = Matcher.compile(catalog)
     assert m.lookup(fp(md5=md5)) == []
     assert m.known_good(fp(md5=md5)) is True
@@ -84,7 +110,9 @@ def test_known_good_sets_never_alert_and_mark_the_item(catalog: Catalog) -> None
 def test_restrict_to_named_sets(catalog: Catalog) -> None:
     md5 = rand_hex(16)
     for name in ("a", "b"):
-        catalog.import_entries(name, [Entry({"md5": md5})], ParseReport(format="csv"), source=name, version="1")
+        catalog.import_entries(
+            name, [Entry({"md5": md5})], ParseReport(format="csv"), source=name, version="1"
+        )
     m = Matcher.compile(catalog)
     b_id = next(i for i, n in m.set_names.items() if n == "b")
     m.restrict({b_id})
@@ -94,7 +122,9 @@ def test_restrict_to_named_sets(catalog: Catalog) -> None:
 def test_saved_matcher_is_reused_until_the_catalog_changes(tmp_path: Path) -> None:
     cat = Catalog.open(tmp_path)
     md5 = rand_hex(16)
-    cat.import_entries("a", [Entry({"md5": md5})], ParseReport(format="csv"), source="a", version="1")
+    cat.import_entries(
+        "a", [Entry({"md5": md5})], ParseReport(format="csv"), source="a", version="1"
+    )
     d = tmp_path / "matcher"
     first = Matcher.for_catalog(cat, d)
     stamp = (d / "meta.json").stat().st_mtime_ns
@@ -103,14 +133,18 @@ def test_saved_matcher_is_reused_until_the_catalog_changes(tmp_path: Path) -> No
     assert isinstance(again._exact["md5"].values, np.memmap)  # memory-mapped, not read
     assert [h.kind for h in again.lookup(fp(md5=md5))] == ["md5"]
     assert first.generation == again.generation
-    cat.import_entries("b", [Entry({"sha1": rand_hex(20)})], ParseReport(format="csv"), source="b", version="1")
+    cat.import_entries(
+        "b", [Entry({"sha1": rand_hex(20)})], ParseReport(format="csv"), source="b", version="1"
+    )
     third = Matcher.for_catalog(cat, d)
     assert third.generation == first.generation + 1
     assert sorted(third.set_names.values()) == ["a", "b"]
 
 
 def test_brute_force_index_agrees_with_python_popcount() -> None:
-    hashes = np.frombuffer(bytes(rng.getrandbits(8) for _ in range(32 * 3000)), dtype=np.uint8).reshape(-1, 32)
+    hashes = np.frombuffer(
+        bytes(rng.getrandbits(8) for _ in range(32 * 3000)), dtype=np.uint8
+    ).reshape(-1, 32)
     index = BruteForcePDQIndex(hashes.copy())
     q = hashes[[5, 17]].copy()
     q[0, 0] ^= 0b111
@@ -119,7 +153,9 @@ def test_brute_force_index_agrees_with_python_popcount() -> None:
     qi = [int.from_bytes(bytes(h), "big") for h in q]
     want = sorted(
         (i, r, (qi[i] ^ ints[r]).bit_count())
-        for i in range(2) for r in range(len(ints)) if (qi[i] ^ ints[r]).bit_count() <= 64
+        for i in range(2)
+        for r in range(len(ints))
+        if (qi[i] ^ ints[r]).bit_count() <= 64
     )
     assert sorted(got) == want
     assert (0, 5, 3) in got and (1, 17, 0) in got

@@ -157,9 +157,9 @@ class Catalog:
 
     def iter_hashes(self, kind: str) -> Iterator[tuple[bytes, int, int]]:
         """(value, entry_id, set_id) of every hash of one kind, streamed."""
-        stmt = select(schema.hashes.c.value, schema.hashes.c.entry_id, schema.hashes.c.set_id).where(
-            schema.hashes.c.kind == KIND_CODES[kind]
-        )
+        stmt = select(
+            schema.hashes.c.value, schema.hashes.c.entry_id, schema.hashes.c.set_id
+        ).where(schema.hashes.c.kind == KIND_CODES[kind])
         with self.engine.connect() as conn:
             result = conn.execution_options(stream_results=True, yield_per=BATCH).execute(stmt)
             for row in result:
@@ -174,7 +174,9 @@ class Catalog:
             for start in range(0, len(wanted), 500):
                 chunk = wanted[start : start + 500]
                 for row in conn.execute(select(schema.entries).where(e.id.in_(chunk))):
-                    out[row.id] = EntryRecord(row.id, row.set_id, row.ext_id, row.category, row.meta)
+                    out[row.id] = EntryRecord(
+                        row.id, row.set_id, row.ext_id, row.category, row.meta
+                    )
         return out
 
     def iter_entries(self, name: str) -> Iterator[Entry]:
@@ -270,7 +272,14 @@ class Catalog:
                     info={},
                 )
             ).inserted_primary_key[0]
-            next_id = int(conn.execute(select(func.coalesce(func.max(schema.entries.c.id), 0))).scalar_one()) + 1
+            next_id = (
+                int(
+                    conn.execute(
+                        select(func.coalesce(func.max(schema.entries.c.id), 0))
+                    ).scalar_one()
+                )
+                + 1
+            )
             entry_rows: list[dict[str, Any]] = []
             hash_rows: list[dict[str, Any]] = []
             for entry in entries:
@@ -350,7 +359,9 @@ class Catalog:
         return info
 
     @staticmethod
-    def _flush(conn: Connection, entry_rows: list[dict[str, Any]], hash_rows: list[dict[str, Any]]) -> None:
+    def _flush(
+        conn: Connection, entry_rows: list[dict[str, Any]], hash_rows: list[dict[str, Any]]
+    ) -> None:
         if entry_rows:
             conn.execute(insert(schema.entries), entry_rows)
             entry_rows.clear()

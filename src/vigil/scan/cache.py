@@ -53,12 +53,15 @@ class FingerprintCache:
             return None
         self.hits += 1
         return [
-            ScannedItem(path, d["member"], Fingerprints.from_dict(d["fp"])) for d in json.loads(row[3])
+            ScannedItem(path, d["member"], Fingerprints.from_dict(d["fp"]))
+            for d in json.loads(row[3])
         ]
 
     def put(self, st: os.stat_result, items: list[ScannedItem]) -> None:
         """Remember the items of a file read completely, without errors."""
-        data = json.dumps([{"member": i.member, "fp": i.fingerprints.to_json_state()} for i in items])
+        data = json.dumps(
+            [{"member": i.member, "fp": i.fingerprints.to_json_state()} for i in items]
+        )
         self._pending.append(
             (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, data)
         )

@@ -57,7 +57,11 @@ class Match:
             "size": self.size,
             "media_type": self.media_type,
             "hashset": self.hashset,
-            "entry": {"id": self.entry.id, "category": self.entry.category, "meta": self.entry.meta},
+            "entry": {
+                "id": self.entry.id,
+                "category": self.entry.category,
+                "meta": self.entry.meta,
+            },
             "kind": self.kind,
             "distance": self.distance,
             "transform": self.transform,
@@ -78,7 +82,12 @@ class ScanError:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
-        return {"path": self.path, "member": self.member, "reason": self.reason, "message": self.message}
+        return {
+            "path": self.path,
+            "member": self.member,
+            "reason": self.reason,
+            "message": self.message,
+        }
 
     def __str__(self) -> str:
         where = f"{self.path}!{self.member}" if self.member else self.path

@@ -1,0 +1,1 @@
+"""The command-line front: `vigil hash`, `vigil hashset`, `vigil scan`, `vigil demo`."""

@@ -1,0 +1,64 @@
+"""What every command needs: the home directory, the catalog, the compiled matcher."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from vigil.catalog.store import Catalog
+from vigil.config import vigil_home
+from vigil.limits import Limits
+from vigil.matching.matcher import Matcher
+
+
+@dataclass
+class Context:
+    """Lazily opened state of one invocation."""
+
+    home_override: str | None
+
+    @cached_property
+    def home(self) -> Path:
+        return vigil_home(self.home_override)
+
+    @cached_property
+    def catalog(self) -> Catalog:
+        return Catalog.open(self.home)
+
+    def matcher(self) -> Matcher:
+        """The compiled matcher of the catalog, rebuilt only if the catalog changed."""
+        return Matcher.for_catalog(self.catalog, self.home / "matcher")
+
+
+def parse_limits(values: tuple[str, ...]) -> Limits:
+    """`--limit NAME=VALUE` options applied to the default limits."""
+    overrides: dict[str, str] = {}
+    for v in values:
+        name, sep, raw = v.partition("=")
+        if not sep:
+            raise click.BadParameter(f"expected NAME=VALUE, got {v!r}", param_hint="--limit")
+        overrides[name.strip()] = raw
+    try:
+        return Limits().with_overrides(overrides)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--limit") from None
+
+
+def limits_help() -> str:
+    """The limits table for --help texts."""
+    lines = ["\b", "Limits (--limit NAME=VALUE; sizes take K/M/G):"]
+    for name, default, unit, meaning in Limits.table():
+        lines.append(f"  {name:<20} {default!s:>12} {unit:<8} {meaning}")
+    return "\n".join(lines)
+
+
+def console(*, stderr: bool = False) -> Console:
+    """A rich console: the terminal's width on a terminal, a wide fixed width when piped."""
+    c = Console(stderr=stderr, highlight=False)
+    if not c.is_terminal:
+        c = Console(stderr=stderr, highlight=False, width=160)
+    return c

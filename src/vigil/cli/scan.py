@@ -1,0 +1,245 @@
+"""`vigil scan PATH...`: find every known item under the given paths."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from vigil.catalog.store import Catalog
+from vigil.cli.context import Context, limits_help, parse_limits
+from vigil.cli.context import console as _console
+from vigil.errors import VigilError
+from vigil.matching.matcher import Matcher, MatchSettings
+from vigil.scan import export as results_export
+from vigil.scan.cache import FingerprintCache
+from vigil.scan.results import Match, ScanError, ScanSummary
+from vigil.scan.scanner import Scanner, ScanOptions, Source
+
+EXIT_CLEAN, EXIT_FOUND, EXIT_ERROR = 0, 1, 2
+
+
+class CliSink:
+    """Prints matches (JSON lines or not), lists errors on stderr, shows progress on a terminal."""
+
+    def __init__(self, *, as_json: bool, quiet: bool) -> None:
+        self.as_json = as_json
+        self.quiet = quiet
+        self.matches: list[Match] = []
+        self.errors: list[ScanError] = []
+        self.err = Console(stderr=True, highlight=False)
+        self._progress: Progress | None = None
+        if not quiet and self.err.is_terminal:
+            self._progress = Progress(
+                TextColumn("[bold]scanning[/]"),
+                BarColumn(bar_width=None, pulse_style="cyan"),
+                TextColumn("{task.fields[files]} files"),
+                TextColumn("{task.fields[mb]:.0f} MB"),
+                TextColumn("{task.fields[found]} found"),
+                TextColumn("{task.fields[errors]} errors"),
+                TextColumn("{task.fields[rate]:.0f} files/s"),
+                TimeElapsedColumn(),
+                console=self.err,
+                transient=True,
+            )
+            self._task = self._progress.add_task(
+                "scan", total=None, files=0, mb=0.0, found=0, errors=0, rate=0.0
+            )
+            self._progress.start()
+
+    def match(self, match: Match) -> None:
+        self.matches.append(match)
+        if self.as_json:
+            sys.stdout.write(json.dumps(match.to_dict()) + "\n")
+            sys.stdout.flush()
+
+    def error(self, error: ScanError) -> None:
+        self.errors.append(error)
+        line = f"vigil: error: {error}"
+        if self._progress is not None:
+            self._progress.console.print(line, markup=False, highlight=False)
+        else:
+            print(line, file=sys.stderr, flush=True)
+
+    def progress(self, summary: ScanSummary) -> None:
+        if self._progress is not None:
+            rate = summary.files / summary.seconds if summary.seconds else 0.0
+            self._progress.update(
+                self._task,
+                files=summary.files,
+                mb=summary.bytes / 1e6,
+                found=summary.matches,
+                errors=summary.errors,
+                rate=rate,
+            )
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+
+def _sources(ctx: Context, hashsets: tuple[str, ...]) -> list[Source]:
+    """Resolve --hashset values: names of imported sets, or hash-list files read on the fly."""
+    names = [h for h in hashsets if not Path(h).is_file()]
+    files = [Path(h) for h in hashsets if Path(h).is_file()]
+    sources: list[Source] = []
+    if names or not files:
+        catalog = ctx.catalog
+        sets = {s.name: s for s in catalog.list()}
+        missing = [n for n in names if n not in sets]
+        if missing:
+            raise VigilError(
+                f"no hash set or file named {', '.join(map(repr, missing))} "
+                f"(imported sets: {', '.join(sets) or 'none'})"
+            )
+        if not sets and not files:
+            raise VigilError(
+                "no hash sets imported: run 'vigil hashset import FILE' or pass --hashset FILE"
+            )
+        matcher = ctx.matcher()
+        if names:
+            matcher.restrict(
+                {sets[n].id for n in names} | {s.id for s in sets.values() if s.known_good}
+            )
+        sources.append(Source(catalog, matcher))
+    if files:
+        mem = Catalog.in_memory()
+        for f in files:
+            mem.import_file(f)
+        sources.append(Source(mem, Matcher.compile(mem)))
+    return sources
+
+
+@click.command("scan", epilog=limits_help())
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option(
+    "--hashset",
+    "hashsets",
+    multiple=True,
+    metavar="NAME_OR_FILE",
+    help="Match against this imported set or hash-list file (repeatable; default: all sets).",
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="One JSON object per match on stdout, nothing else."
+)
+@click.option(
+    "--report",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write a self-contained HTML report.",
+)
+@click.option(
+    "--export-vics",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the matches as VICS 2.0 JSON.",
+)
+@click.option(
+    "--export-csv",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the matches as CSV.",
+)
+@click.option(
+    "--workers", type=click.IntRange(min=0), default=0, help="Processes (default: every core)."
+)
+@click.option(
+    "--pdq-distance",
+    type=click.IntRange(0, 128),
+    default=MatchSettings.pdq_distance,
+    show_default=True,
+    help="Largest PDQ Hamming distance that is a match.",
+)
+@click.option(
+    "--pdq-quality",
+    type=click.IntRange(0, 100),
+    default=MatchSettings.pdq_quality,
+    show_default=True,
+    help="Smallest PDQ quality of a scanned image that is matched.",
+)
+@click.option(
+    "--no-rotations", is_flag=True, help="Match PDQ as is, without the 8 rotations/flips."
+)
+@click.option(
+    "--limit", "limit", multiple=True, metavar="NAME=VALUE", help="Change a limit (see below)."
+)
+@click.option(
+    "--no-cache", is_flag=True, help="Read every file even if its fingerprints are cached."
+)
+@click.option("--no-follow-symlinks", is_flag=True, help="Do not follow symbolic links.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
+@click.pass_obj
+def scan(
+    ctx: Context,
+    paths: tuple[str, ...],
+    hashsets: tuple[str, ...],
+    as_json: bool,
+    report: Path | None,
+    export_vics: Path | None,
+    export_csv: Path | None,
+    workers: int,
+    pdq_distance: int,
+    pdq_quality: int,
+    no_rotations: bool,
+    limit: tuple[str, ...],
+    no_cache: bool,
+    no_follow_symlinks: bool,
+    quiet: bool,
+) -> None:
+    """Scan files, directories and archives for known items.
+
+    Exit status: 0 nothing found, 1 at least one match, 2 an error prevented a complete scan
+    (matches found are still reported).
+    """
+    options = ScanOptions(
+        limits=parse_limits(limit),
+        workers=workers,
+        match=MatchSettings(
+            pdq_distance=pdq_distance, pdq_quality=pdq_quality, rotations=not no_rotations
+        ),
+        follow_symlinks=not no_follow_symlinks,
+    )
+    sources = _sources(ctx, hashsets)
+    cache = (
+        None
+        if no_cache
+        else FingerprintCache(ctx.home / "cache.sqlite", engine_version=_engine_version())
+    )
+    sink = CliSink(as_json=as_json, quiet=quiet)
+    try:
+        summary = Scanner(sources, options, cache).run(list(paths), sink)
+    finally:
+        sink.close()
+        if cache is not None:
+            cache.close()
+    used = [s for src in sources for s in src.catalog.list() if s.id in src.matcher.set_names]
+    if report is not None:
+        from vigil.report.html import write_html_report
+
+        write_html_report(report, summary, sink.matches, sink.errors, [s.to_dict() for s in used])
+    if export_vics is not None:
+        with open(export_vics, "w", encoding="utf-8") as f:
+            results_export.export_vics(sink.matches, f)
+    if export_csv is not None:
+        with open(export_csv, "w", encoding="utf-8", newline="") as f:
+            results_export.export_csv(sink.matches, f)
+    if not quiet:
+        from vigil.report.terminal import render_summary
+
+        console = _console(stderr=as_json)
+        render_summary(console, summary, sink.matches, sink.errors)
+        for label, path in (
+            ("report", report),
+            ("VICS export", export_vics),
+            ("CSV export", export_csv),
+        ):
+            if path is not None:
+                console.print(f"{label}: {path}", markup=False, highlight=False)
+    sys.exit(EXIT_ERROR if summary.errors else EXIT_FOUND if summary.matches else EXIT_CLEAN)
+
+
+def _engine_version() -> str:
+    from vigil import __version__
+
+    return __version__

@@ -1,0 +1,243 @@
+"""A scan: walk the roots, fingerprint on every core, match, and hand results to a sink."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import os
+import socket
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+from pebble import ProcessExpired, ProcessPool
+
+from vigil.catalog.store import Catalog, EntryRecord
+from vigil.limits import Limits
+from vigil.matching.matcher import Hit, Matcher, MatchSettings
+from vigil.scan.cache import FingerprintCache
+from vigil.scan.results import Match, MatchedEntry, ScanError, ScannedItem, ScanSummary
+from vigil.scan.walk import walk
+from vigil.scan.worker import FileResult, fingerprint_file
+
+# Seconds a worker gets beyond `item_seconds` to notice its own deadline before it is killed.
+_KILL_GRACE = 5.0
+
+
+class ScanSink(Protocol):
+    """Where a scan's results go as they are found."""
+
+    def match(self, match: Match) -> None: ...
+
+    def error(self, error: ScanError) -> None: ...
+
+    def progress(self, summary: ScanSummary) -> None: ...
+
+
+class CollectingSink:
+    """Keeps every match and error in memory (for reports written at the end)."""
+
+    def __init__(self) -> None:
+        self.matches: list[Match] = []
+        self.errors: list[ScanError] = []
+
+    def match(self, match: Match) -> None:
+        self.matches.append(match)
+
+    def error(self, error: ScanError) -> None:
+        self.errors.append(error)
+
+    def progress(self, summary: ScanSummary) -> None:
+        pass
+
+
+@dataclass
+class ScanOptions:
+    """How to scan: limits, cores, thresholds, symlinks, cache."""
+
+    limits: Limits = field(default_factory=Limits)
+    workers: int = 0  # 0: every core this process may use
+    match: MatchSettings = field(default_factory=MatchSettings)
+    follow_symlinks: bool = True
+
+
+@dataclass
+class Source:
+    """A compiled matcher and the catalog its entry ids refer to."""
+
+    catalog: Catalog
+    matcher: Matcher
+    _entries: dict[int, EntryRecord] = field(default_factory=dict)
+
+    def entry(self, entry_id: int) -> EntryRecord:
+        if entry_id not in self._entries:
+            self._entries.update(self.catalog.entries([entry_id]))
+        return self._entries[entry_id]
+
+
+def default_workers() -> int:
+    """Cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+class Scanner:
+    """Runs scans against one or more compiled catalogs."""
+
+    def __init__(
+        self,
+        sources: Sequence[Source],
+        options: ScanOptions | None = None,
+        cache: FingerprintCache | None = None,
+    ) -> None:
+        self.sources = list(sources)
+        self.options = options or ScanOptions()
+        self.cache = cache
+
+    def run(self, roots: Sequence[str], sink: ScanSink) -> ScanSummary:
+        """Scan every file under `roots`; return the totals."""
+        summary = ScanSummary(
+            started_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            roots=[os.path.abspath(r) for r in roots],
+            hashsets=sorted({n for s in self.sources for n in s.matcher.set_names.values()}),
+            host=socket.gethostname(),
+        )
+        t0 = time.monotonic()
+        limits = self.options.limits
+        workers = self.options.workers or default_workers()
+        pending: dict[cf.Future[FileResult], tuple[str, os.stat_result]] = {}
+        last_progress = 0.0
+
+        def finish(
+            path: str,
+            st: os.stat_result | None,
+            items: Iterable[ScannedItem],
+            errors: list[ScanError],
+            cached: bool,
+        ) -> None:
+            nonlocal last_progress
+            items = list(items)
+            summary.files += 1
+            summary.bytes += st.st_size if st is not None else 0
+            if cached:
+                summary.cached += 1
+            for err in errors:
+                summary.errors += 1
+                sink.error(err)
+            for item in items:
+                self._match_item(item, summary, sink)
+            if not cached and not errors and st is not None and self.cache is not None:
+                self.cache.put(st, items)
+            now = time.monotonic()
+            if now - last_progress > 0.2:
+                last_progress = now
+                summary.seconds = now - t0
+                sink.progress(summary)
+
+        def collect(done: Iterable[cf.Future[FileResult]]) -> None:
+            for fut in done:
+                path, st = pending.pop(fut)
+                try:
+                    res = fut.result()
+                except cf.TimeoutError:
+                    finish(
+                        path,
+                        st,
+                        [],
+                        [
+                            ScanError(
+                                path,
+                                None,
+                                "item_seconds",
+                                f"took longer than the item_seconds limit ({limits.item_seconds:g} s); the worker was stopped",
+                            )
+                        ],
+                        False,
+                    )
+                except ProcessExpired as e:
+                    finish(
+                        path,
+                        st,
+                        [],
+                        [
+                            ScanError(
+                                path,
+                                None,
+                                "crashed",
+                                f"the worker reading this file died ({e}); the file was not fully scanned",
+                            )
+                        ],
+                        False,
+                    )
+                except Exception as e:  # noqa: BLE001 - any bug in one file must not stop the scan
+                    finish(
+                        path,
+                        st,
+                        [],
+                        [ScanError(path, None, "internal", f"{type(e).__name__}: {e}")],
+                        False,
+                    )
+                else:
+                    finish(path, st, res.items, res.errors, False)
+
+        with ProcessPool(max_workers=workers) as pool:
+            for found in walk(roots, follow_symlinks=self.options.follow_symlinks):
+                if isinstance(found, ScanError):
+                    summary.errors += 1
+                    sink.error(found)
+                    continue
+                path, st = found
+                if self.cache is not None:
+                    cached = self.cache.get(path, st)
+                    if cached is not None:
+                        finish(path, st, cached, [], True)
+                        continue
+                fut = pool.schedule(
+                    fingerprint_file, args=(path, limits), timeout=limits.item_seconds + _KILL_GRACE
+                )
+                pending[fut] = (path, st)
+                if len(pending) >= workers * 4:
+                    done, _ = cf.wait(list(pending), return_when=cf.FIRST_COMPLETED)
+                    collect(done)
+            while pending:
+                done, _ = cf.wait(list(pending), return_when=cf.FIRST_COMPLETED)
+                collect(done)
+        if self.cache is not None:
+            self.cache.flush()
+        summary.seconds = time.monotonic() - t0
+        sink.progress(summary)
+        return summary
+
+    def _match_item(self, item: ScannedItem, summary: ScanSummary, sink: ScanSink) -> None:
+        summary.items += 1
+        fp = item.fingerprints
+        if fp.pdq is not None:
+            summary.images += 1
+        settings = self.options.match
+        known_good = any(s.matcher.known_good(fp) for s in self.sources)
+        if known_good:
+            summary.known_good += 1
+        for source in self.sources:
+            hits: list[Hit] = source.matcher.lookup(fp, settings)
+            for hit in hits:
+                if known_good and hit.kind == "pdq":
+                    # Known-good bytes are never alerted on by similarity; an exact listing by an
+                    # alerting set still is (the police list outranks a software catalogue).
+                    continue
+                rec = source.entry(hit.entry_id)
+                summary.matches += 1
+                sink.match(
+                    Match(
+                        path=item.path,
+                        member=item.member,
+                        hashset=source.matcher.set_names.get(hit.set_id, str(hit.set_id)),
+                        entry=MatchedEntry(rec.ext_id, rec.category, rec.meta),
+                        kind=hit.kind,
+                        distance=hit.distance,
+                        transform=hit.transform,
+                        fingerprints=fp,
+                    )
+                )
