@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +12,9 @@ from sqlalchemy import create_engine, text
 
 from vigil.catalog import schema
 from vigil.catalog.store import Catalog
+
+# Test-data builders (tests/support) are imported as `support.*` from any test folder.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 POSTGRES_URL = os.environ.get(

@@ -8,7 +8,7 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
-from archive_builders import (
+from support.archives import (
     compress,
     digests,
     image_bytes,

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
-from archive_builders import digests, image_bytes
+from support.archives import digests, image_bytes
 
 from vigil.fingerprint.mediatype import is_image
 from vigil.limits import Limits

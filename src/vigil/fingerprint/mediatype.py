@@ -41,6 +41,11 @@ def is_image(media_type: str) -> bool:
     return media_type.startswith("image/") and media_type not in ("image/svg+xml", "image/x-icon")
 
 
+# Types libmagic reports on weak evidence (TGA has no signature: many binary files "are" TGA).
+# When such an item does not decode, it was not an image, and that is not an error.
+WEAK_IMAGE_TYPES = frozenset({"image/x-tga"})
+
+
 ARCHIVE_TYPES = frozenset(
     {
         "application/zip",

@@ -21,9 +21,6 @@ from vigil.scan.results import Match, MatchedEntry, ScanError, ScannedItem, Scan
 from vigil.scan.walk import walk
 from vigil.scan.worker import FileResult, fingerprint_file
 
-# Seconds a worker gets beyond `item_seconds` to notice its own deadline before it is killed.
-_KILL_GRACE = 5.0
-
 
 class ScanSink(Protocol):
     """Where a scan's results go as they are found."""
@@ -60,6 +57,8 @@ class ScanOptions:
     workers: int = 0  # 0: every core this process may use
     match: MatchSettings = field(default_factory=MatchSettings)
     follow_symlinks: bool = True
+    # Seconds a worker gets beyond `item_seconds` to notice its own deadline before it is killed.
+    kill_grace: float = 5.0
 
 
 @dataclass
@@ -196,7 +195,9 @@ class Scanner:
                         finish(path, st, cached, [], True)
                         continue
                 fut = pool.schedule(
-                    fingerprint_file, args=(path, limits), timeout=limits.item_seconds + _KILL_GRACE
+                    fingerprint_file,
+                    args=(path, limits),
+                    timeout=limits.item_seconds + self.options.kill_grace,
                 )
                 pending[fut] = (path, st)
                 if len(pending) >= workers * 4:

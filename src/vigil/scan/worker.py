@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from vigil.errors import LimitExceeded, UnreadableItem
 from vigil.fingerprint.fingerprints import Fingerprints
-from vigil.fingerprint.mediatype import is_image
+from vigil.fingerprint.mediatype import WEAK_IMAGE_TYPES, is_image
 from vigil.fingerprint.pdq import pdq_from_bytes
 from vigil.limits import Limits
 from vigil.scan.reader import RawItem, read_file
@@ -49,6 +49,9 @@ def fingerprints_of(
         fp.pdq_error = e.limit
         errors.append(ScanError(path, raw.member, e.limit, str(e)))
     except UnreadableItem as e:
+        if raw.media_type in WEAK_IMAGE_TYPES:
+            fp.media_type = "application/octet-stream"
+            return fp
         fp.pdq_error = e.reason
         errors.append(ScanError(path, raw.member, e.reason, str(e)))
     return fp

@@ -1,0 +1,225 @@
+"""`vigil scan` end to end: real processes, a real catalog, real images and archives."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from support.planted import Tree, build
+
+from vigil.hashsets.reader import read_hashlist
+
+VIGIL = [sys.executable, "-m", "vigil.cli"]
+
+
+def vigil(*args: str, home: Path, check_rc: int | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "VIGIL_HOME": str(home)}
+    proc = subprocess.run([*VIGIL, *args], capture_output=True, text=True, env=env, timeout=300)
+    if check_rc is not None:
+        assert proc.returncode == check_rc, proc.stderr
+    return proc
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory: pytest.TempPathFactory) -> Tree:
+    return build(tmp_path_factory.mktemp("planted"))
+
+
+@pytest.fixture
+def home(tmp_path: Path, tree: Tree) -> Path:
+    h = tmp_path / "home"
+    vigil("hashset", "import", str(tree.hashlist), "--name", "police", home=h, check_rc=0)
+    return h
+
+
+def json_matches(stdout: str) -> list[dict]:
+    return [json.loads(line) for line in stdout.splitlines()]
+
+
+def test_every_planted_copy_is_found_and_nothing_else(tree: Tree, home: Path) -> None:
+    proc = vigil("scan", str(tree.root), "--json", home=home)
+    assert proc.returncode == 1, proc.stderr
+    matches = json_matches(proc.stdout)
+    found: dict[tuple[str, str | None], list[dict]] = {}
+    for m in matches:
+        rel = os.path.relpath(m["path"], tree.root)
+        found.setdefault((rel, m["member"]), []).append(m)
+    for p in tree.planted:
+        got = found.get((p.rel, p.member))
+        assert got, f"missed {p.rel} {p.member} ({p.how})"
+        kinds = {m["kind"] for m in got}
+        assert {m["hashset"] for m in got} == {"police"}
+        if p.exact:
+            assert {"md5", "sha1", "sha256"} <= kinds
+            assert all(m["distance"] == 0 for m in got)
+        else:
+            (pdq,) = [m for m in got if m["kind"] == "pdq"]
+            assert pdq["distance"] <= 31, p
+            assert pdq["transform"] == p.transform, (p, pdq)
+            assert pdq["fingerprints"]["pdq_quality"] >= 50
+    planted_keys = {(p.rel, p.member) for p in tree.planted}
+    assert set(found) == planted_keys, f"unexpected matches: {set(found) - planted_keys}"
+    # The contract's fields.
+    m = matches[0]
+    assert set(m) >= {
+        "path",
+        "member",
+        "size",
+        "media_type",
+        "hashset",
+        "entry",
+        "kind",
+        "distance",
+        "transform",
+        "fingerprints",
+    }
+    assert set(m["entry"]) >= {"id", "category", "meta"}
+    renamed = found[("docs/report.txt", None)][0]
+    assert renamed["media_type"] == "image/jpeg"
+    assert renamed["entry"]["id"] == "500" and renamed["entry"]["category"] == "1"
+
+
+def test_json_mode_prints_only_matches_on_stdout(tree: Tree, home: Path) -> None:
+    proc = vigil("scan", str(tree.root / "alt"), "--json", home=home)
+    for line in proc.stdout.splitlines():
+        assert json.loads(line)["hashset"] == "police"
+    assert "known items found" in proc.stderr
+
+
+class _Cells(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[dict[str, str]] = []
+        self.totals: dict[str, str] = {}
+        self._col: str | None = None
+        self._total: str | None = None
+        self.tags: set[str] = set()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        self.tags.add(tag)
+        if tag == "tr" and a.get("data-row") == "match":
+            self.rows.append({})
+        if tag == "td" and "data-col" in a and self.rows is not None:
+            self._col = a["data-col"]
+        if tag == "td" and "data-total" in a:
+            self.totals[a["data-total"] or ""] = a.get("data-value") or ""
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "td":
+            self._col = None
+
+    def handle_data(self, data: str) -> None:
+        if self._col and self.rows:
+            self.rows[-1][self._col] = self.rows[-1].get(self._col, "") + data
+
+
+def test_report_and_exports(tree: Tree, home: Path, tmp_path: Path) -> None:
+    report, vics, csvf = tmp_path / "r.html", tmp_path / "found.json", tmp_path / "found.csv"
+    proc = vigil(
+        "scan",
+        str(tree.root),
+        "--quiet",
+        "--report",
+        str(report),
+        "--export-vics",
+        str(vics),
+        "--export-csv",
+        str(csvf),
+        home=home,
+    )
+    assert proc.returncode == 1, proc.stderr
+    html = report.read_text()
+    parser = _Cells()
+    parser.feed(html)
+    assert "img" not in parser.tags and "script" not in parser.tags
+    assert "data:image" not in html
+    assert int(parser.totals["matches"]) == len(parser.rows) > 0
+    assert int(parser.totals["errors"]) == 0
+    paths = {
+        (os.path.relpath(r["path"].strip(), tree.root), r.get("member", "").strip() or None)
+        for r in parser.rows
+    }
+    assert paths == {(p.rel, p.member) for p in tree.planted}
+    # VICS 2.0 export: one Media per distinct found content, MediaFiles saying where.
+    entries, rep = read_hashlist(vics)
+    entries = list(entries)
+    assert rep.format == "vics" and rep.malformed == 0
+    copies = {mf["FilePath"] for e in entries for mf in e.meta["MediaFiles"]}
+    assert str(tree.root / "archive/outer.zip") + "/inner.tar.gz/deep/x.jpg" in copies
+    assert len(copies) == len(tree.planted)
+    lines = csvf.read_text().splitlines()
+    assert lines[0].startswith(
+        "path,member,size,media_type,hashset,entry_id,category,kind,distance"
+    )
+    assert len(lines) - 1 == len(parser.rows)
+
+
+def test_exit_status_clean_found_and_incomplete(tree: Tree, home: Path, tmp_path: Path) -> None:
+    assert vigil("scan", str(tree.root / "other"), "-q", home=home).returncode == 0
+    assert vigil("scan", str(tree.root / "alt"), "-q", home=home).returncode == 1
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "cut.jpg").write_bytes(tree.originals["rocket"][:5000])
+    (bad / "loop").symlink_to(bad / "loop")
+    proc = vigil("scan", str(bad), "-q", home=home)
+    assert proc.returncode == 2
+    assert "cut.jpg: truncated" in proc.stderr
+    assert "symlink-loop" in proc.stderr
+
+
+def test_matches_are_reported_even_when_the_scan_is_incomplete(
+    tree: Tree, home: Path, tmp_path: Path
+) -> None:
+    d = tmp_path / "mixed"
+    d.mkdir()
+    (d / "copy.jpg").write_bytes(tree.originals["chelsea"])
+    (d / "cut.jpg").write_bytes(tree.originals["rocket"][:3000])
+    proc = vigil("scan", str(d), "--json", home=home)
+    assert proc.returncode == 2
+    assert {m["kind"] for m in json_matches(proc.stdout)} == {"md5", "sha1", "sha256", "pdq"}
+
+
+def test_no_hash_sets_is_a_clear_error(tmp_path: Path, tree: Tree) -> None:
+    proc = vigil("scan", str(tree.root), home=tmp_path / "empty")
+    assert proc.returncode == 2
+    assert "no hash sets imported" in proc.stderr
+
+
+def test_hash_list_file_read_on_the_fly(tree: Tree, tmp_path: Path) -> None:
+    h = tmp_path / "fresh"
+    proc = vigil("scan", str(tree.root / "docs"), "--json", "--hashset", str(tree.hashlist), home=h)
+    assert proc.returncode == 1, proc.stderr
+    assert {m["hashset"] for m in json_matches(proc.stdout)} == {"known"}
+    # Nothing was imported into the catalog.
+    assert "no hash sets imported" in vigil("hashset", "list", home=h).stdout
+
+
+def test_unknown_set_name(tree: Tree, home: Path) -> None:
+    proc = vigil("scan", str(tree.root), "--hashset", "nope", home=home)
+    assert proc.returncode == 2
+    assert "'nope'" in proc.stderr and "police" in proc.stderr
+
+
+def test_pdq_options_change_what_matches(tree: Tree, home: Path) -> None:
+    mirror = str(tree.root / "alt" / "astronaut-mirror.jpg")
+    assert vigil("scan", mirror, "-q", home=home).returncode == 1
+    assert vigil("scan", mirror, "-q", "--no-rotations", home=home).returncode == 0
+    assert (
+        vigil("scan", mirror, "-q", "--pdq-quality", "101", home=home).returncode == 2
+    )  # bad option
+
+
+def test_limit_option_is_reported_by_name(tree: Tree, home: Path) -> None:
+    proc = vigil(
+        "scan", str(tree.root / "archive"), "-q", "--limit", "max_archive_depth=1", home=home
+    )
+    assert proc.returncode == 2
+    assert "max_archive_depth" in proc.stderr
+    proc = vigil("scan", str(tree.root), "-q", "--limit", "bogus=1", home=home)
+    assert proc.returncode == 2 and "unknown limit 'bogus'" in proc.stderr

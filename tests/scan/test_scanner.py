@@ -1,0 +1,135 @@
+"""The scanner in-process: the fingerprint cache, killed and hung workers, every core used."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from support.planted import Tree, build
+
+from vigil.catalog.store import Catalog
+from vigil.hashsets.entry import Entry, ParseReport
+from vigil.limits import Limits
+from vigil.matching.matcher import Matcher
+from vigil.scan import scanner as scanner_mod
+from vigil.scan import worker
+from vigil.scan.cache import FingerprintCache
+from vigil.scan.scanner import CollectingSink, Scanner, ScanOptions, Source
+from vigil.scan.worker import FileResult
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory: pytest.TempPathFactory) -> Tree:
+    return build(tmp_path_factory.mktemp("planted"))
+
+
+def refuse_to_read(path: str, limits: Limits) -> FileResult:
+    """Stands in for the worker when a test proves that no file is read."""
+    raise AssertionError(f"file content was read: {path}")
+
+
+def hang(path: str, limits: Limits) -> FileResult:
+    if path.endswith("slow.bin"):
+        time.sleep(60)
+    return worker.fingerprint_file(path, limits)
+
+
+def die(path: str, limits: Limits) -> FileResult:
+    if path.endswith("boom.bin"):
+        os._exit(9)
+    return worker.fingerprint_file(path, limits)
+
+
+def scan(
+    sources: list[Source], root: Path, cache: FingerprintCache | None, **opts: object
+) -> CollectingSink:
+    sink = CollectingSink()
+    summary = Scanner(sources, ScanOptions(**opts), cache).run([str(root)], sink)  # type: ignore[arg-type]
+    sink.summary = summary  # type: ignore[attr-defined]
+    return sink
+
+
+def test_cache_second_scan_reads_nothing_and_new_sets_rematch(
+    tree: Tree, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    catalog = Catalog.open(tmp_path)
+    catalog.import_file(tree.hashlist, name="police")
+    cache = FingerprintCache(tmp_path / "cache.sqlite", engine_version="t")
+    first = scan([Source(catalog, Matcher.compile(catalog))], tree.root, cache)
+    assert first.summary.cached == 0 and first.errors == []
+    n_files = first.summary.files
+    first_found = sorted((m.path, m.member, m.kind) for m in first.matches)
+
+    # Second scan of the unchanged tree: every file from the cache, no file content read.
+    monkeypatch.setattr(scanner_mod, "fingerprint_file", refuse_to_read)
+    second = scan([Source(catalog, Matcher.compile(catalog))], tree.root, cache)
+    assert second.errors == []
+    assert second.summary.cached == n_files
+    assert sorted((m.path, m.member, m.kind) for m in second.matches) == first_found
+
+    # A new set that lists an unrelated photo: found from the cached fingerprints alone.
+    unrelated = tree.root / tree.unrelated[0]
+    from vigil.fingerprint.crypto import digest_bytes
+
+    md5 = digest_bytes(unrelated.read_bytes())[0]
+    catalog.import_entries(
+        "new", [Entry({"md5": md5}, id="n1")], ParseReport(format="md5sum"), source="x", version="1"
+    )
+    third = scan([Source(catalog, Matcher.compile(catalog))], tree.root, cache)
+    assert third.errors == [] and third.summary.cached == n_files
+    assert [(m.path, m.hashset) for m in third.matches if m.hashset == "new"] == [
+        (str(unrelated), "new")
+    ]
+
+    # A changed file is read again (and here that is refused, so it shows as an error).
+    target = tree.root / "other" / "readme.md"
+    target.write_bytes(b"# changed\n")
+    fourth = scan([Source(catalog, Matcher.compile(catalog))], tree.root, cache)
+    assert [e.path for e in fourth.errors] == [str(target)]
+    assert fourth.summary.cached == n_files - 1
+    cache.close()
+
+
+def test_a_hung_worker_is_stopped_and_the_scan_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "slow.bin").write_bytes(b"x" * 10)
+    (tmp_path / "ok.bin").write_bytes(b"y" * 10)
+    monkeypatch.setattr(scanner_mod, "fingerprint_file", hang)
+    sink = scan([], tmp_path, None, limits=Limits(item_seconds=0.5), kill_grace=0.5, workers=2)
+    assert [(Path(e.path).name, e.reason) for e in sink.errors] == [("slow.bin", "item_seconds")]
+    assert sink.summary.files == 2 and sink.summary.items == 1
+
+
+def test_a_crashed_worker_is_reported_and_the_scan_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for i in range(5):
+        (tmp_path / f"f{i}.bin").write_bytes(bytes([i]) * 100)
+    (tmp_path / "boom.bin").write_bytes(b"z")
+    monkeypatch.setattr(scanner_mod, "fingerprint_file", die)
+    sink = scan([], tmp_path, None, workers=2)
+    assert [(Path(e.path).name, e.reason) for e in sink.errors] == [("boom.bin", "crashed")]
+    assert sink.summary.items == 5
+
+
+def test_workers_run_in_parallel_processes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for i in range(6):
+        (tmp_path / f"f{i}.bin").write_bytes(bytes([i]))
+    seen = tmp_path / "pids"
+    seen.mkdir()
+    monkeypatch.setenv("VIGIL_TEST_PIDS", str(seen))
+    monkeypatch.setattr(scanner_mod, "fingerprint_file", record_pid)
+    sink = scan([], tmp_path, None, workers=2)
+    assert sink.errors == [] and sink.summary.items == 6
+    pids = {p.name.split("-")[0] for p in seen.iterdir()}
+    assert len(pids) == 2 and str(os.getpid()) not in pids
+
+
+def record_pid(path: str, limits: Limits) -> FileResult:
+    d = Path(os.environ["VIGIL_TEST_PIDS"])
+    (d / f"{os.getpid()}-{Path(path).name}").touch()
+    time.sleep(0.3)  # keep this worker busy so the other one takes the next file
+    return worker.fingerprint_file(path, limits)
