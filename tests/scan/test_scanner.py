@@ -129,7 +129,10 @@ def test_workers_run_in_parallel_processes(tmp_path: Path, monkeypatch: pytest.M
 
 
 def record_pid(path: str, limits: Limits) -> FileResult:
+    """Waits (up to 60 s) until two different processes are working at once."""
     d = Path(os.environ["VIGIL_TEST_PIDS"])
     (d / f"{os.getpid()}-{Path(path).name}").touch()
-    time.sleep(0.3)  # keep this worker busy so the other one takes the next file
+    deadline = time.monotonic() + 60
+    while len({p.name.split("-")[0] for p in d.iterdir()}) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
     return worker.fingerprint_file(path, limits)
