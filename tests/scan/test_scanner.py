@@ -116,13 +116,15 @@ def test_a_crashed_worker_is_reported_and_the_scan_goes_on(
 
 
 def test_workers_run_in_parallel_processes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
     for i in range(6):
-        (tmp_path / f"f{i}.bin").write_bytes(bytes([i]))
+        (data / f"f{i}.bin").write_bytes(bytes([i]))
     seen = tmp_path / "pids"
     seen.mkdir()
     monkeypatch.setenv("VIGIL_TEST_PIDS", str(seen))
     monkeypatch.setattr(scanner_mod, "fingerprint_file", record_pid)
-    sink = scan([], tmp_path, None, workers=2)
+    sink = scan([], data, None, workers=2)
     assert sink.errors == [] and sink.summary.items == 6
     pids = {p.name.split("-")[0] for p in seen.iterdir()}
     assert len(pids) == 2 and str(os.getpid()) not in pids
