@@ -1,6 +1,8 @@
 """Write a synthetic VICS 2.0 Media list of N records with random hashes, streaming.
 
-Usage: python benchmarks/gen_vics.py N OUT [--seed S]   (OUT ending in .gz is gzip-compressed)
+Usage: python benchmarks/gen_vics.py N OUT [--seed S] [--cases K]
+(OUT ending in .gz is gzip-compressed; --cases K writes a #Cases document of K cases instead of
+a flat #Media list, which takes the reader's general event-by-event path.)
 
 The records look like real exports (uppercase MD5/SHA1, string booleans, SHA-256 and PDQ as
 AlternativeHashes, one MediaFiles item) so that parsing them costs what parsing a real list does.
@@ -15,7 +17,7 @@ import random
 import sys
 from typing import TextIO
 
-CONTEXT = "http://github.com/VICSDATAMODEL/ProjectVic/DataModels/2.0.xml/US/$metadata#Media"
+CONTEXT = "http://github.com/VICSDATAMODEL/ProjectVic/DataModels/2.0.xml/US/$metadata#{}"
 
 
 def media(rng: random.Random, media_id: int) -> dict[str, object]:
@@ -45,15 +47,22 @@ def media(rng: random.Random, media_id: int) -> dict[str, object]:
     }
 
 
-def write(count: int, out: TextIO, seed: int = 1) -> None:
+def write(count: int, out: TextIO, seed: int = 1, cases: int = 0) -> None:
     """Write `count` Media as one VICS 2.0 document, one record at a time."""
     rng = random.Random(seed)
-    out.write('{\n  "@odata.context": ' + json.dumps(CONTEXT) + ',\n  "value": [\n')
+    context = CONTEXT.format("Cases" if cases else "Media")
+    out.write('{\n  "@odata.context": ' + json.dumps(context) + ',\n  "value": [\n')
+    per_case = -(-count // cases) if cases else count
     for i in range(count):
-        if i:
+        if cases and i % per_case == 0:
+            if i:
+                out.write("\n  ]},\n")
+            case = {"CaseID": f"00000000-0000-4000-8000-{i // per_case:012d}", "CaseNumber": str(i)}
+            out.write(json.dumps(case)[:-1] + ', "Media": [\n')
+        elif i:
             out.write(",\n")
         out.write(json.dumps(media(rng, i + 1), separators=(",", ":")))
-    out.write("\n  ]\n}\n")
+    out.write("\n  ]}\n  ]\n}\n" if cases and count else "\n  ]\n}\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,13 +71,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("count", type=int)
     parser.add_argument("out")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--cases", type=int, default=0, help="write K Cases holding the Media")
     args = parser.parse_args(argv)
     if args.out.endswith(".gz"):
         with gzip.open(args.out, "wt", encoding="utf-8", compresslevel=6) as out:
-            write(args.count, out, args.seed)
+            write(args.count, out, args.seed, args.cases)
     else:
         with open(args.out, "w", encoding="utf-8", buffering=1 << 20) as out:
-            write(args.count, out, args.seed)
+            write(args.count, out, args.seed, args.cases)
     return 0
 
 
