@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pdqhash
 from PIL import Image
+from threadpoolctl import threadpool_limits
 
 from benchmarks.corpus import photos, warm
 from vigil.limits import Limits
@@ -65,12 +66,14 @@ def main() -> None:
     )
 
     os.sched_setaffinity(0, {cores[0]})
+    blas = threadpool_limits(1)  # one core means one thread, for both contenders
     limits = Limits()
     fingerprint_file(str(files[0]), limits)  # import and warm-up outside the timing
     peer(files[0])
     t_peer = timed(peer, files, args.repeat)
     t_ours = timed(lambda f: fingerprint_file(str(f), limits), files, args.repeat)
     os.sched_setaffinity(0, set(cores))
+    blas.restore_original_limits()
 
     directory = str(files[0].parent)
 
