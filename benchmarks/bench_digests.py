@@ -35,7 +35,7 @@ def openssl_rate(algo: str) -> float:
 
 def ours(path: str) -> int:
     res = fingerprint_file(path, Limits())
-    return res.items[0].size
+    return res.items[0].fingerprints.size
 
 
 def main() -> None:
