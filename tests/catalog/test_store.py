@@ -35,7 +35,7 @@ def test_import_counts_by_kind_and_category(catalog: Catalog) -> None:
     assert info.entries == 5
     assert info.counts["by_kind"] == {"md5": 4, "sha1": 4, "pdq": 1}
     assert info.counts["by_category"] == {"1": 4, "uncategorised": 1}
-    assert [s.name for s in catalog.list()] == ["police"]
+    assert [s.name for s in catalog.sets()] == ["police"]
     assert catalog.generation() == 1
 
 
@@ -60,7 +60,7 @@ def test_failed_import_leaves_the_catalog_exactly_as_it_was(catalog: Catalog) ->
     )
     before = (
         catalog.generation(),
-        [s.to_dict() for s in catalog.list()],
+        [s.to_dict() for s in catalog.sets()],
         list(catalog.iter_hashes("md5")),
     )
 
@@ -74,7 +74,7 @@ def test_failed_import_leaves_the_catalog_exactly_as_it_was(catalog: Catalog) ->
         )
     after = (
         catalog.generation(),
-        [s.to_dict() for s in catalog.list()],
+        [s.to_dict() for s in catalog.sets()],
         list(catalog.iter_hashes("md5")),
     )
     assert after == before
@@ -102,7 +102,7 @@ def test_remove_and_unknown_names(catalog: Catalog) -> None:
     catalog.import_entries("a", entries(2), ParseReport(format="csv"), source="a", version="1")
     catalog.import_entries("b", entries(1), ParseReport(format="csv"), source="b", version="1")
     catalog.remove("a")
-    assert [s.name for s in catalog.list()] == ["b"]
+    assert [s.name for s in catalog.sets()] == ["b"]
     with pytest.raises(CatalogError, match="no hash set named 'a'"):
         catalog.remove("a")
     with pytest.raises(CatalogError, match="known: b"):
@@ -121,5 +121,5 @@ def test_all_malformed_is_an_error_and_changes_nothing(catalog: Catalog) -> None
     report.problem(1, "not a hash: 'xyz'")
     with pytest.raises(HashListError, match="no valid entries"):
         catalog.import_entries("bad", [], report, source="a", version="1")
-    assert catalog.list() == []
+    assert catalog.sets() == []
     assert catalog.generation() == 0

@@ -136,7 +136,7 @@ class Catalog:
                 ).scalar_one()
             )
 
-    def list(self) -> list[HashSetInfo]:
+    def sets(self) -> list[HashSetInfo]:
         """All sets, by name."""
         with self.engine.connect() as conn:
             rows = conn.execute(select(schema.hashsets).order_by(schema.hashsets.c.name)).all()
@@ -147,7 +147,7 @@ class Catalog:
         with self.engine.connect() as conn:
             info = self._get(conn, name)
         if info is None:
-            known = ", ".join(s.name for s in self.list()) or "none imported"
+            known = ", ".join(s.name for s in self.sets()) or "none imported"
             raise CatalogError(f"no hash set named {name!r} (known: {known})")
         return info
 
@@ -258,7 +258,7 @@ class Catalog:
             replaced = self._get(conn, name)
             if replaced is not None:
                 self._delete_set(conn, replaced.id)
-            set_id = conn.execute(
+            inserted = conn.execute(
                 insert(schema.hashsets).values(
                     name=name,
                     format=report.format or "unknown",
@@ -271,7 +271,9 @@ class Catalog:
                     counts={},
                     info={},
                 )
-            ).inserted_primary_key[0]
+            ).inserted_primary_key
+            assert inserted is not None
+            set_id = inserted[0]
             next_id = (
                 int(
                     conn.execute(

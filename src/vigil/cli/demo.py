@@ -197,7 +197,7 @@ def demo(directory: Path | None, as_json: bool) -> None:
     cache.close()
     report = root / "report.html"
     write_html_report(
-        report, summary, sink.matches, sink.errors, [s.to_dict() for s in catalog.list()]
+        report, summary, sink.matches, sink.errors, [s.to_dict() for s in catalog.sets()]
     )
     if as_json:
         for m in sink.matches:

@@ -92,7 +92,7 @@ def import_cmd(
 @click.pass_obj
 def list_cmd(ctx: Context, as_json: bool) -> None:
     """List imported hash sets."""
-    sets = ctx.catalog.list()
+    sets = ctx.catalog.sets()
     if as_json:
         for s in sets:
             click.echo(json.dumps(s.to_dict()))

@@ -89,7 +89,7 @@ def _sources(ctx: Context, hashsets: tuple[str, ...]) -> list[Source]:
     sources: list[Source] = []
     if names or not files:
         catalog = ctx.catalog
-        sets = {s.name: s for s in catalog.list()}
+        sets = {s.name: s for s in catalog.sets()}
         missing = [n for n in names if n not in sets]
         if missing:
             raise VigilError(
@@ -213,7 +213,7 @@ def scan(
         sink.close()
         if cache is not None:
             cache.close()
-    used = [s for src in sources for s in src.catalog.list() if s.id in src.matcher.set_names]
+    used = [s for src in sources for s in src.catalog.sets() if s.id in src.matcher.set_names]
     if report is not None:
         from vigil.report.html import write_html_report
 

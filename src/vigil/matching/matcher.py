@@ -85,7 +85,7 @@ class Matcher:
     def compile(cls, catalog: Catalog) -> Matcher:
         """Build from the catalog's current contents."""
         generation = catalog.generation()
-        sets = catalog.list()
+        sets = catalog.sets()
         exact: dict[str, _ExactTable] = {}
         for kind, width in EXACT_KINDS.items():
             vals: list[bytes] = []
