@@ -31,6 +31,9 @@ class Limits:
     item_seconds: float = 300.0
     # Largest image file whose bytes are held in memory to decode (larger: hashed only).
     max_image_file_size: int = 256 * MiB
+    # Largest archive nested in another that must be held in memory to be read (7z cannot be
+    # streamed); larger ones are hashed, their members not read.
+    max_buffered_archive: int = 256 * MiB
 
     @classmethod
     def table(cls) -> list[tuple[str, Any, str, str]]:
@@ -61,6 +64,7 @@ LIMIT_DOCS: dict[str, tuple[str, str]] = {
     "max_image_pixels": ("pixels", "pixels of one decoded image (decompression bombs)"),
     "item_seconds": ("seconds", "time one file may take, everything inside it included"),
     "max_image_file_size": ("bytes", "largest image file decoded for PDQ (larger: hashed only)"),
+    "max_buffered_archive": ("bytes", "largest nested 7z held in memory to read its members"),
 }
 
 _SUFFIXES = {"k": 1024, "m": MiB, "g": GiB, "t": 1024 * GiB}

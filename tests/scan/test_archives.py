@@ -155,8 +155,8 @@ def test_7z_and_streamed_zip_nested_in_zip(tmp_path: Path) -> None:
 
 def test_nested_7z_larger_than_memory_cap_is_hashed_and_reported(tmp_path: Path) -> None:
     seven = make_7z({"noise.bin": os.urandom(50_000)})
-    out = scan(tmp_path, "t.tar", make_tar({"s.7z": seven}), Limits(max_image_file_size=10_000))
-    assert errors(out) == [("s.7z", "unsupported")]
+    out = scan(tmp_path, "t.tar", make_tar({"s.7z": seven}), Limits(max_buffered_archive=10_000))
+    assert errors(out) == [("s.7z", "max_buffered_archive")]
     assert order(out) == ["s.7z", None]
     assert_item(items(out)["s.7z"], seven)
 

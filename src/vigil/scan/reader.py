@@ -481,7 +481,7 @@ class _FileScan:
         media_type: str,
     ) -> Iterator[RawItem | ScanError]:
         """A nested archive libarchive cannot stream (7z): opened from memory if small enough."""
-        cap = self.limits.max_image_file_size
+        cap = self.limits.max_buffered_archive
         held: bytearray | None = bytearray()
         for block in itertools.chain((head,), blocks):
             sink.update(block)
@@ -492,9 +492,9 @@ class _FileScan:
         if held is None:
             yield self.error(
                 name,
-                "unsupported",
+                "max_buffered_archive",
                 f"a {media_type} archive inside another archive can only be read from memory, "
-                f"up to {cap} bytes (max_image_file_size); this one is larger: hashed, its "
+                f"up to {cap} bytes (max_buffered_archive); this one is larger: hashed, its "
                 "members are not read",
             )
             return
