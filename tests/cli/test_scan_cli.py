@@ -223,3 +223,40 @@ def test_limit_option_is_reported_by_name(tree: Tree, home: Path) -> None:
     assert "max_archive_depth" in proc.stderr
     proc = vigil("scan", str(tree.root), "-q", "--limit", "bogus=1", home=home)
     assert proc.returncode == 2 and "unknown limit 'bogus'" in proc.stderr
+
+
+def test_progress_bar_on_a_terminal_and_quiet_when_piped(tree: Tree, home: Path) -> None:
+    import pty
+
+    master, slave = pty.openpty()
+    env = {**os.environ, "VIGIL_HOME": str(home), "COLUMNS": "150", "TERM": "xterm"}
+    proc = subprocess.Popen(
+        [*VIGIL, "scan", str(tree.root), "--json"], stdout=subprocess.PIPE, stderr=slave, env=env
+    )
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # the terminal closed
+            break
+        if not data:
+            break
+        chunks.append(data)
+    out, _ = proc.communicate(timeout=300)
+    os.close(master)
+    terminal = b"".join(chunks).decode(errors="replace")
+    assert proc.returncode == 1
+    assert "scanning" in terminal and "files/s" in terminal and "found" in terminal
+    assert all(json.loads(line) for line in out.decode().splitlines())  # stdout stays JSON only
+    piped = vigil("scan", str(tree.root), "--json", home=home)
+    assert "scanning" not in piped.stderr and "files/s" not in piped.stderr
+
+
+def test_demo_finds_every_planted_copy(tmp_path: Path) -> None:
+    proc = vigil("demo", "--dir", str(tmp_path / "demo"), home=tmp_path / "unused")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "found 6 of 6 planted copies; missed: none" in proc.stdout
+    report = tmp_path / "demo" / "report.html"
+    assert f"HTML report: {report}" in proc.stdout
+    assert "6 known items found" in report.read_text()

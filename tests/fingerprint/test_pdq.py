@@ -324,10 +324,10 @@ def test_animated_gif_uses_first_frame() -> None:
     assert hamming(got, pdq_of(second)) > 70
 
 
-@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "GIF", "BMP", "TIFF", "WEBP"])
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "GIF", "BMP", "TIFF", "WEBP", "AVIF"])
 def test_formats(fmt: str) -> None:
     original = photo("chelsea")
-    params: dict[str, object] = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
+    params: dict[str, object] = {"quality": 95} if fmt in ("JPEG", "WEBP", "AVIF") else {}
     got = pdq_from_bytes(encode(original, fmt, **params), max_pixels=MAX).hash
     assert hamming(got, pdq_of(original)) <= 16
 

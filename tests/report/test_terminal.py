@@ -63,7 +63,7 @@ def test_matches_totals_and_verdict() -> None:
     assert "Item Set Category Kind Distance Transform" in out
     rows = [line for line in out if line.startswith("/data/")]
     assert rows == [
-        "/data/a.zip!x/y.jpg police-a B sha256 0",
+        "/data/a.zip/x/y.jpg police-a B sha256 0",
         "/data/b.jpg police-a A md5 0",
         "/data/b.jpg police-b A pdq 12 rotate90",
         "/data/c.jpg: truncated: ends at byte 9",
@@ -84,7 +84,7 @@ def test_errors_only_is_incomplete() -> None:
     errors = [ScanError("/d/x.zip", "in/y.7z", "encrypted", "password protected")]
     out = lines(render(ScanSummary(errors=1), [], errors))
     assert "Errors (1)" in out
-    assert "/d/x.zip!in/y.7z: encrypted: password protected" in out
+    assert "/d/x.zip/in/y.7z: encrypted: password protected" in out
     assert out[-1] == "scan incomplete: 1 error"
 
 
@@ -114,7 +114,7 @@ def test_hostile_names_shown_literally() -> None:
     ]
     errors = [ScanError("/data/bad\udcffname.jpg", None, "unreadable", "[i]no[/i]\nsecond line")]
     out = render(ScanSummary(matches=1, errors=1), matches, errors)
-    assert "/data/[bold red]x[/bold red].jpg!\\x1b[2Jclear\\u202egpj.exe" in out
+    assert "/data/[bold red]x[/bold red].jpg/\\x1b[2Jclear\\u202egpj.exe" in out
     assert "[link]" in out
     assert "/data/bad\\xffname.jpg: unreadable: [i]no[/i]\\x0asecond line" in out
     assert "\u202e" not in out

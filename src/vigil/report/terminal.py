@@ -50,8 +50,8 @@ def render_summary(
 
 
 def _where(path: str, member: str | None) -> str:
-    """`path!member` for an archive member, `path` for a file."""
-    return f"{printable(path)}!{printable(member)}" if member else printable(path)
+    """`path/member` (`outer.zip/inner.tar/x.jpg`) for an archive member, `path` for a file."""
+    return f"{printable(path)}/{printable(member)}" if member else printable(path)
 
 
 def _count(n: int, one: str, many: str | None = None) -> str:

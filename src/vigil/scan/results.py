@@ -90,7 +90,7 @@ class ScanError:
         }
 
     def __str__(self) -> str:
-        where = f"{self.path}!{self.member}" if self.member else self.path
+        where = f"{self.path}/{self.member}" if self.member else self.path
         return f"{where}: {self.reason}: {self.message}"
 
 
