@@ -82,6 +82,22 @@ def _init_worker() -> None:
     threadpool_limits(1)
 
 
+def _outcome(fut: cf.Future[FileResult], path: str, limits: Limits) -> FileResult:
+    """The worker's result, or the reason there is none as one error line."""
+    try:
+        return fut.result()
+    except cf.TimeoutError:
+        reason = "item_seconds"
+        message = f"took longer than the item_seconds limit ({limits.item_seconds:g} s); the worker was stopped"
+    except ProcessExpired as e:
+        reason = "crashed"
+        message = f"the worker reading this file died ({e}); the file was not fully scanned"
+    except Exception as e:  # noqa: BLE001 - a bug met in one file must not stop the scan
+        reason = "internal"
+        message = f"{type(e).__name__}: {e}"
+    return FileResult(path, errors=[ScanError(path, None, reason, message)])
+
+
 def default_workers() -> int:
     """Cores this process may run on."""
     try:
@@ -146,48 +162,8 @@ class Scanner:
         def collect(done: Iterable[cf.Future[FileResult]]) -> None:
             for fut in done:
                 path, st = pending.pop(fut)
-                try:
-                    res = fut.result()
-                except cf.TimeoutError:
-                    finish(
-                        path,
-                        st,
-                        [],
-                        [
-                            ScanError(
-                                path,
-                                None,
-                                "item_seconds",
-                                f"took longer than the item_seconds limit ({limits.item_seconds:g} s); the worker was stopped",
-                            )
-                        ],
-                        False,
-                    )
-                except ProcessExpired as e:
-                    finish(
-                        path,
-                        st,
-                        [],
-                        [
-                            ScanError(
-                                path,
-                                None,
-                                "crashed",
-                                f"the worker reading this file died ({e}); the file was not fully scanned",
-                            )
-                        ],
-                        False,
-                    )
-                except Exception as e:  # noqa: BLE001 - any bug in one file must not stop the scan
-                    finish(
-                        path,
-                        st,
-                        [],
-                        [ScanError(path, None, "internal", f"{type(e).__name__}: {e}")],
-                        False,
-                    )
-                else:
-                    finish(path, st, res.items, res.errors, False)
+                res = _outcome(fut, path, limits)
+                finish(path, st, res.items, res.errors, False)
 
         with ProcessPool(max_workers=workers, initializer=_init_worker) as pool:
             for found in walk(roots, follow_symlinks=self.options.follow_symlinks):
