@@ -144,9 +144,14 @@ class Matcher:
         }
         (tmp / "meta.json").write_text(json.dumps(meta))
         old = directory.with_name(f"{directory.name}.old-{os.getpid()}")
-        if directory.exists():
-            directory.rename(old)
-        tmp.rename(directory)
+        try:
+            if directory.exists():
+                directory.rename(old)
+            tmp.rename(directory)
+        except OSError:
+            # Another process compiled the same catalog at the same moment and won the rename;
+            # its copy is as good as ours, and ours is still in memory.
+            shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(old, ignore_errors=True)
 
     @classmethod
