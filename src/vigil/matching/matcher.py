@@ -16,10 +16,10 @@ import numpy as np
 from vigil.catalog.store import Catalog
 from vigil.fingerprint.fingerprints import DIHEDRAL_NAMES, Fingerprints
 from vigil.fingerprint.pdq import PDQ_MATCH_DISTANCE, PDQ_QUALITY_THRESHOLD
-from vigil.matching.pdq_index import BruteForcePDQIndex, PDQIndex
+from vigil.matching.pdq_index import PDQIndex, build_pdq_index, load_pdq_index
 
 EXACT_KINDS: dict[str, int] = {"md5": 16, "sha1": 20, "sha256": 32}
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -117,7 +117,7 @@ class Matcher:
         return cls(
             generation,
             exact,
-            BruteForcePDQIndex(hashes.copy()),
+            build_pdq_index(hashes),
             np.array(pents, dtype=np.int64),
             np.array(psids, dtype=np.int32),
             {s.id: s.name for s in sets},
@@ -162,6 +162,9 @@ class Matcher:
         def arr(name: str) -> np.ndarray:
             return np.load(directory / name, mmap_mode="r")
 
+        pdq_index = load_pdq_index(directory)
+        if pdq_index is None:
+            return None
         exact = {
             k: _ExactTable(arr(f"{k}.values.npy"), arr(f"{k}.entries.npy"), arr(f"{k}.sets.npy"))
             for k in EXACT_KINDS
@@ -169,7 +172,7 @@ class Matcher:
         return cls(
             int(meta["generation"]),
             exact,
-            BruteForcePDQIndex.load(directory),
+            pdq_index,
             arr("pdq.entries.npy"),
             arr("pdq.sets.npy"),
             {int(k): v for k, v in meta["sets"].items()},
