@@ -30,17 +30,35 @@ def shared_dir() -> Path:
     return SHARED
 
 
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A schema of its own on the PostgreSQL server, dropped at the end of the session.
+
+    Several checkouts may run their suites against the same `test` database at once; each
+    session works in its own schema (search_path), so their tables never meet.
+    """
+    schema_name = f"vigil_test_{os.getpid()}"
+    admin = create_engine(POSTGRES_URL)
+    try:
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA IF EXISTS {schema_name} CASCADE"))
+            conn.execute(text(f"CREATE SCHEMA {schema_name}"))
+    except Exception as e:  # noqa: BLE001
+        pytest.fail(
+            f"PostgreSQL at {POSTGRES_URL} is not reachable ({e}); the catalog must pass the same "
+            "tests on PostgreSQL. Set VIGIL_TEST_POSTGRES_URL to another server."
+        )
+    sep = "&" if "?" in POSTGRES_URL else "?"
+    yield f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema_name}"
+    with admin.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA IF EXISTS {schema_name} CASCADE"))
+    admin.dispose()
+
+
 def _reset_postgres(url: str) -> None:
     engine = create_engine(url)
     try:
-        with engine.begin() as conn:
-            conn.execute(text("SELECT 1"))
         schema.metadata.drop_all(engine)
-    except Exception as e:  # noqa: BLE001
-        pytest.fail(
-            f"PostgreSQL at {url} is not reachable ({e}); the catalog must pass the same tests "
-            "on PostgreSQL. Set VIGIL_TEST_POSTGRES_URL to another server."
-        )
     finally:
         engine.dispose()
 
@@ -51,8 +69,9 @@ def catalog(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Catalog]
     if request.param == "sqlite":
         cat = Catalog(f"sqlite:///{tmp_path / 'catalog.sqlite'}")
     else:
-        _reset_postgres(POSTGRES_URL)
-        cat = Catalog(POSTGRES_URL)
+        url = request.getfixturevalue("postgres_url")
+        _reset_postgres(url)
+        cat = Catalog(url)
     yield cat
     cat.close()
 

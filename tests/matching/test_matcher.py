@@ -159,3 +159,27 @@ def test_brute_force_index_agrees_with_python_popcount() -> None:
     )
     assert sorted(got) == want
     assert (0, 5, 3) in got and (1, 17, 0) in got
+
+
+def test_batched_exact_lookup_agrees_with_single(catalog: Catalog) -> None:
+    md5s = [rand_hex(16) for _ in range(50)]
+    catalog.import_entries(
+        "a",
+        [Entry({"md5": h}, id=str(i)) for i, h in enumerate(md5s)]
+        + [Entry({"md5": md5s[0]}, id="dup")],
+        ParseReport(format="csv"),
+        source="a",
+        version="1",
+    )
+    m = Matcher.compile(catalog)
+    queries = [md5s[0], rand_hex(16), md5s[7], md5s[49], rand_hex(16)]
+    qi, ents, sids = m.exact_many("md5", np.array([bytes.fromhex(q) for q in queries], dtype="S16"))
+    got = list(zip(qi.tolist(), ents.tolist(), sids.tolist(), strict=True))
+    want = [
+        (qi, e, s)
+        for qi, q in enumerate(queries)
+        for e, s in m._exact["md5"].find(bytes.fromhex(q))
+    ]
+    assert sorted(got) == sorted(want)
+    assert {qi for qi, _, _ in got} == {0, 2, 3}
+    assert len(m.exact_many("md5", np.array([], dtype="S16"))[0]) == 0

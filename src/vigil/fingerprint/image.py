@@ -89,9 +89,31 @@ def _full_decode(image: Image.Image) -> Image.Image:
 # The decode step, kept swappable: it gets the opened (header-only) image, returns a loaded one.
 DecodeStep = Callable[[Image.Image], Image.Image]
 
+# Reduced-size JPEG decoding (opt-in: `--fast-pdq`): libjpeg's DCT scaling decodes at 1/2 size.
+REDUCED_SCALE = 2
+
+
+def reduced_jpeg_decode(image: Image.Image) -> Image.Image:
+    """A JPEG decoded at 1/REDUCED_SCALE size by libjpeg's DCT scaling; other formats in full.
+
+    Only worth it for images large enough that PDQ's 64x64 summary is still well covered.
+    """
+    width, height = image.size
+    if image.format == "JPEG" and min(width, height) >= 4 * 64 * REDUCED_SCALE // 2:
+        image.draft("RGB", (width // REDUCED_SCALE, height // REDUCED_SCALE))
+    image.load()
+    return image
+
 
 def decode_luma(data: bytes, *, max_pixels: int, decode: DecodeStep = _full_decode) -> np.ndarray:
     """Luma (float32, HxW, 0..255) of the first frame of an encoded image."""
+    return decode_luma_sized(data, max_pixels=max_pixels, decode=decode)[0]
+
+
+def decode_luma_sized(
+    data: bytes, *, max_pixels: int, decode: DecodeStep = _full_decode
+) -> tuple[np.ndarray, tuple[int, int]]:
+    """Luma as `decode_luma`, and the (rows, columns) of the full-size image it stands for."""
     if not data:
         raise UnreadableItem("truncated", "empty image data")
     if _is_heif(data) and not _ensure_heif():
@@ -136,7 +158,7 @@ def decode_luma(data: bytes, *, max_pixels: int, decode: DecodeStep = _full_deco
                 raise UnreadableItem(reason, f"cannot decode {image.format} image: {exc}") from None
     if luma.shape[0] * luma.shape[1] > max_pixels:
         raise LimitExceeded(_LIMIT, f"decoded image of {luma.shape} exceeds {max_pixels} pixels")
-    return luma
+    return luma, (height, width)
 
 
 def _palette_luma(image: Image.Image) -> np.ndarray:

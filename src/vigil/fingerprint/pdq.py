@@ -18,7 +18,7 @@ import functools
 import numpy as np
 
 from vigil.fingerprint.fingerprints import PDQ
-from vigil.fingerprint.image import decode_luma
+from vigil.fingerprint.image import decode_luma, decode_luma_sized, reduced_jpeg_decode
 
 # Hamming distance at or below which two PDQ hashes are the same picture (Meta's default).
 PDQ_MATCH_DISTANCE = 31
@@ -74,6 +74,24 @@ def _downscale_matrix(n: int) -> np.ndarray:
     return matrix
 
 
+@functools.lru_cache(maxsize=64)
+def _reduced_matrix(full: int, reduced: int) -> np.ndarray:
+    """The full-size axis matrix summed over the pixels each reduced pixel stands for.
+
+    A DCT-scaled decode at 1/s gives (about) the mean of each s x s block, so the full-size
+    filter's weights of a block, summed, applied to its mean approximate the full-size result
+    far better than filtering the small image with its own (much narrower) PDQ windows.
+    """
+    matrix = _downscale_matrix(full).astype(np.float64)
+    scale = max(1, round(full / reduced))
+    owner = np.minimum(np.arange(full) // scale, reduced - 1)
+    out = np.zeros((reduced, _DOWNSAMPLE), dtype=np.float64)
+    np.add.at(out, owner, matrix.T)
+    result = np.ascontiguousarray(out.T, dtype=np.float32)
+    result.setflags(write=False)
+    return result
+
+
 def _dct_matrix() -> np.ndarray:
     """The 16x64 DCT-II rows 1..16 (no DC), scaled by sqrt(2/64), as `dct_matrix_64`."""
     i = np.arange(1, 17, dtype=np.float64)[:, None]
@@ -127,33 +145,54 @@ def _quality(block: np.ndarray) -> int:
     return min(gradient_sum // 90, 100)
 
 
-def downscale_64(luma: np.ndarray) -> np.ndarray:
-    """The reference's 64x64 blurred, decimated luma (`buffer64x64`) of an HxW luma array."""
+def downscale_64(luma: np.ndarray, full_shape: tuple[int, int] | None = None) -> np.ndarray:
+    """The reference's 64x64 blurred, decimated luma (`buffer64x64`) of an HxW luma array.
+
+    `full_shape`: the size of the image `luma` is a reduced decode of (see `_reduced_matrix`).
+    """
     rows, cols = luma.shape
     image = np.asarray(luma, dtype=np.float32)
+    if full_shape is not None and full_shape != (rows, cols):
+        return (_reduced_matrix(full_shape[0], rows) @ image) @ _reduced_matrix(
+            full_shape[1], cols
+        ).T
     if rows == _DOWNSAMPLE and cols == _DOWNSAMPLE:
         return image.copy()
     # Multiply the long way round first: (64xH @ HxW) @ Wx64 touches every pixel once.
     return (_downscale_matrix(rows) @ image) @ _downscale_matrix(cols).T
 
 
-def pdq_from_luma(luma: np.ndarray) -> PDQ:
-    """PDQ hash, quality and the 8 dihedral variants of an HxW luma array (values 0..255)."""
+def pdq_from_luma(luma: np.ndarray, full_shape: tuple[int, int] | None = None) -> PDQ:
+    """PDQ hash, quality and the 8 dihedral variants of an HxW luma array (values 0..255).
+
+    `full_shape`: when `luma` is a reduced-size decode, the size of the full image.
+    """
     if luma.ndim != 2:
         raise ValueError(f"expected a 2-D luma array, got shape {luma.shape}")
     rows, cols = luma.shape
     if rows < MIN_HASHABLE_DIM or cols < MIN_HASHABLE_DIM:
         return PDQ(_ZERO_HASH, 0, (_ZERO_HASH,) * 8)
-    block = downscale_64(luma)
+    if full_shape is not None:
+        rows, cols = full_shape
+        if rows < MIN_HASHABLE_DIM or cols < MIN_HASHABLE_DIM:
+            return PDQ(_ZERO_HASH, 0, (_ZERO_HASH,) * 8)
+    block = downscale_64(luma, full_shape)
     quality = _quality(block)
     dct16 = (_DCT @ block) @ _DCT_T
     hashes = tuple(_bits_to_hex(d) for d in _dihedral_dcts(dct16))
     return PDQ(hashes[0], quality, hashes)
 
 
-def pdq_from_bytes(data: bytes, *, max_pixels: int) -> PDQ:
-    """PDQ of an encoded image (any format `decode_luma` reads)."""
-    return pdq_from_luma(decode_luma(data, max_pixels=max_pixels))
+def pdq_from_bytes(data: bytes, *, max_pixels: int, fast: bool = False) -> PDQ:
+    """PDQ of an encoded image (any format `decode_luma` reads).
+
+    `fast`: decode large JPEGs at half size (opt-in; its agreement with the full decode is in
+    the README and `tests/fingerprint/test_pdq_faithful.py`).
+    """
+    if not fast:
+        return pdq_from_luma(decode_luma(data, max_pixels=max_pixels))
+    luma, full = decode_luma_sized(data, max_pixels=max_pixels, decode=reduced_jpeg_decode)
+    return pdq_from_luma(luma, full)
 
 
 def hamming(a: str, b: str) -> int:

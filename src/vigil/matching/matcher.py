@@ -16,10 +16,11 @@ import numpy as np
 from vigil.catalog.store import Catalog
 from vigil.fingerprint.fingerprints import DIHEDRAL_NAMES, Fingerprints
 from vigil.fingerprint.pdq import PDQ_MATCH_DISTANCE, PDQ_QUALITY_THRESHOLD
-from vigil.matching.pdq_index import BruteForcePDQIndex, PDQIndex
+from vigil.matching.exact import as_rows, equal_ranges
+from vigil.matching.pdq_index import PDQIndex, build_pdq_index, load_pdq_index
 
 EXACT_KINDS: dict[str, int] = {"md5": 16, "sha1": 20, "sha256": 32}
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,20 @@ class _ExactTable:
         lo = int(np.searchsorted(self.values, key, side="left")[0])
         hi = int(np.searchsorted(self.values, key, side="right")[0])
         return [(int(self.entry_ids[i]), int(self.set_ids[i])) for i in range(lo, hi)]
+
+    def find_many(self, digests: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(indices in `digests`, entries, sets) of every listed digest, as arrays."""
+        if len(self.values) == 0 or len(digests) == 0:
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty, empty.astype(np.int32)
+        keys = np.asarray(digests, dtype=self.values.dtype)
+        width = self.values.dtype.itemsize
+        first, end = equal_ranges(as_rows(self.values, width), as_rows(keys, width))
+        counts = end - first
+        queries = np.repeat(np.arange(len(keys)), counts)
+        starts = np.repeat(first - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
+        rows = starts + np.arange(len(queries))
+        return queries, np.asarray(self.entry_ids[rows]), np.asarray(self.set_ids[rows])
 
 
 class Matcher:
@@ -117,7 +132,7 @@ class Matcher:
         return cls(
             generation,
             exact,
-            BruteForcePDQIndex(hashes.copy()),
+            build_pdq_index(hashes),
             np.array(pents, dtype=np.int64),
             np.array(psids, dtype=np.int32),
             {s.id: s.name for s in sets},
@@ -167,6 +182,9 @@ class Matcher:
         def arr(name: str) -> np.ndarray:
             return np.load(directory / name, mmap_mode="r")
 
+        pdq_index = load_pdq_index(directory)
+        if pdq_index is None:
+            return None
         exact = {
             k: _ExactTable(arr(f"{k}.values.npy"), arr(f"{k}.entries.npy"), arr(f"{k}.sets.npy"))
             for k in EXACT_KINDS
@@ -174,7 +192,7 @@ class Matcher:
         return cls(
             int(meta["generation"]),
             exact,
-            BruteForcePDQIndex.load(directory),
+            pdq_index,
             arr("pdq.entries.npy"),
             arr("pdq.sets.npy"),
             {int(k): v for k, v in meta["sets"].items()},
@@ -202,6 +220,15 @@ class Matcher:
     def is_empty(self) -> bool:
         """True when no hash at all is compiled."""
         return len(self._pdq) == 0 and all(len(t.values) == 0 for t in self._exact.values())
+
+    def exact_many(
+        self, kind: str, digests: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Batched exact lookup: (indices in `digests`, entries, sets) of every listed digest.
+
+        `digests` is an array of raw digests (e.g. dtype S16 for MD5), as many as wanted.
+        """
+        return self._exact[kind].find_many(digests)
 
     def known_good(self, fp: Fingerprints) -> bool:
         """True if the item's bytes are listed in a known-good set (NSRL and the like)."""

@@ -1,7 +1,8 @@
 """Hamming-radius search over 256-bit PDQ hashes, behind a small interface.
 
-The structure behind `PDQIndex` is expected to change (multi-index hashing and compiled loops
-for tens of millions of hashes); callers only build, save, load and search.
+Callers only build (`build_pdq_index`), save, load (`load_pdq_index`) and search. The default
+is `MultiIndexPDQIndex` (multi-index hashing with compiled loops, `vigil.matching.mih`): exact,
+like the brute-force scan kept here as the reference the tests compare it with.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+
+from vigil.matching.mih import MultiIndex
 
 # Rows compared per step: bounds the temporary memory of one search to a few MiB.
 _CHUNK = 1 << 18
@@ -69,3 +72,55 @@ class BruteForcePDQIndex:
                 for r in rows:
                     out.append((qi, start + int(r), int(dist[r])))
         return out
+
+
+class MultiIndexPDQIndex:
+    """Exact search by multi-index hashing (`vigil.matching.mih`): same answers as brute force."""
+
+    FILE = BruteForcePDQIndex.FILE
+    PREFIX = "pdq.mih"
+
+    def __init__(self, hashes: np.ndarray, index: MultiIndex | None = None) -> None:
+        if hashes.ndim != 2 or hashes.shape[1] != 32 or hashes.dtype != np.uint8:
+            raise ValueError("PDQ hashes must be an (N, 32) uint8 array")
+        self._hashes = hashes
+        words = hashes.view(np.uint64) if hashes.flags.c_contiguous else None
+        if words is None:
+            hashes = np.ascontiguousarray(hashes)
+            self._hashes, words = hashes, hashes.view(np.uint64)
+        self._index = index if index is not None else MultiIndex.build(words)
+
+    @classmethod
+    def load(cls, directory: Path) -> MultiIndexPDQIndex | None:
+        """Memory-map a saved index (nothing is read until searched), or None if there is none."""
+        try:
+            hashes = np.load(directory / cls.FILE, mmap_mode="r")
+        except (OSError, ValueError):
+            return None
+        index = MultiIndex.load(directory, cls.PREFIX, hashes.view(np.uint64))
+        return None if index is None else cls(hashes, index)
+
+    def save(self, directory: Path) -> None:
+        """Write the hashes and the tables as .npy files."""
+        np.save(directory / self.FILE, self._hashes)
+        self._index.save(directory, self.PREFIX)
+
+    def __len__(self) -> int:
+        return int(self._hashes.shape[0])
+
+    def search(self, queries: np.ndarray, radius: int) -> list[tuple[int, int, int]]:
+        """All stored hashes within `radius` of each query."""
+        if len(self) == 0 or len(queries) == 0:
+            return []
+        q = np.ascontiguousarray(queries, dtype=np.uint8).reshape(-1, 32).view(np.uint64)
+        return self._index.search(q, radius)
+
+
+def build_pdq_index(hashes: np.ndarray) -> PDQIndex:
+    """The index used for an (N, 32) uint8 array of hashes."""
+    return MultiIndexPDQIndex(np.ascontiguousarray(hashes, dtype=np.uint8))
+
+
+def load_pdq_index(directory: Path) -> PDQIndex | None:
+    """The index saved under `directory` by `build_pdq_index(...).save`, or None."""
+    return MultiIndexPDQIndex.load(directory)

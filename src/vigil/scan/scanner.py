@@ -58,6 +58,8 @@ class ScanOptions:
     workers: int = 0  # 0: every core this process may use
     match: MatchSettings = field(default_factory=MatchSettings)
     follow_symlinks: bool = True
+    # Decode large JPEGs at half size for PDQ (opt-in speed mode, see pdq_from_bytes).
+    fast_pdq: bool = False
     # Seconds a worker gets beyond `item_seconds` to notice its own deadline before it is killed.
     kill_grace: float = 5.0
 
@@ -179,7 +181,7 @@ class Scanner:
                         continue
                 fut = pool.schedule(
                     fingerprint_file,
-                    args=(path, limits),
+                    args=(path, limits, self.options.fast_pdq),
                     timeout=limits.item_seconds + self.options.kill_grace,
                 )
                 pending[fut] = (path, st)

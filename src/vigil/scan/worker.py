@@ -23,7 +23,7 @@ class FileResult:
 
 
 def fingerprints_of(
-    raw: RawItem, path: str, limits: Limits, errors: list[ScanError]
+    raw: RawItem, path: str, limits: Limits, errors: list[ScanError], fast_pdq: bool = False
 ) -> Fingerprints:
     """Fingerprints of one read item; a perceptual-hash failure is added to `errors`."""
     fp = Fingerprints(
@@ -44,7 +44,7 @@ def fingerprints_of(
         )
         return fp
     try:
-        fp.pdq = pdq_from_bytes(raw.content, max_pixels=limits.max_image_pixels)
+        fp.pdq = pdq_from_bytes(raw.content, max_pixels=limits.max_image_pixels, fast=fast_pdq)
     except LimitExceeded as e:
         fp.pdq_error = e.limit
         errors.append(ScanError(path, raw.member, e.limit, str(e)))
@@ -57,7 +57,7 @@ def fingerprints_of(
     return fp
 
 
-def fingerprint_file(path: str, limits: Limits) -> FileResult:
+def fingerprint_file(path: str, limits: Limits, fast_pdq: bool = False) -> FileResult:
     """Read a file once and fingerprint it and every archive member in it."""
     result = FileResult(path)
     for raw in read_file(path, limits, is_image):
@@ -65,6 +65,8 @@ def fingerprint_file(path: str, limits: Limits) -> FileResult:
             result.errors.append(raw)
             continue
         result.items.append(
-            ScannedItem(path, raw.member, fingerprints_of(raw, path, limits, result.errors))
+            ScannedItem(
+                path, raw.member, fingerprints_of(raw, path, limits, result.errors, fast_pdq)
+            )
         )
     return result
