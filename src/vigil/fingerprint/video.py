@@ -50,9 +50,10 @@ VIDEO_EXTENSIONS = frozenset(
 # 8-bit pixel formats whose first plane is BT.601 luma: limited range unless the format or the
 # frame says full range.
 _YUV_FULL = frozenset({"yuvj420p", "yuvj422p", "yuvj444p", "yuvj440p", "yuvj411p"})
-_Y_PLANE = frozenset(
-    {"yuv420p", "yuv422p", "yuv444p", "yuv410p", "yuv411p", "yuv440p", "nv12", "nv21"}
-) | _YUV_FULL
+_Y_PLANE = (
+    frozenset({"yuv420p", "yuv422p", "yuv444p", "yuv410p", "yuv411p", "yuv440p", "nv12", "nv21"})
+    | _YUV_FULL
+)
 _LIMITED_SCALE = np.float32(255.0 / 219.0)
 
 _clock = time.monotonic
@@ -92,7 +93,9 @@ def vpdq_of_video(
     try:
         container = av.open(source, mode="r", metadata_errors="ignore")
     except av.error.FFmpegError as exc:
-        raise UnreadableItem(_open_reason(exc), f"cannot open the video: {_describe(exc)}") from None
+        raise UnreadableItem(
+            _open_reason(exc), f"cannot open the video: {_describe(exc)}"
+        ) from None
     with container:
         if not container.streams.video:
             raise UnreadableItem("no-video-stream", "a media file without a video stream")
@@ -315,4 +318,3 @@ def _describe(exc: Exception) -> str:
     text = str(exc)
     # PyAV appends the file name; the error line already says which file it is.
     return text.split(": '", 1)[0] if ": '" in text else text
-
