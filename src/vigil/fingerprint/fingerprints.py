@@ -36,6 +36,9 @@ class VPDQFrame:
     timestamp: float
     quality: int
     hash: str
+    # PDQ of the frame without its black borders (letterbox/pillarbox), when it has some: matched
+    # too, so a copy with borders added finds the original. Not part of the reference output.
+    cropped: str | None = None
 
 
 @dataclass
@@ -81,7 +84,13 @@ class Fingerprints:
                 out["vpdq_error"] = self.vpdq_error
             if frames and self.vpdq is not None:
                 out["vpdq"] = [
-                    {"frame": f.index, "quality": f.quality, "pdq": f.hash, "timestamp": f.timestamp}
+                    {
+                        "frame": f.index,
+                        "quality": f.quality,
+                        "pdq": f.hash,
+                        "timestamp": f.timestamp,
+                        **({"pdq_cropped": f.cropped} if f.cropped else {}),
+                    }
                     for f in self.vpdq
                 ]
         out.update(self.extra)

@@ -142,8 +142,10 @@ def vpdq_of_video(
                     break
                 if not sampler.wants(number, timestamp):
                     continue
-                pdq = _pdq_of_frame(frame, size)
-                result.frames.append(VPDQFrame(number, round(timestamp, 3), pdq.quality, pdq.hash))
+                pdq, cropped = _pdq_of_frame(frame, size)
+                result.frames.append(
+                    VPDQFrame(number, round(timestamp, 3), pdq.quality, pdq.hash, cropped)
+                )
         except av.error.FFmpegError as exc:
             if decoded == 0:
                 raise UnreadableItem(
@@ -198,8 +200,12 @@ def vpdq_of_animation(
                 break
             clock_ms += float(frame.info.get("duration") or 100)
             if sampler.wants(number, timestamp):
-                pdq = pdq_from_luma(luma_from_image(frame.convert("RGB")))
-                result.frames.append(VPDQFrame(number, round(timestamp, 3), pdq.quality, pdq.hash))
+                luma = luma_from_image(frame.convert("RGB"))
+                pdq = pdq_from_luma(luma)
+                cropped = _cropped_hash(luma, 0.0)
+                result.frames.append(
+                    VPDQFrame(number, round(timestamp, 3), pdq.quality, pdq.hash, cropped)
+                )
     except (OSError, ValueError, EOFError) as exc:
         if not result.frames:
             raise UnreadableItem("corrupt", f"cannot decode the animation: {exc}") from None
@@ -268,14 +274,17 @@ def _over_limit(
     return None
 
 
-def _pdq_of_frame(frame: Any, size: tuple[int, int] | None) -> PDQ:
-    """PDQ of a decoded frame, with the luma PDQ's RGB-to-luma conversion would give."""
+def _pdq_of_frame(frame: Any, size: tuple[int, int] | None) -> tuple[PDQ, str | None]:
+    """PDQ of a decoded frame, with the luma PDQ's RGB-to-luma conversion would give, and the
+    PDQ of the frame without its black borders if it has any."""
     fmt = frame.format.name
     if size is None and fmt in _Y_PLANE and frame.planes[0].line_size >= frame.width:
         plane = frame.planes[0]
         y = np.frombuffer(plane, dtype=np.uint8).reshape(-1, plane.line_size)
-        block = downscale_64(y[: frame.height, : frame.width])
+        y = y[: frame.height, : frame.width]
+        block = downscale_64(y)
         full = fmt in _YUV_FULL or int(getattr(frame, "color_range", 0) or 0) == 2
+        black = 0.0 if full else 16.0
         if not full:
             # BT.601 limited range: luma = 1.164 (Y - 16), the chroma terms cancelling. The
             # filters and decimation to 64x64 are linear, so the affine map is applied to the
@@ -284,7 +293,7 @@ def _pdq_of_frame(frame: Any, size: tuple[int, int] | None) -> PDQ:
             block -= np.float32(16.0)
             block *= _LIMITED_SCALE
             np.clip(block, 0.0, 255.0, out=block)
-        return pdq_from_luma(block)
+        return pdq_from_luma(block), _cropped_hash(y, black)
     if size is not None:
         rgb = frame.to_ndarray(format="rgb24", width=size[0], height=size[1])
     else:
@@ -293,7 +302,42 @@ def _pdq_of_frame(frame: Any, size: tuple[int, int] | None) -> PDQ:
     luma = rgbf[..., 0] * np.float32(0.299)
     luma += rgbf[..., 1] * np.float32(0.587)
     luma += rgbf[..., 2] * np.float32(0.114)
-    return pdq_from_luma(luma)
+    return pdq_from_luma(luma), _cropped_hash(luma, 0.0)
+
+
+# A border row or column: mean within this of black, and no pixel brighter than BORDER_PEAK.
+_BORDER_MEAN = 10.0
+_BORDER_PEAK = 40.0
+# Borders are only taken off when they are at least this share of the frame's side (together)
+# and leave at least MIN_CONTENT of each side: a dark scene is not a border.
+_MIN_BORDER = 0.04
+_MIN_CONTENT = 0.4
+
+
+def _cropped_hash(luma: np.ndarray, black: float) -> str | None:
+    """PDQ of the frame inside its black borders (letterbox, pillarbox), None without borders."""
+    rows, cols = luma.shape
+    sub = luma[:, :: max(1, cols // 256)].astype(np.float32) - np.float32(black)
+    dark_rows = (sub.mean(axis=1) < _BORDER_MEAN) & (sub.max(axis=1) < _BORDER_PEAK)
+    sub = luma[:: max(1, rows // 256), :].astype(np.float32) - np.float32(black)
+    dark_cols = (sub.mean(axis=0) < _BORDER_MEAN) & (sub.max(axis=0) < _BORDER_PEAK)
+    top, bottom = _run(dark_rows), _run(dark_rows[::-1])
+    left, right = _run(dark_cols), _run(dark_cols[::-1])
+    keep_rows, keep_cols = rows - top - bottom, cols - left - right
+    if keep_rows < _MIN_CONTENT * rows or keep_cols < _MIN_CONTENT * cols:
+        return None
+    if top + bottom < _MIN_BORDER * rows and left + right < _MIN_BORDER * cols:
+        return None
+    inner = luma[top : rows - bottom, left : cols - right].astype(np.float32)
+    if black:
+        inner = np.clip((inner - np.float32(black)) * _LIMITED_SCALE, 0.0, 255.0)
+    return pdq_from_luma(inner).hash
+
+
+def _run(dark: np.ndarray) -> int:
+    """Length of the run of True at the start of `dark`."""
+    light = np.flatnonzero(~dark)
+    return int(light[0]) if light.size else len(dark)
 
 
 def _declared_seconds(container: Any, stream: Any) -> float | None:

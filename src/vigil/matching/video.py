@@ -183,12 +183,21 @@ class VideoIndex:
         query = usable_frames(frames, rule.quality)
         if not query or len(self._index) == 0:
             return []
-        matrix = np.frombuffer(b"".join(bytes.fromhex(f.hash) for f, _ in query), dtype=np.uint8)
+        # Each usable frame as is, and without its black borders when it has some.
+        owners: list[int] = []
+        parts: list[bytes] = []
+        for number, (frame, _) in enumerate(query):
+            for value in (frame.hash, frame.cropped):
+                if value:
+                    owners.append(number)
+                    parts.append(bytes.fromhex(value))
+        matrix = np.frombuffer(b"".join(parts), dtype=np.uint8)
         # entry -> query frame -> nearest distance; entry -> known rows matched
         nearest: dict[int, dict[int, int]] = {}
         rows_hit: dict[int, set[int]] = {}
         set_of: dict[int, int] = {}
-        for qi, row, dist in self._index.search(matrix.reshape(-1, 32), rule.distance):
+        for variant, row, dist in self._index.search(matrix.reshape(-1, 32), rule.distance):
+            qi = owners[variant]
             entry_id = int(self._entries[row])
             set_id = int(self._sets[row])
             if not reportable(set_id):
