@@ -93,9 +93,8 @@ def vpdq_of_video(
     try:
         container = av.open(source, mode="r", metadata_errors="ignore")
     except av.error.FFmpegError as exc:
-        raise UnreadableItem(
-            _open_reason(exc), f"cannot open the video: {_describe(exc)}"
-        ) from None
+        reason = "truncated" if _cut_short(source) else _open_reason(exc)
+        raise UnreadableItem(reason, f"cannot open the video: {_describe(exc)}") from None
     with container:
         if not container.streams.video:
             raise UnreadableItem("no-video-stream", "a media file without a video stream")
@@ -351,9 +350,42 @@ def _declared_seconds(container: Any, stream: Any) -> float | None:
     return round(seconds, 3)
 
 
+def _cut_short(source: str | BinaryIO) -> bool:
+    """True for an MP4/MOV/3GP file whose last top-level box runs past the end of the file."""
+    try:
+        stream: BinaryIO = open(source, "rb") if isinstance(source, str) else source
+    except OSError:
+        return False
+    try:
+        stream.seek(0, os.SEEK_END)
+        end = stream.tell()
+        offset = 0
+        while offset + 8 <= end:
+            stream.seek(offset)
+            header = stream.read(16)
+            size = int.from_bytes(header[:4], "big")
+            if offset == 0 and header[4:8] != b"ftyp":
+                return False  # not ISO base media
+            if size == 1 and len(header) == 16:
+                size = int.from_bytes(header[8:16], "big")
+            elif size == 0:
+                return False  # a box running to the end of the file by definition
+            if size < 8:
+                return False
+            offset += size
+        return offset > end
+    except OSError:
+        return False
+    finally:
+        if isinstance(source, str):
+            stream.close()
+        else:
+            stream.seek(0)
+
+
 def _open_reason(exc: Exception) -> str:
     text = str(exc).lower()
-    if "moov atom not found" in text or "end of file" in text or "eof" in text:
+    if "moov atom not found" in text:
         return "truncated"
     return "corrupt"
 
