@@ -79,7 +79,7 @@ def vpdq_of_video(
     *,
     limits: Limits,
     seconds_per_frame: float = VPDQ_SECONDS_PER_FRAME,
-    threads: int = 1,
+    threads: int = 0,
     size: tuple[int, int] | None = None,
 ) -> VideoHash:
     """vPDQ of a video file (a path, or a seekable stream of an archive member's bytes).
@@ -112,8 +112,9 @@ def vpdq_of_video(
         fps = float(rate) if rate else 0.0
         if not math.isfinite(fps) or fps <= 0 or fps > 10_000:
             fps = 0.0  # unknown or absurd: sampled by the frames' own times instead
+        # 0: FFmpeg picks the number of decoding threads, as the reference does.
         ctx.thread_count = threads
-        ctx.thread_type = "AUTO" if threads != 1 else "SLICE"
+        ctx.thread_type = "AUTO"
         declared = int(stream.frames or 0)
         result = VideoHash(
             info={
