@@ -34,6 +34,14 @@ class Limits:
     # Largest archive nested in another that must be held in memory to be read (7z cannot be
     # streamed); larger ones are hashed, their members not read.
     max_buffered_archive: int = 256 * MiB
+    # Video decoded for vPDQ, in seconds of video and in frames: decoding stops there (the frames
+    # hashed until then are kept and matched). Six hours at 60 frames per second fits both.
+    max_video_seconds: float = 6 * 3600.0
+    max_video_frames: int = 2_000_000
+    # Seconds spent decoding one video (below item_seconds, so the frames hashed are kept).
+    max_video_decode_seconds: float = 240.0
+    # Largest video inside an archive held in memory to decode (a video on disk is read by path).
+    max_buffered_video: int = 512 * MiB
 
     @classmethod
     def table(cls) -> list[tuple[str, Any, str, str]]:
@@ -52,7 +60,8 @@ class Limits:
         for name, raw in overrides.items():
             if name not in known:
                 raise ValueError(f"unknown limit {name!r}; known limits: {', '.join(known)}")
-            changes[name] = parse_limit_value(raw, float if name == "item_seconds" else int)
+            kind = float if name in _SECONDS else int
+            changes[name] = parse_limit_value(raw, kind)
         return replace(self, **changes)
 
 
@@ -65,7 +74,16 @@ LIMIT_DOCS: dict[str, tuple[str, str]] = {
     "item_seconds": ("seconds", "time one file may take, everything inside it included"),
     "max_image_file_size": ("bytes", "largest image file decoded for PDQ (larger: hashed only)"),
     "max_buffered_archive": ("bytes", "largest nested 7z held in memory to read its members"),
+    "max_video_seconds": ("seconds", "video decoded for vPDQ (the frames before are kept)"),
+    "max_video_frames": ("frames", "frames decoded of one video (the frames before are kept)"),
+    "max_video_decode_seconds": (
+        "seconds",
+        "time spent decoding one video (the frames hashed until then are kept)",
+    ),
+    "max_buffered_video": ("bytes", "largest video inside an archive held in memory to decode"),
 }
+
+_SECONDS = frozenset({"item_seconds", "max_video_seconds", "max_video_decode_seconds"})
 
 _SUFFIXES = {"k": 1024, "m": MiB, "g": GiB, "t": 1024 * GiB}
 

@@ -55,6 +55,8 @@ def test_formats_tuple_is_the_public_one() -> None:
         "pdq",
         "nsrl",
         "hashkeeper",
+        "vpdq",
+        "vpdq-csv",
     )
 
 

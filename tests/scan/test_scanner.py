@@ -25,18 +25,18 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Tree:
     return build(tmp_path_factory.mktemp("planted"))
 
 
-def refuse_to_read(path: str, limits: Limits, fast_pdq: bool = False) -> FileResult:
+def refuse_to_read(path: str, limits: Limits, *_: object) -> FileResult:
     """Stands in for the worker when a test proves that no file is read."""
     raise AssertionError(f"file content was read: {path}")
 
 
-def hang(path: str, limits: Limits, fast_pdq: bool = False) -> FileResult:
+def hang(path: str, limits: Limits, *_: object) -> FileResult:
     if path.endswith("slow.bin"):
         time.sleep(60)
     return worker.fingerprint_file(path, limits)
 
 
-def die(path: str, limits: Limits, fast_pdq: bool = False) -> FileResult:
+def die(path: str, limits: Limits, *_: object) -> FileResult:
     if path.endswith("boom.bin"):
         os._exit(9)
     return worker.fingerprint_file(path, limits)
@@ -130,7 +130,7 @@ def test_workers_run_in_parallel_processes(tmp_path: Path, monkeypatch: pytest.M
     assert len(pids) == 2 and str(os.getpid()) not in pids
 
 
-def record_pid(path: str, limits: Limits, fast_pdq: bool = False) -> FileResult:
+def record_pid(path: str, limits: Limits, *_: object) -> FileResult:
     """Waits (up to 60 s) until two different processes are working at once."""
     d = Path(os.environ["VIGIL_TEST_PIDS"])
     (d / f"{os.getpid()}-{Path(path).name}").touch()

@@ -6,6 +6,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     Column,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -17,7 +18,8 @@ from sqlalchemy import (
     Text,
 )
 
-SCHEMA_VERSION = 1
+# 2: video_frames (vPDQ). A version-1 catalog is upgraded in place (the table is added).
+SCHEMA_VERSION = 2
 
 metadata = MetaData()
 
@@ -61,6 +63,21 @@ hashes = Table(
     Column("value", LargeBinary, nullable=False),
     Index("ix_hashes_set", "set_id"),
     Index("ix_hashes_kind_value", "kind", "value"),
+)
+
+# The frames of known videos (vPDQ), one row per frame: a video's list is its entry's rows in
+# frame order. Kept apart from `hashes` because a frame has a time and a quality as well.
+video_frames = Table(
+    "video_frames",
+    metadata,
+    Column("set_id", Integer, ForeignKey("hashsets.id"), nullable=False),
+    Column("entry_id", Integer, ForeignKey("entries.id"), nullable=False),
+    Column("frame", Integer, nullable=False),
+    Column("timestamp", Float, nullable=False),
+    Column("quality", SmallInteger, nullable=False),
+    Column("pdq", LargeBinary, nullable=False),
+    Index("ix_video_frames_set", "set_id"),
+    Index("ix_video_frames_entry", "entry_id"),
 )
 
 state = Table(

@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection
 from vigil.catalog import schema
 from vigil.catalog.schema import KIND_CODES, KIND_NAMES
 from vigil.errors import CatalogError, HashListError
+from vigil.fingerprint.fingerprints import VPDQFrame
 from vigil.hashsets.entry import HASH_KINDS, Entry, ParseReport
 
 BATCH = 20_000
@@ -105,6 +106,13 @@ class Catalog:
                         {"key": "generation", "value": 0},
                     ],
                 )
+            elif found == 1:
+                # Version 2 only added video_frames, which create_all above has just made.
+                conn.execute(
+                    update(schema.state)
+                    .where(schema.state.c.key == "schema_version")
+                    .values(value=schema.SCHEMA_VERSION)
+                )
             elif found != schema.SCHEMA_VERSION:
                 raise CatalogError(
                     f"catalog at {url} has schema version {found}; this Vigil reads version "
@@ -165,6 +173,36 @@ class Catalog:
             for row in result:
                 yield bytes(row[0]), row[1], row[2]
 
+    def iter_video_frames(self) -> Iterator[tuple[int, int, int, float, int, bytes]]:
+        """(entry_id, set_id, frame, timestamp, quality, pdq) of every known video frame, streamed
+        in entry and frame order."""
+        v = schema.video_frames.c
+        stmt = select(v.entry_id, v.set_id, v.frame, v.timestamp, v.quality, v.pdq).order_by(
+            v.entry_id, v.frame
+        )
+        with self.engine.connect() as conn:
+            result = conn.execution_options(stream_results=True, yield_per=BATCH).execute(stmt)
+            for row in result:
+                yield row[0], row[1], row[2], float(row[3]), row[4], bytes(row[5])
+
+    def entry_frames(self, entry_ids: Iterable[int]) -> dict[int, list[VPDQFrame]]:
+        """The vPDQ frames of these entries (for export), in frame order."""
+        wanted = sorted(set(entry_ids))
+        out: dict[int, list[VPDQFrame]] = {}
+        v = schema.video_frames.c
+        with self.engine.connect() as conn:
+            for start in range(0, len(wanted), 500):
+                stmt = (
+                    select(v.entry_id, v.frame, v.timestamp, v.quality, v.pdq)
+                    .where(v.entry_id.in_(wanted[start : start + 500]))
+                    .order_by(v.entry_id, v.frame)
+                )
+                for row in conn.execute(stmt):
+                    out.setdefault(row[0], []).append(
+                        VPDQFrame(row[1], float(row[2]), row[3], bytes(row[4]).hex())
+                    )
+        return out
+
     def entries(self, ids: Iterable[int]) -> dict[int, EntryRecord]:
         """Entries by catalog id."""
         wanted = sorted(set(ids))
@@ -183,23 +221,43 @@ class Catalog:
         """The entries of a set with their hashes, in import order (for export)."""
         info = self.get(name)
         e, h = schema.entries.c, schema.hashes.c
-        stmt = (
-            select(e.id, e.ext_id, e.category, e.meta, h.kind, h.value)
-            .select_from(schema.entries.join(schema.hashes, h.entry_id == e.id))
-            .where(e.set_id == info.id)
-            .order_by(e.id)
-        )
-        with self.engine.connect() as conn:
-            result = conn.execution_options(stream_results=True, yield_per=BATCH).execute(stmt)
-            for _, rows in itertools.groupby(result, key=lambda r: r.id):
-                rows_l = list(rows)
+        last = 0
+        while True:
+            # Pages of entries, each read completely before the next query (the frames of its
+            # videos): no query runs while another one's results are still being streamed.
+            with self.engine.connect() as conn:
+                ids = list(
+                    conn.execute(
+                        select(e.id)
+                        .where(e.set_id == info.id, e.id > last)
+                        .order_by(e.id)
+                        .limit(BATCH)
+                    ).scalars()
+                )
+                if not ids:
+                    return
+                rows = conn.execute(
+                    select(e.id, e.ext_id, e.category, e.meta, h.kind, h.value)
+                    .select_from(schema.entries.outerjoin(schema.hashes, h.entry_id == e.id))
+                    .where(e.set_id == info.id, e.id >= ids[0], e.id <= ids[-1])
+                    .order_by(e.id)
+                ).all()
+            frames = self.entry_frames(ids)
+            for entry_id, group in itertools.groupby(rows, key=lambda r: r.id):
+                rows_l = list(group)
                 first = rows_l[0]
                 yield Entry(
-                    hashes={KIND_NAMES[r.kind]: bytes(r.value).hex() for r in rows_l},
+                    hashes={
+                        KIND_NAMES[r.kind]: bytes(r.value).hex()
+                        for r in rows_l
+                        if r.kind is not None
+                    },
                     id=first.ext_id,
                     category=first.category,
                     meta=dict(first.meta or {}),
+                    vpdq=frames.get(entry_id, []),
                 )
+            last = ids[-1]
 
     # -- changing ----------------------------------------------------------------------------
 
@@ -284,9 +342,10 @@ class Catalog:
             )
             entry_rows: list[dict[str, Any]] = []
             hash_rows: list[dict[str, Any]] = []
+            frame_rows: list[dict[str, Any]] = []
             for entry in entries:
                 valid = {k: v for k, v in entry.hashes.items() if k in HASH_KINDS and v}
-                if not valid:
+                if not valid and not entry.vpdq:
                     continue
                 entry_id = next_id
                 next_id += 1
@@ -310,10 +369,24 @@ class Catalog:
                         }
                     )
                     by_kind[kind] += 1
+                if entry.vpdq:
+                    by_kind["vpdq"] += 1
+                    by_kind["vpdq_frames"] += len(entry.vpdq)
+                    frame_rows.extend(
+                        {
+                            "set_id": set_id,
+                            "entry_id": entry_id,
+                            "frame": f.index,
+                            "timestamp": f.timestamp,
+                            "quality": f.quality,
+                            "pdq": bytes.fromhex(f.hash),
+                        }
+                        for f in entry.vpdq
+                    )
                 by_category[entry.category if entry.category is not None else "uncategorised"] += 1
-                if len(hash_rows) >= BATCH:
-                    self._flush(conn, entry_rows, hash_rows)
-            self._flush(conn, entry_rows, hash_rows)
+                if len(hash_rows) + len(frame_rows) >= BATCH:
+                    self._flush(conn, entry_rows, hash_rows, frame_rows)
+            self._flush(conn, entry_rows, hash_rows, frame_rows)
             withdrawn = 0
             if report.deleted_ids:
                 withdrawn = self._withdraw(conn, set_id, report.deleted_ids)
@@ -362,7 +435,10 @@ class Catalog:
 
     @staticmethod
     def _flush(
-        conn: Connection, entry_rows: list[dict[str, Any]], hash_rows: list[dict[str, Any]]
+        conn: Connection,
+        entry_rows: list[dict[str, Any]],
+        hash_rows: list[dict[str, Any]],
+        frame_rows: list[dict[str, Any]],
     ) -> None:
         if entry_rows:
             conn.execute(insert(schema.entries), entry_rows)
@@ -370,10 +446,14 @@ class Catalog:
         if hash_rows:
             conn.execute(insert(schema.hashes), hash_rows)
             hash_rows.clear()
+        if frame_rows:
+            conn.execute(insert(schema.video_frames), frame_rows)
+            frame_rows.clear()
 
     @staticmethod
     def _delete_set(conn: Connection, set_id: int) -> None:
         conn.execute(delete(schema.hashes).where(schema.hashes.c.set_id == set_id))
+        conn.execute(delete(schema.video_frames).where(schema.video_frames.c.set_id == set_id))
         conn.execute(delete(schema.entries).where(schema.entries.c.set_id == set_id))
         conn.execute(delete(schema.hashsets).where(schema.hashsets.c.id == set_id))
 
@@ -389,6 +469,9 @@ class Catalog:
             ]
             if ids:
                 conn.execute(delete(schema.hashes).where(schema.hashes.c.entry_id.in_(ids)))
+                conn.execute(
+                    delete(schema.video_frames).where(schema.video_frames.c.entry_id.in_(ids))
+                )
                 conn.execute(delete(schema.entries).where(e.id.in_(ids)))
                 removed += len(ids)
         return removed

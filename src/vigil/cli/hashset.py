@@ -120,7 +120,12 @@ def remove_cmd(ctx: Context, name: str) -> None:
 @hashset.command("export")
 @click.argument("name")
 @click.option(
-    "--format", "fmt", type=click.Choice(["vics", "csv"]), default="vics", show_default=True
+    "--format",
+    "fmt",
+    type=click.Choice(["vics", "csv", "vpdq-csv"]),
+    default="vics",
+    show_default=True,
+    help="vpdq-csv: the videos' frames, one row each (video_id,frame,quality,pdq,timestamp,...).",
 )
 @click.option(
     "-o",
@@ -130,11 +135,11 @@ def remove_cmd(ctx: Context, name: str) -> None:
 )
 @click.pass_obj
 def export_cmd(ctx: Context, name: str, fmt: str, output: Path | None) -> None:
-    """Export the set NAME as VICS 2.0 JSON or CSV."""
-    from vigil.hashsets.export import write_csv, write_vics
+    """Export the set NAME as VICS 2.0 JSON, CSV or vPDQ CSV."""
+    from vigil.hashsets.export import write_csv, write_vics, write_vpdq_csv
 
     entries = ctx.catalog.iter_entries(name)
-    writer = write_vics if fmt == "vics" else write_csv
+    writer = {"vics": write_vics, "csv": write_csv, "vpdq-csv": write_vpdq_csv}[fmt]
     if output is None:
         n = writer(entries, sys.stdout)
     else:

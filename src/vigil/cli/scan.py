@@ -14,6 +14,7 @@ from vigil.catalog.store import Catalog
 from vigil.cli.context import Context, limits_help, parse_limits
 from vigil.cli.context import console as _console
 from vigil.errors import VigilError
+from vigil.fingerprint.video import VPDQ_SECONDS_PER_FRAME
 from vigil.matching.matcher import Matcher, MatchSettings
 from vigil.scan import export as results_export
 from vigil.scan.cache import FingerprintCache
@@ -162,6 +163,31 @@ def _sources(ctx: Context, hashsets: tuple[str, ...]) -> list[Source]:
     "--no-rotations", is_flag=True, help="Match PDQ as is, without the 8 rotations/flips."
 )
 @click.option(
+    "--vpdq-match-percent",
+    "vpdq_query",
+    type=click.FloatRange(0, 100),
+    default=MatchSettings.vpdq_query_percent,
+    show_default=True,
+    help="vPDQ: share of the scanned video's frames (quality >= --pdq-quality) that must match "
+    "a known video (P).",
+)
+@click.option(
+    "--vpdq-compared-percent",
+    "vpdq_compared",
+    type=click.FloatRange(0, 100),
+    default=MatchSettings.vpdq_compared_percent,
+    show_default=True,
+    help="vPDQ: share of the known video's frames that must be matched (Q); above 0, a short "
+    "clip of a long known video no longer matches.",
+)
+@click.option(
+    "--vpdq-seconds",
+    type=click.FloatRange(0, 3600),
+    default=VPDQ_SECONDS_PER_FRAME,
+    show_default=True,
+    help="vPDQ: seconds of video between two hashed frames (0: every frame).",
+)
+@click.option(
     "--limit", "limit", multiple=True, metavar="NAME=VALUE", help="Change a limit (see below)."
 )
 @click.option(
@@ -187,6 +213,9 @@ def scan(
     pdq_distance: int,
     pdq_quality: int,
     no_rotations: bool,
+    vpdq_query: float,
+    vpdq_compared: float,
+    vpdq_seconds: float,
     limit: tuple[str, ...],
     no_cache: bool,
     no_follow_symlinks: bool,
@@ -202,18 +231,25 @@ def scan(
         limits=parse_limits(limit),
         workers=workers,
         match=MatchSettings(
-            pdq_distance=pdq_distance, pdq_quality=pdq_quality, rotations=not no_rotations
+            pdq_distance=pdq_distance,
+            pdq_quality=pdq_quality,
+            rotations=not no_rotations,
+            vpdq_query_percent=vpdq_query,
+            vpdq_compared_percent=vpdq_compared,
         ),
         follow_symlinks=not no_follow_symlinks,
         fast_pdq=fast_pdq,
+        vpdq_seconds=vpdq_seconds,
     )
     sources = _sources(ctx, hashsets)
     cache = (
         None
         if no_cache
+        # The sampling and the decode mode are part of the fingerprints: another one empties the cache.
         else FingerprintCache(
             ctx.home / "cache.sqlite",
-            engine_version=_engine_version() + ("+fast-pdq" if fast_pdq else ""),
+            engine_version=f"{_engine_version()}/vpdq{vpdq_seconds:g}"
+            + ("+fast-pdq" if fast_pdq else ""),
         )
     )
     sink = CliSink(as_json=as_json, quiet=quiet)

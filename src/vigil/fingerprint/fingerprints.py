@@ -28,6 +28,19 @@ class PDQ:
     dihedral: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class VPDQFrame:
+    """One hashed video frame: decoded-frame number, time in seconds, PDQ quality and hash."""
+
+    index: int
+    timestamp: float
+    quality: int
+    hash: str
+    # PDQ of the frame without its black borders (letterbox/pillarbox), when it has some: matched
+    # too, so a copy with borders added finds the original. Not part of the reference output.
+    cropped: str | None = None
+
+
 @dataclass
 class Fingerprints:
     """Everything Vigil computes of one item. Hex strings are lowercase."""
@@ -40,9 +53,15 @@ class Fingerprints:
     pdq: PDQ | None = None
     # Why a perceptual hash could not be computed (e.g. "truncated image"), or None.
     pdq_error: str | None = None
+    # vPDQ of a video (or animated GIF/WebP): its sampled frames in order, None if not a video.
+    vpdq: list[VPDQFrame] | None = None
+    # Why vPDQ is missing or partial (a limit name, 'truncated', 'corrupt', ...), or None.
+    vpdq_error: str | None = None
+    # What the video stream says (codec, width, height, fps, frames, seconds), for videos.
+    video: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def to_dict(self, dihedral: bool = False) -> dict[str, Any]:
+    def to_dict(self, dihedral: bool = False, frames: bool = False) -> dict[str, Any]:
         """A JSON-ready dict (the `fingerprints` object of the output contract)."""
         out: dict[str, Any] = {
             "size": self.size,
@@ -57,6 +76,23 @@ class Fingerprints:
             out["pdq_dihedral"] = dict(zip(DIHEDRAL_NAMES, self.pdq.dihedral, strict=True))
         if self.pdq_error:
             out["pdq_error"] = self.pdq_error
+        if self.vpdq is not None or self.vpdq_error or self.video:
+            out["vpdq_frames"] = len(self.vpdq) if self.vpdq is not None else None
+            if self.video:
+                out["video"] = self.video
+            if self.vpdq_error:
+                out["vpdq_error"] = self.vpdq_error
+            if frames and self.vpdq is not None:
+                out["vpdq"] = [
+                    {
+                        "frame": f.index,
+                        "quality": f.quality,
+                        "pdq": f.hash,
+                        "timestamp": f.timestamp,
+                        **({"pdq_cropped": f.cropped} if f.cropped else {}),
+                    }
+                    for f in self.vpdq
+                ]
         out.update(self.extra)
         return out
 
@@ -74,6 +110,9 @@ class Fingerprints:
             media_type=d["media_type"],
             pdq=pdq,
             pdq_error=d.get("pdq_error"),
+            vpdq=[VPDQFrame(**f) for f in d["vpdq"]] if d.get("vpdq") is not None else None,
+            vpdq_error=d.get("vpdq_error"),
+            video=d.get("video"),
             extra=d.get("extra", {}),
         )
 

@@ -5,7 +5,16 @@ from __future__ import annotations
 import re
 
 from vigil.errors import AmbiguousFormatError, HashListError
-from vigil.hashsets.formats import csvlist, hashkeeper, kind_from_name, nsrl, pdqlist, sums
+from vigil.hashsets.formats import (
+    csvlist,
+    hashkeeper,
+    kind_from_name,
+    nsrl,
+    pdqlist,
+    sums,
+    vpdqcsv,
+    vpdqlist,
+)
 
 # Lines looked at to decide between plain-list formats.
 SAMPLE_LINES = 1000
@@ -76,7 +85,11 @@ def _detect_text(lines: list[str], name: str) -> str:
     declared = sums.type_line(first)
     if declared is not None:
         return _SUM_KIND[declared]
+    if vpdqlist.LINE.fullmatch(first):
+        return "vpdq"
     cells = csvlist.split_header(first)
+    if vpdqcsv.is_header(cells):
+        return "vpdq-csv"
     if nsrl.is_header(cells):
         return "nsrl"
     if hashkeeper.is_header(cells):

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from vigil.fingerprint.fingerprints import VPDQFrame
+
 # Kinds of hash an entry can carry, with their length in hex characters.
 HASH_KINDS: dict[str, int] = {"md5": 32, "sha1": 40, "sha256": 64, "pdq": 64}
 
@@ -17,6 +19,8 @@ class Entry:
     id: str | None = None
     category: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    # The frames of a listed video (vPDQ), in frame order; empty for anything else.
+    vpdq: list[VPDQFrame] = field(default_factory=list)
 
 
 @dataclass

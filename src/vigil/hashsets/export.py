@@ -11,6 +11,7 @@ import json
 from collections.abc import Iterable
 from typing import Any, TextIO
 
+from vigil.fingerprint.video import reference_lines
 from vigil.hashsets.entry import Entry
 from vigil.hashsets.formats.vics import FLAG_FIELDS, SOURCE_ID_KEY
 
@@ -38,6 +39,10 @@ MEDIA_FIELDS = (
     "Segments",
 )
 _ALTERNATIVE_NAMES = (("sha256", "SHA256"), ("pdq", "PDQ"))
+# A video's vPDQ in AlternativeHashes: HashName "vPDQ", HashValue the reference tool's lines
+# (`frame,quality,pdq,timestamp`) joined by newlines.
+VPDQ_HASH_NAME = "vPDQ"
+VPDQ_CSV_COLUMNS = ("video_id", "frame", "quality", "pdq", "timestamp", "category", "md5")
 
 
 def write_vics(entries: Iterable[Entry], out: TextIO, *, context: str = "US") -> int:
@@ -81,6 +86,31 @@ def write_csv(entries: Iterable[Entry], out: TextIO) -> int:
     return count
 
 
+def write_vpdq_csv(entries: Iterable[Entry], out: TextIO) -> int:
+    """Write the videos among entries as vPDQ CSV (one row per frame); return the videos written."""
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(VPDQ_CSV_COLUMNS)
+    count = 0
+    for number, entry in enumerate(entries, start=1):
+        if not entry.vpdq:
+            continue
+        video_id = entry.id or f"video-{number}"
+        for f in entry.vpdq:
+            writer.writerow(
+                (
+                    video_id,
+                    f.index,
+                    f.quality,
+                    f.hash,
+                    f"{f.timestamp:.3f}",
+                    entry.category or "",
+                    entry.hashes.get("md5", ""),
+                )
+            )
+        count += 1
+    return count
+
+
 def _media(entry: Entry, next_id: int) -> tuple[dict[str, Any], int]:
     """One entry as a VICS Media record, and the next free made-up MediaID."""
     media: dict[str, Any] = {}
@@ -112,6 +142,10 @@ def _media(entry: Entry, next_id: int) -> tuple[dict[str, Any], int]:
         if entry.hashes.get(kind):
             alternative = {"HashName": hash_name, "HashValue": entry.hashes[kind]}
             alternatives.append({"MD5": md5.upper(), **alternative} if md5 else alternative)
+    if entry.vpdq:
+        value = "\n".join(reference_lines(entry.vpdq))
+        alternative = {"HashName": VPDQ_HASH_NAME, "HashValue": value}
+        alternatives.append({"MD5": md5.upper(), **alternative} if md5 else alternative)
     for other in meta.get("alternative_hashes") or ():
         if isinstance(other, dict):
             alternatives.append({"MD5": md5.upper(), **other} if md5 else dict(other))

@@ -22,7 +22,17 @@ from typing import Any, BinaryIO
 from vigil.errors import HashListError
 from vigil.hashsets import detect
 from vigil.hashsets.entry import Entry, ParseReport
-from vigil.hashsets.formats import csvlist, hashkeeper, ncmec, nsrl, pdqlist, sums, vics
+from vigil.hashsets.formats import (
+    csvlist,
+    hashkeeper,
+    ncmec,
+    nsrl,
+    pdqlist,
+    sums,
+    vics,
+    vpdqcsv,
+    vpdqlist,
+)
 
 FORMATS: tuple[str, ...] = (
     "vics",
@@ -34,6 +44,8 @@ FORMATS: tuple[str, ...] = (
     "pdq",
     "nsrl",
     "hashkeeper",
+    "vpdq",
+    "vpdq-csv",
 )
 # Bytes (after decompression) that detection looks at.
 HEAD_BYTES = 64 * 1024
@@ -77,7 +89,12 @@ def read_hashlist(
 def _entries(path: Path, format: str, *, explicit: bool, report: ParseReport) -> Iterator[Entry]:
     try:
         with open_decoded(path) as stream:
-            yield from _parser(format, explicit)(stream, report)
+            if format == "vpdq":
+                # One file is one video, named after the file (as the reference tool names it).
+                name = path.name.removesuffix(".gz").rsplit(".", 1)[0] or path.name
+                yield from vpdqlist.parse(stream, report, name)
+            else:
+                yield from _parser(format, explicit)(stream, report)
     except HashListError as exc:
         raise type(exc)(f"{path}: {exc}") from exc
     except _DECOMPRESSION_ERRORS as exc:
@@ -99,6 +116,8 @@ def _parser(format: str, explicit: bool) -> Callable[[BinaryIO, ParseReport], It
         return nsrl.parse
     if format == "hashkeeper":
         return hashkeeper.parse
+    if format == "vpdq-csv":
+        return vpdqcsv.parse
     raise HashListError(f"unknown hash-list format {format!r}")  # pragma: no cover
 
 

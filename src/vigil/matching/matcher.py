@@ -18,9 +18,16 @@ from vigil.fingerprint.fingerprints import DIHEDRAL_NAMES, Fingerprints
 from vigil.fingerprint.pdq import PDQ_MATCH_DISTANCE, PDQ_QUALITY_THRESHOLD
 from vigil.matching.exact import as_rows, equal_ranges
 from vigil.matching.pdq_index import PDQIndex, build_pdq_index, load_pdq_index
+from vigil.matching.video import (
+    VPDQ_COMPARED_MATCH_PERCENT,
+    VPDQ_QUERY_MATCH_PERCENT,
+    VideoIndex,
+    VideoRule,
+)
 
 EXACT_KINDS: dict[str, int] = {"md5": 16, "sha1": 20, "sha256": 32}
-FORMAT_VERSION = 2
+# 2: multi-index PDQ; 3: vpdq/ (video frames).
+FORMAT_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -32,6 +39,8 @@ class Hit:
     kind: str
     distance: int
     transform: str | None
+    # vPDQ only: the matched segments (see vigil.matching.video.VideoIndex.search).
+    segment: dict[str, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -41,6 +50,9 @@ class MatchSettings:
     pdq_distance: int = PDQ_MATCH_DISTANCE
     pdq_quality: int = PDQ_QUALITY_THRESHOLD
     rotations: bool = True
+    # vPDQ: P and Q of the video rule (percent of the scanned / of the known video's frames).
+    vpdq_query_percent: float = VPDQ_QUERY_MATCH_PERCENT
+    vpdq_compared_percent: float = VPDQ_COMPARED_MATCH_PERCENT
 
 
 class _ExactTable:
@@ -84,6 +96,7 @@ class Matcher:
         pdq_sets: np.ndarray,
         set_names: dict[int, str],
         known_good: set[int],
+        video: VideoIndex | None = None,
     ) -> None:
         self.generation = generation
         self._exact = exact
@@ -93,6 +106,7 @@ class Matcher:
         self.set_names = set_names
         self.known_good_sets = known_good
         self._only: set[int] | None = None
+        self._video = video if video is not None else VideoIndex.build(())
 
     # -- building ----------------------------------------------------------------------------
 
@@ -137,6 +151,7 @@ class Matcher:
             np.array(psids, dtype=np.int32),
             {s.id: s.name for s in sets},
             {s.id for s in sets if s.known_good},
+            VideoIndex.build(catalog.iter_video_frames()),
         )
 
     def save(self, directory: Path) -> None:
@@ -151,6 +166,7 @@ class Matcher:
         self._pdq.save(tmp)
         np.save(tmp / "pdq.entries.npy", self._pdq_entries)
         np.save(tmp / "pdq.sets.npy", self._pdq_sets)
+        self._video.save(tmp)
         meta = {
             "format": FORMAT_VERSION,
             "generation": self.generation,
@@ -197,6 +213,7 @@ class Matcher:
             arr("pdq.sets.npy"),
             {int(k): v for k, v in meta["sets"].items()},
             set(meta["known_good"]),
+            VideoIndex.load(directory),
         )
 
     @classmethod
@@ -219,7 +236,11 @@ class Matcher:
 
     def is_empty(self) -> bool:
         """True when no hash at all is compiled."""
-        return len(self._pdq) == 0 and all(len(t.values) == 0 for t in self._exact.values())
+        return (
+            len(self._pdq) == 0
+            and len(self._video) == 0
+            and all(len(t.values) == 0 for t in self._exact.values())
+        )
 
     def exact_many(
         self, kind: str, digests: np.ndarray
@@ -249,6 +270,8 @@ class Matcher:
                 if self._reportable(set_id) and (entry_id, kind) not in seen:
                     seen.add((entry_id, kind))
                     hits.append(Hit(entry_id, set_id, kind, 0, None))
+        if fp.vpdq:
+            hits.extend(self._video_hits(fp, settings))
         if fp.pdq is None or fp.pdq.quality < settings.pdq_quality or len(self._pdq) == 0:
             return hits
         variants = fp.pdq.dihedral if settings.rotations and fp.pdq.dihedral else (fp.pdq.hash,)
@@ -263,6 +286,20 @@ class Matcher:
         for entry_id, (dist, qi, set_id) in sorted(best.items()):
             hits.append(Hit(entry_id, set_id, "pdq", dist, DIHEDRAL_NAMES[qi]))
         return hits
+
+    def _video_hits(self, fp: Fingerprints, settings: MatchSettings) -> list[Hit]:
+        """vPDQ hits of a video's frames (vigil.matching.video)."""
+        assert fp.vpdq is not None
+        rule = VideoRule(
+            settings.pdq_distance,
+            settings.pdq_quality,
+            settings.vpdq_query_percent,
+            settings.vpdq_compared_percent,
+        )
+        return [
+            Hit(h.entry_id, h.set_id, "vpdq", h.distance, None, h.segment)
+            for h in self._video.search(fp.vpdq, rule, self._reportable)
+        ]
 
     def _reportable(self, set_id: int) -> bool:
         if set_id in self.known_good_sets:

@@ -17,7 +17,7 @@ from vigil.fingerprint.fingerprints import Fingerprints
 from vigil.scan.results import ScannedItem
 
 # Bump when fingerprints of the same bytes would come out different (new PDQ code, new fields).
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 
 
 class FingerprintCache:

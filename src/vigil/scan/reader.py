@@ -24,7 +24,7 @@ from libarchive.read import ArchiveRead
 
 from vigil.errors import LimitExceeded
 from vigil.fingerprint.crypto import Digests
-from vigil.fingerprint.mediatype import SNIFF_BYTES, is_archive, sniff
+from vigil.fingerprint.mediatype import SNIFF_BYTES, is_archive, is_video, sniff
 from vigil.limits import Limits
 from vigil.scan import archives
 from vigil.scan.archives import ArchiveError
@@ -52,7 +52,8 @@ class RawItem:
     sha256: str
     # Sniffed from the first bytes, never from the name.
     media_type: str
-    # The whole bytes when wanted for this media type and not larger than max_image_file_size.
+    # The whole bytes when wanted for this media type and not larger than max_image_file_size
+    # (max_buffered_video for a video inside an archive; never for a video file on disk).
     content: bytes | None
 
 
@@ -83,9 +84,11 @@ class _Sink:
         self.content: bytearray | None = None
         self._cap = cap
 
-    def keep(self, wanted: bool) -> None:
-        """Hold the bytes from now on (call before the first update)."""
+    def keep(self, wanted: bool, cap: int | None = None) -> None:
+        """Hold the bytes from now on, up to `cap` if given (call before the first update)."""
         self.content = bytearray() if wanted else None
+        if cap is not None:
+            self._cap = cap
 
     def update(self, data: bytes) -> None:
         """Add the next bytes of the item."""
@@ -312,14 +315,14 @@ class _FileScan:
                 if len(head) < SNIFF_BYTES:
                     continue
                 media_type = sniff(head)
-                sink.keep(self.want_content(media_type))
+                sink.keep(self._wanted_on_disk(media_type))
                 chunk, head = head, b""
             sink.update(chunk)
             if sink.digests.size > before.st_size:
                 raise _Changed(f"the file grew beyond {before.st_size} bytes while it was read")
         if media_type is None:  # smaller than SNIFF_BYTES
             media_type = sniff(head)
-            sink.keep(self.want_content(media_type))
+            sink.keep(self._wanted_on_disk(media_type))
             sink.update(head)
         after = os.fstat(f.fileno())
         if sink.digests.size != before.st_size or _changed(before, after):
@@ -328,6 +331,10 @@ class _FileScan:
                 f"({before.st_size} bytes at the start, {sink.digests.size} read)"
             )
         return sink.item(None, media_type)
+
+    def _wanted_on_disk(self, media_type: str) -> bool:
+        """Whether to hold a top-level file's bytes: a video on disk is decoded from its path."""
+        return self.want_content(media_type) and not is_video(media_type)
 
     def _top_archive(self, f: BinaryIO, media_type: str) -> Iterator[RawItem | ScanError]:
         """Members of the file on disk (seekable: zip's central directory and 7z work)."""
@@ -443,7 +450,10 @@ class _FileScan:
                 if len(head) >= SNIFF_BYTES:
                     break
             media_type = sniff(head)
-            sink.keep(self.want_content(media_type))
+            if is_video(media_type):
+                sink.keep(self.want_content(media_type), self.limits.max_buffered_video)
+            else:
+                sink.keep(self.want_content(media_type))
             if is_archive(media_type):
                 if depth + 1 > self.limits.max_archive_depth:
                     yield self.error(

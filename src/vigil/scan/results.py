@@ -38,6 +38,9 @@ class Match:
     distance: int
     transform: str | None
     fingerprints: Fingerprints
+    # vPDQ matches: query_start/query_end (seconds of the scanned video), match_start/match_end
+    # (of the known one), query_match_percent and compared_match_percent. None otherwise.
+    segment: dict[str, float] | None = None
 
     @property
     def size(self) -> int:
@@ -65,6 +68,7 @@ class Match:
             "kind": self.kind,
             "distance": self.distance,
             "transform": self.transform,
+            "segment": self.segment,
             "fingerprints": self.fingerprints.to_dict(),
         }
 
@@ -102,6 +106,7 @@ class ScanSummary:
     items: int = 0
     bytes: int = 0
     images: int = 0
+    videos: int = 0
     cached: int = 0
     known_good: int = 0
     matches: int = 0

@@ -15,6 +15,7 @@ from pebble import ProcessExpired, ProcessPool
 from threadpoolctl import threadpool_limits
 
 from vigil.catalog.store import Catalog, EntryRecord
+from vigil.fingerprint.video import VPDQ_SECONDS_PER_FRAME
 from vigil.limits import Limits
 from vigil.matching.matcher import Hit, Matcher, MatchSettings
 from vigil.scan.cache import FingerprintCache
@@ -60,6 +61,8 @@ class ScanOptions:
     follow_symlinks: bool = True
     # Decode large JPEGs at half size for PDQ (opt-in speed mode, see pdq_from_bytes).
     fast_pdq: bool = False
+    # Seconds of video between two frames hashed for vPDQ (0: every frame).
+    vpdq_seconds: float = VPDQ_SECONDS_PER_FRAME
     # Seconds a worker gets beyond `item_seconds` to notice its own deadline before it is killed.
     kill_grace: float = 5.0
 
@@ -181,7 +184,7 @@ class Scanner:
                         continue
                 fut = pool.schedule(
                     fingerprint_file,
-                    args=(path, limits, self.options.fast_pdq),
+                    args=(path, limits, self.options.vpdq_seconds, self.options.fast_pdq),
                     timeout=limits.item_seconds + self.options.kill_grace,
                 )
                 pending[fut] = (path, st)
@@ -202,6 +205,8 @@ class Scanner:
         fp = item.fingerprints
         if fp.pdq is not None:
             summary.images += 1
+        if fp.vpdq is not None:
+            summary.videos += 1
         settings = self.options.match
         known_good = any(s.matcher.known_good(fp) for s in self.sources)
         if known_good:
@@ -209,7 +214,7 @@ class Scanner:
         for source in self.sources:
             hits: list[Hit] = source.matcher.lookup(fp, settings)
             for hit in hits:
-                if known_good and hit.kind == "pdq":
+                if known_good and hit.kind in ("pdq", "vpdq"):
                     # Known-good bytes are never alerted on by similarity; an exact listing by an
                     # alerting set still is (the police list outranks a software catalogue).
                     continue
@@ -225,5 +230,6 @@ class Scanner:
                         distance=hit.distance,
                         transform=hit.transform,
                         fingerprints=fp,
+                        segment=hit.segment,
                     )
                 )

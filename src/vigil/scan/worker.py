@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, field
 
 from vigil.errors import LimitExceeded, UnreadableItem
 from vigil.fingerprint.fingerprints import Fingerprints
-from vigil.fingerprint.mediatype import WEAK_IMAGE_TYPES, is_image
+from vigil.fingerprint.mediatype import (
+    ANIMATED_IMAGE_TYPES,
+    WEAK_IMAGE_TYPES,
+    is_image,
+    is_video,
+)
 from vigil.fingerprint.pdq import pdq_from_bytes
+from vigil.fingerprint.video import (
+    VPDQ_SECONDS_PER_FRAME,
+    VideoHash,
+    is_video_name,
+    vpdq_of_animation,
+    vpdq_of_video,
+)
 from vigil.limits import Limits
 from vigil.scan.reader import RawItem, read_file
 from vigil.scan.results import ScanError, ScannedItem
@@ -23,12 +36,25 @@ class FileResult:
 
 
 def fingerprints_of(
-    raw: RawItem, path: str, limits: Limits, errors: list[ScanError], fast_pdq: bool = False
+    raw: RawItem,
+    path: str,
+    limits: Limits,
+    errors: list[ScanError],
+    vpdq_seconds: float = VPDQ_SECONDS_PER_FRAME,
+    fast_pdq: bool = False,
 ) -> Fingerprints:
     """Fingerprints of one read item; a perceptual-hash failure is added to `errors`."""
     fp = Fingerprints(
         size=raw.size, md5=raw.md5, sha1=raw.sha1, sha256=raw.sha256, media_type=raw.media_type
     )
+    if is_video(raw.media_type):
+        _video(fp, raw, path, limits, errors, vpdq_seconds)
+        return fp
+    if raw.size == 0 and is_video_name(raw.member or path):
+        # An empty file has no type; named like a video it is most likely a damaged one.
+        fp.vpdq_error = "truncated"
+        errors.append(ScanError(path, raw.member, "truncated", "zero-length video file"))
+        return fp
     if not is_image(raw.media_type):
         return fp
     if raw.content is None:
@@ -54,19 +80,103 @@ def fingerprints_of(
             return fp
         fp.pdq_error = e.reason
         errors.append(ScanError(path, raw.member, e.reason, str(e)))
+    if fp.pdq is not None and raw.media_type in ANIMATED_IMAGE_TYPES:
+        _animation(fp, raw, path, limits, errors, vpdq_seconds)
     return fp
 
 
-def fingerprint_file(path: str, limits: Limits, fast_pdq: bool = False) -> FileResult:
+def _video(
+    fp: Fingerprints,
+    raw: RawItem,
+    path: str,
+    limits: Limits,
+    errors: list[ScanError],
+    vpdq_seconds: float,
+) -> None:
+    """vPDQ of a video: from its path on disk, or from its bytes when it is an archive member."""
+    if raw.member is None:
+        source: str | io.BytesIO = path
+    elif raw.content is None:
+        fp.vpdq_error = "max_buffered_video"
+        errors.append(
+            ScanError(
+                path,
+                raw.member,
+                "max_buffered_video",
+                f"video of {raw.size} bytes inside an archive is over the max_buffered_video "
+                f"limit ({limits.max_buffered_video}); hashed, not decoded",
+            )
+        )
+        return
+    else:
+        source = io.BytesIO(raw.content)
+    try:
+        _keep(fp, vpdq_of_video(source, limits=limits, seconds_per_frame=vpdq_seconds))
+    except LimitExceeded as e:
+        fp.vpdq_error = e.limit
+        errors.append(ScanError(path, raw.member, e.limit, str(e)))
+    except UnreadableItem as e:
+        fp.vpdq_error = e.reason
+        errors.append(ScanError(path, raw.member, e.reason, str(e)))
+    if fp.vpdq_error and fp.vpdq is not None:
+        errors.append(ScanError(path, raw.member, fp.vpdq_error, _stopped_message(fp)))
+
+
+def _animation(
+    fp: Fingerprints,
+    raw: RawItem,
+    path: str,
+    limits: Limits,
+    errors: list[ScanError],
+    vpdq_seconds: float,
+) -> None:
+    """vPDQ of an animated GIF or WebP (a still one keeps its PDQ only)."""
+    assert raw.content is not None
+    try:
+        found = vpdq_of_animation(raw.content, limits=limits, seconds_per_frame=vpdq_seconds)
+    except UnreadableItem as e:
+        fp.vpdq_error = e.reason
+        errors.append(ScanError(path, raw.member, e.reason, str(e)))
+        return
+    if found is not None:
+        _keep(fp, found)
+        if fp.vpdq_error:
+            errors.append(ScanError(path, raw.member, fp.vpdq_error, _stopped_message(fp)))
+
+
+def _keep(fp: Fingerprints, found: VideoHash) -> None:
+    fp.vpdq = found.frames
+    fp.video = found.info
+    if found.stopped is not None:
+        fp.vpdq_error = found.stopped[0]
+        fp.video = {**found.info, "stopped": found.stopped[1]}
+
+
+def _stopped_message(fp: Fingerprints) -> str:
+    return str((fp.video or {}).get("stopped", "video not read to the end"))
+
+
+def _wants_content(media_type: str) -> bool:
+    return is_image(media_type) or is_video(media_type)
+
+
+def fingerprint_file(
+    path: str,
+    limits: Limits,
+    vpdq_seconds: float = VPDQ_SECONDS_PER_FRAME,
+    fast_pdq: bool = False,
+) -> FileResult:
     """Read a file once and fingerprint it and every archive member in it."""
     result = FileResult(path)
-    for raw in read_file(path, limits, is_image):
+    for raw in read_file(path, limits, _wants_content):
         if isinstance(raw, ScanError):
             result.errors.append(raw)
             continue
         result.items.append(
             ScannedItem(
-                path, raw.member, fingerprints_of(raw, path, limits, result.errors, fast_pdq)
+                path,
+                raw.member,
+                fingerprints_of(raw, path, limits, result.errors, vpdq_seconds, fast_pdq),
             )
         )
     return result

@@ -16,8 +16,10 @@ from typing import Any, BinaryIO
 import ijson
 
 from vigil.errors import HashListError
+from vigil.fingerprint.fingerprints import VPDQFrame
 from vigil.hashsets.entry import Entry, ParseReport
 from vigil.hashsets.formats import clean_hash, kind_from_name
+from vigil.hashsets.formats.vpdqlist import parse_frame
 
 try:  # The C backend is ~10x faster; fall back to whatever ijson picked.
     _IJSON: Any = ijson.get_backend("yajl2_c")
@@ -48,6 +50,9 @@ FLAG_FIELDS = frozenset(
 # Media fields that become hashes, id or category, or are too bulky to keep (Exifs).
 _NOT_META = frozenset({"MediaID", "Category", "MD5", "SHA1", "AlternativeHashes", "Exifs"})
 _TOP_HASHES = (("MD5", "md5"), ("SHA1", "sha1"))
+# AlternativeHashes names read as vPDQ (case and punctuation ignored): "vPDQ", "VideoPDQ", ...
+VPDQ_HASH_NAMES = frozenset({"vpdq", "videopdq", "vpdqhash"})
+_NOT_ALNUM = re.compile(r"[^a-z0-9]")
 _CASE_META = (("CaseID", "case_id"), ("CaseNumber", "case_number"))
 _CONTAINERS = ("start_map", "start_array")
 _NO_CASE: dict[str, Any] = {}
@@ -297,16 +302,17 @@ def _entry(
             except ValueError as exc:
                 errors.append(f"{key}: {exc}")
     meta: dict[str, Any] = {}
+    frames: list[VPDQFrame] = []
     alternatives = media.get("AlternativeHashes")
     if alternatives and isinstance(alternatives, list):
-        others = _alternative_hashes(alternatives, hashes, errors)
+        others = _alternative_hashes(alternatives, hashes, errors, frames)
         if others:
             meta["alternative_hashes"] = others
     media_id = media.get(SOURCE_ID_KEY, media.get("MediaID"))
-    if not hashes or errors:
+    if not (hashes or frames) or errors:
         record = state.record
         where = f"record {record}" if media_id is None else f"record {record} (MediaID {media_id})"
-        if not hashes:
+        if not (hashes or frames):
             reason = "; ".join(errors) if errors else "no MD5, SHA1 or usable AlternativeHashes"
             report.problem(None, f"{where}: skipped, {reason}", record=record)
             return None
@@ -332,6 +338,7 @@ def _entry(
         id=None if media_id is None else _text(media_id),
         category=None if category is None else str(category),
         meta=meta,
+        vpdq=frames,
     )
 
 
@@ -351,15 +358,26 @@ def _role(key: str) -> int:
 
 
 def _alternative_hashes(
-    alternatives: list[Any], hashes: dict[str, str], errors: list[str]
+    alternatives: list[Any],
+    hashes: dict[str, str],
+    errors: list[str],
+    frames: list[VPDQFrame],
 ) -> list[dict[str, Any]]:
-    """Take SHA-256 and PDQ (and MD5/SHA-1 missing at the top) into hashes; return the rest."""
+    """Take SHA-256, PDQ (and MD5/SHA-1 missing at the top) into hashes and vPDQ into frames;
+    return the rest."""
     others: list[dict[str, Any]] = []
     for item in alternatives:
         if not isinstance(item, dict):
             continue
         name = item.get("HashName")
         value = item.get("HashValue")
+        if isinstance(name, str) and _NOT_ALNUM.sub("", name.lower()) in VPDQ_HASH_NAMES:
+            if not frames:
+                try:
+                    frames.extend(vpdq_frames(value))
+                except ValueError as exc:
+                    errors.append(f"AlternativeHashes {name}: {exc}")
+            continue
         kind = kind_from_name(name) if isinstance(name, str) else None
         if kind is None or kind in hashes:
             if kind is None:
@@ -370,6 +388,39 @@ def _alternative_hashes(
         except ValueError as exc:
             errors.append(f"AlternativeHashes {name}: {exc}")
     return others
+
+
+def vpdq_frames(value: Any) -> list[VPDQFrame]:
+    """Frames of a vPDQ HashValue: `frame,quality,pdq,timestamp` records separated by newlines
+    or semicolons, or a JSON array of such strings or of {frame, quality, pdq, timestamp}."""
+    items: list[Any]
+    if isinstance(value, str):
+        items = [part for part in re.split(r"[;\n\r]+", value) if part.strip()]
+    elif isinstance(value, list):
+        items = value
+    else:
+        raise ValueError(f"vPDQ value is neither text nor a list: {type(value).__name__}")
+    out: list[VPDQFrame] = []
+    for number, item in enumerate(items):
+        if isinstance(item, dict):
+            try:
+                index = int(item.get("frame", number))
+                frame: VPDQFrame | None = VPDQFrame(
+                    index,
+                    float(item.get("timestamp", index)),
+                    int(item.get("quality", 100)),
+                    clean_hash(item.get("pdq", item.get("hash")), "pdq"),
+                )
+            except (TypeError, ValueError):
+                frame = None
+        else:
+            frame = parse_frame(str(item))
+        if frame is None:
+            raise ValueError(f"frame {number} is not 'frame,quality,pdq,timestamp': {item!r:.80}")
+        out.append(frame)
+    if not out:
+        raise ValueError("no frames")
+    return out
 
 
 def _note_case(fields: dict[str, Any], info: dict[str, Any]) -> None:
