@@ -60,7 +60,7 @@ def test_matches_totals_and_verdict() -> None:
         "Scanned 10 files (12 items, 3.0 MiB, 8 images) in 4.50 s: 3 matches, 1 error; "
         "2 from cache, 1 known-good skipped"
     )
-    assert "Item Set Category Kind Distance Transform" in out
+    assert "Item Set Category Kind Distance Transform / segment" in out
     rows = [line for line in out if line.startswith("/data/")]
     assert rows == [
         "/data/a.zip/x/y.jpg police-a B sha256 0",
@@ -132,3 +132,36 @@ def test_colours_on_a_terminal() -> None:
     render_summary(console, ScanSummary(matches=1), [match("/data/a.jpg")], [])
     out = console.file.getvalue()  # type: ignore[attr-defined]
     assert "\x1b[" in out and "1 known item found" in out
+
+
+def test_video_match_shows_the_matched_segments() -> None:
+    from vigil.fingerprint.fingerprints import Fingerprints
+    from vigil.scan.results import Match, MatchedEntry, ScanSummary
+
+    fp = Fingerprints(size=10, md5="a" * 32, sha1="b" * 40, sha256="c" * 64, media_type="video/mp4")
+    m = Match(
+        path="/d/clip.mp4",
+        member=None,
+        hashset="police",
+        entry=MatchedEntry("v1", "1"),
+        kind="vpdq",
+        distance=4,
+        transform=None,
+        fingerprints=fp,
+        segment={
+            "query_start": 0.0,
+            "query_end": 9.0,
+            "match_start": 5.0,
+            "match_end": 14.0,
+            "query_match_percent": 100.0,
+            "compared_match_percent": 45.0,
+        },
+    )
+    out = io.StringIO()
+    render_summary(
+        Console(file=out, width=160, force_terminal=False),
+        ScanSummary(files=1, items=1, matches=1),
+        [m],
+        [],
+    )
+    assert "0:00.0-0:09.0 ~ known 0:05.0-0:14.0 (100% of frames)" in out.getvalue()

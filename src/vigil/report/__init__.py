@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from vigil.scan.results import Match, ScanError, ScanSummary
 
 __all__ = [
+    "how_matched",
     "format_bytes",
     "format_duration",
     "matched_items",
@@ -97,5 +98,22 @@ def verdict(summary: ScanSummary, matches: Sequence[Match], errors: Sequence[Sca
 
 
 # Imported after the helpers above, which both submodules use.
+def _clock(seconds: float) -> str:
+    m, s = divmod(max(0.0, seconds), 60)
+    return f"{int(m)}:{s:04.1f}"
+
+
+def how_matched(match: Match) -> str:
+    """The transform of an image match, or the matched segments of a video match."""
+    seg = match.segment
+    if match.kind == "vpdq" and seg:
+        return (
+            f"{_clock(seg['query_start'])}-{_clock(seg['query_end'])} ~ known "
+            f"{_clock(seg['match_start'])}-{_clock(seg['match_end'])} "
+            f"({seg['query_match_percent']:.0f}% of frames)"
+        )
+    return printable(match.transform)
+
+
 from vigil.report.html import write_html_report  # noqa: E402
 from vigil.report.terminal import render_summary  # noqa: E402

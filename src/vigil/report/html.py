@@ -14,7 +14,14 @@ from typing import Any
 import jinja2
 
 import vigil
-from vigil.report import format_bytes, format_duration, matched_items, printable, verdict
+from vigil.report import (
+    format_bytes,
+    format_duration,
+    how_matched,
+    matched_items,
+    printable,
+    verdict,
+)
 from vigil.scan.results import Match, ScanError, ScanSummary
 
 TEMPLATE = "report.html.j2"
@@ -153,7 +160,7 @@ def _match_row(number: int, m: Match) -> dict[str, str]:
         "category": printable(m.entry.category),
         "kind": printable(m.kind),
         "distance": str(m.distance),
-        "transform": printable(m.transform),
+        "transform": how_matched(m),
         "md5": printable(fp.md5),
         "sha256": printable(fp.sha256),
     }

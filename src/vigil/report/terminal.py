@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from vigil.report import format_bytes, format_duration, printable, verdict
+from vigil.report import format_bytes, format_duration, how_matched, printable, verdict
 from vigil.scan.results import Match, ScanError, ScanSummary
 
 MAX_ROWS = 50
@@ -82,7 +82,7 @@ def _matches_table(matches: Sequence[Match], max_rows: int) -> Table:
     for name in ("Set", "Category", "Kind"):
         table.add_column(name, overflow="fold")
     table.add_column("Distance", justify="right")
-    table.add_column("Transform", overflow="fold")
+    table.add_column("Transform / segment", overflow="fold")
     ordered = sorted(
         matches, key=lambda m: (m.path, m.member or "", m.hashset, m.kind, m.entry.id or "")
     )
@@ -93,7 +93,7 @@ def _matches_table(matches: Sequence[Match], max_rows: int) -> Table:
             Text(printable(m.entry.category)),
             Text(printable(m.kind)),
             Text(str(m.distance)),
-            Text(printable(m.transform)),
+            Text(how_matched(m)),
         )
     return table
 
