@@ -183,6 +183,7 @@ def test_sections_header_and_totals(tmp_path: Path) -> None:
         "items": "150",
         "bytes": "5000000",
         "images": "90",
+        "videos": "0",
         "matches": "4",
         "matched_items": "3",
         "errors": "2",

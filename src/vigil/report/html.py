@@ -120,6 +120,7 @@ def _totals(
             f"{format_bytes(summary.bytes)} ({summary.bytes:,} bytes)",
         ),
         row("images", "Images", summary.images),
+        row("videos", "Videos", summary.videos),
         row("matches", "Matches", n_matches),
         row("matched_items", "Matched items", matched_items(matches)),
         row("errors", "Errors", n_errors),

@@ -66,7 +66,7 @@ def _totals_line(
     text = Text(overflow="fold")
     text.append(
         f"Scanned {_count(summary.files, 'file')} ({_count(summary.items, 'item')}, "
-        f"{format_bytes(summary.bytes)}, {_count(summary.images, 'image')}) "
+        f"{format_bytes(summary.bytes)}, {_count(summary.images, 'image')}, {_count(summary.videos, 'video')}) "
         f"in {format_duration(summary.seconds)}: "
     )
     text.append(_count(n_matches, "match", "matches"), style="bold red" if n_matches else "")
