@@ -57,7 +57,7 @@ def test_matches_totals_and_verdict() -> None:
     )
     out = lines(render(summary, matches, errors))
     assert out[0] == (
-        "Scanned 10 files (12 items, 3.0 MiB, 8 images, 0 videos) in 4.50 s: 3 matches, 1 error; "
+        "Scanned 10 files (12 items, 3.0 MiB, 8 images) in 4.50 s: 3 matches, 1 error; "
         "2 from cache, 1 known-good skipped"
     )
     assert "Item Set Category Kind Distance Transform / segment" in out
@@ -74,7 +74,7 @@ def test_matches_totals_and_verdict() -> None:
 def test_nothing_found() -> None:
     out = lines(render(ScanSummary(files=1, items=1, bytes=5, seconds=0.1), [], []))
     assert out[0].startswith(
-        "Scanned 1 file (1 item, 5 B, 0 images, 0 videos) in 0.10 s: 0 matches, 0 errors"
+        "Scanned 1 file (1 item, 5 B, 0 images) in 0.10 s: 0 matches, 0 errors"
     )
     assert out[-1] == "nothing found"
     assert not any("Matches" in line or "Errors" in line for line in out)

@@ -63,10 +63,11 @@ def _totals_line(
 ) -> Text:
     n_matches = max(summary.matches, len(matches))
     n_errors = max(summary.errors, len(errors))
+    videos = f", {_count(summary.videos, 'video')}" if summary.videos else ""
     text = Text(overflow="fold")
     text.append(
         f"Scanned {_count(summary.files, 'file')} ({_count(summary.items, 'item')}, "
-        f"{format_bytes(summary.bytes)}, {_count(summary.images, 'image')}, {_count(summary.videos, 'video')}) "
+        f"{format_bytes(summary.bytes)}, {_count(summary.images, 'image')}{videos}) "
         f"in {format_duration(summary.seconds)}: "
     )
     text.append(_count(n_matches, "match", "matches"), style="bold red" if n_matches else "")
