@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-
 from support.videos import slideshow_frames, write
+
 from vigil.fingerprint.mediatype import is_video
 from vigil.fingerprint.pdq import PDQ_MATCH_DISTANCE, PDQ_QUALITY_THRESHOLD, hamming
 from vigil.limits import Limits
