@@ -7,7 +7,7 @@ import itertools
 import json
 import os
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -219,7 +219,7 @@ class Catalog:
                 filled[kind] = end
         return {k: tuple(a[: filled[k]] for a in arrs) for k, arrs in out.items()}  # type: ignore[misc]
 
-    def _hash_chunks(self, chunk: int) -> Iterator[list[Any]]:
+    def _hash_chunks(self, chunk: int) -> Iterator[Sequence[Any]]:
         """(kind, value, entry_id, set_id) rows of the whole hashes table, `chunk` at a time."""
         sql = "SELECT kind, value, entry_id, set_id FROM hashes"
         if self.engine.dialect.name == "sqlite":
@@ -239,8 +239,7 @@ class Catalog:
                 select(schema.hashes.c.kind, schema.hashes.c.value, schema.hashes.c.entry_id,
                        schema.hashes.c.set_id)
             )
-            for part in result.partitions(chunk):
-                yield list(part)
+            yield from result.partitions(chunk)
 
     def entries(self, ids: Iterable[int]) -> dict[int, EntryRecord]:
         """Entries by catalog id."""
