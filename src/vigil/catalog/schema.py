@@ -18,8 +18,10 @@ from sqlalchemy import (
     Text,
 )
 
-# 2: video_frames (vPDQ). A version-1 catalog is upgraded in place (the table is added).
-SCHEMA_VERSION = 2
+# 2: video_frames (vPDQ). 3: no (kind, value) index on hashes: nothing queries it (matching uses
+# the compiled matcher) and keeping it up to date dominated imports of tens of millions of hashes.
+# Older catalogs are upgraded in place when opened.
+SCHEMA_VERSION = 3
 
 metadata = MetaData()
 
@@ -62,7 +64,6 @@ hashes = Table(
     Column("kind", SmallInteger, nullable=False),
     Column("value", LargeBinary, nullable=False),
     Index("ix_hashes_set", "set_id"),
-    Index("ix_hashes_kind_value", "kind", "value"),
 )
 
 # The frames of known videos (vPDQ), one row per frame: a video's list is its entry's rows in

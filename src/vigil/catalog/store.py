@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 import os
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, delete, event, func, insert, select, update
+import numpy as np
+from sqlalchemy import Engine, create_engine, delete, event, func, insert, select, text, update
 from sqlalchemy.engine import Connection
 
 from vigil.catalog import schema
@@ -22,6 +24,8 @@ from vigil.fingerprint.fingerprints import VPDQFrame
 from vigil.hashsets.entry import HASH_KINDS, Entry, ParseReport
 
 BATCH = 20_000
+# SQLite page cache during an import, KiB (the default is 2 MiB).
+IMPORT_CACHE_KIB = 262_144
 
 
 @dataclass
@@ -106,8 +110,9 @@ class Catalog:
                         {"key": "generation", "value": 0},
                     ],
                 )
-            elif found == 1:
-                # Version 2 only added video_frames, which create_all above has just made.
+            elif found in (1, 2):
+                # 2 added video_frames, which create_all above has just made; 3 dropped an index.
+                conn.execute(text("DROP INDEX IF EXISTS ix_hashes_kind_value"))
                 conn.execute(
                     update(schema.state)
                     .where(schema.state.c.key == "schema_version")
@@ -202,6 +207,82 @@ class Catalog:
                         VPDQFrame(row[1], float(row[2]), row[3], bytes(row[4]).hex())
                     )
         return out
+
+    def hash_arrays(
+        self, widths: dict[str, int], chunk: int = 1 << 16
+    ) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Every hash as arrays, per kind: (values as S{width}, entry ids, set ids), unsorted.
+
+        One pass over the hashes table, fetched `chunk` rows at a time into arrays allocated
+        once at their final size (the counts are asked first), so memory stays near the size of
+        the result. A value of the wrong width for its kind is skipped.
+        """
+        h = schema.hashes.c
+        codes = {KIND_CODES[k]: k for k in widths}
+        with self.engine.connect() as conn:
+            counts = {
+                codes[int(kind)]: int(n)
+                for kind, n in conn.execute(select(h.kind, func.count()).group_by(h.kind))
+                if int(kind) in codes
+            }
+        out = {
+            k: (
+                np.empty(counts.get(k, 0), dtype=f"S{w}"),
+                np.empty(counts.get(k, 0), dtype=np.int64),
+                np.empty(counts.get(k, 0), dtype=np.int32),
+            )
+            for k, w in widths.items()
+        }
+        filled = dict.fromkeys(widths, 0)
+        for rows in self._hash_chunks(chunk):
+            kinds, values, entry_ids, set_ids = zip(*rows, strict=True)
+            kind_arr = np.array(kinds, dtype=np.int16)
+            for code, kind in codes.items():
+                idx = np.flatnonzero(kind_arr == code)
+                if len(idx) == 0:
+                    continue
+                width = widths[kind]
+                vals = [bytes(values[i]) for i in idx.tolist()]
+                if any(len(v) != width for v in vals):
+                    keep = [j for j, v in enumerate(vals) if len(v) == width]
+                    vals, idx = [vals[j] for j in keep], idx[keep]
+                at, end = filled[kind], filled[kind] + len(idx)
+                if end > len(out[kind][0]):  # rows added since the count: grow
+                    out[kind] = tuple(  # type: ignore[assignment]
+                        np.resize(a, end) for a in out[kind]
+                    )
+                v_arr, e_arr, s_arr = out[kind]
+                v_arr[at:end] = np.frombuffer(b"".join(vals), dtype=f"S{width}")
+                e_arr[at:end] = np.array(entry_ids, dtype=np.int64)[idx]
+                s_arr[at:end] = np.array(set_ids, dtype=np.int32)[idx]
+                filled[kind] = end
+        return {k: tuple(a[: filled[k]] for a in arrs) for k, arrs in out.items()}  # type: ignore[misc]
+
+    def _hash_chunks(self, chunk: int) -> Iterator[Sequence[Any]]:
+        """(kind, value, entry_id, set_id) rows of the whole hashes table, `chunk` at a time."""
+        sql = "SELECT kind, value, entry_id, set_id FROM hashes"
+        if self.engine.dialect.name == "sqlite":
+            # The DBAPI cursor directly: plain tuples, no SQLAlchemy row objects per hash.
+            raw = self.engine.raw_connection()
+            try:
+                cur = raw.cursor()
+                cur.execute(sql)
+                while rows := cur.fetchmany(chunk):
+                    yield rows
+                cur.close()
+            finally:
+                raw.close()
+            return
+        with self.engine.connect() as conn:
+            result = conn.execution_options(stream_results=True, yield_per=chunk).execute(
+                select(
+                    schema.hashes.c.kind,
+                    schema.hashes.c.value,
+                    schema.hashes.c.entry_id,
+                    schema.hashes.c.set_id,
+                )
+            )
+            yield from result.partitions(chunk)
 
     def entries(self, ids: Iterable[int]) -> dict[int, EntryRecord]:
         """Entries by catalog id."""
@@ -340,8 +421,12 @@ class Catalog:
                 )
                 + 1
             )
-            entry_rows: list[dict[str, Any]] = []
-            hash_rows: list[dict[str, Any]] = []
+            sqlite = conn.dialect.name == "sqlite"
+            if sqlite:
+                # A bigger page cache for the index of tens of millions of hashes (reset below).
+                conn.exec_driver_sql(f"PRAGMA cache_size=-{IMPORT_CACHE_KIB}")
+            entry_rows: list[tuple[Any, ...]] = []
+            hash_rows: list[tuple[int, int, int, bytes]] = []
             frame_rows: list[dict[str, Any]] = []
             for entry in entries:
                 valid = {k: v for k, v in entry.hashes.items() if k in HASH_KINDS and v}
@@ -350,24 +435,9 @@ class Catalog:
                 entry_id = next_id
                 next_id += 1
                 count += 1
-                entry_rows.append(
-                    {
-                        "id": entry_id,
-                        "set_id": set_id,
-                        "ext_id": entry.id,
-                        "category": entry.category,
-                        "meta": entry.meta,
-                    }
-                )
+                entry_rows.append((entry_id, set_id, entry.id, entry.category, entry.meta))
                 for kind, value in valid.items():
-                    hash_rows.append(
-                        {
-                            "set_id": set_id,
-                            "entry_id": entry_id,
-                            "kind": KIND_CODES[kind],
-                            "value": bytes.fromhex(value),
-                        }
-                    )
+                    hash_rows.append((set_id, entry_id, KIND_CODES[kind], bytes.fromhex(value)))
                     by_kind[kind] += 1
                 if entry.vpdq:
                     by_kind["vpdq"] += 1
@@ -387,6 +457,8 @@ class Catalog:
                 if len(hash_rows) + len(frame_rows) >= BATCH:
                     self._flush(conn, entry_rows, hash_rows, frame_rows)
             self._flush(conn, entry_rows, hash_rows, frame_rows)
+            if sqlite:
+                conn.exec_driver_sql("PRAGMA cache_size=-2000")
             withdrawn = 0
             if report.deleted_ids:
                 withdrawn = self._withdraw(conn, set_id, report.deleted_ids)
@@ -436,19 +508,38 @@ class Catalog:
     @staticmethod
     def _flush(
         conn: Connection,
-        entry_rows: list[dict[str, Any]],
-        hash_rows: list[dict[str, Any]],
+        entry_rows: list[tuple[Any, ...]],
+        hash_rows: list[tuple[int, int, int, bytes]],
         frame_rows: list[dict[str, Any]],
     ) -> None:
-        if entry_rows:
-            conn.execute(insert(schema.entries), entry_rows)
-            entry_rows.clear()
-        if hash_rows:
-            conn.execute(insert(schema.hashes), hash_rows)
-            hash_rows.clear()
+        """Insert rows gathered as plain tuples; on SQLite straight through the DBAPI cursor."""
+        if conn.dialect.name == "sqlite":
+            if entry_rows:
+                conn.exec_driver_sql(
+                    "INSERT INTO entries (id, set_id, ext_id, category, meta) VALUES (?,?,?,?,?)",
+                    [(i, s, x, c, json.dumps(m)) for i, s, x, c, m in entry_rows],
+                )
+            if hash_rows:
+                conn.exec_driver_sql(
+                    "INSERT INTO hashes (set_id, entry_id, kind, value) VALUES (?,?,?,?)",
+                    hash_rows,
+                )
+        else:
+            if entry_rows:
+                e_cols = ("id", "set_id", "ext_id", "category", "meta")
+                conn.execute(
+                    insert(schema.entries), [dict(zip(e_cols, r, strict=True)) for r in entry_rows]
+                )
+            if hash_rows:
+                h_cols = ("set_id", "entry_id", "kind", "value")
+                conn.execute(
+                    insert(schema.hashes), [dict(zip(h_cols, r, strict=True)) for r in hash_rows]
+                )
         if frame_rows:
             conn.execute(insert(schema.video_frames), frame_rows)
-            frame_rows.clear()
+        entry_rows.clear()
+        hash_rows.clear()
+        frame_rows.clear()
 
     @staticmethod
     def _delete_set(conn: Connection, set_id: int) -> None:

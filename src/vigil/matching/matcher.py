@@ -8,15 +8,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from vigil.catalog.store import Catalog
 from vigil.fingerprint.fingerprints import DIHEDRAL_NAMES, Fingerprints
 from vigil.fingerprint.pdq import PDQ_MATCH_DISTANCE, PDQ_QUALITY_THRESHOLD
-from vigil.matching.exact import as_rows, equal_ranges
+from vigil.matching.exact import as_rows, equal_ranges, sort_order
 from vigil.matching.pdq_index import PDQIndex, build_pdq_index, load_pdq_index
 from vigil.matching.video import (
     VPDQ_COMPARED_MATCH_PERCENT,
@@ -24,6 +25,9 @@ from vigil.matching.video import (
     VideoIndex,
     VideoRule,
 )
+
+if TYPE_CHECKING:  # SQLAlchemy is imported only by code that queries the catalog
+    from vigil.catalog.store import Catalog
 
 EXACT_KINDS: dict[str, int] = {"md5": 16, "sha1": 20, "sha256": 32}
 # 2: multi-index PDQ; 3: vpdq/ (video frames).
@@ -76,7 +80,21 @@ class _ExactTable:
             return empty, empty, empty.astype(np.int32)
         keys = np.asarray(digests, dtype=self.values.dtype)
         width = self.values.dtype.itemsize
-        first, end = equal_ranges(as_rows(self.values, width), as_rows(keys, width))
+        # Searched in sorted order: neighbouring keys walk the same first steps of the binary
+        # search, so those pages and cache lines are met warm (and a cold mapping is read in
+        # order), then the ranges are put back in the callers' order.
+        order = None
+        if len(keys) > 64:  # by the first 8 bytes: enough for locality, cheaper than a full sort
+            order = np.argsort(
+                np.ascontiguousarray(as_rows(keys, width)[:, :8]).view(">u8").ravel()
+            )
+        sorted_keys = keys if order is None else keys[order]
+        first_s, end_s = equal_ranges(as_rows(self.values, width), as_rows(sorted_keys, width))
+        if order is None:
+            first, end = first_s, end_s
+        else:
+            first, end = np.empty_like(first_s), np.empty_like(end_s)
+            first[order], end[order] = first_s, end_s
         counts = end - first
         queries = np.repeat(np.arange(len(keys)), counts)
         starts = np.repeat(first - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
@@ -115,40 +133,21 @@ class Matcher:
         """Build from the catalog's current contents."""
         generation = catalog.generation()
         sets = catalog.sets()
+        arrays = catalog.hash_arrays({**EXACT_KINDS, "pdq": 32})
         exact: dict[str, _ExactTable] = {}
         for kind, width in EXACT_KINDS.items():
-            vals: list[bytes] = []
-            ents: list[int] = []
-            sids: list[int] = []
-            for value, entry_id, set_id in catalog.iter_hashes(kind):
-                vals.append(value)
-                ents.append(entry_id)
-                sids.append(set_id)
-            arr = np.array(vals, dtype=f"S{width}")
-            order = np.argsort(arr, kind="stable")
-            exact[kind] = _ExactTable(
-                arr[order],
-                np.array(ents, dtype=np.int64)[order],
-                np.array(sids, dtype=np.int32)[order],
-            )
-        pvals: list[bytes] = []
-        pents: list[int] = []
-        psids: list[int] = []
-        for value, entry_id, set_id in catalog.iter_hashes("pdq"):
-            pvals.append(value)
-            pents.append(entry_id)
-            psids.append(set_id)
-        hashes = (
-            np.frombuffer(b"".join(pvals), dtype=np.uint8).reshape(-1, 32)
-            if pvals
-            else np.zeros((0, 32), dtype=np.uint8)
-        )
+            vals, ents, sids = arrays.pop(kind)
+            order = sort_order(vals, width)
+            exact[kind] = _ExactTable(vals[order], ents[order], sids[order])
+            del vals, ents, sids, order
+        pvals, pents, psids = arrays.pop("pdq")
+        hashes = pvals.view(np.uint8).reshape(-1, 32)
         return cls(
             generation,
             exact,
             build_pdq_index(hashes),
-            np.array(pents, dtype=np.int64),
-            np.array(psids, dtype=np.int32),
+            pents,
+            psids,
             {s.id: s.name for s in sets},
             {s.id for s in sets if s.known_good},
             VideoIndex.build(catalog.iter_video_frames()),
@@ -300,6 +299,89 @@ class Matcher:
             Hit(h.entry_id, h.set_id, "vpdq", h.distance, None, h.segment)
             for h in self._video.search(fp.vpdq, rule, self._reportable)
         ]
+
+    def match_many(
+        self, fps: Sequence[Fingerprints], settings: MatchSettings = MatchSettings()
+    ) -> tuple[list[bool], list[list[Hit]]]:
+        """`known_good` and `lookup` of many items at once, with batched searches.
+
+        Every exact kind is one `exact_many` call over all the items' digests, and the PDQ
+        variants of all items are one index search: the same answers as calling `known_good`
+        and `lookup` item by item, in the same order.
+        """
+        n = len(fps)
+        good = [False] * n
+        hits: list[list[Hit]] = [[] for _ in range(n)]
+        if n == 0:
+            return good, hits
+        for kind, width in EXACT_KINDS.items():
+            table = self._exact[kind]
+            if len(table.values) == 0:
+                continue
+            raw = bytes.fromhex("".join([getattr(fp, kind) for fp in fps]))
+            if len(raw) != n * width:  # not one full digest per item: look up one by one
+                self._exact_one_by_one(kind, fps, good, hits)
+                continue
+            queries, entries, sets = table.find_many(np.frombuffer(raw, dtype=f"S{width}"))
+            if len(queries) == 0:
+                continue
+            for qi, entry_id, set_id in zip(
+                queries.tolist(), entries.tolist(), sets.tolist(), strict=True
+            ):
+                if set_id in self.known_good_sets:
+                    good[qi] = True
+                elif self._reportable(set_id) and not any(
+                    h.entry_id == entry_id and h.kind == kind for h in hits[qi]
+                ):
+                    hits[qi].append(Hit(entry_id, set_id, kind, 0, None))
+        for i, fp in enumerate(fps):
+            if fp.vpdq:
+                hits[i].extend(self._video_hits(fp, settings))
+        if len(self._pdq) == 0:
+            return good, hits
+        owners: list[int] = []
+        hexes: list[str] = []
+        for i, fp in enumerate(fps):
+            if fp.pdq is None or fp.pdq.quality < settings.pdq_quality:
+                continue
+            variants = fp.pdq.dihedral if settings.rotations and fp.pdq.dihedral else (fp.pdq.hash,)
+            owners.extend([i] * len(variants))
+            hexes.extend(variants)
+        if not hexes:
+            return good, hits
+        queries_pdq = np.frombuffer(bytes.fromhex("".join(hexes)), dtype=np.uint8).reshape(-1, 32)
+        first_row: dict[int, int] = {}
+        for qi, owner in enumerate(owners):
+            first_row.setdefault(owner, qi)
+        best: dict[tuple[int, int], tuple[int, int, int]] = {}  # (item, entry) -> (d, v, set)
+        for qi, row, dist in self._pdq.search(queries_pdq, settings.pdq_distance):
+            entry_id, set_id = int(self._pdq_entries[row]), int(self._pdq_sets[row])
+            if not self._reportable(set_id):
+                continue
+            owner = owners[qi]
+            key = (owner, entry_id)
+            variant = qi - first_row[owner]
+            if key not in best or (dist, variant) < best[key][:2]:
+                best[key] = (dist, variant, set_id)
+        for (owner, entry_id), (dist, variant, set_id) in sorted(best.items()):
+            hits[owner].append(Hit(entry_id, set_id, "pdq", dist, DIHEDRAL_NAMES[variant]))
+        return good, hits
+
+    def _exact_one_by_one(
+        self, kind: str, fps: Sequence[Fingerprints], good: list[bool], hits: list[list[Hit]]
+    ) -> None:
+        for qi, fp in enumerate(fps):
+            try:
+                digest = bytes.fromhex(getattr(fp, kind))
+            except ValueError:
+                continue
+            for entry_id, set_id in self._exact[kind].find(digest):
+                if set_id in self.known_good_sets:
+                    good[qi] = True
+                elif self._reportable(set_id) and not any(
+                    h.entry_id == entry_id and h.kind == kind for h in hits[qi]
+                ):
+                    hits[qi].append(Hit(entry_id, set_id, kind, 0, None))
 
     def _reportable(self, set_id: int) -> bool:
         if set_id in self.known_good_sets:
