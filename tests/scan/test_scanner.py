@@ -138,3 +138,23 @@ def record_pid(path: str, limits: Limits, *_: object) -> FileResult:
     while len({p.name.split("-")[0] for p in d.iterdir()}) < 2 and time.monotonic() < deadline:
         time.sleep(0.01)
     return worker.fingerprint_file(path, limits)
+
+
+def test_content_that_only_looks_like_an_image_is_hashed_without_an_error(tmp_path: Path) -> None:
+    # libmagic calls these images on a byte or two of evidence; no decoder reads them.
+    samples = {
+        "tga.bin": bytes([1]) * 100,
+        "jxl.bin": bytes.fromhex("ff0a61f301279aec5f532bc45b7c5e91") * 64,
+        "bios.bin": bytes.fromhex("1009b17bf7f9a2ce2ca990fb990cec45") * 64,
+    }
+    for name, data in samples.items():
+        (tmp_path / name).write_bytes(data)
+    sink = scan([], tmp_path, None, workers=1)
+    assert sink.errors == []
+    assert sink.summary.items == 3 and sink.summary.images == 0
+    # A damaged JPEG is still an error.
+    (tmp_path / "cut.jpg").write_bytes(bytes.fromhex("ffd8ffe000104a464946") + b"\x00" * 50)
+    assert [e.reason for e in scan([], tmp_path, None, workers=1).errors] in (
+        ["truncated"],
+        ["corrupt"],
+    )

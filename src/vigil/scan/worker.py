@@ -79,6 +79,11 @@ def fingerprints_of(
             fp.media_type = "application/octet-stream"
             return fp
         fp.pdq_error = e.reason
+        if e.reason == "unsupported":
+            # No decoder knows this content (libmagic names image types on a byte or two of
+            # evidence: JPEG XL's FF 0A, BIOS logos, ...). It is still hashed and matched
+            # exactly; only a damaged image of a format Vigil decodes is an error.
+            return fp
         errors.append(ScanError(path, raw.member, e.reason, str(e)))
     if fp.pdq is not None and raw.media_type in ANIMATED_IMAGE_TYPES:
         _animation(fp, raw, path, limits, errors, vpdq_seconds)
