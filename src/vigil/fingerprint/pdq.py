@@ -17,8 +17,15 @@ import functools
 
 import numpy as np
 
+from vigil.fingerprint.downscale import downscale_pixels
 from vigil.fingerprint.fingerprints import PDQ
-from vigil.fingerprint.image import decode_luma, decode_luma_sized, reduced_jpeg_decode
+from vigil.fingerprint.image import (
+    REDUCED_SCALE,
+    decode_jpeg_pixels,
+    decode_luma,
+    decode_luma_sized,
+    reduced_jpeg_decode,
+)
 
 # Hamming distance at or below which two PDQ hashes are the same picture (Meta's default).
 PDQ_MATCH_DISTANCE = 31
@@ -176,7 +183,11 @@ def pdq_from_luma(luma: np.ndarray, full_shape: tuple[int, int] | None = None) -
         rows, cols = full_shape
         if rows < MIN_HASHABLE_DIM or cols < MIN_HASHABLE_DIM:
             return PDQ(_ZERO_HASH, 0, (_ZERO_HASH,) * 8)
-    block = downscale_64(luma, full_shape)
+    return pdq_from_block(downscale_64(luma, full_shape))
+
+
+def pdq_from_block(block: np.ndarray) -> PDQ:
+    """PDQ hash, quality and the 8 dihedral variants of a 64x64 downscaled block."""
     quality = _quality(block)
     dct16 = (_DCT @ block) @ _DCT_T
     hashes = tuple(_bits_to_hex(d) for d in _dihedral_dcts(dct16))
@@ -188,7 +199,17 @@ def pdq_from_bytes(data: bytes, *, max_pixels: int, fast: bool = False) -> PDQ:
 
     `fast`: decode large JPEGs at half size (opt-in; its agreement with the full decode is in
     the README and `tests/fingerprint/test_pdq_faithful.py`).
+
+    JPEGs (the common case) are decoded by libjpeg-turbo into a NumPy array of 8-bit pixels
+    and downscaled in one compiled pass (`downscale.downscale_pixels`); everything else, and
+    any JPEG that path declines, goes through Pillow and the float luma plane.
     """
+    direct = decode_jpeg_pixels(data, max_pixels=max_pixels, reduce=REDUCED_SCALE if fast else 1)
+    if direct is not None:
+        pixels, (rows, cols) = direct
+        if rows < MIN_HASHABLE_DIM or cols < MIN_HASHABLE_DIM:
+            return PDQ(_ZERO_HASH, 0, (_ZERO_HASH,) * 8)
+        return pdq_from_block(downscale_pixels(pixels, (rows, cols)))
     if not fast:
         return pdq_from_luma(decode_luma(data, max_pixels=max_pixels))
     luma, full = decode_luma_sized(data, max_pixels=max_pixels, decode=reduced_jpeg_decode)
