@@ -186,3 +186,14 @@ def downscale_pixels(pixels: np.ndarray, full_shape: tuple[int, int] | None = No
         return _columns(acc, cstart, cweights, np.float32(1.0 / 1000.0))
     acc = _rows_grey(np.ascontiguousarray(pixels), rstart, rweights)
     return _columns(acc, cstart, cweights, np.float32(1.0))
+
+
+def warm() -> None:
+    """Load (or compile) every kernel now, e.g. in a parent before it forks its workers.
+
+    Loading numba's compiled code takes a few tenths of a second per process; done once before
+    `fork`, every worker inherits it instead of paying it on its first image.
+    """
+    downscale_pixels(np.zeros((8, 8, 4), dtype=np.uint8))
+    downscale_pixels(np.zeros((8, 8, 3), dtype=np.uint8))
+    downscale_pixels(np.zeros((8, 8), dtype=np.uint8))

@@ -20,7 +20,7 @@ from vigil.matching.matcher import Hit, Matcher, MatchSettings
 from vigil.scan.cache import FingerprintCache
 from vigil.scan.results import Match, MatchedEntry, ScanError, ScannedItem, ScanSummary
 from vigil.scan.walk import walk
-from vigil.scan.worker import FileResult, fingerprint_file
+from vigil.scan.worker import FileResult, fingerprint_file, prepare
 
 
 class ScanSink(Protocol):
@@ -167,6 +167,7 @@ class Scanner:
                 res = _outcome(fut, path, limits)
                 finish(path, st, res.items, res.errors, False)
 
+        prepare()  # before the workers fork: they inherit the loaded kernels
         with ProcessPool(max_workers=workers, initializer=_init_worker) as pool:
             for found in walk(roots, follow_symlinks=self.options.follow_symlinks):
                 if isinstance(found, ScanError):

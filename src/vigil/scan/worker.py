@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from vigil.errors import LimitExceeded, UnreadableItem
+from vigil.fingerprint import downscale
 from vigil.fingerprint.fingerprints import Fingerprints
 from vigil.fingerprint.mediatype import WEAK_IMAGE_TYPES, is_image
 from vigil.fingerprint.pdq import pdq_from_bytes
@@ -55,6 +56,12 @@ def fingerprints_of(
         fp.pdq_error = e.reason
         errors.append(ScanError(path, raw.member, e.reason, str(e)))
     return fp
+
+
+def prepare() -> None:
+    """Make this process ready to fingerprint: call before forking workers, so they inherit it
+    (the compiled PDQ kernels; otherwise every worker loads them on its first image)."""
+    downscale.warm()
 
 
 def fingerprint_file(path: str, limits: Limits, fast_pdq: bool = False) -> FileResult:
