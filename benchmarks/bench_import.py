@@ -33,27 +33,39 @@ def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, int]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--entries", type=int, default=5_000_000)
     args = ap.parse_args()
     DATA.mkdir(parents=True, exist_ok=True)
     listing = DATA / f"vics-{args.entries}.json"
     if not listing.exists():
-        subprocess.run([sys.executable, "benchmarks/gen_vics.py", str(args.entries), str(listing)], check=True)
+        subprocess.run(
+            [sys.executable, "benchmarks/gen_vics.py", str(args.entries), str(listing)], check=True
+        )
     size_mb = listing.stat().st_size / 1e6
     with tempfile.TemporaryDirectory(dir=DATA) as home:
         env = {**os.environ, "VIGIL_HOME": home}
         vigil = [sys.executable, "-m", "vigil.cli"]
-        t_import, rss_import = timed([*vigil, "hashset", "import", str(listing), "--name", "big"], env)
+        t_import, rss_import = timed(
+            [*vigil, "hashset", "import", str(listing), "--name", "big"], env
+        )
         empty = Path(home) / "empty"
         empty.mkdir()
         t_compile, rss_compile = timed([*vigil, "scan", str(empty), "-q", "--no-cache"], env)
         t_start, rss_start = timed([*vigil, "scan", str(empty), "-q", "--no-cache"], env)
         db_mb = (Path(home) / "catalog.sqlite").stat().st_size / 1e6
     print(f"VICS 2.0 list: {args.entries:,} Media ({4 * args.entries:,} hashes), {size_mb:,.0f} MB")
-    print(f"import:  {t_import:7.1f} s  {args.entries / t_import:9,.0f} entries/s  peak RSS {rss_import / 1024:6.0f} MiB  catalog {db_mb:,.0f} MB")
-    print(f"compile: {t_compile:7.1f} s  (first scan after the import)   peak RSS {rss_compile / 1024:6.0f} MiB")
-    print(f"start:   {t_start:7.1f} s  (a scan with the compiled matcher) peak RSS {rss_start / 1024:6.0f} MiB")
+    print(
+        f"import:  {t_import:7.1f} s  {args.entries / t_import:9,.0f} entries/s  peak RSS {rss_import / 1024:6.0f} MiB  catalog {db_mb:,.0f} MB"
+    )
+    print(
+        f"compile: {t_compile:7.1f} s  (first scan after the import)   peak RSS {rss_compile / 1024:6.0f} MiB"
+    )
+    print(
+        f"start:   {t_start:7.1f} s  (a scan with the compiled matcher) peak RSS {rss_start / 1024:6.0f} MiB"
+    )
 
 
 if __name__ == "__main__":

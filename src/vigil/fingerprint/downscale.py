@@ -23,17 +23,12 @@ _LITTLE = sys.byteorder == "little"
 
 
 @functools.lru_cache(maxsize=128)
-def band_form(matrix_key: tuple[str, int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """(start, weights) of a 64xN axis matrix: row k is weights[k] placed at column start[k].
-
-    `matrix_key` is ("full", n, n) for `pdq._downscale_matrix(n)` or ("reduced", full, n) for
-    `pdq._reduced_matrix(full, n)`.
-    """
+def reduced_band(matrix_key: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """(start, weights) of `pdq._reduced_matrix(full, n)`: row k is weights[k] at start[k]."""
     from vigil.fingerprint import pdq
 
-    kind, full, n = matrix_key
-    dense = pdq._downscale_matrix(n) if kind == "full" else pdq._reduced_matrix(full, n)
-    return _band(np.asarray(dense, dtype=np.float32))
+    full, n = matrix_key
+    return _band(np.asarray(pdq._reduced_matrix(full, n), dtype=np.float32))
 
 
 def _band(dense: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -62,11 +57,13 @@ def axis_bands(
     """
     rows, cols = shape
     if full_shape is None or full_shape == shape:
-        r = band_form(("full", rows, rows))
-        c = band_form(("full", cols, cols))
+        from vigil.fingerprint.pdq import downscale_band
+
+        r = downscale_band(rows)
+        c = downscale_band(cols)
     else:
-        r = band_form(("reduced", full_shape[0], rows))
-        c = band_form(("reduced", full_shape[1], cols))
+        r = reduced_band((full_shape[0], rows))
+        c = reduced_band((full_shape[1], cols))
     return r[0], r[1], c[0], c[1]
 
 

@@ -112,6 +112,23 @@ def reduced_jpeg_decode(image: Image.Image) -> Image.Image:
     return image
 
 
+# Decoded pixels are written into one reused per-thread buffer up to this size (a fresh 8 MB
+# array per photo costs its page faults every time); larger images get their own.
+_SCRATCH_MAX = 64 * 1024 * 1024
+_scratch_local = threading.local()
+
+
+def _scratch(size: int) -> np.ndarray | None:
+    """A reusable uint8 buffer of at least `size` bytes for this thread, or None if too large."""
+    if size > _SCRATCH_MAX:
+        return None
+    buf: np.ndarray | None = getattr(_scratch_local, "buffer", None)
+    if buf is None or buf.size < size:
+        buf = np.empty(max(size, 4 * 1024 * 1024), dtype=np.uint8)
+        _scratch_local.buffer = buf
+    return buf
+
+
 # JPEG colour spaces decoded by libjpeg itself to the same RGB (or grey) Pillow gets from it;
 # CMYK and YCCK (Adobe's inverted CMYK among them) go through Pillow's own conversion.
 _DIRECT_JPEG_SPACES = frozenset({"YCbCr", "RGB", "Gray"})
@@ -122,7 +139,8 @@ def decode_jpeg_pixels(
 ) -> tuple[np.ndarray, tuple[int, int]] | None:
     """8-bit pixels of a JPEG decoded by libjpeg-turbo into NumPy, or None to use Pillow.
 
-    Returns (pixels, (rows, columns) of the full image): pixels are HxWx4 RGBX (the 4th byte
+    Returns (pixels, (rows, columns) of the full image): pixels, valid until this thread's next
+    call (they live in a reused buffer), are HxWx4 RGBX (the 4th byte
     unused, so a pixel is one 32-bit word) for colour JPEGs, HxW for greyscale ones. The pixels
     are exactly those Pillow decodes (same library, same accurate integer IDCT, same fancy
     upsampling, same YCbCr->RGB conversion): the tests compare them. `reduce` = 2 decodes at
@@ -149,6 +167,7 @@ def decode_jpeg_pixels(
         reduce = 1
     grey = colorspace == "Gray"
     expected = (-(-height // reduce), -(-width // reduce))
+    out = _scratch(expected[0] * expected[1] * (1 if grey else 4))
     try:
         pixels = simplejpeg.decode_jpeg(
             data,
@@ -159,6 +178,7 @@ def decode_jpeg_pixels(
             min_height=expected[0] if reduce > 1 else 0,
             min_width=expected[1] if reduce > 1 else 0,
             strict=True,  # a warning (damaged data) raises: Pillow decides what it is
+            buffer=out,
         )
     except MemoryError:
         raise

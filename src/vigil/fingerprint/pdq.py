@@ -53,9 +53,12 @@ def _box_windows(n: int, full: int) -> tuple[np.ndarray, np.ndarray]:
     return lo, hi
 
 
-@functools.lru_cache(maxsize=64)
-def _downscale_matrix(n: int) -> np.ndarray:
-    """The 64 x n matrix of two box-filter passes followed by decimation, along one axis."""
+@functools.lru_cache(maxsize=128)
+def downscale_band(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """`_downscale_matrix(n)` in band form: row k is `weights[k]` placed at column `start[k]`.
+
+    Weights at columns past the last pixel are zero.
+    """
     full = _jarosz_window(n, _DOWNSAMPLE)
     lo, hi = _box_windows(n, full)
     # Decimation: target centres, not corners, computed in double as in `decimateFloat`.
@@ -72,11 +75,24 @@ def _downscale_matrix(n: int) -> np.ndarray:
     j = np.minimum(start[:, None] + np.arange(2 * full)[None, :], n - 1)  # 64 x band
     inside = (lo[o][:, None, :] <= j[:, :, None]) & (j[:, :, None] <= hi[o][:, None, :])
     band = (inside * weight[:, None, :]).sum(axis=2)
-    matrix = np.zeros((_DOWNSAMPLE, n), dtype=np.float32)
     # Band positions past the last pixel (clipped to n-1 above) carry no weight: drop them.
-    rows = np.broadcast_to(np.arange(_DOWNSAMPLE)[:, None], j.shape)
     real = start[:, None] + np.arange(2 * full)[None, :] <= n - 1
-    matrix[rows[real], j[real]] = band[real]
+    weights = np.where(real, band, 0.0).astype(np.float32)
+    start = start.astype(np.int64)
+    start.setflags(write=False)
+    weights.setflags(write=False)
+    return start, weights
+
+
+@functools.lru_cache(maxsize=64)
+def _downscale_matrix(n: int) -> np.ndarray:
+    """The 64 x n matrix of two box-filter passes followed by decimation, along one axis."""
+    start, weights = downscale_band(n)
+    cols = start[:, None] + np.arange(weights.shape[1])[None, :]
+    real = cols <= n - 1
+    rows = np.broadcast_to(np.arange(_DOWNSAMPLE)[:, None], cols.shape)
+    matrix = np.zeros((_DOWNSAMPLE, n), dtype=np.float32)
+    matrix[rows[real], cols[real]] = weights[real]
     matrix.setflags(write=False)
     return matrix
 
