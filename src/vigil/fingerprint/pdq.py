@@ -108,8 +108,11 @@ def _reduced_matrix(full: int, reduced: int) -> np.ndarray:
     matrix = _downscale_matrix(full).astype(np.float64)
     scale = max(1, round(full / reduced))
     owner = np.minimum(np.arange(full) // scale, reduced - 1)
-    out = np.zeros((reduced, _DOWNSAMPLE), dtype=np.float64)
-    np.add.at(out, owner, matrix.T)
+    # Sum the rows of matrix.T owned by each reduced pixel (owner is non-decreasing): cumulative
+    # sums at the owners' boundaries (np.add.at did the same, ~100x slower).
+    bounds = np.searchsorted(owner, np.arange(reduced + 1))
+    cumulative = np.concatenate([np.zeros((1, _DOWNSAMPLE)), np.cumsum(matrix.T, axis=0)])
+    out = cumulative[bounds[1:]] - cumulative[bounds[:-1]]
     result = np.ascontiguousarray(out.T, dtype=np.float32)
     result.setflags(write=False)
     return result
