@@ -20,6 +20,11 @@ from collections.abc import Callable
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+try:  # libjpeg-turbo straight into a NumPy array (a dependency; optional only for robustness)
+    import simplejpeg
+except ImportError:  # pragma: no cover - the Pillow path below decodes every JPEG as well
+    simplejpeg = None
+
 from vigil.errors import LimitExceeded, UnreadableItem
 
 _LIMIT = "max_image_pixels"
@@ -91,6 +96,8 @@ DecodeStep = Callable[[Image.Image], Image.Image]
 
 # Reduced-size JPEG decoding (opt-in: `--fast-pdq`): libjpeg's DCT scaling decodes at 1/2 size.
 REDUCED_SCALE = 2
+# Smallest side decoded at reduced size (smaller JPEGs are decoded in full).
+_MIN_REDUCED_SIDE = 4 * 64 * REDUCED_SCALE // 2
 
 
 def reduced_jpeg_decode(image: Image.Image) -> Image.Image:
@@ -99,10 +106,89 @@ def reduced_jpeg_decode(image: Image.Image) -> Image.Image:
     Only worth it for images large enough that PDQ's 64x64 summary is still well covered.
     """
     width, height = image.size
-    if image.format == "JPEG" and min(width, height) >= 4 * 64 * REDUCED_SCALE // 2:
+    if image.format == "JPEG" and min(width, height) >= _MIN_REDUCED_SIDE:
         image.draft("RGB", (width // REDUCED_SCALE, height // REDUCED_SCALE))
     image.load()
     return image
+
+
+# Decoded pixels are written into one reused per-thread buffer up to this size (a fresh 8 MB
+# array per photo costs its page faults every time); larger images get their own.
+_SCRATCH_MAX = 64 * 1024 * 1024
+_scratch_local = threading.local()
+
+
+def _scratch(size: int) -> np.ndarray | None:
+    """A reusable uint8 buffer of at least `size` bytes for this thread, or None if too large."""
+    if size > _SCRATCH_MAX:
+        return None
+    buf: np.ndarray | None = getattr(_scratch_local, "buffer", None)
+    if buf is None or buf.size < size:
+        buf = np.empty(max(size, 4 * 1024 * 1024), dtype=np.uint8)
+        _scratch_local.buffer = buf
+    return buf
+
+
+# JPEG colour spaces decoded by libjpeg itself to the same RGB (or grey) Pillow gets from it;
+# CMYK and YCCK (Adobe's inverted CMYK among them) go through Pillow's own conversion.
+_DIRECT_JPEG_SPACES = frozenset({"YCbCr", "RGB", "Gray"})
+
+
+def decode_jpeg_pixels(
+    data: bytes, *, max_pixels: int, reduce: int = 1
+) -> tuple[np.ndarray, tuple[int, int]] | None:
+    """8-bit pixels of a JPEG decoded by libjpeg-turbo into NumPy, or None to use Pillow.
+
+    Returns (pixels, (rows, columns) of the full image): pixels, valid until this thread's next
+    call (they live in a reused buffer), are HxWx4 RGBX (the 4th byte
+    unused, so a pixel is one 32-bit word) for colour JPEGs, HxW for greyscale ones. The pixels
+    are exactly those Pillow decodes (same library, same accurate integer IDCT, same fancy
+    upsampling, same YCbCr->RGB conversion): the tests compare them. `reduce` = 2 decodes at
+    half size by libjpeg's DCT scaling, as Pillow's `draft` does (the opt-in fast mode).
+
+    None for anything unusual (not a JPEG, CMYK/YCCK, a damaged stream, a libjpeg warning): the
+    Pillow path then decodes it and classifies any error exactly as before.
+    """
+    if simplejpeg is None or not data.startswith(b"\xff\xd8\xff"):
+        return None
+    try:
+        height, width, colorspace, _subsampling = simplejpeg.decode_jpeg_header(data)
+    except Exception:  # noqa: BLE001 - Pillow classifies a header it cannot read
+        return None
+    if colorspace not in _DIRECT_JPEG_SPACES or width <= 0 or height <= 0:
+        return None
+    if width * height > max_pixels:
+        raise LimitExceeded(
+            _LIMIT,
+            f"image of {width}x{height} = {width * height} pixels exceeds "
+            f"max_image_pixels={max_pixels}",
+        )
+    if reduce > 1 and min(width, height) < _MIN_REDUCED_SIDE:
+        reduce = 1
+    grey = colorspace == "Gray"
+    expected = (-(-height // reduce), -(-width // reduce))
+    out = _scratch(expected[0] * expected[1] * (1 if grey else 4))
+    try:
+        pixels = simplejpeg.decode_jpeg(
+            data,
+            colorspace="GRAY" if grey else "RGBX",
+            fastdct=False,
+            fastupsample=False,
+            # The smallest libjpeg scale (M/8) that is at least this large: 1/reduce exactly.
+            min_height=expected[0] if reduce > 1 else 0,
+            min_width=expected[1] if reduce > 1 else 0,
+            strict=True,  # a warning (damaged data) raises: Pillow decides what it is
+            buffer=out,
+        )
+    except MemoryError:
+        raise
+    except Exception:  # noqa: BLE001
+        return None
+    if grey and pixels.ndim == 3:
+        pixels = pixels[..., 0]
+    if pixels.shape[:2] != expected:  # not the scale asked for: let Pillow do it
+        return None
+    return pixels, (height, width)
 
 
 def decode_luma(data: bytes, *, max_pixels: int, decode: DecodeStep = _full_decode) -> np.ndarray:

@@ -18,7 +18,7 @@ from vigil.fingerprint.fingerprints import Fingerprints
 from vigil.scan.results import ScannedItem
 
 # Bump when fingerprints of the same bytes would come out different (new PDQ code, new fields).
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3
 # Inodes per SQL query of `get_many` (SQLite allows 32,766 parameters; old builds 999).
 _IN_CHUNK = 900
 

@@ -21,7 +21,7 @@ from vigil.matching.matcher import Hit, Matcher, MatchSettings
 from vigil.scan.cache import FingerprintCache
 from vigil.scan.results import Match, MatchedEntry, ScanError, ScannedItem, ScanSummary
 from vigil.scan.walk import walk
-from vigil.scan.worker import FileResult, fingerprint_file
+from vigil.scan.worker import FileResult, fingerprint_file, prepare
 
 
 class ScanSink(Protocol):
@@ -202,6 +202,7 @@ class Scanner:
             progress()
 
         batch: list[tuple[str, os.stat_result]] = []
+        prepare()  # before the workers fork: they inherit the loaded kernels
         with ProcessPool(max_workers=workers, initializer=_init_worker) as pool:
             for found in walk(roots, follow_symlinks=self.options.follow_symlinks):
                 if isinstance(found, ScanError):

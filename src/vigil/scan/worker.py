@@ -6,6 +6,7 @@ import io
 from dataclasses import dataclass, field
 
 from vigil.errors import LimitExceeded, UnreadableItem
+from vigil.fingerprint import downscale
 from vigil.fingerprint.fingerprints import Fingerprints
 from vigil.fingerprint.mediatype import (
     ANIMATED_IMAGE_TYPES,
@@ -88,6 +89,12 @@ def fingerprints_of(
     if fp.pdq is not None and raw.media_type in ANIMATED_IMAGE_TYPES:
         _animation(fp, raw, path, limits, errors, vpdq_seconds)
     return fp
+
+
+def prepare() -> None:
+    """Make this process ready to fingerprint: call before forking workers, so they inherit it
+    (the compiled PDQ kernels; otherwise every worker loads them on its first image)."""
+    downscale.warm()
 
 
 def _video(

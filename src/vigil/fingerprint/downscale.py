@@ -1,0 +1,196 @@
+"""PDQ's 64x64 downscale straight from decoded 8-bit pixels, in one compiled pass.
+
+`pdq.downscale_64` is `Mrows @ luma @ Mcols.T` with two 64xN band matrices (the Jarosz box
+filters and the decimation of each axis). Each of their rows is non-zero on a narrow band only
+(about N/64 pixels), so the product is 64 weighted sums of a few image rows, then 64 weighted
+sums of a few columns of that. This module does exactly that on uint8 RGB (or grey) pixels as a
+decoder wrote them: the luma `(299 R + 587 G + 114 B) / 1000` (Pillow's RGB->F, which the float
+path uses) is formed per pixel inside the row sums, so neither the float luma plane nor the dense
+products are ever made. The 1/1000 is applied once to the 64x64 result (a positive scale of the
+whole block: it changes no bit, and the quality metric sees the same 0..255 range).
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+
+import numba
+import numpy as np
+
+_OUT = 64
+_LITTLE = sys.byteorder == "little"
+
+
+@functools.lru_cache(maxsize=128)
+def reduced_band(matrix_key: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """(start, weights) of `pdq._reduced_matrix(full, n)`: row k is weights[k] at start[k]."""
+    from vigil.fingerprint import pdq
+
+    full, n = matrix_key
+    return _band(np.asarray(pdq._reduced_matrix(full, n), dtype=np.float32))
+
+
+def _band(dense: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    rows, n = dense.shape
+    nonzero = dense != 0
+    any_nz = nonzero.any(axis=1)
+    first = np.where(any_nz, nonzero.argmax(axis=1), 0)
+    last = np.where(any_nz, n - 1 - nonzero[:, ::-1].argmax(axis=1), 0)
+    width = int((last - first).max()) + 1
+    start = np.minimum(first, max(n - width, 0)).astype(np.int64)
+    width = min(width, n)
+    weights = np.zeros((rows, width), dtype=np.float32)
+    for k in range(rows):
+        weights[k] = dense[k, start[k] : start[k] + width]
+    start.setflags(write=False)
+    weights.setflags(write=False)
+    return start, weights
+
+
+def axis_bands(
+    shape: tuple[int, int], full_shape: tuple[int, int] | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Band forms of the row and column matrices for an image of `shape` (rows, columns).
+
+    `full_shape`: the size of the full image when `shape` is a reduced (DCT-scaled) decode.
+    """
+    rows, cols = shape
+    if full_shape is None or full_shape == shape:
+        from vigil.fingerprint.pdq import downscale_band
+
+        r = downscale_band(rows)
+        c = downscale_band(cols)
+    else:
+        r = reduced_band((full_shape[0], rows))
+        c = reduced_band((full_shape[1], cols))
+    return r[0], r[1], c[0], c[1]
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _rows_rgbx(
+    words: np.ndarray, rstart: np.ndarray, rweights: np.ndarray
+) -> np.ndarray:  # pragma: no cover - compiled
+    # words: HxW uint32, one RGBX pixel each (R in the low byte: little-endian memory order).
+    height, width = words.shape
+    acc = np.zeros((_OUT, width), dtype=np.float32)
+    line = np.empty(width, dtype=np.float32)
+    last = -1
+    for k in range(_OUT):
+        s = rstart[k]
+        for t in range(rweights.shape[1]):
+            w = rweights[k, t]
+            y = s + t
+            if w == 0.0 or y >= height:
+                continue
+            if y != last:  # 1000 x luma of row y (bands of neighbouring outputs may share a row)
+                row = words[y]
+                for x in range(width):
+                    p = row[x]
+                    line[x] = np.float32(
+                        np.int32(p & 255) * 299
+                        + np.int32((p >> 8) & 255) * 587
+                        + np.int32((p >> 16) & 255) * 114
+                    )
+                last = y
+            a = acc[k]
+            for x in range(width):
+                a[x] += w * line[x]
+    return acc
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _rows_rgb(
+    pixels: np.ndarray, rstart: np.ndarray, rweights: np.ndarray
+) -> np.ndarray:  # pragma: no cover - compiled
+    # pixels: HxWxC uint8, C >= 3 (the portable, slower form of `_rows_rgbx`).
+    height, width = pixels.shape[0], pixels.shape[1]
+    acc = np.zeros((_OUT, width), dtype=np.float32)
+    line = np.empty(width, dtype=np.float32)
+    last = -1
+    for k in range(_OUT):
+        s = rstart[k]
+        for t in range(rweights.shape[1]):
+            w = rweights[k, t]
+            y = s + t
+            if w == 0.0 or y >= height:
+                continue
+            if y != last:
+                for x in range(width):
+                    line[x] = np.float32(
+                        np.int32(pixels[y, x, 0]) * 299
+                        + np.int32(pixels[y, x, 1]) * 587
+                        + np.int32(pixels[y, x, 2]) * 114
+                    )
+                last = y
+            a = acc[k]
+            for x in range(width):
+                a[x] += w * line[x]
+    return acc
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _rows_grey(
+    pixels: np.ndarray, rstart: np.ndarray, rweights: np.ndarray
+) -> np.ndarray:  # pragma: no cover - compiled
+    height, width = pixels.shape[0], pixels.shape[1]
+    acc = np.zeros((_OUT, width), dtype=np.float32)
+    for k in range(_OUT):
+        s = rstart[k]
+        for t in range(rweights.shape[1]):
+            w = rweights[k, t]
+            y = s + t
+            if w == 0.0 or y >= height:
+                continue
+            a = acc[k]
+            row = pixels[y]
+            for x in range(width):
+                a[x] += w * np.float32(row[x])
+    return acc
+
+
+@numba.njit(cache=True, nogil=True)
+def _columns(
+    acc: np.ndarray, cstart: np.ndarray, cweights: np.ndarray, scale: np.float32
+) -> np.ndarray:  # pragma: no cover - compiled
+    width = acc.shape[1]
+    out = np.zeros((_OUT, _OUT), dtype=np.float32)
+    for k in range(_OUT):
+        for j in range(_OUT):
+            s = cstart[j]
+            total = np.float32(0.0)
+            for t in range(cweights.shape[1]):
+                x = s + t
+                if x < width:
+                    total += cweights[j, t] * acc[k, x]
+            out[k, j] = total * scale
+    return out
+
+
+def downscale_pixels(pixels: np.ndarray, full_shape: tuple[int, int] | None = None) -> np.ndarray:
+    """The 64x64 PDQ block of uint8 pixels: HxWx3 (or HxWx4, the 4th ignored) RGB, or HxW grey.
+
+    Equal (to float rounding) to `pdq.downscale_64` of the float luma of the same pixels.
+    """
+    rows, cols = pixels.shape[0], pixels.shape[1]
+    rstart, rweights, cstart, cweights = axis_bands((rows, cols), full_shape)
+    if pixels.ndim == 3:
+        if _LITTLE and pixels.shape[2] == 4 and pixels.flags.c_contiguous:
+            words = pixels.view(np.uint32).reshape(rows, cols)
+            acc = _rows_rgbx(words, rstart, rweights)
+        else:
+            acc = _rows_rgb(pixels, rstart, rweights)
+        return _columns(acc, cstart, cweights, np.float32(1.0 / 1000.0))
+    acc = _rows_grey(np.ascontiguousarray(pixels), rstart, rweights)
+    return _columns(acc, cstart, cweights, np.float32(1.0))
+
+
+def warm() -> None:
+    """Load (or compile) every kernel now, e.g. in a parent before it forks its workers.
+
+    Loading numba's compiled code takes a few tenths of a second per process; done once before
+    `fork`, every worker inherits it instead of paying it on its first image.
+    """
+    downscale_pixels(np.zeros((8, 8, 4), dtype=np.uint8))
+    downscale_pixels(np.zeros((8, 8, 3), dtype=np.uint8))
+    downscale_pixels(np.zeros((8, 8), dtype=np.uint8))
