@@ -158,3 +158,16 @@ def test_content_that_only_looks_like_an_image_is_hashed_without_an_error(tmp_pa
         ["truncated"],
         ["corrupt"],
     )
+
+
+def test_a_parcel_that_hangs_is_split_and_only_the_culprit_is_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One worker: the first file goes alone, the next ones travel in parcels of several files.
+    for i in range(6):
+        (tmp_path / f"f{i}.bin").write_bytes(b"%d" % i)
+    (tmp_path / "f3-slow.bin").write_bytes(b"x")
+    monkeypatch.setattr(scanner_mod, "fingerprint_file", hang)
+    sink = scan([], tmp_path, None, limits=Limits(item_seconds=0.3), kill_grace=0.3, workers=1)
+    assert [(Path(e.path).name, e.reason) for e in sink.errors] == [("f3-slow.bin", "item_seconds")]
+    assert sink.summary.files == 7 and sink.summary.items == 6
