@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 from rich.console import Console
@@ -13,6 +15,8 @@ from vigil.catalog.store import Catalog
 from vigil.config import vigil_home
 from vigil.limits import Limits
 from vigil.matching.matcher import Matcher
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 @dataclass
@@ -62,3 +66,20 @@ def console(*, stderr: bool = False) -> Console:
     if not c.is_terminal:
         c = Console(stderr=stderr, highlight=False, width=160)
     return c
+
+
+# Options shared by `vigil hash` and `vigil scan`.
+limit_option = click.option(
+    "--limit", "limit", multiple=True, metavar="NAME=VALUE", help="Change a limit (see below)."
+)
+
+
+def vpdq_seconds_option(default: float) -> Callable[[F], F]:
+    """`--vpdq-seconds`: the vPDQ sampling interval."""
+    return click.option(
+        "--vpdq-seconds",
+        type=click.FloatRange(0, 3600),
+        default=default,
+        show_default=True,
+        help="vPDQ: seconds of video between two hashed frames (0: every frame).",
+    )

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from vigil.cli.context import limits_help, parse_limits
+from vigil.cli.context import limit_option, limits_help, parse_limits, vpdq_seconds_option
 from vigil.fingerprint.video import VPDQ_SECONDS_PER_FRAME, reference_lines
 from vigil.scan.results import ScannedItem
 from vigil.scan.walk import walk
@@ -21,13 +21,7 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 @click.command("hash", epilog=limits_help())
 @click.argument("files", nargs=-1, required=True, type=click.Path())
 @click.option("--rotations", is_flag=True, help="Also print the 8 rotation/flip variants of PDQ.")
-@click.option(
-    "--vpdq-seconds",
-    type=click.FloatRange(0, 3600),
-    default=VPDQ_SECONDS_PER_FRAME,
-    show_default=True,
-    help="vPDQ: seconds of video between two hashed frames (0: every frame).",
-)
+@vpdq_seconds_option(VPDQ_SECONDS_PER_FRAME)
 @click.option(
     "--frames", is_flag=True, help="Also print each video's vPDQ frames in the JSON ('vpdq')."
 )
@@ -37,7 +31,7 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
     help="Write each video's vPDQ to DIR/<name>.txt as `frame,quality,pdq,timestamp` lines "
     "(the reference tool's format: `vigil hashset import` reads it, one file per video).",
 )
-@click.option("--limit", "limit", multiple=True, metavar="NAME=VALUE", help="Change a limit.")
+@limit_option
 def hash_cmd(
     files: tuple[str, ...],
     rotations: bool,

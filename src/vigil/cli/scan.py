@@ -11,7 +11,13 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from vigil.catalog.store import Catalog
-from vigil.cli.context import Context, limits_help, parse_limits
+from vigil.cli.context import (
+    Context,
+    limit_option,
+    limits_help,
+    parse_limits,
+    vpdq_seconds_option,
+)
 from vigil.cli.context import console as _console
 from vigil.errors import VigilError
 from vigil.fingerprint.video import VPDQ_SECONDS_PER_FRAME
@@ -180,16 +186,8 @@ def _sources(ctx: Context, hashsets: tuple[str, ...]) -> list[Source]:
     help="vPDQ: share of the known video's frames that must be matched (Q); above 0, a short "
     "clip of a long known video no longer matches.",
 )
-@click.option(
-    "--vpdq-seconds",
-    type=click.FloatRange(0, 3600),
-    default=VPDQ_SECONDS_PER_FRAME,
-    show_default=True,
-    help="vPDQ: seconds of video between two hashed frames (0: every frame).",
-)
-@click.option(
-    "--limit", "limit", multiple=True, metavar="NAME=VALUE", help="Change a limit (see below)."
-)
+@vpdq_seconds_option(VPDQ_SECONDS_PER_FRAME)
+@limit_option
 @click.option(
     "--no-cache", is_flag=True, help="Read every file even if its fingerprints are cached."
 )
