@@ -26,9 +26,12 @@ def backgrounds() -> list[Path]:
     if not (root / ".done").exists():
         debs = DATA / "debs"
         debs.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            ["apt-get", "download", *PACKAGES], cwd=debs, check=True, capture_output=True
-        )
+        download = ["apt-get", "download", *PACKAGES]
+        if subprocess.run(download, cwd=debs, capture_output=True).returncode != 0:
+            # A fresh machine has no package lists yet: fetch them once, then try again.
+            sudo = [] if os.geteuid() == 0 else ["sudo"]
+            subprocess.run([*sudo, "apt-get", "update", "-qq"], check=True, capture_output=True)
+            subprocess.run(download, cwd=debs, check=True, capture_output=True)
         for deb in debs.glob("*.deb"):
             subprocess.run(["dpkg-deb", "-x", str(deb), str(root)], check=True)
         (root / ".done").touch()
