@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from typing import BinaryIO
-
-CHUNK = 1024 * 1024
 
 
 class Digests:
@@ -36,16 +33,3 @@ def digest_bytes(data: bytes | memoryview) -> tuple[str, str, str]:
     d = Digests()
     d.update(data)
     return d.hexdigests()
-
-
-def digest_stream(stream: BinaryIO, chunk: int = CHUNK) -> tuple[str, str, str, int]:
-    """(md5, sha1, sha256, size) of a stream read to its end."""
-    d = Digests()
-    buf = bytearray(chunk)
-    view = memoryview(buf)
-    while True:
-        n = stream.readinto(view)  # type: ignore[attr-defined]
-        if not n:
-            break
-        d.update(view[:n])
-    return (*d.hexdigests(), d.size)
