@@ -126,6 +126,32 @@ def scan_child(
     return out.stdout.split()
 
 
+def prepare_home(
+    home: Path, root: Path, workers: int, md5s: list[str], pdqs: list[str], src: Path | None = None
+) -> Path:
+    """A catalog and a filled cache in `home` (made once: the first scan is timed then)."""
+    from vigil.catalog.store import Catalog
+
+    if (home / "first.txt").exists():
+        print(f"first scan: done before, cache kept in {home}")
+        return home
+    home.mkdir(parents=True, exist_ok=True)
+    listing = home / "list.csv"
+    catalog_csv(listing, md5s, pdqs)
+    cat = Catalog.open(home)
+    cat.import_file(listing, name="bench")
+    cat.close()
+    t = time.perf_counter()
+    first = scan_child(home, root, workers, src=src)
+    print(
+        f"first scan{' with ' + str(src) if src else ''} ({workers} workers, fills the cache): "
+        f"{float(first[0]):.1f} s, {first[2]} files, {first[4]} items, {first[5]} matches, "
+        f"{first[6]} errors (wall with start-up {time.perf_counter() - t:.1f} s)"
+    )
+    (home / "first.txt").write_text(" ".join(first))
+    return home
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -146,7 +172,6 @@ def main() -> None:
     generate(root, args.files)
     print(f"tree: {root} ({args.files:,} files), ready in {time.perf_counter() - t:.1f} s")
 
-    from vigil.catalog.store import Catalog
     from vigil.fingerprint.fingerprints import Fingerprints  # noqa: F401 - warm import
     from vigil.scan.worker import fingerprint_file
 
@@ -166,91 +191,82 @@ def main() -> None:
         )
         if fp.pdq is not None:
             pdqs.append(fp.pdq.hash)
-    # The catalog and the cache are kept beside the tree (rm -r it to start again).
-    home = DATA / f"rescan-{args.files}-home"
-    fresh = not (home / "cache.sqlite").exists()
-    if fresh:
-        home.mkdir(parents=True, exist_ok=True)
-        listing = home / "list.csv"
-        catalog_csv(listing, md5s, pdqs)
-        cat = Catalog.open(home)
-        cat.import_file(listing, name="bench")
-        cat.close()
-    if True:
-        print(f"load {open('/proc/loadavg').read().split()[:3]}")
-        t = time.perf_counter()
-        first = scan_child(home, root, args.workers) if fresh else None
-        if first is None:
-            print(f"first scan: done before, cache kept in {home}")
-        else:
-            print(
-                f"first scan ({args.workers} workers, fills the cache): {float(first[0]):.1f} s, "
-                f"{first[2]} files, {first[4]} items, {first[5]} matches, {first[6]} errors "
-                f"(wall with start-up {time.perf_counter() - t:.1f} s)"
-            )
-            (home / "first.txt").write_text(" ".join(first))
-        errors = int((home / "first.txt").read_text().split()[6])
-        best = None
-        best_base: float | None = None
-        for _ in range(args.repeat):
-            second = scan_child(home, root, args.workers)
-            py_t, py_n = py_walk_stat(root)
-            find_t, find_n = find_count(root)
-            if best is None or float(second[0]) < float(best[0][0]):
-                best = (second, py_t, find_t)
-            if args.baseline_src:
-                base = scan_child(home, root, args.workers, src=args.baseline_src)
-                print(
-                    f"  second scan with {args.baseline_src}: {float(base[0]):.3f} s "
-                    f"(cached {base[3]}, matches {base[5]})"
-                )
-                if best_base is None or float(base[0]) < best_base:
-                    best_base = float(base[0])
-            print(
-                f"  second scan {float(second[0]):.3f} s (cached {second[3]}, matches {second[5]}); "
-                f"os.walk+os.stat {py_t:.3f} s ({py_n:,} files); find | wc -l {find_t:.3f} s ({find_n:,})"
-            )
-        assert best is not None
-        second, py_t, find_t = best
-        scan_t = float(second[0])
-        n = int(second[2])
-        # Files that had errors are not cached: read again.
-        assert int(second[3]) >= n - errors, "second scan read files"
-        print(f"load {open('/proc/loadavg').read().split()[:3]}")
-        print(
-            f"second scan of {n:,} unchanged files (best of {args.repeat}): {scan_t:.2f} s, "
-            f"{n / scan_t:,.0f} files/s, {second[5]} matches (start-up before it {float(second[1]):.2f} s)"
+    # The catalog and the cache are kept beside the tree (rm -r it to start again); a baseline
+    # source tree gets its own (its cache may be of another format).
+    home = prepare_home(DATA / f"rescan-{args.files}-home", root, args.workers, md5s, pdqs)
+    base_home = (
+        prepare_home(
+            DATA / f"rescan-{args.files}-home-baseline",
+            root,
+            args.workers,
+            md5s,
+            pdqs,
+            args.baseline_src,
         )
-        print(
-            f"peer os.walk + os.stat: {py_t:.2f} s ({n / py_t:,.0f} files/s); "
-            f"ratio scan / walk+stat = {scan_t / py_t:.2f}x"
-        )
-        if best_base is not None:
+        if args.baseline_src
+        else None
+    )
+    errors = int((home / "first.txt").read_text().split()[6])
+    best = None
+    best_base: float | None = None
+    for _ in range(args.repeat):
+        second = scan_child(home, root, args.workers)
+        py_t, py_n = py_walk_stat(root)
+        find_t, find_n = find_count(root)
+        if best is None or float(second[0]) < float(best[0][0]):
+            best = (second, py_t, find_t)
+        if args.baseline_src:
+            assert base_home is not None
+            base = scan_child(base_home, root, args.workers, src=args.baseline_src)
             print(
-                f"baseline ({args.baseline_src}) second scan: {best_base:.2f} s, "
-                f"{n / best_base:,.0f} files/s; ours is {best_base / scan_t:.1f}x faster"
+                f"  second scan with {args.baseline_src}: {float(base[0]):.3f} s "
+                f"(cached {base[3]}, matches {base[5]})"
             )
+            if best_base is None or float(base[0]) < best_base:
+                best_base = float(base[0])
         print(
-            f"peer find -type f | wc -l: {find_t:.2f} s; ratio scan / find = {scan_t / find_t:.2f}x"
+            f"  second scan {float(second[0]):.3f} s (cached {second[3]}, matches {second[5]}); "
+            f"os.walk+os.stat {py_t:.3f} s ({py_n:,} files); find | wc -l {find_t:.3f} s ({find_n:,})"
         )
-        if args.profile:
-            scan_child(
-                home,
-                root,
-                args.workers,
-                [
-                    str(Path(sys.executable).with_name("py-spy")),
-                    "record",
-                    "-r",
-                    "200",
-                    "--format",
-                    "speedscope",
-                    "-o",
-                    str(args.profile),
-                    "--",
-                ],
-            )
-            print(f"profile of a second scan: {args.profile}")
+    assert best is not None
+    second, py_t, find_t = best
+    scan_t = float(second[0])
+    n = int(second[2])
+    # Files that had errors are not cached: read again.
+    assert int(second[3]) >= n - errors, "second scan read files"
+    print(f"load {open('/proc/loadavg').read().split()[:3]}")
+    print(
+        f"second scan of {n:,} unchanged files (best of {args.repeat}): {scan_t:.2f} s, "
+        f"{n / scan_t:,.0f} files/s, {second[5]} matches (start-up before it {float(second[1]):.2f} s)"
+    )
+    print(
+        f"peer os.walk + os.stat: {py_t:.2f} s ({n / py_t:,.0f} files/s); "
+        f"ratio scan / walk+stat = {scan_t / py_t:.2f}x"
+    )
+    if best_base is not None:
+        print(
+            f"baseline ({args.baseline_src}) second scan: {best_base:.2f} s, "
+            f"{n / best_base:,.0f} files/s; ours is {best_base / scan_t:.1f}x faster"
+        )
+    print(f"peer find -type f | wc -l: {find_t:.2f} s; ratio scan / find = {scan_t / find_t:.2f}x")
+    if args.profile:
+        scan_child(
+            home,
+            root,
+            args.workers,
+            [
+                str(Path(sys.executable).with_name("py-spy")),
+                "record",
+                "-r",
+                "200",
+                "--format",
+                "speedscope",
+                "-o",
+                str(args.profile),
+                "--",
+            ],
+        )
+        print(f"profile of a second scan: {args.profile}")
 
 
 if __name__ == "__main__":

@@ -187,6 +187,23 @@ def test_bad_videos_are_named_errors_and_the_scan_goes_on(videos: Videos, scanne
         assert f": {reason}: " in lines[0], f"{name}: {lines[0]}"
 
 
+def test_a_second_scan_gives_the_same_matches_from_the_cache(
+    videos: Videos, scanned: tuple
+) -> None:
+    home, _, matches, _, rc = scanned
+    again = vigil("scan", str(videos.root), "--json", home=home)
+    assert again.returncode == rc
+    second = [json.loads(line) for line in again.stdout.splitlines()]
+    assert sorted(json.dumps(m, sort_keys=True) for m in second) == sorted(
+        json.dumps(m, sort_keys=True) for m in matches
+    )
+    # Every file read without an error the first time came from the cache (the bad ones are
+    # read again, and give the same errors).
+    files = [p for p in videos.root.rglob("*") if p.is_file()]
+    bad = {path for path, _ in videos.bad.values()}
+    assert f"{len(files) - len(bad):,} from cache" in again.stderr, again.stderr
+
+
 def test_p_and_q_are_options(videos: Videos, scanned: tuple) -> None:
     home = scanned[0]
     clip = videos.copies["10-second clip"]

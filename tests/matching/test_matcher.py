@@ -6,6 +6,7 @@ import random
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from vigil.catalog.store import Catalog
 from vigil.fingerprint.fingerprints import DIHEDRAL_NAMES, PDQ, Fingerprints
@@ -161,8 +162,11 @@ def test_brute_force_index_agrees_with_python_popcount() -> None:
     assert (0, 5, 3) in got and (1, 17, 0) in got
 
 
-def test_batched_exact_lookup_agrees_with_single(catalog: Catalog) -> None:
+@pytest.mark.parametrize("batch", [5, 1000], ids=["numpy-search", "compiled-search"])
+def test_batched_exact_lookup_agrees_with_single(catalog: Catalog, batch: int) -> None:
     md5s = [rand_hex(16) for _ in range(50)]
+    # Digests that differ only in trailing or leading zero bytes sort and compare bytewise.
+    md5s += ["ab" * 15 + "00", "ab" * 15 + "01", "00" * 15 + "ab", "00" * 16]
     catalog.import_entries(
         "a",
         [Entry({"md5": h}, id=str(i)) for i, h in enumerate(md5s)]
@@ -172,7 +176,10 @@ def test_batched_exact_lookup_agrees_with_single(catalog: Catalog) -> None:
         version="1",
     )
     m = Matcher.compile(catalog)
-    queries = [md5s[0], rand_hex(16), md5s[7], md5s[49], rand_hex(16)]
+    head = [md5s[0], rand_hex(16), md5s[7], md5s[49], "ab" * 16, "ab" * 15 + "00", "00" * 16]
+    queries = head + [
+        rand_hex(16) if i % 3 else md5s[i % len(md5s)] for i in range(batch - len(head))
+    ]
     qi, ents, sids = m.exact_many("md5", np.array([bytes.fromhex(q) for q in queries], dtype="S16"))
     got = list(zip(qi.tolist(), ents.tolist(), sids.tolist(), strict=True))
     want = [
@@ -181,5 +188,9 @@ def test_batched_exact_lookup_agrees_with_single(catalog: Catalog) -> None:
         for e, s in m._exact["md5"].find(bytes.fromhex(q))
     ]
     assert sorted(got) == sorted(want)
-    assert {qi for qi, _, _ in got} == {0, 2, 3}
+    assert {qi for qi, _, _ in got if qi < len(head)} == {0, 2, 3, 5, 6}
+    ids = {
+        q: sorted(catalog.entries([e])[e].ext_id for i, e, _ in got if i == q) for q in (0, 5, 6)
+    }
+    assert ids == {0: ["0", "dup"], 5: ["50"], 6: ["53"]}
     assert len(m.exact_many("md5", np.array([], dtype="S16"))[0]) == 0

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import sqlite3
 import time
 from pathlib import Path
 
@@ -10,9 +12,10 @@ import pytest
 from support.planted import Tree, build
 
 from vigil.catalog.store import Catalog
+from vigil.fingerprint.crypto import digest_bytes
 from vigil.hashsets.entry import Entry, ParseReport
 from vigil.limits import Limits
-from vigil.matching.matcher import Matcher
+from vigil.matching.matcher import Matcher, MatchSettings
 from vigil.scan import scanner as scanner_mod
 from vigil.scan import worker
 from vigil.scan.cache import FingerprintCache
@@ -71,8 +74,6 @@ def test_cache_second_scan_reads_nothing_and_new_sets_rematch(
 
     # A new set that lists an unrelated photo: found from the cached fingerprints alone.
     unrelated = tree.root / tree.unrelated[0]
-    from vigil.fingerprint.crypto import digest_bytes
-
     md5 = digest_bytes(unrelated.read_bytes())[0]
     catalog.import_entries(
         "new", [Entry({"md5": md5}, id="n1")], ParseReport(format="md5sum"), source="x", version="1"
@@ -89,6 +90,113 @@ def test_cache_second_scan_reads_nothing_and_new_sets_rematch(
     fourth = scan([Source(catalog, Matcher.compile(catalog))], tree.root, cache)
     assert [e.path for e in fourth.errors] == [str(target)]
     assert fourth.summary.cached == n_files - 1
+    cache.close()
+
+
+def totals(sink: CollectingSink) -> tuple[int, ...]:
+    s = sink.summary  # type: ignore[attr-defined]
+    return (s.files, s.items, s.images, s.videos, s.known_good, s.matches, s.errors)
+
+
+def found(sink: CollectingSink) -> list[tuple[str, str | None, str, str, int]]:
+    return sorted((m.path, m.member, m.hashset, m.kind, m.distance) for m in sink.matches)
+
+
+def whole(sink: CollectingSink) -> list[str]:
+    return sorted(json.dumps(m.to_dict(), sort_keys=True) for m in sink.matches)
+
+
+class CountingMatches:
+    """Counts the fingerprints the scanner asks a matcher about (wraps Matcher.match_many)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.asked: list[str] = []
+        real = Matcher.match_many
+
+        def match_many(matcher: Matcher, fps, *args):  # type: ignore[no-untyped-def]
+            self.asked.extend(fp.sha256 for fp in fps)
+            return real(matcher, fps, *args)
+
+        monkeypatch.setattr(Matcher, "match_many", match_many)
+
+
+def test_unchanged_files_under_an_unchanged_catalog_are_not_matched_again(
+    tree: Tree, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    catalog = Catalog.open(tmp_path)
+    catalog.import_file(tree.hashlist, name="police")
+    cache = FingerprintCache(tmp_path / "cache.sqlite", engine_version="t")
+
+    def source() -> Source:  # as `vigil scan` does: the compiled matcher saved and reloaded
+        return Source(catalog, Matcher.for_catalog(catalog, tmp_path / "matcher"))
+
+    first = scan([source()], tree.root, cache)
+    assert first.errors == [] and first.matches
+
+    monkeypatch.setattr(scanner_mod, "fingerprint_file", refuse_to_read)
+    asked = CountingMatches(monkeypatch)
+    second = scan([source()], tree.root, cache)
+    # The same matches, whole (entry, distance, transform, fingerprints), and the same totals,
+    # from the cache alone: nothing was read, and nothing was matched.
+    assert whole(second) == whole(first)
+    assert totals(second) == totals(first)
+    assert second.summary.cached == first.summary.files  # type: ignore[attr-defined]
+    assert asked.asked == []
+
+    # The cache survives closing: a third scan from a new cache object is the same.
+    cache.close()
+    cache = FingerprintCache(tmp_path / "cache.sqlite", engine_version="t")
+    third = scan([source()], tree.root, cache)
+    assert whole(third) == whole(first) and totals(third) == totals(first)
+    assert asked.asked == []
+    cache.close()
+
+
+def test_cached_verdicts_do_not_outlive_their_thresholds_sets_or_catalog(
+    tree: Tree, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    catalog = Catalog.open(tmp_path)
+    catalog.import_file(tree.hashlist, name="police")
+    cache = FingerprintCache(tmp_path / "cache.sqlite", engine_version="t")
+    matcher = Matcher.for_catalog(catalog, tmp_path / "matcher")
+    full = scan([Source(catalog, matcher)], tree.root, None)
+    near = [m for m in full.matches if m.kind == "pdq" and m.distance > 0]
+    assert near, "the planted tree has altered copies found by PDQ only"
+
+    # Exact matching only (distance 0, no variants): the altered copies are clean...
+    strict = MatchSettings(pdq_distance=0, rotations=False)
+    first = scan([Source(catalog, matcher)], tree.root, cache, match=strict)
+    assert first.summary.cached == 0  # type: ignore[attr-defined]
+    assert {m.path for m in near}.isdisjoint({m.path for m in first.matches if m.kind == "pdq"})
+    monkeypatch.setattr(scanner_mod, "fingerprint_file", refuse_to_read)
+    assert found(scan([Source(catalog, matcher)], tree.root, cache, match=strict)) == found(first)
+
+    # ...but not under the default thresholds: every near copy is found from the cache.
+    again = scan([Source(catalog, matcher)], tree.root, cache)
+    assert again.errors == [] and found(again) == found(full)
+
+    # Another set imported: the catalog recompiles, and files clean so far are matched again.
+    unrelated = tree.root / tree.unrelated[0]
+    md5 = digest_bytes(unrelated.read_bytes())[0]
+    catalog.import_entries(
+        "new", [Entry({"md5": md5}, id="n1")], ParseReport(format="md5sum"), source="x", version="1"
+    )
+    recompiled = Matcher.for_catalog(catalog, tmp_path / "matcher")
+    assert recompiled.context_key() != matcher.context_key()
+    newer = scan([Source(catalog, recompiled)], tree.root, cache)
+    assert [(m.path, m.hashset) for m in newer.matches if m.hashset == "new"] == [
+        (str(unrelated), "new")
+    ]
+
+    # Reporting the old set only: the new set's match is not reported...
+    police = next(s.id for s in catalog.sets() if s.name == "police")
+    recompiled.restrict({police})
+    only = scan([Source(catalog, recompiled)], tree.root, cache)
+    assert {m.hashset for m in only.matches} == {"police"}
+    # ...and reporting every set again brings it back, although that file was clean just now.
+    recompiled.restrict(None)
+    every = scan([Source(catalog, recompiled)], tree.root, cache)
+    assert found(every) == found(newer)
     cache.close()
 
 
@@ -171,3 +279,32 @@ def test_a_parcel_that_hangs_is_split_and_only_the_culprit_is_reported(
     sink = scan([], tmp_path, None, limits=Limits(item_seconds=0.3), kill_grace=0.3, workers=1)
     assert [(Path(e.path).name, e.reason) for e in sink.errors] == [("f3-slow.bin", "item_seconds")]
     assert sink.summary.files == 7 and sink.summary.items == 6
+
+
+def test_a_cache_of_an_older_format_is_emptied_and_reused(tmp_path: Path) -> None:
+    path = tmp_path / "cache.sqlite"
+    old = sqlite3.connect(path)
+    old.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+    old.execute("INSERT INTO meta VALUES ('stamp', '3:t')")
+    old.execute(
+        "CREATE TABLE files (dev INTEGER, ino INTEGER, size INTEGER, mtime_ns INTEGER, "
+        "ctime_ns INTEGER, items TEXT, PRIMARY KEY (dev, ino))"
+    )
+    f = tmp_path / "a.bin"
+    f.write_bytes(b"abc")
+    st = os.stat(f)
+    old.execute(
+        "INSERT INTO files VALUES (?,?,?,?,?,?)",
+        (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, "[]"),
+    )
+    old.commit()
+    old.close()
+
+    cache = FingerprintCache(path, engine_version="t")
+    assert cache.get(str(f), st) is None  # the old row is gone, not misread
+    sink = scan([], tmp_path / "a.bin", cache)
+    assert sink.errors == [] and sink.summary.items == 1  # type: ignore[attr-defined]
+    cache.close()
+    again = FingerprintCache(path, engine_version="t")
+    assert scan([], f, again).summary.cached == 1  # type: ignore[attr-defined]
+    again.close()

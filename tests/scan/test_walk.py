@@ -137,17 +137,17 @@ def test_socket_is_reported(tmp_path: Path) -> None:
 
 
 def test_unreadable_directory_simulated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Root lists directories whatever their mode, so the refusal is simulated at scandir().
+    # Root lists directories whatever their mode, so the refusal is simulated at listdir().
     touch(tmp_path / "ok" / "a.txt")
     touch(tmp_path / "locked" / "f.txt")
-    real_scandir = os.scandir
+    real_listdir = os.listdir
 
-    def scandir(path: str):  # type: ignore[no-untyped-def]
+    def listdir(path: str):  # type: ignore[no-untyped-def]
         if os.path.basename(path) == "locked":
             raise PermissionError(errno.EACCES, "Permission denied", path)
-        return real_scandir(path)
+        return real_listdir(path)
 
-    monkeypatch.setattr(walk_module.os, "scandir", scandir)
+    monkeypatch.setattr(walk_module.os, "listdir", listdir)
     files, errs = run(tmp_path)
     assert files == [str(tmp_path / "ok" / "a.txt")]
     assert errs == [(str(tmp_path / "locked"), "permission")]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,8 +31,11 @@ if TYPE_CHECKING:  # SQLAlchemy is imported only by code that queries the catalo
     from vigil.catalog.store import Catalog
 
 EXACT_KINDS: dict[str, int] = {"md5": 16, "sha1": 20, "sha256": 32}
-# 2: multi-index PDQ; 3: vpdq/ (video frames).
-FORMAT_VERSION = 3
+# Batches up to this many digests are looked up with NumPy's searchsorted, larger ones with the
+# compiled kernel (vigil.matching.kernels.equal_ranges).
+_SMALL_BATCH = 256
+# 2: multi-index PDQ; 3: vpdq/ (video frames); 4: build id (scan verdicts are kept per build).
+FORMAT_VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,12 @@ class _ExactTable:
             return empty, empty, empty.astype(np.int32)
         keys = np.asarray(digests, dtype=self.values.dtype)
         width = self.values.dtype.itemsize
+        if len(keys) <= _SMALL_BATCH:
+            # A few keys (a rescan matches again only the files that matched before): NumPy's
+            # own binary search, without loading the compiled kernels for so little.
+            first = np.searchsorted(self.values, keys, side="left")
+            end = np.searchsorted(self.values, keys, side="right")
+            return self._rows(first, end)
         # Searched in sorted order: neighbouring keys walk the same first steps of the binary
         # search, so those pages and cache lines are met warm (and a cold mapping is read in
         # order), then the ranges are put back in the callers' order.
@@ -95,8 +105,14 @@ class _ExactTable:
         else:
             first, end = np.empty_like(first_s), np.empty_like(end_s)
             first[order], end[order] = first_s, end_s
+        return self._rows(first, end)
+
+    def _rows(
+        self, first: np.ndarray, end: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(query, entry, set) of every row in the ranges [first[q], end[q])."""
         counts = end - first
-        queries = np.repeat(np.arange(len(keys)), counts)
+        queries = np.repeat(np.arange(len(first)), counts)
         starts = np.repeat(first - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
         rows = starts + np.arange(len(queries))
         return queries, np.asarray(self.entry_ids[rows]), np.asarray(self.set_ids[rows])
@@ -115,8 +131,12 @@ class Matcher:
         set_names: dict[int, str],
         known_good: set[int],
         video: VideoIndex | None = None,
+        build_id: str | None = None,
     ) -> None:
         self.generation = generation
+        # Which compile this is: a new one for every compile, kept with the saved matcher. Scan
+        # results remembered under one build (vigil.scan.cache) are valid for that build only.
+        self.build_id = build_id or uuid.uuid4().hex
         self._exact = exact
         self._pdq = pdq_index
         self._pdq_entries = pdq_entries
@@ -171,6 +191,7 @@ class Matcher:
             "generation": self.generation,
             "sets": {str(k): v for k, v in self.set_names.items()},
             "known_good": sorted(self.known_good_sets),
+            "build": self.build_id,
         }
         (tmp / "meta.json").write_text(json.dumps(meta))
         old = directory.with_name(f"{directory.name}.old-{os.getpid()}")
@@ -213,6 +234,7 @@ class Matcher:
             {int(k): v for k, v in meta["sets"].items()},
             set(meta["known_good"]),
             VideoIndex.load(directory),
+            str(meta["build"]),
         )
 
     @classmethod
@@ -232,6 +254,15 @@ class Matcher:
     def restrict(self, set_ids: set[int] | None) -> None:
         """Report hits from these sets only (None: all sets)."""
         self._only = set_ids
+
+    def context_key(self) -> str:
+        """What the answers of this matcher depend on: its build and the sets it reports.
+
+        Two matchers with the same key give the same answers to the same fingerprints and
+        settings, so a result remembered under one key can be reused under it.
+        """
+        only = "all" if self._only is None else ",".join(map(str, sorted(self._only)))
+        return f"{self.build_id}:{only}"
 
     def is_empty(self) -> bool:
         """True when no hash at all is compiled."""

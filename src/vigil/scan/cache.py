@@ -4,6 +4,13 @@ A file whose device, inode, size, modification time and change time are unchange
 again; its cached fingerprints are matched against the current catalog, so a scan after a new
 hash set was imported needs no file content either. The change time is part of the key because
 a user can set the modification time back, but not the change time.
+
+Each file also remembers its *verdict* under the last *match context* it was matched in (the
+compiled catalogs, the sets reported, the thresholds: see `Scanner.match_context`): the counts a
+summary needs and the hits that were reported. While the context is unchanged, a file is counted
+and its hits reported again from the verdict alone: nothing is matched, and only the
+fingerprints of files with hits are decoded (a match carries them). A second scan of an unchanged
+tree against an unchanged catalog costs little more than walking it.
 """
 
 from __future__ import annotations
@@ -12,19 +19,77 @@ import json
 import os
 import sqlite3
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from vigil.fingerprint.fingerprints import Fingerprints
+from vigil.matching.matcher import Hit
 from vigil.scan.results import ScannedItem
 
-# Bump when fingerprints of the same bytes would come out different (new PDQ code, new fields).
-CACHE_FORMAT = 3
+# Bump when fingerprints of the same bytes would come out different (new PDQ code, new fields)
+# or the table changes; a cache of another format is emptied.
+# 4: the clean verdict (match context and counts) of each file.
+CACHE_FORMAT = 4
 # Inodes per SQL query of `get_many` (SQLite allows 32,766 parameters; old builds 999).
 _IN_CHUNK = 900
+# Inodes closer than _RUN_GAP form a run; a run of at least _RUN_MIN is read as one range.
+_RUN_GAP = 8
+_RUN_MIN = 16
+# Writes held before one transaction.
+_PENDING = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What matching a file's items gave under one match context."""
+
+    items: int
+    images: int
+    videos: int
+    known_good: int
+    # The hits reported: (index of the item in the file, index of the source, hit).
+    reports: tuple[tuple[int, int, Hit], ...] = ()
+
+    def reports_json(self) -> str | None:
+        if not self.reports:
+            return None
+        return json.dumps(
+            [
+                [i, src, h.entry_id, h.set_id, h.kind, h.distance, h.transform, h.segment]
+                for i, src, h in self.reports
+            ]
+        )
+
+    @staticmethod
+    def parse_reports(text: str | None) -> tuple[tuple[int, int, Hit], ...]:
+        if not text:
+            return ()
+        return tuple((r[0], r[1], Hit(*r[2:])) for r in json.loads(text))
+
+
+@dataclass(slots=True)
+class CachedFile:
+    """An unchanged file: its verdict under the current context if it has one, and its items
+    (empty when the verdict has no hits: they are not decoded then)."""
+
+    verdict: Verdict | None
+    items: list[ScannedItem]
+
+
+# Two tables: `files`, small fixed-width rows read for every file a scan meets, and `items`, the
+# fingerprints as JSON, read only for files that must be matched.
+_TABLES = (
+    "CREATE TABLE IF NOT EXISTS files (dev INTEGER, ino INTEGER, size INTEGER, "
+    "mtime_ns INTEGER, ctime_ns INTEGER, context INTEGER, n_items INTEGER, n_images INTEGER, "
+    "n_videos INTEGER, n_good INTEGER, reports TEXT, PRIMARY KEY (dev, ino)) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS items (dev INTEGER, ino INTEGER, data TEXT, "
+    "PRIMARY KEY (dev, ino))",
+)
 
 
 class FingerprintCache:
-    """SQLite file of (dev, ino) -> (size, mtime, ctime, the items' fingerprints)."""
+    """SQLite file of (dev, ino) -> (size, mtime, ctime, verdict) and the items' fingerprints."""
 
     def __init__(self, path: Path, *, engine_version: str) -> None:
         self.path = path
@@ -32,91 +97,169 @@ class FingerprintCache:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS files (dev INTEGER, ino INTEGER, size INTEGER, "
-            "mtime_ns INTEGER, ctime_ns INTEGER, items TEXT, PRIMARY KEY (dev, ino))"
-        )
         stamp = f"{CACHE_FORMAT}:{engine_version}"
         row = self._db.execute("SELECT value FROM meta WHERE key='stamp'").fetchone()
         if row is None or row[0] != stamp:
-            self._db.execute("DELETE FROM files")
+            self._db.execute("DROP TABLE IF EXISTS files")
+            self._db.execute("DROP TABLE IF EXISTS items")
             self._db.execute("INSERT OR REPLACE INTO meta VALUES ('stamp', ?)", (stamp,))
-        self._pending: list[tuple[int, int, int, int, int, str]] = []
+        for create in _TABLES:
+            self._db.execute(create)
+        self._pending: list[tuple[object, ...]] = []
+        self._pending_items: list[tuple[int, int, str]] = []
+        self._verdicts: list[tuple[object, ...]] = []
+        self._clean: dict[tuple[int, int, int, int], Verdict] = {}
         self.hits = 0
         self.misses = 0
 
-    def get(self, path: str, st: os.stat_result) -> list[ScannedItem] | None:
-        """The cached items of this file if its identity is unchanged, else None."""
-        row = self._db.execute(
-            "SELECT size, mtime_ns, ctime_ns, items FROM files WHERE dev=? AND ino=?",
-            (st.st_dev, st.st_ino),
-        ).fetchone()
-        if row is None or tuple(row[:3]) != (st.st_size, st.st_mtime_ns, st.st_ctime_ns):
-            self.misses += 1
-            return None
-        self.hits += 1
-        return [
-            ScannedItem(path, d["member"], Fingerprints.from_dict(d["fp"]))
-            for d in json.loads(row[3])
-        ]
+    def get(self, path: str, st: os.stat_result, context: int = 0) -> CachedFile | None:
+        """`get_many` of one file."""
+        return self.get_many([(path, st)], context)[0]
 
     def get_many(
-        self, files: Sequence[tuple[str, os.stat_result]]
-    ) -> list[list[ScannedItem] | None]:
-        """`get` of many files with one query per device (a scan asks a directory at a time)."""
-        by_dev: dict[int, list[int]] = {}
+        self, files: Sequence[tuple[str, os.stat_result]], context: int = 0
+    ) -> list[CachedFile | None]:
+        """Per file: None if its identity changed or it was never cached, else what is known of
+        it under `context`. One query per device and 900 files (and one more for the files
+        whose items must be decoded)."""
+        rows = self._select(
+            "SELECT ino, size, mtime_ns, ctime_ns, context, n_items, n_images, n_videos, n_good, "
+            "reports FROM files",
+            [st for _, st in files],
+        )
+        out: list[CachedFile | None] = []
+        decode: list[int] = []
+        clean = self._clean  # most files: a verdict without hits, one of a few kinds
         for _, st in files:
-            by_dev.setdefault(st.st_dev, []).append(st.st_ino)
-        rows: dict[tuple[int, int], tuple[int, int, int, str]] = {}
-        for dev, inos in by_dev.items():
-            for start in range(0, len(inos), _IN_CHUNK):
-                chunk = inos[start : start + _IN_CHUNK]
-                marks = ",".join("?" * len(chunk))
-                for ino, size, mtime, ctime, items in self._db.execute(
-                    "SELECT ino, size, mtime_ns, ctime_ns, items FROM files "
-                    f"WHERE dev=? AND ino IN ({marks})",
-                    (dev, *chunk),
-                ):
-                    rows[(dev, ino)] = (size, mtime, ctime, items)
-        out: list[list[ScannedItem] | None] = []
-        for path, st in files:
+            # (ino, size, mtime_ns, ctime_ns, context, n_items, n_images, n_videos, n_good, reports)
             row = rows.get((st.st_dev, st.st_ino))
-            if row is None or row[:3] != (st.st_size, st.st_mtime_ns, st.st_ctime_ns):
+            if (
+                row is None
+                or row[1] != st.st_size
+                or row[2] != st.st_mtime_ns
+                or row[3] != st.st_ctime_ns
+            ):
                 self.misses += 1
                 out.append(None)
                 continue
             self.hits += 1
-            out.append(
-                [
+            if row[4] != context:
+                decode.append(len(out))
+                out.append(CachedFile(None, []))
+            elif row[9] is None:
+                counts = (row[5], row[6], row[7], row[8])
+                verdict = clean.get(counts)
+                if verdict is None:
+                    verdict = clean[counts] = Verdict(*counts)
+                out.append(CachedFile(verdict, []))
+            else:
+                decode.append(len(out))
+                out.append(
+                    CachedFile(
+                        Verdict(row[5], row[6], row[7], row[8], Verdict.parse_reports(row[9])), []
+                    )
+                )
+        if decode:
+            data = self._select("SELECT ino, data FROM items", [files[at][1] for at in decode])
+            for at in decode:
+                path, st = files[at]
+                found = data.get((st.st_dev, st.st_ino))
+                if found is None:  # pragma: no cover - both tables are written together
+                    self.hits -= 1
+                    self.misses += 1
+                    out[at] = None
+                    continue
+                out[at].items = [  # type: ignore[union-attr]
                     ScannedItem(path, d["member"], Fingerprints.from_dict(d["fp"]))
-                    for d in json.loads(row[3])
+                    for d in json.loads(found[1])
                 ]
-            )
         return out
 
-    def put(self, st: os.stat_result, items: list[ScannedItem]) -> None:
-        """Remember the items of a file read completely, without errors."""
+    def _select(
+        self, query: str, stats: Sequence[os.stat_result]
+    ) -> dict[tuple[int, int], tuple[Any, ...]]:
+        """`query` (selecting ino first) of these files' rows, by (dev, ino)."""
+        by_dev: dict[int, list[int]] = {}
+        for st in stats:
+            by_dev.setdefault(st.st_dev, []).append(st.st_ino)
+        rows: dict[tuple[int, int], tuple[Any, ...]] = {}
+        for dev, inos in by_dev.items():
+            # Files of a directory usually have neighbouring inodes: a run of them is read as
+            # one range of the table (a sequential read, several times cheaper per row than a
+            # lookup per inode); the others by lookups.
+            inos.sort()
+            singles: list[int] = []
+            start = 0
+            for i in range(1, len(inos) + 1):
+                if i < len(inos) and inos[i] - inos[i - 1] <= _RUN_GAP:
+                    continue
+                if i - start >= _RUN_MIN:
+                    for row in self._db.execute(
+                        f"{query} WHERE dev=? AND ino BETWEEN ? AND ?",
+                        (dev, inos[start], inos[i - 1]),
+                    ):
+                        rows[(dev, row[0])] = row
+                else:
+                    singles.extend(inos[start:i])
+                start = i
+            for at in range(0, len(singles), _IN_CHUNK):
+                chunk = singles[at : at + _IN_CHUNK]
+                marks = ",".join("?" * len(chunk))
+                for row in self._db.execute(
+                    f"{query} WHERE dev=? AND ino IN ({marks})", (dev, *chunk)
+                ):
+                    rows[(dev, row[0])] = row
+        return rows
+
+    def put(
+        self, st: os.stat_result, items: list[ScannedItem], verdict: Verdict, context: int
+    ) -> None:
+        """Remember the items of a file read completely, without errors, and its verdict."""
         data = json.dumps(
             [{"member": i.member, "fp": i.fingerprints.to_json_state()} for i in items]
         )
+        self._pending_items.append((st.st_dev, st.st_ino, data))
         self._pending.append(
-            (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, data)
+            (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+            + self._verdict_row(verdict, context)
         )
-        if len(self._pending) >= 500:
+        if len(self._pending) >= _PENDING:
             self.flush()
 
+    def set_verdict(self, st: os.stat_result, verdict: Verdict, context: int) -> None:
+        """Remember what a cached file's items gave when matched under `context`."""
+        self._verdicts.append(self._verdict_row(verdict, context) + (st.st_dev, st.st_ino))
+        if len(self._verdicts) >= _PENDING:
+            self.flush()
+
+    @staticmethod
+    def _verdict_row(verdict: Verdict, context: int) -> tuple[object, ...]:
+        v = verdict
+        return (context, v.items, v.images, v.videos, v.known_good, v.reports_json())
+
     def flush(self) -> None:
-        """Write remembered items in one transaction."""
-        if not self._pending:
+        """Write what was remembered in one transaction."""
+        if not self._pending and not self._verdicts:
             return
         self._db.execute("BEGIN")
-        self._db.executemany("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?)", self._pending)
+        self._db.executemany(
+            "INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?,?,?,?,?)", self._pending
+        )
+        self._db.executemany("INSERT OR REPLACE INTO items VALUES (?,?,?)", self._pending_items)
+        self._db.executemany(
+            "UPDATE files SET context=?, n_items=?, n_images=?, n_videos=?, n_good=?, reports=? "
+            "WHERE dev=? AND ino=?",
+            self._verdicts,
+        )
         self._db.execute("COMMIT")
         self._pending.clear()
+        self._pending_items.clear()
+        self._verdicts.clear()
 
     def clear(self) -> None:
         """Forget everything."""
         self._db.execute("DELETE FROM files")
+        self._db.execute("DELETE FROM items")
 
     def close(self) -> None:
         """Flush and close."""

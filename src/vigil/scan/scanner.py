@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
+import dataclasses
+import hashlib
+import json
 import os
 import socket
 import time
@@ -18,7 +21,7 @@ from vigil.catalog.store import Catalog, EntryRecord
 from vigil.fingerprint.video import VPDQ_SECONDS_PER_FRAME
 from vigil.limits import Limits
 from vigil.matching.matcher import Hit, Matcher, MatchSettings
-from vigil.scan.cache import FingerprintCache
+from vigil.scan.cache import FingerprintCache, Verdict
 from vigil.scan.results import Match, MatchedEntry, ScanError, ScannedItem, ScanSummary
 from vigil.scan.walk import walk
 from vigil.scan.worker import FileResult, fingerprint_file, prepare
@@ -152,6 +155,7 @@ class Scanner:
         t0 = time.monotonic()
         limits = self.options.limits
         workers = self.options.workers or default_workers()
+        context = self.match_context()  # what cached verdicts must have been found under
         pending: dict[cf.Future[list[FileResult]], list[tuple[str, os.stat_result]]] = {}
         parcel: list[tuple[str, os.stat_result]] = []
         parcel_bytes = 0
@@ -177,13 +181,24 @@ class Scanner:
             for err in errors:
                 summary.errors += 1
                 sink.error(err)
-            self._match_items(items, summary, sink)
+            verdicts = self._match_files([items], summary, sink)
             if not errors and st is not None and self.cache is not None:
-                self.cache.put(st, items)
+                self.cache.put(st, items, verdicts[0], context)
             progress()
 
-        def submit(pool: ProcessPool, files: list[tuple[str, os.stat_result]]) -> None:
-            fut = pool.schedule(
+        pool: ProcessPool | None = None
+
+        def get_pool() -> ProcessPool:
+            """The workers, started when the first file must be read: a scan answered from the
+            cache needs none (nor the compiled kernels they load)."""
+            nonlocal pool
+            if pool is None:
+                prepare()  # before the workers fork: they inherit the loaded kernels
+                pool = ProcessPool(max_workers=workers, initializer=_init_worker)
+            return pool
+
+        def submit(files: list[tuple[str, os.stat_result]]) -> None:
+            fut = get_pool().schedule(
                 _fingerprint_parcel,
                 args=(
                     [path for path, _ in files],
@@ -195,7 +210,7 @@ class Scanner:
             )
             pending[fut] = files
 
-        def collect(pool: ProcessPool, done: Iterable[cf.Future[list[FileResult]]]) -> None:
+        def collect(done: Iterable[cf.Future[list[FileResult]]]) -> None:
             retry: list[tuple[str, os.stat_result]] = []
             for fut in done:
                 files = pending.pop(fut)
@@ -210,52 +225,70 @@ class Scanner:
                 for (path, st), res in zip(files, results, strict=True):
                     finish(path, st, list(res.items), res.errors)
             for one in retry:
-                submit(pool, [one])
+                submit([one])
 
-        def wait_some(pool: ProcessPool) -> None:
+        def wait_some() -> None:
             done, _ = cf.wait(list(pending), return_when=cf.FIRST_COMPLETED)
-            collect(pool, done)
+            collect(done)
 
-        def flush_parcel(pool: ProcessPool) -> None:
+        def flush_parcel() -> None:
             nonlocal parcel_bytes
             if parcel:
-                submit(pool, parcel.copy())
+                submit(parcel.copy())
                 parcel.clear()
                 parcel_bytes = 0
             while len(pending) >= workers * 4:
-                wait_some(pool)
+                wait_some()
 
-        def schedule(pool: ProcessPool, path: str, st: os.stat_result) -> None:
+        def schedule(path: str, st: os.stat_result) -> None:
             """A file to read: now if a core is idle, else in a parcel with the next few."""
             nonlocal parcel_bytes
             if len(pending) < workers and not parcel:
-                submit(pool, [(path, st)])
+                submit([(path, st)])
                 return
             parcel.append((path, st))
             parcel_bytes += st.st_size
             if len(parcel) >= PARCEL_FILES or parcel_bytes >= PARCEL_BYTES:
-                flush_parcel(pool)
+                flush_parcel()
 
-        def flush_batch(pool: ProcessPool) -> None:
+        def flush_batch() -> None:
             """Files walked since the last batch: cached ones matched at once, others read."""
             assert self.cache is not None
-            found = self.cache.get_many(batch)
-            cached_items: list[ScannedItem] = []
-            for (path, st), items in zip(batch, found, strict=True):
-                if items is None:
-                    schedule(pool, path, st)
+            found = self.cache.get_many(batch, context)
+            to_match: list[tuple[os.stat_result, list[ScannedItem]]] = []
+            files = size = items = images = videos = good = 0
+            for (path, st), cached in zip(batch, found, strict=True):
+                if cached is None:
+                    schedule(path, st)
                     continue
-                summary.files += 1
-                summary.cached += 1
-                summary.bytes += st.st_size
-                cached_items.extend(items)
+                files += 1
+                size += st.st_size
+                verdict = cached.verdict
+                if verdict is None:
+                    to_match.append((st, cached.items))
+                    continue
+                # Matched under this context before: its verdict stands.
+                items += verdict.items
+                images += verdict.images
+                videos += verdict.videos
+                good += verdict.known_good
+                for i, src, hit in verdict.reports:
+                    self._report(self.sources[src], cached.items[i], hit, summary, sink)
+            summary.files += files
+            summary.cached += files
+            summary.bytes += size
+            summary.items += items
+            summary.images += images
+            summary.videos += videos
+            summary.known_good += good
             batch.clear()
-            self._match_items(cached_items, summary, sink)
+            verdicts = self._match_files([items for _, items in to_match], summary, sink)
+            for (st, _), verdict in zip(to_match, verdicts, strict=True):
+                self.cache.set_verdict(st, verdict, context)
             progress()
 
         batch: list[tuple[str, os.stat_result]] = []
-        prepare()  # before the workers fork: they inherit the loaded kernels
-        with ProcessPool(max_workers=workers, initializer=_init_worker) as pool:
+        try:
             for found in walk(roots, follow_symlinks=self.options.follow_symlinks):
                 if isinstance(found, ScanError):
                     summary.errors += 1
@@ -264,24 +297,65 @@ class Scanner:
                 if self.cache is not None:
                     batch.append(found)
                     if len(batch) >= CACHE_BATCH:
-                        flush_batch(pool)
+                        flush_batch()
                     continue
-                schedule(pool, *found)
+                schedule(*found)
             if batch:
-                flush_batch(pool)
-            flush_parcel(pool)
+                flush_batch()
+            flush_parcel()
             while pending:
-                wait_some(pool)
+                wait_some()
+        finally:
+            if pool is not None:
+                pool.close()
+                pool.join()
         if self.cache is not None:
             self.cache.flush()
         summary.seconds = time.monotonic() - t0
         progress(force=True)
         return summary
 
-    def _match_items(self, items: list[ScannedItem], summary: ScanSummary, sink: ScanSink) -> None:
-        """Match items against every source with batched lookups; report each hit."""
+    def match_context(self) -> int:
+        """A number that changes whenever matching the same fingerprints could give other
+        answers: another compile of a catalog, other sets reported, other thresholds."""
+        key = json.dumps(
+            [
+                [s.matcher.context_key() for s in self.sources],
+                dataclasses.astuple(self.options.match),
+            ]
+        )
+        # 63 bits (an SQLite integer), never 0.
+        return (int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") >> 1) | 1
+
+    def _match_files(
+        self, files: list[list[ScannedItem]], summary: ScanSummary, sink: ScanSink
+    ) -> list[Verdict]:
+        """Match the items of several files at once, report their hits; the verdict of each."""
+        items = [item for one in files for item in one]
+        good, reported = self._match_items(items, summary, sink)
+        verdicts: list[Verdict] = []
+        at = 0
+        for one in files:
+            end = at + len(one)
+            verdicts.append(
+                Verdict(
+                    len(one),
+                    sum(1 for i in one if i.fingerprints.pdq is not None),
+                    sum(1 for i in one if i.fingerprints.vpdq is not None),
+                    sum(good[at:end]),
+                    tuple((i - at, src, hit) for i in range(at, end) for src, hit in reported[i]),
+                )
+            )
+            at = end
+        return verdicts
+
+    def _match_items(
+        self, items: list[ScannedItem], summary: ScanSummary, sink: ScanSink
+    ) -> tuple[list[bool], list[list[tuple[int, Hit]]]]:
+        """Match items against every source with batched lookups; report each hit. Returns,
+        per item, whether it is known-good and the (source index, hit) reported of it."""
         if not items:
-            return
+            return [], []
         fps = [item.fingerprints for item in items]
         summary.items += len(items)
         summary.images += sum(1 for fp in fps if fp.pdq is not None)
@@ -294,15 +368,18 @@ class Scanner:
             known_good = [a or b for a, b in zip(known_good, good, strict=True)]
             per_source.append(hits)
         summary.known_good += sum(known_good)
+        reported: list[list[tuple[int, Hit]]] = [[] for _ in items]
         for i, item in enumerate(items):
-            for source, hits in zip(self.sources, per_source, strict=True):
+            for src, (source, hits) in enumerate(zip(self.sources, per_source, strict=True)):
                 for hit in hits[i]:
                     if known_good[i] and hit.kind in ("pdq", "vpdq"):
                         # Known-good bytes are never alerted on by similarity; an exact listing
                         # by an alerting set still is (the police list outranks a software
                         # catalogue).
                         continue
+                    reported[i].append((src, hit))
                     self._report(source, item, hit, summary, sink)
+        return known_good, reported
 
     def _report(
         self, source: Source, item: ScannedItem, hit: Hit, summary: ScanSummary, sink: ScanSink

@@ -9,6 +9,8 @@ from collections.abc import Iterator, Sequence
 
 from vigil.scan.results import ScanError
 
+S_ISREG = stat.S_ISREG
+
 __all__ = ["walk"]
 
 
@@ -76,6 +78,9 @@ def _walk_root(
         except OSError as exc:
             yield _os_error(path, exc)
             continue
+        if S_ISREG(lst.st_mode):  # the common case, without the calls below
+            yield path, lst
+            continue
         found = _resolve(path, lst, follow)
         if isinstance(found, ScanError):
             yield found
@@ -133,13 +138,14 @@ def _file_or_error(path: str, st: os.stat_result) -> tuple[str, os.stat_result] 
 def _list(path: str) -> list[str] | ScanError:
     """The directory's entries as paths, sorted by name."""
     try:
-        with os.scandir(path) as entries:
-            names = sorted(entry.name for entry in entries)
+        names = os.listdir(path)
     except FileNotFoundError:
         return ScanError(path, None, "vanished", "directory disappeared before it was listed")
     except OSError as exc:
         return _os_error(path, exc)
-    return [os.path.join(path, name) for name in names]
+    names.sort()
+    prefix = path if path.endswith(os.sep) else path + os.sep
+    return [prefix + name for name in names]
 
 
 def _os_error(path: str, exc: OSError) -> ScanError:
