@@ -40,7 +40,21 @@ def flip(rng: np.random.Generator, rows: np.ndarray, max_bits: int) -> np.ndarra
 
 def real_hashes(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """PDQ of random crops/flips/brightness changes of the corpus photos, and altered copies of
-    the first quarter of them (a few pixels shifted, rescaled by up to 10%, brighter)."""
+    the first quarter of them (a few pixels shifted, cut by up to 10%, brighter). Kept under
+    bench-data/ once made (100,000 take a few minutes)."""
+    from benchmarks.corpus import DATA
+
+    kept = DATA / f"real-pdq-{count}-{seed}.npz"
+    if kept.exists():
+        with np.load(kept) as z:
+            return z["real"], z["alts"]
+    real, alts = _make_real_hashes(count, seed)
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(kept, real=real, alts=alts)
+    return real, alts
+
+
+def _make_real_hashes(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     from PIL import Image
 
     from benchmarks.corpus import photos

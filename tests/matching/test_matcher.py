@@ -194,3 +194,31 @@ def test_batched_exact_lookup_agrees_with_single(catalog: Catalog, batch: int) -
     }
     assert ids == {0: ["0", "dup"], 5: ["50"], 6: ["53"]}
     assert len(m.exact_many("md5", np.array([], dtype="S16"))[0]) == 0
+
+
+@pytest.mark.parametrize("width", [16, 20, 32])
+def test_prefix_directory_search_finds_every_listed_digest(width: int) -> None:
+    from vigil.matching.matcher import _ExactTable
+
+    rng = np.random.default_rng(width)
+    n = 20_000
+    rows = rng.integers(0, 256, (n, width), dtype=np.uint8)
+    rows[:300, :3] = [0x12, 0x34, 0x56]  # a crowded prefix bucket
+    rows[300:310] = rows[310:320]  # duplicated digests (listed by two sets)
+    rows[400:410, :3] = 0xFF  # the last bucket
+    rows[410:420, :3] = 0  # the first bucket
+    values = rows.view(f"S{width}").ravel()
+    values = values[np.argsort(values, kind="stable")]
+    table = _ExactTable(values, np.arange(n), np.zeros(n, dtype=np.int32))
+    assert len(table.directory) > 2  # prefix bits are in use at this size
+    unlisted = rng.integers(0, 256, (500, width), dtype=np.uint8)
+    unlisted[:100, :3] = [0x12, 0x34, 0x56]  # same prefix as many listed, not listed
+    keys = np.concatenate([values[rng.integers(0, n, 1000)], values[:20], values[-20:]])
+    keys = np.concatenate([keys, unlisted.view(f"S{width}").ravel()])
+    rng.shuffle(keys)
+    got = sorted(zip(*(a.tolist() for a in table.find_many(keys)), strict=True))
+    lo = np.searchsorted(values, keys, side="left")
+    hi = np.searchsorted(values, keys, side="right")
+    want = sorted((q, r, 0) for q in range(len(keys)) for r in range(lo[q], hi[q]))
+    assert got == want
+    assert len({q for q, _, _ in got}) >= 1040  # every listed key

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vigil.matching.mih import MultiIndex, chunk_radii, probe_count
+from vigil.matching.mih import MultiIndex, brute_force_search, chunk_radii, probe_count
 from vigil.matching.pdq_index import (
     BruteForcePDQIndex,
     MultiIndexPDQIndex,
@@ -73,3 +73,20 @@ def test_empty_index() -> None:
     index = build_pdq_index(np.zeros((0, 32), dtype=np.uint8))
     assert len(index) == 0
     assert index.search(np.zeros((1, 32), dtype=np.uint8), 31) == []
+
+
+def test_a_query_with_thousands_of_answers_gets_them_all() -> None:
+    # Lists hold many copies of degenerate hashes (flat or blank images): one query can have more
+    # answers than any output buffer guessed up front.
+    rng = np.random.default_rng(3)
+    hashes = rng.integers(0, 256, (50_000, 32), dtype=np.uint8)
+    common = hashes[7].copy()
+    hashes[1000:4000] = common
+    hashes[5000:6000] = flipped(rng, np.repeat(common[None], 1000, axis=0), 20)
+    queries = np.vstack([common, rng.integers(0, 256, (1, 32), np.uint8), common])
+    words, q = hashes.view(np.uint64), queries.view(np.uint64)
+    got = sorted(MultiIndex.build(words, pieces=4).search(q, 31))
+    want = sorted(brute_force_search(words, q, 31))
+    assert got == want
+    assert sum(1 for qi, _, _ in got if qi == 0) == sum(1 for qi, _, _ in got if qi == 2) >= 4001
+    assert not [a for a in got if a[0] == 1]

@@ -5,15 +5,48 @@ from __future__ import annotations
 import numpy as np
 
 
-def equal_ranges(values: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For each key row, the range [first, end) of equal rows in the sorted `values`.
+def equal_ranges(
+    values: np.ndarray, keys: np.ndarray, directory: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each key row, the range [first, end) of equal rows in the sorted `values`, searched
+    within the key's bucket of the prefix `directory` (see `prefix_directory`).
 
     Compiled (numba, imported on first use: a scanner that never looks up in bulk never pays
     for it).
     """
     from vigil.matching import kernels
 
-    return kernels.equal_ranges(values, keys)  # type: ignore[no-any-return]
+    bits = directory_bits(len(directory))
+    return kernels.equal_ranges(values, keys, directory, bits)  # type: ignore[no-any-return]
+
+
+def directory_bits(size: int) -> int:
+    """The prefix bits of a directory of `size` entries (2**bits + 1)."""
+    return (size - 1).bit_length() - 1
+
+
+def prefix_directory(rows: np.ndarray) -> np.ndarray:
+    """Where each value of the first `bits` bits starts in sorted (N, width) digest rows.
+
+    Entry p is the first row whose leading bits are >= p, entry 2**bits is N: the rows with
+    prefix p are [directory[p], directory[p + 1]). About 8 rows a bucket (bits = log2(N) - 3,
+    at most 24), so a lookup is a few comparisons after one read of a small table, instead of
+    a binary search through the whole (memory-mapped) array.
+    """
+    n = rows.shape[0]
+    bits = max(0, min(24, n.bit_length() - 4))
+    counts = np.zeros(1 << bits, dtype=np.int64)
+    for start in range(0, n, 1 << 22):  # in slices: no N-sized temporaries
+        part = rows[start : start + (1 << 22)]
+        prefix = (
+            (part[:, 0].astype(np.int64) << 16)
+            | (part[:, 1].astype(np.int64) << 8)
+            | part[:, 2].astype(np.int64)
+        ) >> (24 - bits)
+        counts += np.bincount(prefix, minlength=1 << bits)
+    directory = np.zeros((1 << bits) + 1, dtype=np.int64)
+    np.cumsum(counts, out=directory[1:])
+    return directory
 
 
 def as_rows(array: np.ndarray, width: int) -> np.ndarray:

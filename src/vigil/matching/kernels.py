@@ -21,13 +21,20 @@ def _less(a: np.ndarray, i: int, b: np.ndarray, j: int) -> int:
 
 
 @numba.njit(cache=True)
-def equal_ranges(values: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For each key row, the range [first, end) of equal rows in the sorted `values`."""
-    n = values.shape[0]
+def equal_ranges(
+    values: np.ndarray, keys: np.ndarray, directory: np.ndarray, bits: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each key row, the range [first, end) of equal rows in the sorted `values`: a binary
+    search within the key's bucket of the prefix directory (vigil.matching.exact)."""
     first = np.empty(keys.shape[0], dtype=np.int64)
     end = np.empty(keys.shape[0], dtype=np.int64)
     for q in range(keys.shape[0]):
-        lo, hi = 0, n
+        p = ((np.int64(keys[q, 0]) << 16) | (np.int64(keys[q, 1]) << 8) | np.int64(keys[q, 2])) >> (
+            24 - bits
+        )
+        lo = directory[p]
+        hi = directory[p + 1]
+        bucket_end = hi
         while lo < hi:
             mid = (lo + hi) >> 1
             if _less(values, mid, keys, q) < 0:
@@ -36,7 +43,7 @@ def equal_ranges(values: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.n
                 hi = mid
         first[q] = lo
         e = lo
-        while e < n and _less(values, e, keys, q) == 0:
+        while e < bucket_end and _less(values, e, keys, q) == 0:
             e += 1
         end[q] = e
     return first, end
@@ -48,6 +55,21 @@ def _popcount64(x: np.uint64) -> np.int64:
     x = (x & np.uint64(0x3333333333333333)) + ((x >> np.uint64(2)) & np.uint64(0x3333333333333333))
     x = (x + (x >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
     return np.int64((x * np.uint64(0x0101010101010101)) >> np.uint64(56))
+
+
+@numba.njit(cache=True, inline="always")
+def _push(
+    out: np.ndarray, count: int, q: int | np.integer, row: int | np.integer, dist: int | np.integer
+) -> np.ndarray:
+    """Put an answer in column `count` of the (3, capacity) `out`, doubling it when full."""
+    if count == out.shape[1]:
+        bigger = np.empty((3, 2 * out.shape[1]), dtype=np.int64)
+        bigger[:, :count] = out
+        out = bigger
+    out[0, count] = q
+    out[1, count] = row
+    out[2, count] = dist
+    return out
 
 
 @numba.njit(cache=True)
@@ -89,13 +111,11 @@ def search(
     rows: np.ndarray,
     mask_start: np.ndarray,
     masks: np.ndarray,
-    out_q: np.ndarray,
-    out_row: np.ndarray,
-    out_dist: np.ndarray,
-) -> int:
-    """Fill the out arrays with (query, row, distance); return the count (may exceed capacity)."""
+    out: np.ndarray,
+) -> tuple[np.ndarray, int]:
+    """(query, row, distance) of every answer, as the columns of `out` (grown as needed), and
+    how many there are."""
     count = 0
-    cap = out_q.shape[0]
     chunks = cword.shape[0]
     for qi in range(queries.shape[0]):
         q0 = queries[qi, 0]
@@ -132,12 +152,9 @@ def search(
                             break
                     if earlier:
                         continue
-                    if count < cap:
-                        out_q[count] = qi
-                        out_row[count] = r
-                        out_dist[count] = d
+                    out = _push(out, count, qi, r, d)
                     count += 1
-    return count
+    return out, count
 
 
 @numba.njit(cache=True)
@@ -145,13 +162,13 @@ def brute(
     words: np.ndarray,
     queries: np.ndarray,
     radius: int,
-    out_q: np.ndarray,
-    out_row: np.ndarray,
-    out_dist: np.ndarray,
+    out: np.ndarray,
 ) -> int:
-    """Every stored row within `radius` of each query, by a full scan."""
+    """Every stored row within `radius` of each query, by a full scan: the columns of `out`
+    as `search` fills them, and the count, which may exceed its capacity (the caller runs it
+    again with room for all: growing `out` here, as `search` does, makes this loop 6x slower)."""
     count = 0
-    cap = out_q.shape[0]
+    cap = out.shape[1]
     for r in range(words.shape[0]):
         for qi in range(queries.shape[0]):
             d = _popcount64(words[r, 0] ^ queries[qi, 0]) + _popcount64(
@@ -164,8 +181,8 @@ def brute(
             )
             if d <= radius:
                 if count < cap:
-                    out_q[count] = qi
-                    out_row[count] = r
-                    out_dist[count] = d
+                    out[0, count] = qi
+                    out[1, count] = r
+                    out[2, count] = d
                 count += 1
     return count

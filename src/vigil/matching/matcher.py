@@ -18,7 +18,7 @@ import numpy as np
 
 from vigil.fingerprint.fingerprints import DIHEDRAL_NAMES, Fingerprints
 from vigil.fingerprint.pdq import PDQ_MATCH_DISTANCE, PDQ_QUALITY_THRESHOLD
-from vigil.matching.exact import as_rows, equal_ranges, sort_order
+from vigil.matching.exact import as_rows, equal_ranges, prefix_directory, sort_order
 from vigil.matching.pdq_index import PDQIndex, build_pdq_index, load_pdq_index
 from vigil.matching.video import (
     VPDQ_COMPARED_MATCH_PERCENT,
@@ -34,8 +34,9 @@ EXACT_KINDS: dict[str, int] = {"md5": 16, "sha1": 20, "sha256": 32}
 # Batches up to this many digests are looked up with NumPy's searchsorted, larger ones with the
 # compiled kernel (vigil.matching.kernels.equal_ranges).
 _SMALL_BATCH = 256
-# 2: multi-index PDQ; 3: vpdq/ (video frames); 4: build id (scan verdicts are kept per build).
-FORMAT_VERSION = 4
+# 2: multi-index PDQ; 3: vpdq/ (video frames); 4: build id (scan verdicts are kept per build);
+# 5: a prefix directory per exact table.
+FORMAT_VERSION = 5
 
 
 @dataclass(frozen=True)
@@ -66,8 +67,19 @@ class MatchSettings:
 class _ExactTable:
     """Sorted fixed-width byte strings with the entry and set of each."""
 
-    def __init__(self, values: np.ndarray, entry_ids: np.ndarray, set_ids: np.ndarray) -> None:
+    def __init__(
+        self,
+        values: np.ndarray,
+        entry_ids: np.ndarray,
+        set_ids: np.ndarray,
+        directory: np.ndarray | None = None,
+    ) -> None:
         self.values, self.entry_ids, self.set_ids = values, entry_ids, set_ids
+        width = values.dtype.itemsize
+        # Where each leading-bits prefix starts (vigil.matching.exact.prefix_directory).
+        self.directory = (
+            directory if directory is not None else prefix_directory(as_rows(values, width))
+        )
 
     def find(self, digest: bytes) -> list[tuple[int, int]]:
         if len(self.values) == 0:
@@ -99,7 +111,9 @@ class _ExactTable:
                 np.ascontiguousarray(as_rows(keys, width)[:, :8]).view(">u8").ravel()
             )
         sorted_keys = keys if order is None else keys[order]
-        first_s, end_s = equal_ranges(as_rows(self.values, width), as_rows(sorted_keys, width))
+        first_s, end_s = equal_ranges(
+            as_rows(self.values, width), as_rows(sorted_keys, width), self.directory
+        )
         if order is None:
             first, end = first_s, end_s
         else:
@@ -182,6 +196,7 @@ class Matcher:
             np.save(tmp / f"{kind}.values.npy", table.values)
             np.save(tmp / f"{kind}.entries.npy", table.entry_ids)
             np.save(tmp / f"{kind}.sets.npy", table.set_ids)
+            np.save(tmp / f"{kind}.directory.npy", table.directory)
         self._pdq.save(tmp)
         np.save(tmp / "pdq.entries.npy", self._pdq_entries)
         np.save(tmp / "pdq.sets.npy", self._pdq_sets)
@@ -222,7 +237,12 @@ class Matcher:
         if pdq_index is None:
             return None
         exact = {
-            k: _ExactTable(arr(f"{k}.values.npy"), arr(f"{k}.entries.npy"), arr(f"{k}.sets.npy"))
+            k: _ExactTable(
+                arr(f"{k}.values.npy"),
+                arr(f"{k}.entries.npy"),
+                arr(f"{k}.sets.npy"),
+                arr(f"{k}.directory.npy"),
+            )
             for k in EXACT_KINDS
         }
         return cls(

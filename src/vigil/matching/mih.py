@@ -103,25 +103,25 @@ def _kernels():  # type: ignore[no-untyped-def]
 
 
 def _collect(fn, *args) -> list[tuple[int, int, int]]:  # type: ignore[no-untyped-def]
-    """Run a kernel with growing output buffers until everything fits."""
-    cap = 1024
-    while True:
-        out_q = np.empty(cap, dtype=np.int64)
-        out_row = np.empty(cap, dtype=np.int64)
-        out_dist = np.empty(cap, dtype=np.int64)
-        n = fn(*args, out_q, out_row, out_dist)
-        if n <= cap:
-            return list(
-                zip(out_q[:n].tolist(), out_row[:n].tolist(), out_dist[:n].tolist(), strict=True)
-            )
-        cap = n
+    """Run a kernel; its answers as (query, row, distance) tuples. The kernel grows its output
+    as it goes (a search is never run twice because it found more than expected)."""
+    out, n = fn(*args, np.empty((3, 1024), dtype=np.int64))
+    return list(zip(out[0, :n].tolist(), out[1, :n].tolist(), out[2, :n].tolist(), strict=True))
 
 
 def brute_force_search(
     words: np.ndarray, queries: np.ndarray, radius: int
 ) -> list[tuple[int, int, int]]:
     """Compiled full scan: (query, row, distance) for every row within `radius`."""
-    return _collect(_kernels().brute, words, queries, radius)
+    cap = 1024
+    while True:
+        out = np.empty((3, cap), dtype=np.int64)
+        n = _kernels().brute(words, queries, radius, out)
+        if n <= cap:
+            return list(
+                zip(out[0, :n].tolist(), out[1, :n].tolist(), out[2, :n].tolist(), strict=True)
+            )
+        cap = n
 
 
 class MultiIndex:
