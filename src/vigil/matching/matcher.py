@@ -303,39 +303,11 @@ class Matcher:
 
     def known_good(self, fp: Fingerprints) -> bool:
         """True if the item's bytes are listed in a known-good set (NSRL and the like)."""
-        if not self.known_good_sets:
-            return False
-        for kind in EXACT_KINDS:
-            for _, set_id in self._exact[kind].find(bytes.fromhex(getattr(fp, kind))):
-                if set_id in self.known_good_sets:
-                    return True
-        return False
+        return bool(self.known_good_sets) and self.match_many([fp])[0][0]
 
     def lookup(self, fp: Fingerprints, settings: MatchSettings = MatchSettings()) -> list[Hit]:
         """Every alerting entry the item matches: exact by digest, near by PDQ (best variant)."""
-        hits: list[Hit] = []
-        seen: set[tuple[int, str]] = set()
-        for kind in EXACT_KINDS:
-            for entry_id, set_id in self._exact[kind].find(bytes.fromhex(getattr(fp, kind))):
-                if self._reportable(set_id) and (entry_id, kind) not in seen:
-                    seen.add((entry_id, kind))
-                    hits.append(Hit(entry_id, set_id, kind, 0, None))
-        if fp.vpdq:
-            hits.extend(self._video_hits(fp, settings))
-        if fp.pdq is None or fp.pdq.quality < settings.pdq_quality or len(self._pdq) == 0:
-            return hits
-        variants = fp.pdq.dihedral if settings.rotations and fp.pdq.dihedral else (fp.pdq.hash,)
-        queries = np.frombuffer(b"".join(bytes.fromhex(h) for h in variants), dtype=np.uint8)
-        best: dict[int, tuple[int, int, int]] = {}  # entry -> (distance, variant, set)
-        for qi, row, dist in self._pdq.search(queries.reshape(-1, 32), settings.pdq_distance):
-            entry_id, set_id = int(self._pdq_entries[row]), int(self._pdq_sets[row])
-            if not self._reportable(set_id):
-                continue
-            if entry_id not in best or (dist, qi) < best[entry_id][:2]:
-                best[entry_id] = (dist, qi, set_id)
-        for entry_id, (dist, qi, set_id) in sorted(best.items()):
-            hits.append(Hit(entry_id, set_id, "pdq", dist, DIHEDRAL_NAMES[qi]))
-        return hits
+        return self.match_many([fp], settings)[1][0]
 
     def _video_hits(self, fp: Fingerprints, settings: MatchSettings) -> list[Hit]:
         """vPDQ hits of a video's frames (vigil.matching.video)."""
@@ -354,11 +326,12 @@ class Matcher:
     def match_many(
         self, fps: Sequence[Fingerprints], settings: MatchSettings = MatchSettings()
     ) -> tuple[list[bool], list[list[Hit]]]:
-        """`known_good` and `lookup` of many items at once, with batched searches.
+        """Per item, whether its bytes are listed in a known-good set (NSRL and the like), and
+        every alerting entry it matches: exact by digest, near by PDQ (best variant per entry),
+        by vPDQ for videos.
 
         Every exact kind is one `exact_many` call over all the items' digests, and the PDQ
-        variants of all items are one index search: the same answers as calling `known_good`
-        and `lookup` item by item, in the same order.
+        variants of all items are one index search.
         """
         n = len(fps)
         good = [False] * n
