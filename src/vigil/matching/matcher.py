@@ -34,6 +34,19 @@ EXACT_KINDS: dict[str, int] = {"md5": 16, "sha1": 20, "sha256": 32}
 # Batches up to this many digests are looked up with NumPy's searchsorted, larger ones with the
 # compiled kernel (vigil.matching.kernels.equal_ranges).
 _SMALL_BATCH = 256
+
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    a.flags.writeable = False
+    return a
+
+
+# find_many's answer when nothing is listed (shared, so read-only).
+_NO_ROWS = (
+    _read_only(np.zeros(0, dtype=np.int64)),
+    _read_only(np.zeros(0, dtype=np.int64)),
+    _read_only(np.zeros(0, dtype=np.int32)),
+)
 # 2: multi-index PDQ; 3: vpdq/ (video frames); 4: build id (scan verdicts are kept per build);
 # 5: a prefix directory per exact table.
 FORMAT_VERSION = 5
@@ -92,8 +105,7 @@ class _ExactTable:
     def find_many(self, digests: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(indices in `digests`, entries, sets) of every listed digest, as arrays."""
         if len(self.values) == 0 or len(digests) == 0:
-            empty = np.zeros(0, dtype=np.int64)
-            return empty, empty, empty.astype(np.int32)
+            return _NO_ROWS
         keys = np.asarray(digests, dtype=self.values.dtype)
         width = self.values.dtype.itemsize
         if len(keys) <= _SMALL_BATCH:
@@ -126,6 +138,8 @@ class _ExactTable:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(query, entry, set) of every row in the ranges [first[q], end[q])."""
         counts = end - first
+        if not counts.any():  # the usual answer: nothing listed
+            return _NO_ROWS
         queries = np.repeat(np.arange(len(first)), counts)
         starts = np.repeat(first - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
         rows = starts + np.arange(len(queries))
