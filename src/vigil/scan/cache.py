@@ -120,18 +120,21 @@ class FingerprintCache:
         self, files: Sequence[tuple[str, os.stat_result]], context: int = 0
     ) -> list[CachedFile | None]:
         """Per file: None if its identity changed or it was never cached, else what is known of
-        it under `context`. One query per device and 900 files (and one more for the files
-        whose items must be decoded)."""
+        it under `context`. One query per device and run of neighbouring inodes (or 900 others);
+        the items' JSON comes back only for files whose items are needed."""
         rows = self._select(
             "SELECT ino, size, mtime_ns, ctime_ns, context, n_items, n_images, n_videos, n_good, "
-            "reports FROM files",
+            "reports, CASE WHEN context=? AND reports IS NULL THEN NULL ELSE "
+            "(SELECT data FROM items WHERE items.dev=files.dev AND items.ino=files.ino) END "
+            "FROM files",
             [st for _, st in files],
+            (context,),
         )
         out: list[CachedFile | None] = []
-        decode: list[int] = []
         clean = self._clean  # most files: a verdict without hits, one of a few kinds
-        for _, st in files:
-            # (ino, size, mtime_ns, ctime_ns, context, n_items, n_images, n_videos, n_good, reports)
+        for path, st in files:
+            # (ino, size, mtime_ns, ctime_ns, context, n_items, n_images, n_videos, n_good,
+            #  reports, items' JSON or None)
             row = rows.get((st.st_dev, st.st_ino))
             if (
                 row is None
@@ -142,43 +145,35 @@ class FingerprintCache:
                 self.misses += 1
                 out.append(None)
                 continue
-            self.hits += 1
-            if row[4] != context:
-                decode.append(len(out))
-                out.append(CachedFile(None, []))
-            elif row[9] is None:
+            if row[10] is None:
+                if row[4] != context or row[9] is not None:  # pragma: no cover - items lost
+                    self.misses += 1
+                    out.append(None)
+                    continue
+                self.hits += 1
                 counts = (row[5], row[6], row[7], row[8])
                 verdict = clean.get(counts)
                 if verdict is None:
                     verdict = clean[counts] = Verdict(*counts)
                 out.append(CachedFile(verdict, []))
+                continue
+            self.hits += 1
+            items = [
+                ScannedItem(path, d["member"], Fingerprints.from_dict(d["fp"]))
+                for d in json.loads(row[10])
+            ]
+            if row[4] != context:
+                out.append(CachedFile(None, items))
             else:
-                decode.append(len(out))
-                out.append(
-                    CachedFile(
-                        Verdict(row[5], row[6], row[7], row[8], Verdict.parse_reports(row[9])), []
-                    )
-                )
-        if decode:
-            data = self._select("SELECT ino, data FROM items", [files[at][1] for at in decode])
-            for at in decode:
-                path, st = files[at]
-                found = data.get((st.st_dev, st.st_ino))
-                if found is None:  # pragma: no cover - both tables are written together
-                    self.hits -= 1
-                    self.misses += 1
-                    out[at] = None
-                    continue
-                out[at].items = [  # type: ignore[union-attr]
-                    ScannedItem(path, d["member"], Fingerprints.from_dict(d["fp"]))
-                    for d in json.loads(found[1])
-                ]
+                reports = Verdict.parse_reports(row[9])
+                out.append(CachedFile(Verdict(row[5], row[6], row[7], row[8], reports), items))
         return out
 
     def _select(
-        self, query: str, stats: Sequence[os.stat_result]
+        self, query: str, stats: Sequence[os.stat_result], params: tuple[object, ...] = ()
     ) -> dict[tuple[int, int], tuple[Any, ...]]:
-        """`query` (selecting ino first) of these files' rows, by (dev, ino)."""
+        """`query` (selecting ino first; `params` for its own placeholders) of these files'
+        rows, by (dev, ino)."""
         by_dev: dict[int, list[int]] = {}
         for st in stats:
             by_dev.setdefault(st.st_dev, []).append(st.st_ino)
@@ -196,7 +191,7 @@ class FingerprintCache:
                 if i - start >= _RUN_MIN:
                     for row in self._db.execute(
                         f"{query} WHERE dev=? AND ino BETWEEN ? AND ?",
-                        (dev, inos[start], inos[i - 1]),
+                        (*params, dev, inos[start], inos[i - 1]),
                     ):
                         rows[(dev, row[0])] = row
                 else:
@@ -206,7 +201,7 @@ class FingerprintCache:
                 chunk = singles[at : at + _IN_CHUNK]
                 marks = ",".join("?" * len(chunk))
                 for row in self._db.execute(
-                    f"{query} WHERE dev=? AND ino IN ({marks})", (dev, *chunk)
+                    f"{query} WHERE dev=? AND ino IN ({marks})", (*params, dev, *chunk)
                 ):
                     rows[(dev, row[0])] = row
         return rows

@@ -336,17 +336,17 @@ class Scanner:
         verdicts: list[Verdict] = []
         at = 0
         for one in files:
-            end = at + len(one)
-            verdicts.append(
-                Verdict(
-                    len(one),
-                    sum(1 for i in one if i.fingerprints.pdq is not None),
-                    sum(1 for i in one if i.fingerprints.vpdq is not None),
-                    sum(good[at:end]),
-                    tuple((i - at, src, hit) for i in range(at, end) for src, hit in reported[i]),
-                )
-            )
-            at = end
+            images = videos = known_good = 0
+            reports: list[tuple[int, int, Hit]] = []
+            for i, item in enumerate(one, start=at):
+                fp = item.fingerprints
+                images += fp.pdq is not None
+                videos += fp.vpdq is not None
+                known_good += good[i]
+                if reported[i]:
+                    reports.extend((i - at, src, hit) for src, hit in reported[i])
+            verdicts.append(Verdict(len(one), images, videos, known_good, tuple(reports)))
+            at += len(one)
         return verdicts
 
     def _match_items(
