@@ -18,7 +18,9 @@ from vigil.fingerprint.image import decode_luma, luma_from_image
 from vigil.fingerprint.pdq import (
     PDQ_MATCH_DISTANCE,
     PDQ_QUALITY_THRESHOLD,
+    _jarosz_window,
     downscale_64,
+    downscale_band,
     hamming,
     pdq_from_bytes,
     pdq_from_luma,
@@ -111,6 +113,42 @@ def test_downscale_equals_reference_loops(shape: tuple[int, int]) -> None:
     pick_c = [int(((j + 0.5) * cols) / 64) for j in range(64)]
     expected = image[np.ix_(pick_r, pick_c)]
     assert np.abs(downscale_64(luma) - expected).max() < 1e-3
+
+
+def band_numpy(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The downscale band of an axis of n pixels in NumPy (the reference for the compiled one).
+
+    Row k = e_pick^T B B where (B x)_o = mean(x[lo[o]..hi[o]]): the first pass reads the outputs
+    o in window(pick), and each o spreads 1/len(window(o)) over its own window.
+    """
+    full = _jarosz_window(n, 64)
+    half = (full + 2) // 2
+    out = np.arange(n)
+    lo = np.maximum(out - (full - half), 0)
+    hi = np.minimum(out + half - 1, n - 1)
+    picks = (((np.arange(64) + 0.5) * n) / 64).astype(np.int64)
+    first, last = lo[picks], hi[picks]
+    o = first[:, None] + np.arange(full)[None, :]
+    valid = o <= last[:, None]
+    o = np.minimum(o, n - 1)
+    weight = np.where(valid, 1.0 / ((hi[o] - lo[o] + 1) * (last - first + 1)[:, None]), 0.0)
+    start = lo[o[:, 0]]
+    j = np.minimum(start[:, None] + np.arange(2 * full)[None, :], n - 1)
+    inside = (lo[o][:, None, :] <= j[:, :, None]) & (j[:, :, None] <= hi[o][:, None, :])
+    band = (inside * weight[:, None, :]).sum(axis=2)
+    real = start[:, None] + np.arange(2 * full)[None, :] <= n - 1
+    return start.astype(np.int64), np.where(real, band, 0.0).astype(np.float32)
+
+
+def test_compiled_band_weights_are_numpys_bit_for_bit() -> None:
+    # The faithful-hash claims rest on these weights: every size up to 1,500, then a spread up to
+    # panoramas, compared bit for bit with the NumPy formulation.
+    for n in [*range(5, 1500), *range(1500, 20_000, 97), 30_011, 65_500]:
+        start, weights = downscale_band(n)
+        ref_start, ref_weights = band_numpy(n)
+        assert np.array_equal(start, ref_start), n
+        assert weights.shape == ref_weights.shape, n
+        assert np.array_equal(weights.view(np.uint32), ref_weights.view(np.uint32)), n
 
 
 def test_dihedral_agrees_with_pdqhash() -> None:

@@ -17,7 +17,7 @@ import functools
 
 import numpy as np
 
-from vigil.fingerprint.downscale import downscale_pixels
+from vigil.fingerprint.downscale import downscale_pixels, jarosz_band
 from vigil.fingerprint.fingerprints import PDQ
 from vigil.fingerprint.image import (
     REDUCED_SCALE,
@@ -44,41 +44,15 @@ def _jarosz_window(old: int, new: int) -> int:
     return (old + 2 * new - 1) // (2 * new)
 
 
-def _box_windows(n: int, full: int) -> tuple[np.ndarray, np.ndarray]:
-    """First and last input index read by each output of `box1DFloat` (edges clipped)."""
-    half = (full + 2) // 2  # 7 -> 4, 8 -> 5
-    out = np.arange(n)
-    lo = np.maximum(out - (full - half), 0)
-    hi = np.minimum(out + half - 1, n - 1)
-    return lo, hi
-
-
 @functools.lru_cache(maxsize=128)
 def downscale_band(n: int) -> tuple[np.ndarray, np.ndarray]:
     """`_downscale_matrix(n)` in band form: row k is `weights[k]` placed at column `start[k]`.
 
-    Weights at columns past the last pixel are zero.
+    Weights at columns past the last pixel are zero. Two Jarosz passes and the decimation:
+    row k = e_pick^T B B, where (B x)_o = mean(x[lo[o]..hi[o]]) (`downscale.jarosz_band`).
     """
     full = _jarosz_window(n, _DOWNSAMPLE)
-    lo, hi = _box_windows(n, full)
-    # Decimation: target centres, not corners, computed in double as in `decimateFloat`.
-    picks = (((np.arange(_DOWNSAMPLE) + 0.5) * n) / _DOWNSAMPLE).astype(np.int64)
-    # Row k = e_pick^T B B where (B x)_o = mean(x[lo[o]..hi[o]]): the first pass reads the
-    # outputs o in window(pick), and each o spreads 1/len(window(o)) over its own window. So a
-    # row is non-zero on a band of at most 2*full pixels; build that band and place it.
-    first, last = lo[picks], hi[picks]
-    o = first[:, None] + np.arange(full)[None, :]  # 64 x full candidate outputs per row
-    valid = o <= last[:, None]
-    o = np.minimum(o, n - 1)
-    weight = np.where(valid, 1.0 / ((hi[o] - lo[o] + 1) * (last - first + 1)[:, None]), 0.0)
-    start = lo[o[:, 0]]
-    j = np.minimum(start[:, None] + np.arange(2 * full)[None, :], n - 1)  # 64 x band
-    inside = (lo[o][:, None, :] <= j[:, :, None]) & (j[:, :, None] <= hi[o][:, None, :])
-    band = (inside * weight[:, None, :]).sum(axis=2)
-    # Band positions past the last pixel (clipped to n-1 above) carry no weight: drop them.
-    real = start[:, None] + np.arange(2 * full)[None, :] <= n - 1
-    weights = np.where(real, band, 0.0).astype(np.float32)
-    start = start.astype(np.int64)
+    start, weights = jarosz_band(n, full, (full + 2) // 2)
     start.setflags(write=False)
     weights.setflags(write=False)
     return start, weights
