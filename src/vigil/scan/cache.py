@@ -51,6 +51,7 @@ class Verdict:
     # The hits reported: (index of the item in the file, index of the source, hit).
     reports: tuple[tuple[int, int, Hit], ...] = ()
 
+    # Stored as JSON lists of Hit's fields in order: a change to Hit must bump CACHE_FORMAT.
     def reports_json(self) -> str | None:
         if not self.reports:
             return None
