@@ -256,33 +256,33 @@ class Scanner:
             assert self.cache is not None
             found = self.cache.get_many(batch, context)
             to_match: list[tuple[os.stat_result, list[ScannedItem]]] = []
-            files = size = items = images = videos = good = 0
+            n_files = n_bytes = n_items = n_images = n_videos = n_good = 0
             for (path, st), cached in zip(batch, found, strict=True):
                 if cached is None:
                     schedule(path, st)
                     continue
-                files += 1
-                size += st.st_size
+                n_files += 1
+                n_bytes += st.st_size
                 verdict = cached.verdict
                 if verdict is None:
                     to_match.append((st, cached.items))
                     continue
                 # Matched under this context before: its verdict stands.
-                items += verdict.items
-                images += verdict.images
-                videos += verdict.videos
-                good += verdict.known_good
+                n_items += verdict.items
+                n_images += verdict.images
+                n_videos += verdict.videos
+                n_good += verdict.known_good
                 for i, src, hit in verdict.reports:
                     self._report(self.sources[src], cached.items[i], hit, summary, sink)
-            summary.files += files
-            summary.cached += files
-            summary.bytes += size
-            summary.items += items
-            summary.images += images
-            summary.videos += videos
-            summary.known_good += good
+            summary.files += n_files
+            summary.cached += n_files
+            summary.bytes += n_bytes
+            summary.items += n_items
+            summary.images += n_images
+            summary.videos += n_videos
+            summary.known_good += n_good
             batch.clear()
-            verdicts = self._match_files([items for _, items in to_match], summary, sink)
+            verdicts = self._match_files([its for _, its in to_match], summary, sink)
             for (st, _), verdict in zip(to_match, verdicts, strict=True):
                 self.cache.set_verdict(st, verdict, context)
             progress()
