@@ -29,7 +29,7 @@ from vigil.scan.results import ScannedItem
 
 # Bump when fingerprints of the same bytes would come out different (new PDQ code, new fields)
 # or the table changes; a cache of another format is emptied.
-# 4: the clean verdict (match context and counts) of each file.
+# 4: each file's verdict (match context, counts, hits reported), items in a table of their own.
 CACHE_FORMAT = 4
 # Inodes per SQL query of `get_many` (SQLite allows 32,766 parameters; old builds 999).
 _IN_CHUNK = 900
