@@ -260,3 +260,34 @@ def test_demo_finds_every_planted_copy(tmp_path: Path) -> None:
     report = tmp_path / "demo" / "report.html"
     assert f"HTML report: {report}" in proc.stdout
     assert "6 known items found" in report.read_text()
+
+
+def test_a_hash_list_file_keeps_its_cached_verdicts_until_it_changes(
+    tree: Tree, tmp_path: Path
+) -> None:
+    from vigil.cli.context import Context
+    from vigil.cli.scan import _sources
+
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"{'0' * 32}  nothing.bin\n")
+    ctx = Context(home_override=str(tmp_path / "home"))
+    key = _sources(ctx, (str(listing),))[0].matcher.context_key()
+    # The same file, unchanged: the same build, so verdicts cached with it stay valid...
+    assert _sources(ctx, (str(listing),))[0].matcher.context_key() == key
+    # ...and a changed file is another build: every cached file is matched again.
+    photo = tree.root / tree.unrelated[0]
+    md5 = subprocess.run(["md5sum", str(photo)], capture_output=True, text=True).stdout.split()[0]
+    listing.write_text(f"{'0' * 32}  nothing.bin\n{md5}  photo.jpg\n")
+    assert _sources(ctx, (str(listing),))[0].matcher.context_key() != key
+
+    # End to end: a clean scan, the list changes, the next scan (from the cache) finds it.
+    h = tmp_path / "h"
+    listing.write_text(f"{'0' * 32}  nothing.bin\n")
+    first = vigil("scan", str(tree.root), "--json", "--hashset", str(listing), home=h)
+    assert first.returncode == 0 and first.stdout == "", first.stderr
+    again = vigil("scan", str(tree.root), "--json", "--hashset", str(listing), home=h)
+    assert again.returncode == 0 and again.stdout == "" and " from cache" in again.stderr
+    listing.write_text(f"{'0' * 32}  nothing.bin\n{md5}  photo.jpg\n")
+    changed = vigil("scan", str(tree.root), "--json", "--hashset", str(listing), home=h)
+    assert changed.returncode == 1, changed.stderr
+    assert [m["path"] for m in json_matches(changed.stdout)] == [str(photo)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -117,7 +118,7 @@ def _sources(ctx: Context, hashsets: tuple[str, ...]) -> list[Source]:
         mem = Catalog.in_memory()
         for f in files:
             mem.import_file(f)
-        sources.append(Source(mem, Matcher.compile(mem)))
+        sources.append(Source(mem, Matcher.compile(mem, build_id=_lists_build_id(files))))
     return sources
 
 
@@ -281,6 +282,18 @@ def scan(
             if path is not None:
                 console.print(f"{label}: {path}", markup=False, highlight=False)
     sys.exit(EXIT_ERROR if summary.errors else EXIT_FOUND if summary.matches else EXIT_CLEAN)
+
+
+def _lists_build_id(files: list[Path]) -> str:
+    """The same hash-list contents, read by the same Vigil, compile to the same matcher: their
+    SHA-256 makes its build id, so verdicts cached with them stay valid for the next scan with
+    them (the files are read whole for the import anyway; their dates are not trusted: a list
+    rewritten within one clock tick at the same size would look unchanged)."""
+    digest = hashlib.sha256(_engine_version().encode())
+    for f in files:
+        with open(f, "rb") as stream:
+            digest.update(hashlib.file_digest(stream, "sha256").digest())
+    return "lists-" + digest.hexdigest()[:32]
 
 
 def _engine_version() -> str:

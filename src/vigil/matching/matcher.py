@@ -177,8 +177,12 @@ class Matcher:
     # -- building ----------------------------------------------------------------------------
 
     @classmethod
-    def compile(cls, catalog: Catalog) -> Matcher:
-        """Build from the catalog's current contents."""
+    def compile(cls, catalog: Catalog, build_id: str | None = None) -> Matcher:
+        """Build from the catalog's current contents.
+
+        `build_id`: who knows that this content was compiled before with the same answers may
+        say so (e.g. the same hash-list files, unchanged); by default every compile is new.
+        """
         generation = catalog.generation()
         sets = catalog.sets()
         arrays = catalog.hash_arrays({**EXACT_KINDS, "pdq": 32})
@@ -199,6 +203,7 @@ class Matcher:
             {s.id: s.name for s in sets},
             {s.id for s in sets if s.known_good},
             VideoIndex.build(catalog.iter_video_frames()),
+            build_id,
         )
 
     def save(self, directory: Path) -> None:
