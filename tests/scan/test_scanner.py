@@ -28,6 +28,13 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Tree:
     return build(tmp_path_factory.mktemp("planted"))
 
 
+def police_catalog(tree: Tree, home: Path) -> tuple[Catalog, FingerprintCache]:
+    """A catalog in `home` holding the planted tree's list as set 'police', and an empty cache."""
+    catalog = Catalog.open(home)
+    catalog.import_file(tree.hashlist, name="police")
+    return catalog, FingerprintCache(home / "cache.sqlite", engine_version="t")
+
+
 def refuse_to_read(path: str, limits: Limits, *_: object) -> FileResult:
     """Stands in for the worker when a test proves that no file is read."""
     raise AssertionError(f"file content was read: {path}")
@@ -57,9 +64,7 @@ def scan(
 def test_cache_second_scan_reads_nothing_and_new_sets_rematch(
     tree: Tree, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    catalog = Catalog.open(tmp_path)
-    catalog.import_file(tree.hashlist, name="police")
-    cache = FingerprintCache(tmp_path / "cache.sqlite", engine_version="t")
+    catalog, cache = police_catalog(tree, tmp_path)
     first = scan([Source(catalog, Matcher.compile(catalog))], tree.root, cache)
     assert first.summary.cached == 0 and first.errors == []
     n_files = first.summary.files
@@ -123,9 +128,7 @@ class CountingMatches:
 def test_unchanged_files_under_an_unchanged_catalog_are_not_matched_again(
     tree: Tree, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    catalog = Catalog.open(tmp_path)
-    catalog.import_file(tree.hashlist, name="police")
-    cache = FingerprintCache(tmp_path / "cache.sqlite", engine_version="t")
+    catalog, cache = police_catalog(tree, tmp_path)
 
     def source() -> Source:  # as `vigil scan` does: the compiled matcher saved and reloaded
         return Source(catalog, Matcher.for_catalog(catalog, tmp_path / "matcher"))
@@ -155,9 +158,7 @@ def test_unchanged_files_under_an_unchanged_catalog_are_not_matched_again(
 def test_cached_verdicts_do_not_outlive_their_thresholds_sets_or_catalog(
     tree: Tree, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    catalog = Catalog.open(tmp_path)
-    catalog.import_file(tree.hashlist, name="police")
-    cache = FingerprintCache(tmp_path / "cache.sqlite", engine_version="t")
+    catalog, cache = police_catalog(tree, tmp_path)
     matcher = Matcher.for_catalog(catalog, tmp_path / "matcher")
     full = scan([Source(catalog, matcher)], tree.root, None)
     near = [m for m in full.matches if m.kind == "pdq" and m.distance > 0]

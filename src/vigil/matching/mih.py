@@ -102,11 +102,16 @@ def _kernels():  # type: ignore[no-untyped-def]
     return kernels
 
 
+def _answers(out: np.ndarray, n: int) -> list[tuple[int, int, int]]:
+    """The first n columns of a kernel's (3, capacity) output as (query, row, distance)."""
+    return list(zip(out[0, :n].tolist(), out[1, :n].tolist(), out[2, :n].tolist(), strict=True))
+
+
 def _collect(fn, *args) -> list[tuple[int, int, int]]:  # type: ignore[no-untyped-def]
     """Run a kernel; its answers as (query, row, distance) tuples. The kernel grows its output
     as it goes (a search is never run twice because it found more than expected)."""
     out, n = fn(*args, np.empty((3, 1024), dtype=np.int64))
-    return list(zip(out[0, :n].tolist(), out[1, :n].tolist(), out[2, :n].tolist(), strict=True))
+    return _answers(out, n)
 
 
 def brute_force_search(
@@ -118,9 +123,7 @@ def brute_force_search(
         out = np.empty((3, cap), dtype=np.int64)
         n = _kernels().brute(words, queries, radius, out)
         if n <= cap:
-            return list(
-                zip(out[0, :n].tolist(), out[1, :n].tolist(), out[2, :n].tolist(), strict=True)
-            )
+            return _answers(out, n)
         cap = n
 
 

@@ -330,7 +330,8 @@ class Scanner:
     def _match_files(
         self, files: list[list[ScannedItem]], summary: ScanSummary, sink: ScanSink
     ) -> list[Verdict]:
-        """Match the items of several files at once, report their hits; the verdict of each."""
+        """Match the items of several files at once, report their hits, count them; the
+        verdict of each (what a later scan replays)."""
         items = [item for one in files for item in one]
         good, reported = self._match_items(items, summary, sink)
         verdicts: list[Verdict] = []
@@ -346,6 +347,10 @@ class Scanner:
                 if reported[i]:
                     reports.extend((i - at, src, hit) for src, hit in reported[i])
             verdicts.append(Verdict(len(one), images, videos, known_good, tuple(reports)))
+            summary.items += len(one)
+            summary.images += images
+            summary.videos += videos
+            summary.known_good += known_good
             at += len(one)
         return verdicts
 
@@ -353,13 +358,11 @@ class Scanner:
         self, items: list[ScannedItem], summary: ScanSummary, sink: ScanSink
     ) -> tuple[list[bool], list[list[tuple[int, Hit]]]]:
         """Match items against every source with batched lookups; report each hit. Returns,
-        per item, whether it is known-good and the (source index, hit) reported of it."""
+        per item, whether it is known-good and the (source index, hit) reported of it (the
+        caller counts them)."""
         if not items:
             return [], []
         fps = [item.fingerprints for item in items]
-        summary.items += len(items)
-        summary.images += sum(1 for fp in fps if fp.pdq is not None)
-        summary.videos += sum(1 for fp in fps if fp.vpdq is not None)
         settings = self.options.match
         known_good = [False] * len(items)
         per_source: list[list[list[Hit]]] = []
@@ -367,7 +370,6 @@ class Scanner:
             good, hits = source.matcher.match_many(fps, settings)
             known_good = [a or b for a, b in zip(known_good, good, strict=True)]
             per_source.append(hits)
-        summary.known_good += sum(known_good)
         reported: list[list[tuple[int, Hit]]] = [[] for _ in items]
         for i, item in enumerate(items):
             for src, (source, hits) in enumerate(zip(self.sources, per_source, strict=True)):
