@@ -18,6 +18,7 @@ from vigil.fingerprint.image import decode_luma, luma_from_image
 from vigil.fingerprint.pdq import (
     PDQ_MATCH_DISTANCE,
     PDQ_QUALITY_THRESHOLD,
+    _gradient_sum,
     _jarosz_window,
     downscale_64,
     downscale_band,
@@ -149,6 +150,29 @@ def test_compiled_band_weights_are_numpys_bit_for_bit() -> None:
         assert np.array_equal(start, ref_start), n
         assert weights.shape == ref_weights.shape, n
         assert np.array_equal(weights.view(np.uint32), ref_weights.view(np.uint32)), n
+
+
+def gradient_sum_numpy(block: np.ndarray) -> int:
+    """The quality metric's sum as NumPy float32 array arithmetic (the compiled one's reference)."""
+    dv = np.trunc(((block[:-1, :] - block[1:, :]) * np.float32(100)) / np.float32(255))
+    dh = np.trunc(((block[:, :-1] - block[:, 1:]) * np.float32(100)) / np.float32(255))
+    return int(np.abs(dv).sum(dtype=np.int64)) + int(np.abs(dh).sum(dtype=np.int64))
+
+
+def test_compiled_quality_sum_is_the_float_formula() -> None:
+    # Smooth fields of every steepness (qualities 0 to 100 and beyond the cap), and integer
+    # steps that land exactly on the truncation's boundaries (2.55 = 1 after scaling).
+    rng = np.random.default_rng(7)
+    blocks = [np.zeros((64, 64), np.float32), np.full((64, 64), 255, np.float32)]
+    for amplitude in np.geomspace(0.5, 4000, 60):
+        walk = np.cumsum(np.cumsum(rng.normal(size=(64, 64)), axis=0), axis=1)
+        blocks.append((walk / np.abs(walk).max() * amplitude).astype(np.float32))
+    for step in (2.55, 5.1, 25.5, 255.0):
+        ramp = np.arange(64, dtype=np.float32) * np.float32(step)
+        blocks += [np.tile(ramp, (64, 1)), np.tile(ramp[:, None], (1, 64))]
+    sums = [gradient_sum_numpy(b) for b in blocks]
+    assert [_gradient_sum(b) for b in blocks] == sums
+    assert min(sums) == 0 and sum(0 < s // 90 < 100 for s in sums) >= 10  # the range is covered
 
 
 def test_dihedral_agrees_with_pdqhash() -> None:

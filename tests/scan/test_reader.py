@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import itertools
 import os
 from pathlib import Path
@@ -139,6 +140,64 @@ def test_file_shrinking_while_read_is_changed(tmp_path: Path) -> None:
 
     out = list(read_file(str(p), Limits(), shrink))
     assert errors(out) == [(None, "changed")]
+
+
+@pytest.mark.parametrize("change", ["grow", "shrink", "touch"])
+def test_small_file_changing_while_read_is_changed(tmp_path: Path, change: str) -> None:
+    # Files under one chunk are read in one call; a change is caught all the same.
+    p = tmp_path / "small.bin"
+    p.write_bytes(os.urandom(5000))
+
+    def alter(media_type: str) -> bool:  # called once the bytes are in
+        if change == "grow":
+            with open(p, "ab") as f:
+                f.write(b"more")
+        elif change == "shrink":
+            os.truncate(p, 100)
+        else:
+            os.utime(p, ns=(0, 10**9))
+        return True
+
+    out = list(read_file(str(p), Limits(), alter))
+    assert errors(out) == [(None, "changed")]
+    assert not [i for i in out if isinstance(i, RawItem)]
+
+
+def test_small_file_grown_between_stat_and_read_is_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    p = tmp_path / "small.bin"
+    p.write_bytes(os.urandom(5000))
+    real_fstat = os.fstat
+    calls = itertools.count()
+
+    def fstat_then_grow(fd: int) -> os.stat_result:
+        st = real_fstat(fd)
+        if next(calls) == 0:  # the size the read is planned with, then the file grows
+            with open(p, "ab") as f:
+                f.write(b"x" * 10)
+        return st
+
+    monkeypatch.setattr(reader.os, "fstat", fstat_then_grow)
+    out = read(p)
+    assert errors(out) == [(None, "changed")]
+
+
+def test_small_file_read_whole_is_kept_exactly(tmp_path: Path) -> None:
+    data = os.urandom(reader.CHUNK - 1)
+    p = tmp_path / "photo.bin"
+    p.write_bytes(data)
+    [item] = list(read_file(str(p), Limits(), lambda media_type: True))
+    assert isinstance(item, RawItem)
+    assert item.content == data and item.size == len(data)
+    assert (item.md5, item.sha1, item.sha256) == (
+        hashlib.md5(data).hexdigest(),
+        hashlib.sha1(data).hexdigest(),
+        hashlib.sha256(data).hexdigest(),
+    )
+    assert (
+        list(read_file(str(p), Limits(max_image_file_size=100), lambda m: True))[0].content is None
+    )
 
 
 def test_fifo_is_refused_without_blocking(tmp_path: Path) -> None:

@@ -117,30 +117,26 @@ def _rows_rgbx(
     words: np.ndarray, rstart: np.ndarray, rweights: np.ndarray
 ) -> np.ndarray:  # pragma: no cover - compiled
     # words: HxW uint32, one RGBX pixel each (R in the low byte: little-endian memory order).
+    # The luma is formed inside the weighted sum: the bands of neighbouring outputs hardly
+    # share a row, so keeping a luma line to reuse cost more (an extra pass) than it saved.
     height, width = words.shape
     acc = np.zeros((_OUT, width), dtype=np.float32)
-    line = np.empty(width, dtype=np.float32)
-    last = -1
     for k in range(_OUT):
         s = rstart[k]
+        a = acc[k]
         for t in range(rweights.shape[1]):
             w = rweights[k, t]
             y = s + t
             if w == 0.0 or y >= height:
                 continue
-            if y != last:  # 1000 x luma of row y (bands of neighbouring outputs may share a row)
-                row = words[y]
-                for x in range(width):
-                    p = row[x]
-                    line[x] = np.float32(
-                        np.int32(p & 255) * 299
-                        + np.int32((p >> 8) & 255) * 587
-                        + np.int32((p >> 16) & 255) * 114
-                    )
-                last = y
-            a = acc[k]
+            row = words[y]
             for x in range(width):
-                a[x] += w * line[x]
+                p = row[x]
+                a[x] += w * np.float32(
+                    np.int32(p & 255) * 299
+                    + np.int32((p >> 8) & 255) * 587
+                    + np.int32((p >> 16) & 255) * 114
+                )
     return acc
 
 
@@ -151,26 +147,20 @@ def _rows_rgb(
     # pixels: HxWxC uint8, C >= 3 (the portable, slower form of `_rows_rgbx`).
     height, width = pixels.shape[0], pixels.shape[1]
     acc = np.zeros((_OUT, width), dtype=np.float32)
-    line = np.empty(width, dtype=np.float32)
-    last = -1
     for k in range(_OUT):
         s = rstart[k]
+        a = acc[k]
         for t in range(rweights.shape[1]):
             w = rweights[k, t]
             y = s + t
             if w == 0.0 or y >= height:
                 continue
-            if y != last:
-                for x in range(width):
-                    line[x] = np.float32(
-                        np.int32(pixels[y, x, 0]) * 299
-                        + np.int32(pixels[y, x, 1]) * 587
-                        + np.int32(pixels[y, x, 2]) * 114
-                    )
-                last = y
-            a = acc[k]
             for x in range(width):
-                a[x] += w * line[x]
+                a[x] += w * np.float32(
+                    np.int32(pixels[y, x, 0]) * 299
+                    + np.int32(pixels[y, x, 1]) * 587
+                    + np.int32(pixels[y, x, 2]) * 114
+                )
     return acc
 
 
@@ -198,17 +188,28 @@ def _rows_grey(
 def _columns(
     acc: np.ndarray, cstart: np.ndarray, cweights: np.ndarray, scale: np.float32
 ) -> np.ndarray:  # pragma: no cover - compiled
+    # Each output is one weighted sum, added in column order (no fastmath: the order is fixed);
+    # four rows at a time give the processor four independent sums to overlap.
     width = acc.shape[1]
-    out = np.zeros((_OUT, _OUT), dtype=np.float32)
-    for k in range(_OUT):
-        for j in range(_OUT):
-            s = cstart[j]
-            total = np.float32(0.0)
-            for t in range(cweights.shape[1]):
+    out = np.empty((_OUT, _OUT), dtype=np.float32)
+    for j in range(_OUT):
+        s = cstart[j]
+        n = min(cweights.shape[1], width - s)  # weights past the last column are zero
+        wj = cweights[j]
+        for k in range(0, _OUT, 4):
+            a0, a1, a2, a3 = acc[k], acc[k + 1], acc[k + 2], acc[k + 3]
+            t0 = t1 = t2 = t3 = np.float32(0.0)
+            for t in range(n):
+                w = wj[t]
                 x = s + t
-                if x < width:
-                    total += cweights[j, t] * acc[k, x]
-            out[k, j] = total * scale
+                t0 += w * a0[x]
+                t1 += w * a1[x]
+                t2 += w * a2[x]
+                t3 += w * a3[x]
+            out[k, j] = t0 * scale
+            out[k + 1, j] = t1 * scale
+            out[k + 2, j] = t2 * scale
+            out[k + 3, j] = t3 * scale
     return out
 
 

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import functools
 
+import numba
 import numpy as np
 
 from vigil.fingerprint.downscale import downscale_pixels, jarosz_band
+from vigil.fingerprint.downscale import warm as downscale_warm
 from vigil.fingerprint.fingerprints import PDQ
 from vigil.fingerprint.image import (
     REDUCED_SCALE,
@@ -126,23 +128,41 @@ def _dihedral_dcts(d: np.ndarray) -> tuple[np.ndarray, ...]:
     )
 
 
-def _bits_to_hex(dct16: np.ndarray) -> str:
-    """Threshold at the median; bit k = coefficient k (row-major), hex most significant first."""
-    flat = np.ascontiguousarray(dct16, dtype=np.float32).ravel()
+# The same as a gather: variant v's coefficients are the original's at _PERM[v], times _SIGN[v].
+# (Built by applying the variants to 1..256: a coefficient's number and sign, never -0.)
+_TAGS = np.stack(_dihedral_dcts(np.arange(1, 257, dtype=np.float32).reshape(16, 16)))
+_PERM = (np.abs(_TAGS).reshape(8, 256) - 1).astype(np.intp)
+_SIGN = np.sign(_TAGS).reshape(8, 256).astype(np.float32)
+
+
+def _hashes_hex(dcts: np.ndarray) -> tuple[str, ...]:
+    """Per row of `dcts` (one 16x16 DCT per row, row-major): threshold at the median; bit k =
+    coefficient k, hex most significant first."""
     # Torben's median over 256 values is the lower median: the 128th smallest.
-    median = np.partition(flat, 127)[127]
-    bits = flat > median
+    medians = np.partition(dcts, 127, axis=1)[:, 127:128]
     # Hash256 prints its 16-bit words from w[15] down to w[0]: the 256-bit number, big-endian.
-    return np.packbits(bits, bitorder="little")[::-1].tobytes().hex()
+    packed = np.packbits(dcts > medians, axis=1, bitorder="little")[:, ::-1]
+    return tuple(row.tobytes().hex() for row in packed)
+
+
+@numba.njit(cache=True, nogil=True)
+def _gradient_sum(block: np.ndarray) -> int:  # pragma: no cover - compiled
+    # Float32 arithmetic then C's truncation toward zero, as `int d = ((u - v) * 100) / 255`.
+    total = 0
+    hundred = np.float32(100.0)
+    scale = np.float32(255.0)
+    for i in range(63):
+        for j in range(64):
+            total += abs(int((block[i, j] - block[i + 1, j]) * hundred / scale))
+    for i in range(64):
+        for j in range(63):
+            total += abs(int((block[i, j] - block[i, j + 1]) * hundred / scale))
+    return total
 
 
 def _quality(block: np.ndarray) -> int:
     """`pdqImageDomainQualityMetric`: significant 64x64 gradients, scaled, capped at 100."""
-    # Float arithmetic then C's truncation toward zero, as `int d = ((u - v) * 100) / 255`.
-    dv = np.trunc(((block[:-1, :] - block[1:, :]) * np.float32(100)) / np.float32(255))
-    dh = np.trunc(((block[:, :-1] - block[:, 1:]) * np.float32(100)) / np.float32(255))
-    gradient_sum = int(np.abs(dv).sum(dtype=np.int64)) + int(np.abs(dh).sum(dtype=np.int64))
-    return min(gradient_sum // 90, 100)
+    return min(_gradient_sum(np.ascontiguousarray(block, dtype=np.float32)) // 90, 100)
 
 
 def downscale_64(luma: np.ndarray, full_shape: tuple[int, int] | None = None) -> np.ndarray:
@@ -183,7 +203,7 @@ def pdq_from_block(block: np.ndarray) -> PDQ:
     """PDQ hash, quality and the 8 dihedral variants of a 64x64 downscaled block."""
     quality = _quality(block)
     dct16 = (_DCT @ block) @ _DCT_T
-    hashes = tuple(_bits_to_hex(d) for d in _dihedral_dcts(dct16))
+    hashes = _hashes_hex(dct16.ravel()[_PERM] * _SIGN)
     return PDQ(hashes[0], quality, hashes)
 
 
@@ -207,6 +227,12 @@ def pdq_from_bytes(data: bytes, *, max_pixels: int, fast: bool = False) -> PDQ:
         return pdq_from_luma(decode_luma(data, max_pixels=max_pixels))
     luma, full = decode_luma_sized(data, max_pixels=max_pixels, decode=reduced_jpeg_decode)
     return pdq_from_luma(luma, full)
+
+
+def warm() -> None:
+    """Load (or compile) the compiled kernels now, e.g. in a parent before it forks workers."""
+    downscale_warm()
+    _gradient_sum(np.zeros((64, 64), dtype=np.float32))
 
 
 def hamming(a: str, b: str) -> int:

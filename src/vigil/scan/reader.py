@@ -299,6 +299,14 @@ class _FileScan:
 
     def _read_whole(self, f: BinaryIO, before: os.stat_result) -> RawItem:
         """Digests, media type and (if wanted) content of the file, from one read."""
+        if before.st_size < CHUNK:
+            # Most files (photos among them): one read into one bytes object, which is hashed
+            # and kept as it is (the chunked loop below copies every byte three times).
+            self.tick()
+            data = f.read(before.st_size + 1)  # a byte more than expected: growth shows
+            if len(data) == before.st_size:
+                return self._small_item(f, before, data)
+            f.seek(0)  # a short read or a changed file: the general loop decides which
         sink = _Sink(self.limits.max_image_file_size)
         buf = bytearray(CHUNK)
         view = memoryview(buf)
@@ -331,6 +339,20 @@ class _FileScan:
                 f"({before.st_size} bytes at the start, {sink.digests.size} read)"
             )
         return sink.item(None, media_type)
+
+    def _small_item(self, f: BinaryIO, before: os.stat_result, data: bytes) -> RawItem:
+        """The item of a file read whole in one call (`data` is exactly st_size bytes)."""
+        media_type = sniff(data[:SNIFF_BYTES])
+        keep = self._wanted_on_disk(media_type) and len(data) <= self.limits.max_image_file_size
+        digests = Digests()
+        digests.update(data)
+        if _changed(before, os.fstat(f.fileno())):
+            raise _Changed(
+                f"size or modification time changed while it was read "
+                f"({before.st_size} bytes at the start, {len(data)} read)"
+            )
+        md5, sha1, sha256 = digests.hexdigests()
+        return RawItem(None, len(data), md5, sha1, sha256, media_type, data if keep else None)
 
     def _wanted_on_disk(self, media_type: str) -> bool:
         """Whether to hold a top-level file's bytes: a video on disk is decoded from its path."""

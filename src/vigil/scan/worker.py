@@ -6,7 +6,7 @@ import io
 from dataclasses import dataclass, field
 
 from vigil.errors import LimitExceeded, UnreadableItem
-from vigil.fingerprint import downscale
+from vigil.fingerprint import pdq
 from vigil.fingerprint.fingerprints import Fingerprints
 from vigil.fingerprint.mediatype import (
     ANIMATED_IMAGE_TYPES,
@@ -94,7 +94,7 @@ def fingerprints_of(
 def prepare() -> None:
     """Make this process ready to fingerprint: call before forking workers, so they inherit it
     (the compiled PDQ kernels; otherwise every worker loads them on its first image)."""
-    downscale.warm()
+    pdq.warm()
 
 
 def _video(
