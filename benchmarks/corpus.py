@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -92,6 +93,22 @@ def photos(n: int = 300, seed: int = 1) -> list[Path]:
         crop.save(out / f"photo-{i:04d}.jpg", "JPEG", quality=rng.choice([80, 85, 90, 95]))
     done.touch()
     return sorted(out.glob("*.jpg"))
+
+
+def photo_tree(n: int = 300, copies: int = 4) -> Path:
+    """A folder holding `copies` copies of the n photos (separate files, not links: a scan
+    reads a hard link's inode once), for scans long enough that starting and stopping the
+    workers is not a large part of them. Made once."""
+    out = DATA / f"scan-{n}-{copies}"
+    done = out / ".done"
+    if not done.exists():
+        for c in range(copies):
+            sub = out / f"copy-{c}"
+            sub.mkdir(parents=True, exist_ok=True)
+            for p in photos(n):
+                shutil.copyfile(p, sub / p.name)
+        done.touch()
+    return out
 
 
 def big_files(total_mb: int = 1024, count: int = 8) -> list[Path]:
