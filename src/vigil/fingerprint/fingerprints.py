@@ -98,21 +98,24 @@ class Fingerprints:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Fingerprints:
-        """Inverse of a full serialisation made by `to_json_state`."""
-        p = d.get("pdq")
-        pdq = PDQ(p["hash"], p["quality"], tuple(p["dihedral"])) if p else None
+        """Inverse of a full serialisation made by `to_json_state` (every key present).
+
+        Positional, without defaults looked up: a scan after a catalog change reads one of these
+        back for every file it has cached."""
+        p = d["pdq"]
+        v = d["vpdq"]
         return cls(
-            size=d["size"],
-            md5=d["md5"],
-            sha1=d["sha1"],
-            sha256=d["sha256"],
-            media_type=d["media_type"],
-            pdq=pdq,
-            pdq_error=d.get("pdq_error"),
-            vpdq=[VPDQFrame(**f) for f in d["vpdq"]] if d.get("vpdq") is not None else None,
-            vpdq_error=d.get("vpdq_error"),
-            video=d.get("video"),
-            extra=d.get("extra", {}),
+            d["size"],
+            d["md5"],
+            d["sha1"],
+            d["sha256"],
+            d["media_type"],
+            None if p is None else PDQ(p["hash"], p["quality"], tuple(p["dihedral"])),
+            d["pdq_error"],
+            None if v is None else [VPDQFrame(**f) for f in v],
+            d["vpdq_error"],
+            d["video"],
+            d["extra"],
         )
 
     def to_json_state(self) -> dict[str, Any]:

@@ -15,13 +15,14 @@ tree against an unchanged catalog costs little more than walking it.
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from vigil.fingerprint.fingerprints import Fingerprints
 from vigil.matching.matcher import Hit
@@ -52,10 +53,10 @@ class Verdict:
     reports: tuple[tuple[int, int, Hit], ...] = ()
 
     # Stored as JSON lists of Hit's fields in order: a change to Hit must bump CACHE_FORMAT.
-    def reports_json(self) -> str | None:
+    def reports_json(self) -> bytes | None:
         if not self.reports:
             return None
-        return json.dumps(
+        return _dumps(
             [
                 [i, src, h.entry_id, h.set_id, h.kind, h.distance, h.transform, h.segment]
                 for i, src, h in self.reports
@@ -63,10 +64,35 @@ class Verdict:
         )
 
     @staticmethod
-    def parse_reports(text: str | None) -> tuple[tuple[int, int, Hit], ...]:
+    def parse_reports(text: str | bytes | None) -> tuple[tuple[int, int, Hit], ...]:
         if not text:
             return ()
-        return tuple((r[0], r[1], Hit(*r[2:])) for r in json.loads(text))
+        return tuple((r[0], r[1], Hit(*r[2:])) for r in orjson.loads(text))
+
+
+def _plain(value: object) -> object:
+    """JSON for what orjson does not write itself (NumPy scalars in a video's metadata)."""
+    item = getattr(value, "item", None)
+    if item is None:
+        raise TypeError(f"cannot store a {type(value).__name__} in the fingerprint cache")
+    return item()
+
+
+def _dumps(value: object) -> bytes:
+    return orjson.dumps(value, default=_plain)
+
+
+def encode_items(items: Sequence[ScannedItem]) -> bytes:
+    """The cache's form of a file's items: JSON (orjson: the cache writes it for every file
+    read and reads it back for every file matched again, 5-10x faster than the json module)."""
+    return _dumps([{"member": i.member, "fp": i.fingerprints.to_json_state()} for i in items])
+
+
+def decode_items(path: str, data: str | bytes) -> list[ScannedItem]:
+    """`encode_items` read back, for the file at `path`."""
+    return [
+        ScannedItem(path, d["member"], Fingerprints.from_dict(d["fp"])) for d in orjson.loads(data)
+    ]
 
 
 @dataclass(slots=True)
@@ -79,12 +105,13 @@ class CachedFile:
 
 
 # Two tables: `files`, small fixed-width rows read for every file a scan meets, and `items`, the
-# fingerprints as JSON, read only for files that must be matched.
+# fingerprints as JSON, read only for files that must be matched. JSON is stored as bytes (a
+# cache written with text JSON, as earlier builds of format 4 did, reads the same).
 _TABLES = (
     "CREATE TABLE IF NOT EXISTS files (dev INTEGER, ino INTEGER, size INTEGER, "
     "mtime_ns INTEGER, ctime_ns INTEGER, context INTEGER, n_items INTEGER, n_images INTEGER, "
-    "n_videos INTEGER, n_good INTEGER, reports TEXT, PRIMARY KEY (dev, ino)) WITHOUT ROWID",
-    "CREATE TABLE IF NOT EXISTS items (dev INTEGER, ino INTEGER, data TEXT, "
+    "n_videos INTEGER, n_good INTEGER, reports BLOB, PRIMARY KEY (dev, ino)) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS items (dev INTEGER, ino INTEGER, data BLOB, "
     "PRIMARY KEY (dev, ino))",
 )
 
@@ -107,7 +134,7 @@ class FingerprintCache:
         for create in _TABLES:
             self._db.execute(create)
         self._pending: list[tuple[object, ...]] = []
-        self._pending_items: list[tuple[int, int, str]] = []
+        self._pending_items: list[tuple[int, int, bytes]] = []
         self._verdicts: list[tuple[object, ...]] = []
         self._clean: dict[tuple[int, int, int, int], Verdict] = {}
         self.hits = 0
@@ -159,10 +186,7 @@ class FingerprintCache:
                 out.append(CachedFile(verdict, []))
                 continue
             self.hits += 1
-            items = [
-                ScannedItem(path, d["member"], Fingerprints.from_dict(d["fp"]))
-                for d in json.loads(row[10])
-            ]
+            items = decode_items(path, row[10])
             if row[4] != context:
                 out.append(CachedFile(None, items))
             else:
@@ -211,10 +235,7 @@ class FingerprintCache:
         self, st: os.stat_result, items: list[ScannedItem], verdict: Verdict, context: int
     ) -> None:
         """Remember the items of a file read completely, without errors, and its verdict."""
-        data = json.dumps(
-            [{"member": i.member, "fp": i.fingerprints.to_json_state()} for i in items]
-        )
-        self._pending_items.append((st.st_dev, st.st_ino, data))
+        self._pending_items.append((st.st_dev, st.st_ino, encode_items(items)))
         self._pending.append(
             (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
             + self._verdict_row(verdict, context)
