@@ -1,6 +1,6 @@
 """Second scan of an unchanged tree: should cost about what walking and stat'ing the tree costs.
 
-    python -m benchmarks.bench_rescan [--files 100000] [--workers 2] [--rematch]
+    python -m benchmarks.bench_rescan [--files 100000] [--workers 2] [--rematch] [--first]
         [--baseline-src DIR] [--profile rescan.json]
 
 Generates (once, seeded) `--files` small files under bench-data/rescan-N/ in directories of 100:
@@ -15,6 +15,9 @@ scanner in-process, cache on disk, a fresh cache object and a freshly loaded mat
 `--rematch` also times scans right after the catalog was compiled again (a new match context:
 every cached file is matched again, nothing is read). `--baseline-src DIR` runs another source
 tree (e.g. `git archive COMMIT src`) beside ours, with its own catalog and cache.
+`--first` also times first scans (an empty cache of their own: every file read, its media type
+sniffed, hashed, the images' PDQ, all matched and cached) beside `hashdeep -r -c md5,sha1,sha256`
+of the tree, which only hashes.
 `--profile FILE` runs the second scan again under py-spy and writes a speedscope profile.
 """
 
@@ -112,7 +115,12 @@ if sys.argv[4:] == ["rematch"]:  # a new compile of the same catalog: every verd
     shutil.rmtree(home / "matcher", ignore_errors=True)
 catalog = Catalog.open(home)
 source = Source(catalog, Matcher.for_catalog(catalog, home / "matcher"))
-cache = FingerprintCache(home / "cache.sqlite", engine_version="bench")
+cache_path = home / "cache.sqlite"
+if sys.argv[4:] == ["first"]:  # a first scan: an empty cache of its own (the kept one stays)
+    cache_path = home / "cache-first.sqlite"
+    for stale in home.glob("cache-first.sqlite*"):
+        stale.unlink()
+cache = FingerprintCache(cache_path, engine_version="bench")
 t1 = time.perf_counter()
 sink = CollectingSink()
 s = Scanner([source], ScanOptions(workers=workers), cache).run([root], sink)
@@ -129,10 +137,13 @@ def scan_child(
     prefix: list[str] | None = None,
     src: Path | None = None,
     rematch: bool = False,
+    first: bool = False,
 ) -> list[str]:
     cmd = [*(prefix or []), sys.executable, "-c", CHILD, str(home), str(root), str(workers)]
     if rematch:
         cmd.append("rematch")
+    if first:
+        cmd.append("first")
     env = dict(os.environ)
     if src is not None:  # another Vigil source tree (e.g. `git archive BASE src`)
         env["PYTHONPATH"] = str(src)
@@ -178,6 +189,12 @@ def main() -> None:
         type=Path,
         default=None,
         help="also time the second scan with this source tree (a `src` folder of another commit)",
+    )
+    ap.add_argument(
+        "--first",
+        action="store_true",
+        help="also time first scans (an empty cache: every file read, sniffed, hashed, matched), "
+        "beside hashdeep hashing the same tree",
     )
     ap.add_argument("--profile", type=Path, default=None, help="py-spy speedscope output")
     ap.add_argument(
@@ -283,6 +300,31 @@ def main() -> None:
                 for _ in range(2)
             ]
             line += f"; baseline {min(base):.2f} s; ratio baseline / ours = {min(base) / min(ours):.2f}x"
+        print(line)
+    if args.first:
+        # Every file read: media type, digests, PDQ of the images, matching, caching. hashdeep
+        # only hashes (no types, no images, no matching): the floor for reading and digesting.
+        ours = [float(scan_child(home, root, args.workers, first=True)[0]) for _ in range(2)]
+        t = time.perf_counter()
+        subprocess.run(
+            ["hashdeep", "-r", "-c", "md5,sha1,sha256", "-j", str(args.workers), str(root)],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        deep = time.perf_counter() - t
+        line = (
+            f"first scan of {n:,} files (empty cache), best of 2: {min(ours):.2f} s, "
+            f"{n / min(ours):,.0f} files/s; hashdeep -r -c md5,sha1,sha256 -j {args.workers}: "
+            f"{deep:.2f} s; ratio scan / hashdeep = {min(ours) / deep:.2f}x"
+        )
+        if base_home is not None:
+            base = [
+                float(
+                    scan_child(base_home, root, args.workers, src=args.baseline_src, first=True)[0]
+                )
+                for _ in range(2)
+            ]
+            line += f"; baseline {min(base):.2f} s, ours {min(base) / min(ours):.2f}x faster"
         print(line)
     if args.profile:
         scan_child(

@@ -25,12 +25,54 @@ def _magic() -> magic.Magic:
     return magic.Magic(mime=True)
 
 
+@functools.cache
+def _magic_builtin() -> magic.Magic:
+    """libmagic without its pattern database ("soft magic"): the built-in tests only (text and
+    its encodings, JSON, CSV, tar, CDF, ELF), ~50x faster on text."""
+    handle = magic.Magic(mime=True)
+    magic.magic_setflags(handle.cookie, magic.MAGIC_MIME_TYPE | magic.MAGIC_NO_CHECK_SOFT)
+    return handle
+
+
+# What the built-in tests alone may answer for. libmagic runs its whole pattern database before
+# deciding that a file is text, 0.2-1 ms a file (over 80% of a first scan's CPU on a tree of
+# small files); for text, that only picks a subtype (a Python script, HTML, C source), which no
+# decision here uses. So text is "text/plain" (JSON and CSV keep their own types).
+_BUILTIN_ANSWERS = frozenset({"text/plain", "application/json", "text/csv"})
+
+# Text that is more than text: formats written in text that Pillow decodes (XPM, ASCII netpbm),
+# and documents reports should name (PDF, PostScript, RTF, XML and SVG). These always get the
+# whole database. (XBM, C source to libmagic too, is text either way.)
+_TEXT_FORMATS = (
+    b"/* XPM */",
+    b"! XPM2",
+    b"P1",  # ASCII netpbm: P1 bitmap, P2 greymap, P3 pixmap
+    b"P2",
+    b"P3",
+    b"%PDF",
+    b"%!",  # PostScript, EPS
+    b"{\\rtf",
+    b"<?xml",
+    b"<svg",
+    b"\xef\xbb\xbf<",  # the same after a UTF-8 byte-order mark
+)
+
+
 def sniff(head: bytes) -> str:
-    """The media type of an item whose first bytes are `head` (application/octet-stream if unknown)."""
+    """The media type of an item whose first bytes are `head` (application/octet-stream if unknown).
+
+    libmagic's answer (under the IANA name where they differ), except that plain text is
+    "text/plain" without its subtype (see _BUILTIN_ANSWERS).
+    """
     if not head:
         return "application/x-empty"
+    head = head[:SNIFF_BYTES]
     try:
-        mime = _magic().from_buffer(head[:SNIFF_BYTES])
+        if b"\x00" not in head and not head.lstrip().startswith(_TEXT_FORMATS):
+            quick = _magic_builtin().from_buffer(head)
+            if quick in _BUILTIN_ANSWERS:
+                return quick
+        mime = _magic().from_buffer(head)
     except magic.MagicException:
         return "application/octet-stream"
     if mime == "application/octet-stream" and _is_mpeg_ts(head):
