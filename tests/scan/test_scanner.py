@@ -282,6 +282,34 @@ def test_a_parcel_that_hangs_is_split_and_only_the_culprit_is_reported(
     assert sink.summary.files == 7 and sink.summary.items == 6
 
 
+def hang_20s(path: str, limits: Limits, *_: object) -> FileResult:
+    if path.endswith("slow.bin"):
+        time.sleep(20)
+    return worker.fingerprint_file(path, limits)
+
+
+def test_a_hang_in_a_big_parcel_is_caught_within_one_files_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One worker, files walked in name order: f00 goes alone, the next 32 (the hanging one among
+    # them) in one parcel. A parcel gets one file's time (1 s), so the hang is stopped and the
+    # parcel split long before its 20 s are up; given 32 files' time (32 s), the parcel would
+    # have waited for it and reported nothing.
+    for i in range(40):
+        (tmp_path / f"f{i:02d}.bin").write_bytes(b"%d" % i)
+    (tmp_path / "f05-slow.bin").write_bytes(b"x")
+    real_walk = scanner_mod.walk
+    monkeypatch.setattr(
+        scanner_mod, "walk", lambda roots, **kw: sorted(real_walk(roots, **kw), key=str)
+    )
+    monkeypatch.setattr(scanner_mod, "fingerprint_file", hang_20s)
+    sink = scan([], tmp_path, None, limits=Limits(item_seconds=1), kill_grace=0.5, workers=1)
+    assert [(Path(e.path).name, e.reason) for e in sink.errors] == [
+        ("f05-slow.bin", "item_seconds")
+    ]
+    assert sink.summary.files == 41 and sink.summary.items == 40
+
+
 def test_a_cache_of_an_older_format_is_emptied_and_reused(tmp_path: Path) -> None:
     path = tmp_path / "cache.sqlite"
     old = sqlite3.connect(path)

@@ -222,7 +222,11 @@ class Scanner:
                     self.options.vpdq_seconds,
                     self.options.fast_pdq,
                 ),
-                timeout=limits.item_seconds * len(files) + self.options.kill_grace,
+                # A parcel gets one file's time: its files are small, so a parcel that runs over
+                # holds a file that hangs. It is then split and each file runs alone with the
+                # whole limit (with n files' time, a hang in a parcel of 32 went unnoticed for
+                # 32 x item_seconds, 2.7 hours at the default).
+                timeout=limits.item_seconds + self.options.kill_grace,
             )
             pending[fut] = files
 
