@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sqlite3
@@ -40,9 +41,9 @@ def refuse_to_read(path: str, limits: Limits, *_: object) -> FileResult:
     raise AssertionError(f"file content was read: {path}")
 
 
-def hang(path: str, limits: Limits, *_: object) -> FileResult:
+def hang(path: str, limits: Limits, *_: object, seconds: float = 60) -> FileResult:
     if path.endswith("slow.bin"):
-        time.sleep(60)
+        time.sleep(seconds)
     return worker.fingerprint_file(path, limits)
 
 
@@ -282,12 +283,6 @@ def test_a_parcel_that_hangs_is_split_and_only_the_culprit_is_reported(
     assert sink.summary.files == 7 and sink.summary.items == 6
 
 
-def hang_20s(path: str, limits: Limits, *_: object) -> FileResult:
-    if path.endswith("slow.bin"):
-        time.sleep(20)
-    return worker.fingerprint_file(path, limits)
-
-
 def test_a_hang_in_a_big_parcel_is_caught_within_one_files_time(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -302,7 +297,7 @@ def test_a_hang_in_a_big_parcel_is_caught_within_one_files_time(
     monkeypatch.setattr(
         scanner_mod, "walk", lambda roots, **kw: sorted(real_walk(roots, **kw), key=str)
     )
-    monkeypatch.setattr(scanner_mod, "fingerprint_file", hang_20s)
+    monkeypatch.setattr(scanner_mod, "fingerprint_file", functools.partial(hang, seconds=20))
     sink = scan([], tmp_path, None, limits=Limits(item_seconds=1), kill_grace=0.5, workers=1)
     assert [(Path(e.path).name, e.reason) for e in sink.errors] == [
         ("f05-slow.bin", "item_seconds")

@@ -141,30 +141,6 @@ def _rows_rgbx(
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
-def _rows_rgb(
-    pixels: np.ndarray, rstart: np.ndarray, rweights: np.ndarray
-) -> np.ndarray:  # pragma: no cover - compiled
-    # pixels: HxWxC uint8, C >= 3 (the portable, slower form of `_rows_rgbx`).
-    height, width = pixels.shape[0], pixels.shape[1]
-    acc = np.zeros((_OUT, width), dtype=np.float32)
-    for k in range(_OUT):
-        s = rstart[k]
-        a = acc[k]
-        for t in range(rweights.shape[1]):
-            w = rweights[k, t]
-            y = s + t
-            if w == 0.0 or y >= height:
-                continue
-            for x in range(width):
-                a[x] += w * np.float32(
-                    np.int32(pixels[y, x, 0]) * 299
-                    + np.int32(pixels[y, x, 1]) * 587
-                    + np.int32(pixels[y, x, 2]) * 114
-                )
-    return acc
-
-
-@numba.njit(cache=True, nogil=True, fastmath=True)
 def _rows_grey(
     pixels: np.ndarray, rstart: np.ndarray, rweights: np.ndarray
 ) -> np.ndarray:  # pragma: no cover - compiled
@@ -221,11 +197,16 @@ def downscale_pixels(pixels: np.ndarray, full_shape: tuple[int, int] | None = No
     rows, cols = pixels.shape[0], pixels.shape[1]
     rstart, rweights, cstart, cweights = axis_bands((rows, cols), full_shape)
     if pixels.ndim == 3:
+        words: np.ndarray
         if _LITTLE and pixels.shape[2] == 4 and pixels.flags.c_contiguous:
-            words = pixels.view(np.uint32).reshape(rows, cols)
-            acc = _rows_rgbx(words, rstart, rweights)
-        else:
-            acc = _rows_rgb(pixels, rstart, rweights)
+            words = pixels.view(np.uint32).reshape(rows, cols)  # the decoder's buffer as it is
+        else:  # RGB, or another byte order: the same words, built (an extra pass; rare)
+            words = (
+                pixels[..., 0].astype(np.uint32)
+                | (pixels[..., 1].astype(np.uint32) << 8)
+                | (pixels[..., 2].astype(np.uint32) << 16)
+            )
+        acc = _rows_rgbx(words, rstart, rweights)
         return _columns(acc, cstart, cweights, np.float32(1.0 / 1000.0))
     acc = _rows_grey(np.ascontiguousarray(pixels), rstart, rweights)
     return _columns(acc, cstart, cweights, np.float32(1.0))
@@ -238,5 +219,4 @@ def warm() -> None:
     `fork`, every worker inherits it instead of paying it on its first image.
     """
     downscale_pixels(np.zeros((8, 8, 4), dtype=np.uint8))
-    downscale_pixels(np.zeros((8, 8, 3), dtype=np.uint8))
     downscale_pixels(np.zeros((8, 8), dtype=np.uint8))

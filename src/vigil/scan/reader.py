@@ -332,12 +332,7 @@ class _FileScan:
             media_type = sniff(head)
             sink.keep(self._wanted_on_disk(media_type))
             sink.update(head)
-        after = os.fstat(f.fileno())
-        if sink.digests.size != before.st_size or _changed(before, after):
-            raise _Changed(
-                f"size or modification time changed while it was read "
-                f"({before.st_size} bytes at the start, {sink.digests.size} read)"
-            )
+        _check_read_whole(f, before, sink.digests.size)
         return sink.item(None, media_type)
 
     def _small_item(self, f: BinaryIO, before: os.stat_result, data: bytes) -> RawItem:
@@ -346,11 +341,7 @@ class _FileScan:
         keep = self._wanted_on_disk(media_type) and len(data) <= self.limits.max_image_file_size
         digests = Digests()
         digests.update(data)
-        if _changed(before, os.fstat(f.fileno())):
-            raise _Changed(
-                f"size or modification time changed while it was read "
-                f"({before.st_size} bytes at the start, {len(data)} read)"
-            )
+        _check_read_whole(f, before, len(data))
         md5, sha1, sha256 = digests.hexdigests()
         return RawItem(None, len(data), md5, sha1, sha256, media_type, data if keep else None)
 
@@ -546,6 +537,15 @@ class _FileScan:
                 )
             meter.add(len(block))
             yield block
+
+
+def _check_read_whole(f: BinaryIO, before: os.stat_result, read: int) -> None:
+    """Raise _Changed unless `read` bytes are the whole file as it was when opened."""
+    if read != before.st_size or _changed(before, os.fstat(f.fileno())):
+        raise _Changed(
+            f"size or modification time changed while it was read "
+            f"({before.st_size} bytes at the start, {read} read)"
+        )
 
 
 def _changed(before: os.stat_result, after: os.stat_result) -> bool:
