@@ -1,9 +1,12 @@
 """MD5 + SHA-1 + SHA-256 throughput on large files: Vigil against hashdeep, and OpenSSL's ceiling.
 
-    python benchmarks/bench_digests.py [--total-mb 1024] [--files 8]
+    python -m benchmarks.bench_digests [--total-mb 1024] [--files 8]
 
-The ceiling is what the machine's OpenSSL allows for one pass computing all three digests:
-1 / (1/md5 + 1/sha1 + 1/sha256) per core (from `openssl speed -evp`), times the cores.
+The ceiling is what the machine's OpenSSL allows for one pass computing all three digests one
+after the other: 1 / (1/md5 + 1/sha1 + 1/sha256) per core (from `openssl speed -evp`), times the
+cores. Where the CPU has the SHA extensions Vigil interleaves the three (`_digests`), which can
+pass that ceiling; its own bound is then MD5 alone (OpenSSL's MD5 rate), also printed. Vigil
+runs twice: as installed, and with hashlib forced (the path of CPUs without the extensions).
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 
 from benchmarks.corpus import big_files, warm
+from vigil.fingerprint import crypto
 from vigil.limits import Limits
+from vigil.scan import reader
 from vigil.scan.worker import fingerprint_file
 
 
@@ -36,6 +41,20 @@ def openssl_rate(algo: str) -> float:
 def ours(path: str) -> int:
     res = fingerprint_file(path, Limits())
     return res.items[0].fingerprints.size
+
+
+def use_hashlib() -> None:
+    """Pool initializer: the reader computes digests with hashlib, one after the other."""
+    reader.Digests = crypto.HashlibDigests
+
+
+def timed(files: list[str], cores: int, initializer: object = None) -> float:
+    t = time.perf_counter()
+    with ProcessPoolExecutor(cores, initializer=initializer) as pool:  # type: ignore[arg-type]
+        sizes = list(pool.map(ours, files))
+    elapsed = time.perf_counter() - t
+    assert sum(sizes) == sum(os.path.getsize(f) for f in files)
+    return elapsed
 
 
 def main() -> None:
@@ -64,20 +83,27 @@ def main() -> None:
     )
     t_hd = time.perf_counter() - t
 
-    t = time.perf_counter()
-    with ProcessPoolExecutor(cores) as pool:
-        sizes = list(pool.map(ours, map(str, files)))
-    t_ours = time.perf_counter() - t
-    assert sum(sizes) == sum(f.stat().st_size for f in files)
+    names = list(map(str, files))
+    t_ours = timed(names, cores)
+    t_hashlib = timed(names, cores, use_hashlib)
+    md5_bound = rates["md5"] * cores
 
-    print(f"{total:.0f} MB in {len(files)} files, {cores} cores")
-    print(f"{'contender':<34} {'MB/s':>8} {'vs hashdeep':>12} {'of ceiling':>11}")
+    print(
+        f"{total:.0f} MB in {len(files)} files, {cores} cores; one-pass digests: {crypto.ACCELERATED}"
+    )
+    print(
+        f"{'contender':<38} {'MB/s':>8} {'vs hashdeep':>12} {'of ceiling':>11} {'of MD5 alone':>13}"
+    )
     for name, secs in (
         ("hashdeep -c md5,sha1,sha256", t_hd),
         ("vigil (reader, all cores)", t_ours),
+        ("vigil with hashlib (reader, all cores)", t_hashlib),
     ):
         rate = total / secs
-        print(f"{name:<34} {rate:>8.0f} {t_hd / secs:>11.2f}x {rate / (ceiling1 * cores):>10.0%}")
+        print(
+            f"{name:<38} {rate:>8.0f} {t_hd / secs:>11.2f}x {rate / (ceiling1 * cores):>10.0%}"
+            f" {rate / md5_bound:>12.0%}"
+        )
 
 
 if __name__ == "__main__":
