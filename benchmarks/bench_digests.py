@@ -16,6 +16,7 @@ import os
 import re
 import subprocess
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 
 from benchmarks.corpus import big_files, warm
@@ -48,9 +49,9 @@ def use_hashlib() -> None:
     reader.Digests = crypto.HashlibDigests
 
 
-def timed(files: list[str], cores: int, initializer: object = None) -> float:
+def timed(files: list[str], cores: int, initializer: Callable[[], None] | None = None) -> float:
     t = time.perf_counter()
-    with ProcessPoolExecutor(cores, initializer=initializer) as pool:  # type: ignore[arg-type]
+    with ProcessPoolExecutor(cores, initializer=initializer) as pool:
         sizes = list(pool.map(ours, files))
     elapsed = time.perf_counter() - t
     assert sum(sizes) == sum(os.path.getsize(f) for f in files)

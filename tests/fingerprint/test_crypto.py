@@ -10,6 +10,7 @@ import platform
 import subprocess
 import threading
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -77,7 +78,7 @@ def test_the_one_pass_digests_are_used_where_the_cpu_has_the_sha_extensions() ->
         assert crypto.Digests is _digests_module().Digests
 
 
-def _digests_module():  # type: ignore[no-untyped-def]
+def _digests_module() -> ModuleType:
     from vigil.fingerprint import _digests
 
     if not _digests.ACCELERATED:

@@ -233,13 +233,20 @@ static void reset(DigestsObject *self) {
     self->size = 0;
 }
 
+/* A new object starts from the initial state even if __init__ is never called. */
+static PyObject *Digests_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
+    if (!accelerated) {
+        PyErr_SetString(PyExc_RuntimeError, "this CPU has no SHA extensions: use hashlib");
+        return NULL;
+    }
+    PyObject *self = PyType_GenericNew(type, args, kwds);
+    if (self != NULL) reset((DigestsObject *)self);
+    return self;
+}
+
 static int Digests_init(DigestsObject *self, PyObject *args, PyObject *kwds) {
     static char *kwlist[] = {NULL};
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "", kwlist)) return -1;
-    if (!accelerated) {
-        PyErr_SetString(PyExc_RuntimeError, "this CPU has no SHA extensions: use hashlib");
-        return -1;
-    }
     if (self->busy) {
         PyErr_SetString(PyExc_RuntimeError, "Digests is being updated by another thread");
         return -1;
@@ -374,7 +381,7 @@ static PyTypeObject DigestsType = {
     .tp_doc = "MD5, SHA-1 and SHA-256 of one stream, computed in one interleaved pass.",
     .tp_basicsize = sizeof(DigestsObject),
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_new = PyType_GenericNew,
+    .tp_new = Digests_new,
     .tp_init = (initproc)Digests_init,
     .tp_methods = Digests_methods,
     .tp_getset = Digests_getset,
