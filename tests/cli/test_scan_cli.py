@@ -266,19 +266,19 @@ def test_a_hash_list_file_keeps_its_cached_verdicts_until_it_changes(
     tree: Tree, tmp_path: Path
 ) -> None:
     from vigil.cli.context import Context
-    from vigil.cli.scan import _sources
+    from vigil.cli.scan import _matchers
 
     listing = tmp_path / "list.txt"
     listing.write_text(f"{'0' * 32}  nothing.bin\n")
     ctx = Context(home_override=str(tmp_path / "home"))
-    key = _sources(ctx, (str(listing),))[0].matcher.context_key()
+    key = _matchers(ctx, (str(listing),))[0].context_key()
     # The same file, unchanged: the same build, so verdicts cached with it stay valid...
-    assert _sources(ctx, (str(listing),))[0].matcher.context_key() == key
+    assert _matchers(ctx, (str(listing),))[0].context_key() == key
     # ...and a changed file is another build: every cached file is matched again.
     photo = tree.root / tree.unrelated[0]
     md5 = subprocess.run(["md5sum", str(photo)], capture_output=True, text=True).stdout.split()[0]
     listing.write_text(f"{'0' * 32}  nothing.bin\n{md5}  photo.jpg\n")
-    assert _sources(ctx, (str(listing),))[0].matcher.context_key() != key
+    assert _matchers(ctx, (str(listing),))[0].context_key() != key
 
     # End to end: a clean scan, the list changes, the next scan (from the cache) finds it.
     h = tmp_path / "h"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import random
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 from vigil.catalog.store import Catalog
 from vigil.fingerprint.fingerprints import DIHEDRAL_NAMES, PDQ, Fingerprints
 from vigil.hashsets.entry import Entry, ParseReport
+from vigil.matching.builds import BuildStore
 from vigil.matching.matcher import Matcher, MatchSettings
 from vigil.matching.pdq_index import BruteForcePDQIndex
 
@@ -116,8 +118,11 @@ def test_restrict_to_named_sets(catalog: Catalog) -> None:
         )
     m = Matcher.compile(catalog)
     b_id = next(i for i, n in m.set_names.items() if n == "b")
-    m.restrict({b_id})
-    assert [m.set_names[h.set_id] for h in m.lookup(fp(md5=md5))] == ["b"]
+    only_b = m.view({b_id})
+    assert [m.set_names[h.set_id] for h in only_b.lookup(fp(md5=md5))] == ["b"]
+    # A view changes nothing for the other holders of the build.
+    assert sorted(m.set_names[h.set_id] for h in m.lookup(fp(md5=md5))) == ["a", "b"]
+    assert only_b.context_key() != m.context_key()
 
 
 def test_saved_matcher_is_reused_until_the_catalog_changes(tmp_path: Path) -> None:
@@ -126,20 +131,27 @@ def test_saved_matcher_is_reused_until_the_catalog_changes(tmp_path: Path) -> No
     cat.import_entries(
         "a", [Entry({"md5": md5})], ParseReport(format="csv"), source="a", version="1"
     )
-    d = tmp_path / "matcher"
-    first = Matcher.for_catalog(cat, d)
+    store = BuildStore(tmp_path / "builds")
+    first = store.for_catalog(cat)
+    d = tmp_path / "builds" / first.build_id
     stamp = (d / "meta.json").stat().st_mtime_ns
-    again = Matcher.for_catalog(cat, d)
+    again = store.for_catalog(cat)
     assert (d / "meta.json").stat().st_mtime_ns == stamp  # not rebuilt
+    assert again.build_id == first.build_id
     assert isinstance(again._exact["md5"].values, np.memmap)  # memory-mapped, not read
     assert [h.kind for h in again.lookup(fp(md5=md5))] == ["md5"]
-    assert first.generation == again.generation
     cat.import_entries(
         "b", [Entry({"sha1": rand_hex(20)})], ParseReport(format="csv"), source="b", version="1"
     )
-    third = Matcher.for_catalog(cat, d)
+    third = store.for_catalog(cat)
     assert third.generation == first.generation + 1
     assert sorted(third.set_names.values()) == ["a", "b"]
+    # The earlier build is still mapped here (first, again): kept until they are let go.
+    assert d.is_dir()
+    del first, again
+    gc.collect()
+    store.collect()
+    assert not d.exists() and store.current_id() == third.build_id
 
 
 def test_brute_force_index_agrees_with_python_popcount() -> None:

@@ -16,11 +16,13 @@ from vigil.catalog.store import Catalog
 from vigil.fingerprint.crypto import digest_bytes
 from vigil.hashsets.entry import Entry, ParseReport
 from vigil.limits import Limits
+from vigil.matching.builds import BuildStore
 from vigil.matching.matcher import Matcher, MatchSettings
+from vigil.scan import items as items_mod
 from vigil.scan import scanner as scanner_mod
 from vigil.scan import worker
 from vigil.scan.cache import FingerprintCache
-from vigil.scan.scanner import CollectingSink, Scanner, ScanOptions, Source
+from vigil.scan.scanner import CollectingSink, Scanner, ScanOptions
 from vigil.scan.worker import FileResult
 
 
@@ -36,28 +38,30 @@ def police_catalog(tree: Tree, home: Path) -> tuple[Catalog, FingerprintCache]:
     return catalog, FingerprintCache(home / "cache.sqlite", engine_version="t")
 
 
-def refuse_to_read(path: str, limits: Limits, *_: object) -> FileResult:
+def refuse_to_read(path: str, *_: object) -> FileResult:
     """Stands in for the worker when a test proves that no file is read."""
     raise AssertionError(f"file content was read: {path}")
 
 
-def hang(path: str, limits: Limits, *_: object, seconds: float = 60) -> FileResult:
+def hang(
+    path: str, source: object, limits: Limits, *_: object, seconds: float = 60
+) -> FileResult:
     if path.endswith("slow.bin"):
         time.sleep(seconds)
-    return worker.fingerprint_file(path, limits)
+    return worker.fingerprint_item(path, None, limits)
 
 
-def die(path: str, limits: Limits, *_: object) -> FileResult:
+def die(path: str, source: object, limits: Limits, *_: object) -> FileResult:
     if path.endswith("boom.bin"):
         os._exit(9)
-    return worker.fingerprint_file(path, limits)
+    return worker.fingerprint_item(path, None, limits)
 
 
 def scan(
-    sources: list[Source], root: Path, cache: FingerprintCache | None, **opts: object
+    matchers: list[Matcher], root: Path, cache: FingerprintCache | None, **opts: object
 ) -> CollectingSink:
     sink = CollectingSink()
-    summary = Scanner(sources, ScanOptions(**opts), cache).run([str(root)], sink)  # type: ignore[arg-type]
+    summary = Scanner(matchers, ScanOptions(**opts), cache).run([str(root)], sink)  # type: ignore[arg-type]
     sink.summary = summary  # type: ignore[attr-defined]
     return sink
 
@@ -66,14 +70,14 @@ def test_cache_second_scan_reads_nothing_and_new_sets_rematch(
     tree: Tree, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     catalog, cache = police_catalog(tree, tmp_path)
-    first = scan([Source(catalog, Matcher.compile(catalog))], tree.root, cache)
+    first = scan([Matcher.compile(catalog)], tree.root, cache)
     assert first.summary.cached == 0 and first.errors == []
     n_files = first.summary.files
     first_found = sorted((m.path, m.member, m.kind) for m in first.matches)
 
     # Second scan of the unchanged tree: every file from the cache, no file content read.
-    monkeypatch.setattr(scanner_mod, "fingerprint_file", refuse_to_read)
-    second = scan([Source(catalog, Matcher.compile(catalog))], tree.root, cache)
+    monkeypatch.setattr(scanner_mod, "fingerprint_item", refuse_to_read)
+    second = scan([Matcher.compile(catalog)], tree.root, cache)
     assert second.errors == []
     assert second.summary.cached == n_files
     assert sorted((m.path, m.member, m.kind) for m in second.matches) == first_found
@@ -84,7 +88,7 @@ def test_cache_second_scan_reads_nothing_and_new_sets_rematch(
     catalog.import_entries(
         "new", [Entry({"md5": md5}, id="n1")], ParseReport(format="md5sum"), source="x", version="1"
     )
-    third = scan([Source(catalog, Matcher.compile(catalog))], tree.root, cache)
+    third = scan([Matcher.compile(catalog)], tree.root, cache)
     assert third.errors == [] and third.summary.cached == n_files
     assert [(m.path, m.hashset) for m in third.matches if m.hashset == "new"] == [
         (str(unrelated), "new")
@@ -93,7 +97,7 @@ def test_cache_second_scan_reads_nothing_and_new_sets_rematch(
     # A changed file is read again (and here that is refused, so it shows as an error).
     target = tree.root / "other" / "readme.md"
     target.write_bytes(b"# changed\n")
-    fourth = scan([Source(catalog, Matcher.compile(catalog))], tree.root, cache)
+    fourth = scan([Matcher.compile(catalog)], tree.root, cache)
     assert [e.path for e in fourth.errors] == [str(target)]
     assert fourth.summary.cached == n_files - 1
     cache.close()
@@ -131,13 +135,13 @@ def test_unchanged_files_under_an_unchanged_catalog_are_not_matched_again(
 ) -> None:
     catalog, cache = police_catalog(tree, tmp_path)
 
-    def source() -> Source:  # as `vigil scan` does: the compiled matcher saved and reloaded
-        return Source(catalog, Matcher.for_catalog(catalog, tmp_path / "matcher"))
+    def source() -> Matcher:  # as `vigil scan` does: the build published, then mapped again
+        return BuildStore(tmp_path / "builds").for_catalog(catalog)
 
     first = scan([source()], tree.root, cache)
     assert first.errors == [] and first.matches
 
-    monkeypatch.setattr(scanner_mod, "fingerprint_file", refuse_to_read)
+    monkeypatch.setattr(scanner_mod, "fingerprint_item", refuse_to_read)
     asked = CountingMatches(monkeypatch)
     second = scan([source()], tree.root, cache)
     # The same matches, whole (entry, distance, transform, fingerprints), and the same totals,
@@ -160,21 +164,21 @@ def test_cached_verdicts_do_not_outlive_their_thresholds_sets_or_catalog(
     tree: Tree, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     catalog, cache = police_catalog(tree, tmp_path)
-    matcher = Matcher.for_catalog(catalog, tmp_path / "matcher")
-    full = scan([Source(catalog, matcher)], tree.root, None)
+    matcher = BuildStore(tmp_path / "builds").for_catalog(catalog)
+    full = scan([matcher], tree.root, None)
     near = [m for m in full.matches if m.kind == "pdq" and m.distance > 0]
     assert near, "the planted tree has altered copies found by PDQ only"
 
     # Exact matching only (distance 0, no variants): the altered copies are clean...
     strict = MatchSettings(pdq_distance=0, rotations=False)
-    first = scan([Source(catalog, matcher)], tree.root, cache, match=strict)
+    first = scan([matcher], tree.root, cache, match=strict)
     assert first.summary.cached == 0  # type: ignore[attr-defined]
     assert {m.path for m in near}.isdisjoint({m.path for m in first.matches if m.kind == "pdq"})
-    monkeypatch.setattr(scanner_mod, "fingerprint_file", refuse_to_read)
-    assert found(scan([Source(catalog, matcher)], tree.root, cache, match=strict)) == found(first)
+    monkeypatch.setattr(scanner_mod, "fingerprint_item", refuse_to_read)
+    assert found(scan([matcher], tree.root, cache, match=strict)) == found(first)
 
     # ...but not under the default thresholds: every near copy is found from the cache.
-    again = scan([Source(catalog, matcher)], tree.root, cache)
+    again = scan([matcher], tree.root, cache)
     assert again.errors == [] and found(again) == found(full)
 
     # Another set imported: the catalog recompiles, and files clean so far are matched again.
@@ -183,21 +187,19 @@ def test_cached_verdicts_do_not_outlive_their_thresholds_sets_or_catalog(
     catalog.import_entries(
         "new", [Entry({"md5": md5}, id="n1")], ParseReport(format="md5sum"), source="x", version="1"
     )
-    recompiled = Matcher.for_catalog(catalog, tmp_path / "matcher")
+    recompiled = BuildStore(tmp_path / "builds").for_catalog(catalog)
     assert recompiled.context_key() != matcher.context_key()
-    newer = scan([Source(catalog, recompiled)], tree.root, cache)
+    newer = scan([recompiled], tree.root, cache)
     assert [(m.path, m.hashset) for m in newer.matches if m.hashset == "new"] == [
         (str(unrelated), "new")
     ]
 
     # Reporting the old set only: the new set's match is not reported...
     police = next(s.id for s in catalog.sets() if s.name == "police")
-    recompiled.restrict({police})
-    only = scan([Source(catalog, recompiled)], tree.root, cache)
+    only = scan([recompiled.view({police})], tree.root, cache)
     assert {m.hashset for m in only.matches} == {"police"}
     # ...and reporting every set again brings it back, although that file was clean just now.
-    recompiled.restrict(None)
-    every = scan([Source(catalog, recompiled)], tree.root, cache)
+    every = scan([recompiled], tree.root, cache)
     assert found(every) == found(newer)
     cache.close()
 
@@ -207,7 +209,7 @@ def test_a_hung_worker_is_stopped_and_the_scan_goes_on(
 ) -> None:
     (tmp_path / "slow.bin").write_bytes(b"x" * 10)
     (tmp_path / "ok.bin").write_bytes(b"y" * 10)
-    monkeypatch.setattr(scanner_mod, "fingerprint_file", hang)
+    monkeypatch.setattr(scanner_mod, "fingerprint_item", hang)
     sink = scan([], tmp_path, None, limits=Limits(item_seconds=0.5), kill_grace=0.5, workers=2)
     assert [(Path(e.path).name, e.reason) for e in sink.errors] == [("slow.bin", "item_seconds")]
     assert sink.summary.files == 2 and sink.summary.items == 1
@@ -219,7 +221,7 @@ def test_a_crashed_worker_is_reported_and_the_scan_goes_on(
     for i in range(5):
         (tmp_path / f"f{i}.bin").write_bytes(bytes([i]) * 100)
     (tmp_path / "boom.bin").write_bytes(b"z")
-    monkeypatch.setattr(scanner_mod, "fingerprint_file", die)
+    monkeypatch.setattr(scanner_mod, "fingerprint_item", die)
     sink = scan([], tmp_path, None, workers=2)
     assert [(Path(e.path).name, e.reason) for e in sink.errors] == [("boom.bin", "crashed")]
     assert sink.summary.items == 5
@@ -233,21 +235,21 @@ def test_workers_run_in_parallel_processes(tmp_path: Path, monkeypatch: pytest.M
     seen = tmp_path / "pids"
     seen.mkdir()
     monkeypatch.setenv("VIGIL_TEST_PIDS", str(seen))
-    monkeypatch.setattr(scanner_mod, "fingerprint_file", record_pid)
+    monkeypatch.setattr(scanner_mod, "fingerprint_item", record_pid)
     sink = scan([], data, None, workers=2)
     assert sink.errors == [] and sink.summary.items == 6
     pids = {p.name.split("-")[0] for p in seen.iterdir()}
     assert len(pids) == 2 and str(os.getpid()) not in pids
 
 
-def record_pid(path: str, limits: Limits, *_: object) -> FileResult:
+def record_pid(path: str, source: object, limits: Limits, *_: object) -> FileResult:
     """Waits (up to 60 s) until two different processes are working at once."""
     d = Path(os.environ["VIGIL_TEST_PIDS"])
     (d / f"{os.getpid()}-{Path(path).name}").touch()
     deadline = time.monotonic() + 60
     while len({p.name.split("-")[0] for p in d.iterdir()}) < 2 and time.monotonic() < deadline:
         time.sleep(0.01)
-    return worker.fingerprint_file(path, limits)
+    return worker.fingerprint_item(path, None, limits)
 
 
 def test_content_that_only_looks_like_an_image_is_hashed_without_an_error(tmp_path: Path) -> None:
@@ -277,7 +279,7 @@ def test_a_parcel_that_hangs_is_split_and_only_the_culprit_is_reported(
     for i in range(6):
         (tmp_path / f"f{i}.bin").write_bytes(b"%d" % i)
     (tmp_path / "f3-slow.bin").write_bytes(b"x")
-    monkeypatch.setattr(scanner_mod, "fingerprint_file", hang)
+    monkeypatch.setattr(scanner_mod, "fingerprint_item", hang)
     sink = scan([], tmp_path, None, limits=Limits(item_seconds=0.3), kill_grace=0.3, workers=1)
     assert [(Path(e.path).name, e.reason) for e in sink.errors] == [("f3-slow.bin", "item_seconds")]
     assert sink.summary.files == 7 and sink.summary.items == 6
@@ -293,11 +295,11 @@ def test_a_hang_in_a_big_parcel_is_caught_within_one_files_time(
     for i in range(40):
         (tmp_path / f"f{i:02d}.bin").write_bytes(b"%d" % i)
     (tmp_path / "f05-slow.bin").write_bytes(b"x")
-    real_walk = scanner_mod.walk
+    real_walk = items_mod.walk
     monkeypatch.setattr(
-        scanner_mod, "walk", lambda roots, **kw: sorted(real_walk(roots, **kw), key=str)
+        items_mod, "walk", lambda roots, **kw: sorted(real_walk(roots, **kw), key=str)
     )
-    monkeypatch.setattr(scanner_mod, "fingerprint_file", functools.partial(hang, seconds=20))
+    monkeypatch.setattr(scanner_mod, "fingerprint_item", functools.partial(hang, seconds=20))
     sink = scan([], tmp_path, None, limits=Limits(item_seconds=1), kill_grace=0.5, workers=1)
     assert [(Path(e.path).name, e.reason) for e in sink.errors] == [
         ("f05-slow.bin", "item_seconds")

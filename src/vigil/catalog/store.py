@@ -8,6 +8,7 @@ import json
 import os
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +23,7 @@ from vigil.catalog.schema import KIND_CODES, KIND_NAMES
 from vigil.errors import CatalogError, HashListError
 from vigil.fingerprint.fingerprints import VPDQFrame
 from vigil.hashsets.entry import HASH_KINDS, Entry, ParseReport
+from vigil.matching.entries import EntryRecord
 
 BATCH = 20_000
 # SQLite page cache during an import, KiB (the default is 2 MiB).
@@ -59,17 +61,6 @@ class ImportResult:
     unchanged: bool = False
     withdrawn: int = 0
     problems: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class EntryRecord:
-    """A catalog entry as a match reports it."""
-
-    entry_id: int
-    set_id: int
-    ext_id: str | None
-    category: str | None
-    meta: dict[str, Any]
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -143,17 +134,33 @@ class Catalog:
     def generation(self) -> int:
         """A counter bumped by every change of the catalog's contents."""
         with self.engine.connect() as conn:
-            return int(
-                conn.execute(
-                    select(schema.state.c.value).where(schema.state.c.key == "generation")
-                ).scalar_one()
-            )
+            return _generation(conn)
 
     def sets(self) -> list[HashSetInfo]:
         """All sets, by name."""
         with self.engine.connect() as conn:
-            rows = conn.execute(select(schema.hashsets).order_by(schema.hashsets.c.name)).all()
-        return [HashSetInfo(**row._mapping) for row in rows]
+            return _sets(conn)
+
+    @contextmanager
+    def snapshot(self) -> Iterator[CatalogSnapshot]:
+        """One consistent view of the whole catalog, for as long as the block runs.
+
+        Everything read through it comes from one read transaction (a snapshot in SQLite's WAL
+        mode, REPEATABLE READ on PostgreSQL): a compile that runs while a set is imported or
+        removed sees the catalog entirely before or entirely after the change.
+        """
+        with self.engine.connect() as conn:
+            if conn.dialect.name == "sqlite":
+                # pysqlite begins no transaction for reads: each SELECT would see the newest
+                # state. An explicit BEGIN makes the first read fix the snapshot for the rest.
+                conn.exec_driver_sql("BEGIN")
+            else:
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
+                conn.begin()
+            try:
+                yield CatalogSnapshot(conn)
+            finally:
+                conn.rollback()
 
     def get(self, name: str) -> HashSetInfo:
         """The set called `name` (CatalogError if there is none)."""
@@ -181,14 +188,8 @@ class Catalog:
     def iter_video_frames(self) -> Iterator[tuple[int, int, int, float, int, bytes]]:
         """(entry_id, set_id, frame, timestamp, quality, pdq) of every known video frame, streamed
         in entry and frame order."""
-        v = schema.video_frames.c
-        stmt = select(v.entry_id, v.set_id, v.frame, v.timestamp, v.quality, v.pdq).order_by(
-            v.entry_id, v.frame
-        )
         with self.engine.connect() as conn:
-            result = conn.execution_options(stream_results=True, yield_per=BATCH).execute(stmt)
-            for row in result:
-                yield row[0], row[1], row[2], float(row[3]), row[4], bytes(row[5])
+            yield from _video_frames(conn)
 
     def entry_frames(self, entry_ids: Iterable[int]) -> dict[int, list[VPDQFrame]]:
         """The vPDQ frames of these entries (for export), in frame order."""
@@ -211,78 +212,9 @@ class Catalog:
     def hash_arrays(
         self, widths: dict[str, int], chunk: int = 1 << 16
     ) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """Every hash as arrays, per kind: (values as S{width}, entry ids, set ids), unsorted.
-
-        One pass over the hashes table, fetched `chunk` rows at a time into arrays allocated
-        once at their final size (the counts are asked first), so memory stays near the size of
-        the result. A value of the wrong width for its kind is skipped.
-        """
-        h = schema.hashes.c
-        codes = {KIND_CODES[k]: k for k in widths}
-        with self.engine.connect() as conn:
-            counts = {
-                codes[int(kind)]: int(n)
-                for kind, n in conn.execute(select(h.kind, func.count()).group_by(h.kind))
-                if int(kind) in codes
-            }
-        out = {
-            k: (
-                np.empty(counts.get(k, 0), dtype=f"S{w}"),
-                np.empty(counts.get(k, 0), dtype=np.int64),
-                np.empty(counts.get(k, 0), dtype=np.int32),
-            )
-            for k, w in widths.items()
-        }
-        filled = dict.fromkeys(widths, 0)
-        for rows in self._hash_chunks(chunk):
-            kinds, values, entry_ids, set_ids = zip(*rows, strict=True)
-            kind_arr = np.array(kinds, dtype=np.int16)
-            for code, kind in codes.items():
-                idx = np.flatnonzero(kind_arr == code)
-                if len(idx) == 0:
-                    continue
-                width = widths[kind]
-                vals = [bytes(values[i]) for i in idx.tolist()]
-                if any(len(v) != width for v in vals):
-                    keep = [j for j, v in enumerate(vals) if len(v) == width]
-                    vals, idx = [vals[j] for j in keep], idx[keep]
-                at, end = filled[kind], filled[kind] + len(idx)
-                if end > len(out[kind][0]):  # rows added since the count: grow
-                    out[kind] = tuple(  # type: ignore[assignment]
-                        np.resize(a, end) for a in out[kind]
-                    )
-                v_arr, e_arr, s_arr = out[kind]
-                v_arr[at:end] = np.frombuffer(b"".join(vals), dtype=f"S{width}")
-                e_arr[at:end] = np.array(entry_ids, dtype=np.int64)[idx]
-                s_arr[at:end] = np.array(set_ids, dtype=np.int32)[idx]
-                filled[kind] = end
-        return {k: tuple(a[: filled[k]] for a in arrs) for k, arrs in out.items()}  # type: ignore[misc]
-
-    def _hash_chunks(self, chunk: int) -> Iterator[Sequence[Any]]:
-        """(kind, value, entry_id, set_id) rows of the whole hashes table, `chunk` at a time."""
-        sql = "SELECT kind, value, entry_id, set_id FROM hashes"
-        if self.engine.dialect.name == "sqlite":
-            # The DBAPI cursor directly: plain tuples, no SQLAlchemy row objects per hash.
-            raw = self.engine.raw_connection()
-            try:
-                cur = raw.cursor()
-                cur.execute(sql)
-                while rows := cur.fetchmany(chunk):
-                    yield rows
-                cur.close()
-            finally:
-                raw.close()
-            return
-        with self.engine.connect() as conn:
-            result = conn.execution_options(stream_results=True, yield_per=chunk).execute(
-                select(
-                    schema.hashes.c.kind,
-                    schema.hashes.c.value,
-                    schema.hashes.c.entry_id,
-                    schema.hashes.c.set_id,
-                )
-            )
-            yield from result.partitions(chunk)
+        """Every hash as arrays, per kind (see CatalogSnapshot.hash_arrays)."""
+        with self.snapshot() as snap:
+            return snap.hash_arrays(widths, chunk)
 
     def entries(self, ids: Iterable[int]) -> dict[int, EntryRecord]:
         """Entries by catalog id."""
@@ -591,3 +523,120 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, str | int | float | bool) or value is None:
         return value
     return str(value)
+
+
+class CatalogSnapshot:
+    """Reads of one catalog state (made by `Catalog.snapshot`): what a compile needs."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def generation(self) -> int:
+        """The generation of this state."""
+        return _generation(self.conn)
+
+    def sets(self) -> list[HashSetInfo]:
+        """All sets, by name."""
+        return _sets(self.conn)
+
+    def iter_video_frames(self) -> Iterator[tuple[int, int, int, float, int, bytes]]:
+        """(entry_id, set_id, frame, timestamp, quality, pdq) of every known video frame."""
+        return _video_frames(self.conn)
+
+    def iter_entry_rows(self) -> Iterator[tuple[int, int, str | None, str | None, Any]]:
+        """(id, set_id, ext_id, category, meta) of every entry in id order; `meta` as JSON
+        text on SQLite (read straight from the DBAPI cursor), a dict elsewhere."""
+        sql = "SELECT id, set_id, ext_id, category, meta FROM entries ORDER BY id"
+        for rows in _chunks(self.conn, sql, BATCH):
+            yield from rows
+
+    def hash_arrays(
+        self, widths: dict[str, int], chunk: int = 1 << 16
+    ) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Every hash as arrays, per kind: (values as S{width}, entry ids, set ids), unsorted.
+
+        One pass over the hashes table, fetched `chunk` rows at a time into arrays allocated
+        once at their final size (the counts are asked first), so memory stays near the size of
+        the result. A value of the wrong width for its kind is skipped.
+        """
+        h = schema.hashes.c
+        codes = {KIND_CODES[k]: k for k in widths}
+        counts = {
+            codes[int(kind)]: int(n)
+            for kind, n in self.conn.execute(select(h.kind, func.count()).group_by(h.kind))
+            if int(kind) in codes
+        }
+        out = {
+            k: (
+                np.empty(counts.get(k, 0), dtype=f"S{w}"),
+                np.empty(counts.get(k, 0), dtype=np.int64),
+                np.empty(counts.get(k, 0), dtype=np.int32),
+            )
+            for k, w in widths.items()
+        }
+        filled = dict.fromkeys(widths, 0)
+        sql = "SELECT kind, value, entry_id, set_id FROM hashes"
+        for rows in _chunks(self.conn, sql, chunk):
+            kinds, values, entry_ids, set_ids = zip(*rows, strict=True)
+            kind_arr = np.array(kinds, dtype=np.int16)
+            for code, kind in codes.items():
+                idx = np.flatnonzero(kind_arr == code)
+                if len(idx) == 0:
+                    continue
+                width = widths[kind]
+                vals = [bytes(values[i]) for i in idx.tolist()]
+                if any(len(v) != width for v in vals):
+                    keep = [j for j, v in enumerate(vals) if len(v) == width]
+                    vals, idx = [vals[j] for j in keep], idx[keep]
+                at, end = filled[kind], filled[kind] + len(idx)
+                if end > len(out[kind][0]):  # cannot happen in one snapshot; kept for safety
+                    out[kind] = tuple(  # type: ignore[assignment]
+                        np.resize(a, end) for a in out[kind]
+                    )
+                v_arr, e_arr, s_arr = out[kind]
+                v_arr[at:end] = np.frombuffer(b"".join(vals), dtype=f"S{width}")
+                e_arr[at:end] = np.array(entry_ids, dtype=np.int64)[idx]
+                s_arr[at:end] = np.array(set_ids, dtype=np.int32)[idx]
+                filled[kind] = end
+        return {k: tuple(a[: filled[k]] for a in arrs) for k, arrs in out.items()}  # type: ignore[misc]
+
+
+def _generation(conn: Connection) -> int:
+    return int(
+        conn.execute(
+            select(schema.state.c.value).where(schema.state.c.key == "generation")
+        ).scalar_one()
+    )
+
+
+def _sets(conn: Connection) -> list[HashSetInfo]:
+    rows = conn.execute(select(schema.hashsets).order_by(schema.hashsets.c.name)).all()
+    return [HashSetInfo(**row._mapping) for row in rows]
+
+
+def _video_frames(conn: Connection) -> Iterator[tuple[int, int, int, float, int, bytes]]:
+    v = schema.video_frames.c
+    stmt = select(v.entry_id, v.set_id, v.frame, v.timestamp, v.quality, v.pdq).order_by(
+        v.entry_id, v.frame
+    )
+    result = conn.execution_options(stream_results=True, yield_per=BATCH).execute(stmt)
+    for row in result:
+        yield row[0], row[1], row[2], float(row[3]), row[4], bytes(row[5])
+
+
+def _chunks(conn: Connection, sql: str, chunk: int) -> Iterator[Sequence[Any]]:
+    """Rows of a plain query, `chunk` at a time, in the connection's transaction."""
+    if conn.dialect.name == "sqlite":
+        # The DBAPI cursor of the same connection: plain tuples, no SQLAlchemy row objects.
+        dbapi = conn.connection.dbapi_connection
+        assert dbapi is not None
+        cur = dbapi.cursor()
+        try:
+            cur.execute(sql)
+            while rows := cur.fetchmany(chunk):
+                yield rows
+        finally:
+            cur.close()
+        return
+    result = conn.execution_options(stream_results=True, yield_per=chunk).exec_driver_sql(sql)
+    yield from result.partitions(chunk)

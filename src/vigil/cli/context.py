@@ -6,15 +6,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from rich.console import Console
 
-from vigil.catalog.store import Catalog
 from vigil.config import vigil_home
 from vigil.limits import Limits
-from vigil.matching.matcher import Matcher
+
+if TYPE_CHECKING:
+    from vigil.catalog.store import Catalog
+    from vigil.engine import Engine
+    from vigil.matching.matcher import Matcher
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -31,11 +34,20 @@ class Context:
 
     @cached_property
     def catalog(self) -> Catalog:
+        from vigil.catalog.store import Catalog
+
         return Catalog.open(self.home)
 
+    @cached_property
+    def engine(self) -> Engine:
+        """The engine on the home's catalog and builds."""
+        from vigil.engine import Engine
+
+        return Engine.on_catalog(self.catalog, self.home)
+
     def matcher(self) -> Matcher:
-        """The compiled matcher of the catalog, rebuilt only if the catalog changed."""
-        return Matcher.for_catalog(self.catalog, self.home / "matcher")
+        """The catalog's current build, compiled first if the catalog changed."""
+        return self.engine.matcher()
 
 
 def parse_limits(values: tuple[str, ...]) -> Limits:

@@ -18,16 +18,15 @@ from pathlib import Path
 import click
 from PIL import Image, ImageOps
 
-from vigil.catalog.store import Catalog
 from vigil.cli.context import console as _console
+from vigil.engine import Engine
 from vigil.errors import VigilError
 from vigil.fingerprint.crypto import digest_bytes
 from vigil.fingerprint.pdq import pdq_from_bytes
 from vigil.hashsets.entry import Entry
 from vigil.hashsets.export import write_vics
-from vigil.matching.matcher import Matcher
 from vigil.scan.cache import FingerprintCache
-from vigil.scan.scanner import CollectingSink, Scanner, ScanOptions, Source
+from vigil.scan.scanner import CollectingSink, Scanner, ScanOptions
 
 # (scikit-image file, category in the demo list)
 KNOWN = [("astronaut.png", "1"), ("coffee.png", "2"), ("chelsea.png", "1"), ("rocket.jpg", "3")]
@@ -179,7 +178,9 @@ def demo(directory: Path | None, as_json: bool) -> None:
     list_file, tree, planted = build(root)
     home = root / "home"
     home.mkdir(exist_ok=True)
-    catalog = Catalog.open(home)
+    engine = Engine.open(home)
+    catalog = engine.catalog
+    assert catalog is not None
     result = catalog.import_file(list_file, name="demo-list")
     console.print(
         f"demo hash list: {list_file} ({result.hashset.entries} entries, VICS 2.0)", markup=False
@@ -190,10 +191,10 @@ def demo(directory: Path | None, as_json: bool) -> None:
     )
     for p in planted:
         console.print(f"  {p.where:<42} {p.how} of {p.of}", markup=False)
-    matcher = Matcher.for_catalog(catalog, home / "matcher")
+    matcher = engine.matcher()
     sink = CollectingSink()
     cache = FingerprintCache(home / "cache.sqlite", engine_version="demo")
-    summary = Scanner([Source(catalog, matcher)], ScanOptions(), cache).run([str(tree)], sink)
+    summary = Scanner([matcher], ScanOptions(), cache).run([str(tree)], sink)
     cache.close()
     report = root / "report.html"
     write_html_report(

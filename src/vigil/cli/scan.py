@@ -26,7 +26,7 @@ from vigil.matching.matcher import Matcher, MatchSettings
 from vigil.scan import export as results_export
 from vigil.scan.cache import FingerprintCache
 from vigil.scan.results import Match, ScanError, ScanSummary
-from vigil.scan.scanner import Scanner, ScanOptions, Source
+from vigil.scan.scanner import Scanner, ScanOptions
 
 EXIT_CLEAN, EXIT_FOUND, EXIT_ERROR = 0, 1, 2
 
@@ -90,36 +90,36 @@ class CliSink:
             self._progress.stop()
 
 
-def _sources(ctx: Context, hashsets: tuple[str, ...]) -> list[Source]:
-    """Resolve --hashset values: names of imported sets, or hash-list files read on the fly."""
+def _matchers(ctx: Context, hashsets: tuple[str, ...]) -> list[Matcher]:
+    """Resolve --hashset values: names of imported sets (a view of the current build), or
+    hash-list files read on the fly (compiled in memory)."""
     names = [h for h in hashsets if not Path(h).is_file()]
     files = [Path(h) for h in hashsets if Path(h).is_file()]
-    sources: list[Source] = []
+    matchers: list[Matcher] = []
     if names or not files:
-        catalog = ctx.catalog
-        sets = {s.name: s for s in catalog.sets()}
+        matcher = ctx.matcher()
+        # The sets of that build, not of the catalog now: the catalog may change meanwhile.
+        sets = {name: set_id for set_id, name in matcher.set_names.items()}
         missing = [n for n in names if n not in sets]
         if missing:
             raise VigilError(
                 f"no hash set or file named {', '.join(map(repr, missing))} "
-                f"(imported sets: {', '.join(sets) or 'none'})"
+                f"(imported sets: {', '.join(sorted(sets)) or 'none'})"
             )
         if not sets and not files:
             raise VigilError(
                 "no hash sets imported: run 'vigil hashset import FILE' or pass --hashset FILE"
             )
-        matcher = ctx.matcher()
         if names:
-            matcher.restrict(
-                {sets[n].id for n in names} | {s.id for s in sets.values() if s.known_good}
-            )
-        sources.append(Source(catalog, matcher))
+            matcher = matcher.view({sets[n] for n in names} | matcher.known_good_sets)
+        matchers.append(matcher)
     if files:
         mem = Catalog.in_memory()
         for f in files:
             mem.import_file(f)
-        sources.append(Source(mem, Matcher.compile(mem, build_id=_lists_build_id(files))))
-    return sources
+        matchers.append(Matcher.compile(mem, build_id=_lists_build_id(files)))
+        mem.close()
+    return matchers
 
 
 @click.command("scan", epilog=limits_help())
@@ -240,7 +240,7 @@ def scan(
         fast_pdq=fast_pdq,
         vpdq_seconds=vpdq_seconds,
     )
-    sources = _sources(ctx, hashsets)
+    matchers = _matchers(ctx, hashsets)
     cache = (
         None
         if no_cache
@@ -253,16 +253,16 @@ def scan(
     )
     sink = CliSink(as_json=as_json, quiet=quiet)
     try:
-        summary = Scanner(sources, options, cache).run(list(paths), sink)
+        summary = Scanner(matchers, options, cache).run(list(paths), sink)
     finally:
         sink.close()
         if cache is not None:
             cache.close()
-    used = [s for src in sources for s in src.catalog.sets() if s.id in src.matcher.set_names]
     if report is not None:
         from vigil.report.html import write_html_report
 
-        write_html_report(report, summary, sink.matches, sink.errors, [s.to_dict() for s in used])
+        used = [d for m in matchers for d in m.reported_sets()]
+        write_html_report(report, summary, sink.matches, sink.errors, used)
     if export_vics is not None:
         with open(export_vics, "w", encoding="utf-8") as f:
             results_export.export_vics(sink.matches, f)

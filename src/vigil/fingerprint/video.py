@@ -81,12 +81,15 @@ def vpdq_of_video(
     seconds_per_frame: float = VPDQ_SECONDS_PER_FRAME,
     threads: int = 0,
     size: tuple[int, int] | None = None,
+    item_deadline: float | None = None,
 ) -> VideoHash:
     """vPDQ of a video file (a path, or a seekable stream of an archive member's bytes).
 
     Raises UnreadableItem ('corrupt', 'truncated', 'no-video-stream', 'unsupported') when no
     frame can be read, LimitExceeded('max_image_pixels') for frames larger than that limit.
     `size` (width, height) rescales frames before hashing, as vpdq's downsampling does.
+    `item_deadline` (a time.monotonic() value): the whole item's item_seconds limit, checked
+    between frames like max_video_decode_seconds.
     """
     import av
 
@@ -135,7 +138,9 @@ def vpdq_of_video(
                 decoded += 1
                 when = frame.time if frame.time is not None else None
                 timestamp = number / fps if fps else (when or 0.0)
-                stop = _over_limit(limits, decoded, max(timestamp, when or 0.0), deadline)
+                stop = _over_limit(
+                    limits, decoded, max(timestamp, when or 0.0), deadline, item_deadline
+                )
                 if stop is not None:
                     decoded -= 1
                     result.stopped = stop
@@ -155,6 +160,8 @@ def vpdq_of_video(
                 "corrupt",
                 f"decoding failed after {decoded} frames; those were hashed: {_describe(exc)}",
             )
+        if decoded == 0 and result.stopped is not None:
+            raise LimitExceeded(*result.stopped)  # a limit reached before the first frame
         if decoded == 0:
             raise UnreadableItem("truncated", "the video stream holds no decodable frame")
         if result.stopped is None and declared > 0 and decoded < declared * 0.9:
@@ -173,6 +180,7 @@ def vpdq_of_animation(
     *,
     limits: Limits,
     seconds_per_frame: float = VPDQ_SECONDS_PER_FRAME,
+    item_deadline: float | None = None,
 ) -> VideoHash | None:
     """vPDQ of an animated GIF or WebP (None when it has a single frame: a still image)."""
     from PIL import Image, ImageSequence
@@ -194,7 +202,7 @@ def vpdq_of_animation(
     try:
         for number, frame in enumerate(ImageSequence.Iterator(image)):
             timestamp = clock_ms / 1000.0
-            stop = _over_limit(limits, number + 1, timestamp, deadline)
+            stop = _over_limit(limits, number + 1, timestamp, deadline, item_deadline)
             if stop is not None:
                 result.stopped = stop
                 break
@@ -253,7 +261,7 @@ def _decode(container: Any, stream: Any) -> Iterator[Any]:
 
 
 def _over_limit(
-    limits: Limits, frames: int, seconds: float, deadline: float
+    limits: Limits, frames: int, seconds: float, deadline: float, item_deadline: float | None
 ) -> tuple[str, str] | None:
     if frames > limits.max_video_frames:
         return (
@@ -265,7 +273,14 @@ def _over_limit(
             "max_video_seconds",
             f"longer than {limits.max_video_seconds} seconds; the frames before were hashed",
         )
-    if _clock() > deadline:
+    now = _clock()
+    if item_deadline is not None and now > item_deadline:
+        return (
+            "item_seconds",
+            f"the item took longer than {limits.item_seconds:g} seconds; "
+            f"the first {frames - 1} frames were hashed",
+        )
+    if now > deadline:
         return (
             "max_video_decode_seconds",
             f"decoding took longer than {limits.max_video_decode_seconds:g} seconds; "

@@ -1,23 +1,26 @@
 """The compiled matcher: the catalog as sorted arrays and a PDQ index, memory-mapped from disk.
 
-It is rebuilt only when the catalog's generation moved, so opening it is cheap to do often.
+A compile is a *build*: never changed after it is made (vigil.matching.builds keeps them on disk,
+one directory each). It holds everything a match reports (the entries' ids, categories and
+metadata, the sets' names), so turning a hit into a match asks no database. Restricting it to
+some sets makes a view that shares the arrays; the build itself is never modified.
 """
 
 from __future__ import annotations
 
+import copy
 import json
-import os
-import shutil
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from vigil.fingerprint.fingerprints import DIHEDRAL_NAMES, Fingerprints
 from vigil.fingerprint.pdq import PDQ_MATCH_DISTANCE, PDQ_QUALITY_THRESHOLD
+from vigil.matching.entries import EntryRecord, EntryTable
 from vigil.matching.exact import as_rows, equal_ranges, prefix_directory, sort_order
 from vigil.matching.pdq_index import PDQIndex, build_pdq_index, load_pdq_index
 from vigil.matching.video import (
@@ -28,9 +31,11 @@ from vigil.matching.video import (
 )
 
 if TYPE_CHECKING:  # SQLAlchemy is imported only by code that queries the catalog
-    from vigil.catalog.store import Catalog
+    from vigil.catalog.store import Catalog, HashSetInfo
 
 EXACT_KINDS: dict[str, int] = {"md5": 16, "sha1": 20, "sha256": 32}
+# Kinds that match by similarity: never reported for bytes a known-good set lists.
+NEAR_KINDS = frozenset({"pdq", "vpdq"})
 # Batches up to this many digests are looked up with NumPy's searchsorted, larger ones with the
 # compiled kernel (vigil.matching.kernels.equal_ranges).
 _SMALL_BATCH = 256
@@ -48,8 +53,8 @@ _NO_ROWS = (
     _read_only(np.zeros(0, dtype=np.int32)),
 )
 # 2: multi-index PDQ; 3: vpdq/ (video frames); 4: build id (scan verdicts are kept per build);
-# 5: a prefix directory per exact table.
-FORMAT_VERSION = 5
+# 5: a prefix directory per exact table; 6: the entries and the sets' descriptions.
+FORMAT_VERSION = 6
 
 
 @dataclass(frozen=True)
@@ -160,9 +165,11 @@ class Matcher:
         known_good: set[int],
         video: VideoIndex | None = None,
         build_id: str | None = None,
+        entries: EntryTable | None = None,
+        sets: dict[int, dict[str, Any]] | None = None,
     ) -> None:
         self.generation = generation
-        # Which compile this is: a new one for every compile, kept with the saved matcher. Scan
+        # Which compile this is: a new one for every compile, kept with the saved build. Scan
         # results remembered under one build (vigil.scan.cache) are valid for that build only.
         self.build_id = build_id or uuid.uuid4().hex
         self._exact = exact
@@ -171,29 +178,38 @@ class Matcher:
         self._pdq_sets = pdq_sets
         self.set_names = set_names
         self.known_good_sets = known_good
-        self._only: set[int] | None = None
+        self._only: frozenset[int] | None = None
         self._video = video if video is not None else VideoIndex.build(())
+        self._entries = entries if entries is not None else EntryTable.build(())
+        # The sets as `vigil hashset list --json` describes them, by id (for reports).
+        self.sets = sets if sets is not None else {}
+        # Whatever keeps the build's files from being removed while they are mapped (a lock
+        # held by vigil.matching.builds); shared by every view, released with the last one.
+        self.lease: object | None = None
 
     # -- building ----------------------------------------------------------------------------
 
     @classmethod
     def compile(cls, catalog: Catalog, build_id: str | None = None) -> Matcher:
-        """Build from the catalog's current contents.
+        """Build from the catalog's current contents, all read from one snapshot of it.
 
         `build_id`: who knows that this content was compiled before with the same answers may
         say so (e.g. the same hash-list files, unchanged); by default every compile is new.
         """
-        generation = catalog.generation()
-        sets = catalog.sets()
-        arrays = catalog.hash_arrays({**EXACT_KINDS, "pdq": 32})
-        exact: dict[str, _ExactTable] = {}
-        for kind, width in EXACT_KINDS.items():
-            vals, ents, sids = arrays.pop(kind)
-            order = sort_order(vals, width)
-            exact[kind] = _ExactTable(vals[order], ents[order], sids[order])
-            del vals, ents, sids, order
-        pvals, pents, psids = arrays.pop("pdq")
-        hashes = pvals.view(np.uint8).reshape(-1, 32)
+        with catalog.snapshot() as snap:
+            generation = snap.generation()
+            sets = snap.sets()
+            arrays = snap.hash_arrays({**EXACT_KINDS, "pdq": 32})
+            exact: dict[str, _ExactTable] = {}
+            for kind, width in EXACT_KINDS.items():
+                vals, ents, sids = arrays.pop(kind)
+                order = sort_order(vals, width)
+                exact[kind] = _ExactTable(vals[order], ents[order], sids[order])
+                del vals, ents, sids, order
+            pvals, pents, psids = arrays.pop("pdq")
+            hashes = pvals.view(np.uint8).reshape(-1, 32)
+            video = VideoIndex.build(snap.iter_video_frames())
+            entries = EntryTable.build(snap.iter_entry_rows())
         return cls(
             generation,
             exact,
@@ -202,46 +218,42 @@ class Matcher:
             psids,
             {s.id: s.name for s in sets},
             {s.id for s in sets if s.known_good},
-            VideoIndex.build(catalog.iter_video_frames()),
+            video,
             build_id,
+            entries,
+            {s.id: _set_description(s) for s in sets},
         )
 
     def save(self, directory: Path) -> None:
-        """Write atomically: a new directory is filled, then renamed over the old one."""
-        tmp = directory.with_name(f"{directory.name}.tmp-{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
+        """Write every file of the build into `directory` (which must exist and be empty).
+
+        Builds are published by vigil.matching.builds, which fills a new directory and then
+        points `current` at it: a written build is never changed.
+        """
         for kind, table in self._exact.items():
-            np.save(tmp / f"{kind}.values.npy", table.values)
-            np.save(tmp / f"{kind}.entries.npy", table.entry_ids)
-            np.save(tmp / f"{kind}.sets.npy", table.set_ids)
-            np.save(tmp / f"{kind}.directory.npy", table.directory)
-        self._pdq.save(tmp)
-        np.save(tmp / "pdq.entries.npy", self._pdq_entries)
-        np.save(tmp / "pdq.sets.npy", self._pdq_sets)
-        self._video.save(tmp)
+            np.save(directory / f"{kind}.values.npy", table.values)
+            np.save(directory / f"{kind}.entries.npy", table.entry_ids)
+            np.save(directory / f"{kind}.sets.npy", table.set_ids)
+            np.save(directory / f"{kind}.directory.npy", table.directory)
+        self._pdq.save(directory)
+        np.save(directory / "pdq.entries.npy", self._pdq_entries)
+        np.save(directory / "pdq.sets.npy", self._pdq_sets)
+        self._video.save(directory)
+        self._entries.save(directory)
         meta = {
             "format": FORMAT_VERSION,
             "generation": self.generation,
             "sets": {str(k): v for k, v in self.set_names.items()},
+            "set_info": {str(k): v for k, v in self.sets.items()},
             "known_good": sorted(self.known_good_sets),
             "build": self.build_id,
         }
-        (tmp / "meta.json").write_text(json.dumps(meta))
-        old = directory.with_name(f"{directory.name}.old-{os.getpid()}")
-        try:
-            if directory.exists():
-                directory.rename(old)
-            tmp.rename(directory)
-        except OSError:
-            # Another process compiled the same catalog at the same moment and won the rename;
-            # its copy is as good as ours, and ours is still in memory.
-            shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
+        # Written last: a directory with meta.json is a complete build.
+        (directory / "meta.json").write_text(json.dumps(meta))
 
     @classmethod
     def load(cls, directory: Path) -> Matcher | None:
-        """Memory-map a saved matcher, or None if there is none (or it is of another format)."""
+        """Memory-map a saved build, or None if there is none (or it is of another format)."""
         try:
             meta = json.loads((directory / "meta.json").read_text())
         except (OSError, ValueError):
@@ -252,47 +264,64 @@ class Matcher:
         def arr(name: str) -> np.ndarray:
             return np.load(directory / name, mmap_mode="r")
 
-        pdq_index = load_pdq_index(directory)
-        if pdq_index is None:
-            return None
-        exact = {
-            k: _ExactTable(
-                arr(f"{k}.values.npy"),
-                arr(f"{k}.entries.npy"),
-                arr(f"{k}.sets.npy"),
-                arr(f"{k}.directory.npy"),
+        try:
+            pdq_index = load_pdq_index(directory)
+            if pdq_index is None:
+                return None
+            exact = {
+                k: _ExactTable(
+                    arr(f"{k}.values.npy"),
+                    arr(f"{k}.entries.npy"),
+                    arr(f"{k}.sets.npy"),
+                    arr(f"{k}.directory.npy"),
+                )
+                for k in EXACT_KINDS
+            }
+            return cls(
+                int(meta["generation"]),
+                exact,
+                pdq_index,
+                arr("pdq.entries.npy"),
+                arr("pdq.sets.npy"),
+                {int(k): v for k, v in meta["sets"].items()},
+                set(meta["known_good"]),
+                VideoIndex.load(directory),
+                str(meta["build"]),
+                EntryTable.load(directory),
+                {int(k): v for k, v in meta.get("set_info", {}).items()},
             )
-            for k in EXACT_KINDS
-        }
-        return cls(
-            int(meta["generation"]),
-            exact,
-            pdq_index,
-            arr("pdq.entries.npy"),
-            arr("pdq.sets.npy"),
-            {int(k): v for k, v in meta["sets"].items()},
-            set(meta["known_good"]),
-            VideoIndex.load(directory),
-            str(meta["build"]),
-        )
+        except (OSError, ValueError, KeyError):
+            return None  # a damaged build is compiled again, never half used
 
-    @classmethod
-    def for_catalog(cls, catalog: Catalog, directory: Path | None) -> Matcher:
-        """The saved matcher if it is current, else a fresh compile (saved when a directory is given)."""
-        if directory is not None:
-            loaded = cls.load(directory)
-            if loaded is not None and loaded.generation == catalog.generation():
-                return loaded
-        matcher = cls.compile(catalog)
-        if directory is not None:
-            matcher.save(directory)
-        return matcher
+    # -- views -------------------------------------------------------------------------------
+
+    def view(self, set_ids: set[int] | frozenset[int] | None) -> Matcher:
+        """The same build reporting hits from these sets only (None: all sets).
+
+        A view shares every array (and the lease) with this matcher and changes nothing in it:
+        other holders of the build keep their answers.
+        """
+        other = copy.copy(self)
+        other._only = None if set_ids is None else frozenset(set_ids)
+        return other
+
+    def entry(self, entry_id: int) -> EntryRecord:
+        """What a match reports of one of this build's entries."""
+        return self._entries.get(entry_id)
+
+    def set_name(self, set_id: int) -> str:
+        """The name of one of this build's sets."""
+        return self.set_names.get(set_id, str(set_id))
+
+    def reported_sets(self) -> list[dict[str, Any]]:
+        """Descriptions of the sets this view reports, and of the known-good sets it uses."""
+        return [
+            d
+            for i, d in sorted(self.sets.items(), key=lambda kv: str(kv[1].get("name", "")))
+            if self._only is None or i in self._only or i in self.known_good_sets
+        ]
 
     # -- matching ----------------------------------------------------------------------------
-
-    def restrict(self, set_ids: set[int] | None) -> None:
-        """Report hits from these sets only (None: all sets)."""
-        self._only = set_ids
 
     def context_key(self) -> str:
         """What the answers of this matcher depend on: its build and the sets it reports.
@@ -325,8 +354,9 @@ class Matcher:
         return bool(self.known_good_sets) and self.match_many([fp])[0][0]
 
     def lookup(self, fp: Fingerprints, settings: MatchSettings = MatchSettings()) -> list[Hit]:
-        """Every alerting entry the item matches: exact by digest, near by PDQ (best variant)."""
-        return self.match_many([fp], settings)[1][0]
+        """Every entry the item is reported for: exact by digest, near by PDQ (best variant),
+        by vPDQ; with the known-good rule applied (see `match_all`)."""
+        return [hit for _, hit in match_all([self], [fp], settings)[1][0]]
 
     def _video_hits(self, fp: Fingerprints, settings: MatchSettings) -> list[Hit]:
         """vPDQ hits of a video's frames (vigil.matching.video)."""
@@ -430,3 +460,35 @@ class Matcher:
         if set_id in self.known_good_sets:
             return False
         return self._only is None or set_id in self._only
+
+
+def _set_description(info: HashSetInfo) -> dict[str, Any]:
+    """A set as reports describe it (what `vigil hashset list --json` shows)."""
+    return info.to_dict()
+
+
+def match_all(
+    matchers: Sequence[Matcher], fps: Sequence[Fingerprints], settings: MatchSettings
+) -> tuple[list[bool], list[list[tuple[int, Hit]]]]:
+    """Match items against several builds (or views) at once: per item, whether a known-good
+    set lists its bytes, and the (index of the matcher, hit) pairs to report.
+
+    The known-good rule lives here and nowhere else: bytes listed in a known-good set (NSRL and
+    the like) of any of the matchers are never reported by similarity (PDQ, vPDQ); an exact
+    listing by an alerting set still is, since the police list outranks a software catalogue.
+    """
+    n = len(fps)
+    known_good = [False] * n
+    per_matcher: list[list[list[Hit]]] = []
+    for matcher in matchers:
+        good, hits = matcher.match_many(fps, settings)
+        known_good = [a or b for a, b in zip(known_good, good, strict=True)]
+        per_matcher.append(hits)
+    reported: list[list[tuple[int, Hit]]] = [[] for _ in range(n)]
+    for m, hits in enumerate(per_matcher):
+        for i in range(n):
+            for hit in hits[i]:
+                if known_good[i] and hit.kind in NEAR_KINDS:
+                    continue
+                reported[i].append((m, hit))
+    return known_good, reported

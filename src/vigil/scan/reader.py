@@ -64,6 +64,27 @@ def read_file(
     yield from _FileScan(path, limits, want_content).items()
 
 
+def read_bytes(
+    data: bytes, name: str, limits: Limits, want_content: Callable[[str], bool]
+) -> Iterator[RawItem | ScanError]:
+    """Items of a buffer held in memory (`name` is what errors call it): as `read_file`.
+
+    The buffer is not copied: an image's content is the buffer itself, and an archive in it is
+    read seekably (7z and zip's central directory work as for a file). A video's bytes are kept
+    as its content (up to max_buffered_video), since it has no path to decode from.
+    """
+    yield from _FileScan(name, limits, want_content).bytes_items(data)
+
+
+def read_stream(
+    stream: BinaryIO, name: str, limits: Limits, want_content: Callable[[str], bool]
+) -> Iterator[RawItem | ScanError]:
+    """Items of a readable stream, read once from where it stands, never seeked: an archive in
+    it streams through libarchive while the stream's own digests are computed (like a nested
+    member: a 7z is held in memory up to max_buffered_archive to be read)."""
+    yield from _FileScan(name, limits, want_content).stream_items(stream)
+
+
 class _Abort(Exception):
     """Stop reading this top-level file: a limit for the whole file was reached."""
 
@@ -345,6 +366,62 @@ class _FileScan:
         md5, sha1, sha256 = digests.hexdigests()
         return RawItem(None, len(data), md5, sha1, sha256, media_type, data if keep else None)
 
+    # -- buffers and streams -----------------------------------------------------------------
+
+    def bytes_items(self, data: bytes) -> Iterator[RawItem | ScanError]:
+        """Members first (as read), then the buffer itself."""
+        if len(data) > self.limits.max_file_size:
+            yield self.error(
+                None,
+                "max_file_size",
+                f"{len(data)} bytes, more than {self.limits.max_file_size}; not read",
+            )
+            return
+        try:
+            self.tick()
+            media_type = sniff(data[:SNIFF_BYTES])
+            digests = Digests()
+            digests.update(data)
+            md5, sha1, sha256 = digests.hexdigests()
+            cap = (
+                self.limits.max_buffered_video
+                if is_video(media_type)
+                else self.limits.max_image_file_size
+            )
+            keep = self.want_content(media_type) and len(data) <= cap
+            item = RawItem(None, len(data), md5, sha1, sha256, media_type, data if keep else None)
+            if is_archive(media_type):
+                yield from self._top_archive(io.BytesIO(data), media_type)
+        except LimitExceeded as exc:
+            yield self.error(None, exc.limit, str(exc))
+            return
+        yield item
+
+    def stream_items(self, stream: BinaryIO) -> Iterator[RawItem | ScanError]:
+        """Members first (as read), then the stream's own item."""
+        try:
+            yield from self._member_blocks(self._stream_blocks(stream), None, 0)
+        except _Abort as exc:
+            yield exc.error
+        except OSError as exc:
+            yield self.error(None, "unreadable", f"cannot read: {exc.strerror or exc}")
+
+    def _stream_blocks(self, stream: BinaryIO) -> Iterator[bytes]:
+        """The stream's data, checked against the deadline and max_file_size."""
+        size = 0
+        while True:
+            self.tick()
+            block = stream.read(archives.BLOCK_SIZE)
+            if not block:
+                return
+            size += len(block)
+            if size > self.limits.max_file_size:
+                raise LimitExceeded(
+                    "max_file_size",
+                    f"more than {self.limits.max_file_size} bytes; not read further",
+                )
+            yield block
+
     def _wanted_on_disk(self, media_type: str) -> bool:
         """Whether to hold a top-level file's bytes: a video on disk is decoded from its path."""
         return self.want_content(media_type) and not is_video(media_type)
@@ -454,7 +531,13 @@ class _FileScan:
         self, archive: ArchiveRead, meter: _Meter, name: str, depth: int
     ) -> Iterator[RawItem | ScanError]:
         """The current entry: hashed, opened if it is an archive itself, then yielded."""
-        blocks = self._blocks(archive, meter)
+        yield from self._member_blocks(self._blocks(archive, meter), name, depth)
+
+    def _member_blocks(
+        self, blocks: Iterator[bytes], name: str | None, depth: int
+    ) -> Iterator[RawItem | ScanError]:
+        """An item delivered as blocks (an archive member, or a whole stream at depth 0):
+        hashed, opened if it is an archive itself, then yielded."""
         sink = _Sink(self.limits.max_image_file_size)
         try:
             head = b""
@@ -499,7 +582,7 @@ class _FileScan:
         head: bytes,
         blocks: Iterator[bytes],
         sink: _Sink,
-        name: str,
+        name: str | None,
         depth: int,
         media_type: str,
     ) -> Iterator[RawItem | ScanError]:

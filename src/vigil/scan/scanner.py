@@ -1,4 +1,12 @@
-"""A scan: walk the roots, fingerprint on every core, match, and hand results to a sink."""
+"""Scanning: items from any producer, fingerprinted on every core, matched, handed to a sink.
+
+`ScanService` is the long-lived part a front keeps: warm worker processes (started at the first
+file that must be read, kept until `close()`), the fingerprint cache and the options. Each
+`scan(items, matchers, sink)` takes the builds to match with as arguments, so a front that swaps
+in a newer build between two scans (vigil.matching.builds.MatcherHolder) never changes a scan in
+flight: a scan reports the sets of one catalog state. `Scanner` is the one-shot form `vigil scan`
+uses: one service for one walk of local paths.
+"""
 
 from __future__ import annotations
 
@@ -17,14 +25,13 @@ from typing import Protocol
 from pebble import ProcessExpired, ProcessPool
 from threadpoolctl import threadpool_limits
 
-from vigil.catalog.store import Catalog, EntryRecord
 from vigil.fingerprint.video import VPDQ_SECONDS_PER_FRAME
 from vigil.limits import Limits
-from vigil.matching.matcher import Hit, Matcher, MatchSettings
+from vigil.matching.matcher import Hit, Matcher, MatchSettings, match_all
 from vigil.scan.cache import FingerprintCache, Verdict
+from vigil.scan.items import ItemSource, ScanItem, local_items
 from vigil.scan.results import Match, MatchedEntry, ScanError, ScannedItem, ScanSummary
-from vigil.scan.walk import walk
-from vigil.scan.worker import FileResult, fingerprint_file, prepare
+from vigil.scan.worker import FileResult, fingerprint_item, prepare
 
 
 class ScanSink(Protocol):
@@ -70,22 +77,17 @@ class ScanOptions:
     kill_grace: float = 5.0
 
 
-@dataclass
-class Source:
-    """A compiled matcher and the catalog its entry ids refer to."""
-
-    catalog: Catalog
-    matcher: Matcher
-    _entries: dict[int, EntryRecord] = field(default_factory=dict)
-
-    def entry(self, entry_id: int) -> EntryRecord:
-        if entry_id not in self._entries:
-            self._entries.update(self.catalog.entries([entry_id]))
-        return self._entries[entry_id]
-
-
-# Files walked before the cache is asked about them at once (and cached ones matched at once).
+# Items met before the cache is asked about them at once (and cached ones matched at once).
 CACHE_BATCH = 512
+
+# While every core is busy, items are handed to a worker a few at a time: the pool's round trip
+# costs the main process about half a millisecond of CPU per task, which is what kept two cores
+# under 1.8x one core on photos, and was a third of a first scan's time on small files (8 files a
+# parcel: 11.7-12.9 s for 100,000 small files; 32: 9.6 s). A parcel that times out or kills its
+# worker is split, and each of its items runs alone, so a limit or a crash is still reported for
+# the item that caused it.
+PARCEL_FILES = 32
+PARCEL_BYTES = 8 * 1024 * 1024
 
 
 def _init_worker() -> None:
@@ -94,18 +96,8 @@ def _init_worker() -> None:
     threadpool_limits(1)
 
 
-# While every core is busy, files are handed to a worker a few at a time: the pool's round trip
-# costs the main process about half a millisecond of CPU per task, which is what kept two cores
-# under 1.8x one core on photos, and was a third of a first scan's time on small files (8 files a
-# parcel: 11.7-12.9 s for 100,000 small files; 32: 9.6 s). A parcel that times out or kills its
-# worker is split, and each of its files runs alone, so a limit or a crash is still reported for
-# the file that caused it.
-PARCEL_FILES = 32
-PARCEL_BYTES = 8 * 1024 * 1024
-
-
 def _failure(path: str, exc: BaseException, limits: Limits) -> FileResult:
-    """A file whose worker gave no result, with the reason as one error line."""
+    """An item whose worker gave no result, with the reason as one error line."""
     if isinstance(exc, cf.TimeoutError):
         reason = "item_seconds"
         message = f"took longer than the item_seconds limit ({limits.item_seconds:g} s); the worker was stopped"
@@ -119,10 +111,12 @@ def _failure(path: str, exc: BaseException, limits: Limits) -> FileResult:
 
 
 def _fingerprint_parcel(
-    paths: list[str], limits: Limits, vpdq_seconds: float, fast_pdq: bool
+    tasks: list[tuple[str, ItemSource | None]], limits: Limits, vpdq_seconds: float, fast_pdq: bool
 ) -> list[FileResult]:
-    """The worker's task: a few files, one after the other."""
-    return [fingerprint_file(p, limits, vpdq_seconds, fast_pdq) for p in paths]
+    """The worker's task: a few items, one after the other."""
+    return [
+        fingerprint_item(path, source, limits, vpdq_seconds, fast_pdq) for path, source in tasks
+    ]
 
 
 def default_workers() -> int:
@@ -133,229 +127,260 @@ def default_workers() -> int:
         return os.cpu_count() or 1
 
 
-class Scanner:
-    """Runs scans against one or more compiled catalogs."""
+def match_context(matchers: Sequence[Matcher], settings: MatchSettings) -> int:
+    """A number that changes whenever matching the same fingerprints could give other answers:
+    another build, other sets reported, other thresholds."""
+    key = json.dumps([[m.context_key() for m in matchers], dataclasses.astuple(settings)])
+    # 63 bits (an SQLite integer), never 0.
+    return (int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") >> 1) | 1
+
+
+def to_match(matcher: Matcher, item: ScannedItem, hit: Hit) -> Match:
+    """A hit of one build as the public match object (everything from the build itself)."""
+    rec = matcher.entry(hit.entry_id)
+    return Match(
+        path=item.path,
+        member=item.member,
+        hashset=matcher.set_name(hit.set_id),
+        entry=MatchedEntry(rec.ext_id, rec.category, rec.meta),
+        kind=hit.kind,
+        distance=hit.distance,
+        transform=hit.transform,
+        fingerprints=item.fingerprints,
+        segment=hit.segment,
+    )
+
+
+class ScanService:
+    """Warm workers, a cache and options, for as many scans as a front runs."""
 
     def __init__(
-        self,
-        sources: Sequence[Source],
-        options: ScanOptions | None = None,
-        cache: FingerprintCache | None = None,
+        self, options: ScanOptions | None = None, cache: FingerprintCache | None = None
     ) -> None:
-        self.sources = list(sources)
         self.options = options or ScanOptions()
         self.cache = cache
+        self.workers = self.options.workers or default_workers()
+        self._pool: ProcessPool | None = None
 
-    def run(self, roots: Sequence[str], sink: ScanSink) -> ScanSummary:
-        """Scan every file under `roots`; return the totals."""
-        summary = ScanSummary(
+    def pool(self) -> ProcessPool:
+        """The workers, started when the first item must be read: a scan answered from the
+        cache needs none (nor the compiled kernels they load)."""
+        if self._pool is None:
+            prepare()  # before the workers fork: they inherit the loaded kernels and libraries
+            self._pool = ProcessPool(max_workers=self.workers, initializer=_init_worker)
+        return self._pool
+
+    def scan(
+        self,
+        items: Iterable[ScanItem | ScanError],
+        matchers: Sequence[Matcher],
+        sink: ScanSink,
+        *,
+        roots: Sequence[str] = (),
+    ) -> ScanSummary:
+        """Fingerprint and match every item (errors from the producer are reported as they
+        come); return the totals. `roots` only labels the summary."""
+        return _ScanRun(self, list(matchers), sink, roots).run(items)
+
+    def close(self) -> None:
+        """Stop the workers."""
+        if self._pool is not None:
+            self._pool.close()
+            self._pool.join()
+            self._pool = None
+
+    def __enter__(self) -> ScanService:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _ScanRun:
+    """One scan: items flow through the cache to the workers, results back to matching."""
+
+    def __init__(
+        self, service: ScanService, matchers: list[Matcher], sink: ScanSink, roots: Sequence[str]
+    ) -> None:
+        self.service = service
+        self.options = service.options
+        self.cache = service.cache
+        self.matchers = matchers
+        self.sink = sink
+        self.summary = ScanSummary(
             started_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            roots=[os.path.abspath(r) for r in roots],
-            hashsets=sorted({n for s in self.sources for n in s.matcher.set_names.values()}),
+            roots=list(roots),
+            hashsets=sorted({n for m in matchers for n in m.set_names.values()}),
             host=socket.gethostname(),
         )
-        t0 = time.monotonic()
-        limits = self.options.limits
-        workers = self.options.workers or default_workers()
-        context = self.match_context()  # what cached verdicts must have been found under
-        pending: dict[cf.Future[list[FileResult]], list[tuple[str, os.stat_result]]] = {}
-        parcel: list[tuple[str, os.stat_result]] = []
-        parcel_bytes = 0
-        last_progress = 0.0
-
-        def progress(force: bool = False) -> None:
-            nonlocal last_progress
-            now = time.monotonic()
-            if force or now - last_progress > 0.2:
-                last_progress = now
-                summary.seconds = now - t0
-                sink.progress(summary)
-
-        # Files read by the workers, counted and their errors reported, waiting to be matched
-        # together: one batched match per round of finished work instead of one per file (a
+        self.context = match_context(matchers, self.options.match)
+        self.t0 = time.monotonic()
+        self.last_progress = 0.0
+        self.pending: dict[cf.Future[list[FileResult]], list[ScanItem]] = {}
+        self.parcel: list[ScanItem] = []
+        self.parcel_bytes = 0
+        # Items met, waiting for the cache to be asked about them together.
+        self.batch: list[ScanItem] = []
+        # Items read by the workers, counted and their errors reported, waiting to be matched
+        # together: one batched match per round of finished work instead of one per item (a
         # match of one item costs ~60 µs of the main process's time, as much as a worker spends
         # reading a small file).
-        fresh: list[tuple[os.stat_result | None, list[ScannedItem], bool]] = []
+        self.fresh: list[tuple[ScanItem, list[ScannedItem], bool]] = []
 
-        def finish(
-            path: str,
-            st: os.stat_result | None,
-            items: list[ScannedItem],
-            errors: list[ScanError],
-        ) -> None:
-            """A file read by a worker: count it, report its errors; matched by `match_fresh`."""
-            summary.files += 1
-            summary.bytes += st.st_size if st is not None else 0
-            for err in errors:
-                summary.errors += 1
-                sink.error(err)
-            fresh.append((st, items, not errors))
-
-        def match_fresh() -> None:
-            """Match the files finished since the last call, report their hits, cache them."""
-            if not fresh:
-                return
-            verdicts = self._match_files([items for _, items, _ in fresh], summary, sink)
-            for (st, items, clean), verdict in zip(fresh, verdicts, strict=True):
-                if clean and st is not None and self.cache is not None:
-                    self.cache.put(st, items, verdict, context)
-            fresh.clear()
-            progress()
-
-        pool: ProcessPool | None = None
-
-        def get_pool() -> ProcessPool:
-            """The workers, started when the first file must be read: a scan answered from the
-            cache needs none (nor the compiled kernels they load)."""
-            nonlocal pool
-            if pool is None:
-                prepare()  # before the workers fork: they inherit the loaded kernels
-                pool = ProcessPool(max_workers=workers, initializer=_init_worker)
-            return pool
-
-        def submit(files: list[tuple[str, os.stat_result]]) -> None:
-            fut = get_pool().schedule(
-                _fingerprint_parcel,
-                args=(
-                    [path for path, _ in files],
-                    limits,
-                    self.options.vpdq_seconds,
-                    self.options.fast_pdq,
-                ),
-                # A parcel gets one file's time: its files are small, so a parcel that runs over
-                # holds a file that hangs. It is then split and each file runs alone with the
-                # whole limit (with n files' time, a hang in a parcel of 32 went unnoticed for
-                # 32 x item_seconds, 2.7 hours at the default).
-                timeout=limits.item_seconds + self.options.kill_grace,
-            )
-            pending[fut] = files
-
-        def collect(done: Iterable[cf.Future[list[FileResult]]]) -> None:
-            retry: list[tuple[str, os.stat_result]] = []
-            for fut in done:
-                files = pending.pop(fut)
-                try:
-                    results = fut.result()
-                except Exception as e:  # noqa: BLE001 - one file must not stop the scan
-                    if len(files) > 1:
-                        # Which file hung or killed the worker? Each one alone says.
-                        retry.extend(files)
-                        continue
-                    results = [_failure(files[0][0], e, limits)]
-                for (path, st), res in zip(files, results, strict=True):
-                    finish(path, st, list(res.items), res.errors)
-            match_fresh()
-            for one in retry:
-                submit([one])
-
-        def wait_some() -> None:
-            done, _ = cf.wait(list(pending), return_when=cf.FIRST_COMPLETED)
-            collect(done)
-
-        def flush_parcel() -> None:
-            nonlocal parcel_bytes
-            if parcel:
-                submit(parcel.copy())
-                parcel.clear()
-                parcel_bytes = 0
-            while len(pending) >= workers * 4:
-                wait_some()
-
-        def schedule(path: str, st: os.stat_result) -> None:
-            """A file to read: now if a core is idle, else in a parcel with the next few."""
-            nonlocal parcel_bytes
-            if len(pending) < workers and not parcel:
-                submit([(path, st)])
-                return
-            parcel.append((path, st))
-            parcel_bytes += st.st_size
-            if len(parcel) >= PARCEL_FILES or parcel_bytes >= PARCEL_BYTES:
-                flush_parcel()
-
-        def flush_batch() -> None:
-            """Files walked since the last batch: cached ones matched at once, others read."""
-            assert self.cache is not None
-            found = self.cache.get_many(batch, context)
-            to_match: list[tuple[os.stat_result, list[ScannedItem]]] = []
-            n_files = n_bytes = n_items = n_images = n_videos = n_good = 0
-            for (path, st), cached in zip(batch, found, strict=True):
-                if cached is None:
-                    schedule(path, st)
-                    continue
-                n_files += 1
-                n_bytes += st.st_size
-                verdict = cached.verdict
-                if verdict is None:
-                    to_match.append((st, cached.items))
-                    continue
-                # Matched under this context before: its verdict stands.
-                n_items += verdict.items
-                n_images += verdict.images
-                n_videos += verdict.videos
-                n_good += verdict.known_good
-                for i, src, hit in verdict.reports:
-                    self._report(self.sources[src], cached.items[i], hit, summary, sink)
-            summary.files += n_files
-            summary.cached += n_files
-            summary.bytes += n_bytes
-            summary.items += n_items
-            summary.images += n_images
-            summary.videos += n_videos
-            summary.known_good += n_good
-            batch.clear()
-            verdicts = self._match_files([its for _, its in to_match], summary, sink)
-            for (st, _), verdict in zip(to_match, verdicts, strict=True):
-                self.cache.set_verdict(st, verdict, context)
-            progress()
-
-        batch: list[tuple[str, os.stat_result]] = []
-        try:
-            for found in walk(roots, follow_symlinks=self.options.follow_symlinks):
-                if isinstance(found, ScanError):
-                    summary.errors += 1
-                    sink.error(found)
-                    continue
-                if self.cache is not None:
-                    batch.append(found)
-                    if len(batch) >= CACHE_BATCH:
-                        flush_batch()
-                    continue
-                schedule(*found)
-            if batch:
-                flush_batch()
-            flush_parcel()
-            while pending:
-                wait_some()
-        finally:
-            if pool is not None:
-                pool.close()
-                pool.join()
+    def run(self, items: Iterable[ScanItem | ScanError]) -> ScanSummary:
+        for found in items:
+            if isinstance(found, ScanError):
+                self.summary.errors += 1
+                self.sink.error(found)
+            elif self.cache is not None and found.identity is not None:
+                self.batch.append(found)
+                if len(self.batch) >= CACHE_BATCH:
+                    self._flush_batch()
+            else:
+                self._schedule(found)
+        if self.batch:
+            self._flush_batch()
+        self._flush_parcel()
+        while self.pending:
+            self._wait_some()
         if self.cache is not None:
             self.cache.flush()
-        summary.seconds = time.monotonic() - t0
-        progress(force=True)
-        return summary
+        self.summary.seconds = time.monotonic() - self.t0
+        self._progress(force=True)
+        return self.summary
 
-    def match_context(self) -> int:
-        """A number that changes whenever matching the same fingerprints could give other
-        answers: another compile of a catalog, other sets reported, other thresholds."""
-        key = json.dumps(
-            [
-                [s.matcher.context_key() for s in self.sources],
-                dataclasses.astuple(self.options.match),
-            ]
+    # -- progress ----------------------------------------------------------------------------
+
+    def _progress(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self.last_progress > 0.2:
+            self.last_progress = now
+            self.summary.seconds = now - self.t0
+            self.sink.progress(self.summary)
+
+    # -- the cache ---------------------------------------------------------------------------
+
+    def _flush_batch(self) -> None:
+        """Items met since the last batch: cached ones matched at once, others read."""
+        assert self.cache is not None
+        batch, self.batch = self.batch, []
+        found = self.cache.get_many([(it.path, it.identity) for it in batch], self.context)  # type: ignore[misc]
+        to_match: list[tuple[ScanItem, list[ScannedItem]]] = []
+        s = self.summary
+        for item, cached in zip(batch, found, strict=True):
+            if cached is None:
+                self._schedule(item)
+                continue
+            s.files += 1
+            s.cached += 1
+            s.bytes += item.size
+            verdict = cached.verdict
+            if verdict is None:
+                to_match.append((item, cached.items))
+                continue
+            # Matched under this context before: its verdict stands.
+            s.items += verdict.items
+            s.images += verdict.images
+            s.videos += verdict.videos
+            s.known_good += verdict.known_good
+            for i, m, hit in verdict.reports:
+                self._report(m, cached.items[i], hit)
+        verdicts = self._match_files([its for _, its in to_match])
+        for (item, _), verdict in zip(to_match, verdicts, strict=True):
+            self.cache.set_verdict(item.identity, verdict, self.context)  # type: ignore[arg-type]
+        self._progress()
+
+    # -- the workers -------------------------------------------------------------------------
+
+    def _schedule(self, item: ScanItem) -> None:
+        """An item to read: now if a core is idle, else in a parcel with the next few."""
+        if len(self.pending) < self.service.workers and not self.parcel:
+            self._submit([item])
+            return
+        self.parcel.append(item)
+        self.parcel_bytes += item.size
+        if len(self.parcel) >= PARCEL_FILES or self.parcel_bytes >= PARCEL_BYTES:
+            self._flush_parcel()
+
+    def _flush_parcel(self) -> None:
+        if self.parcel:
+            self._submit(self.parcel)
+            self.parcel = []
+            self.parcel_bytes = 0
+        while len(self.pending) >= self.service.workers * 4:
+            self._wait_some()
+
+    def _submit(self, items: list[ScanItem]) -> None:
+        fut = self.service.pool().schedule(
+            _fingerprint_parcel,
+            args=(
+                [(it.path, it.source) for it in items],
+                self.options.limits,
+                self.options.vpdq_seconds,
+                self.options.fast_pdq,
+            ),
+            # A parcel gets one item's time: its items are small, so a parcel that runs over
+            # holds one that hangs. It is then split and each item runs alone with the whole
+            # limit (with n items' time, a hang in a parcel of 32 went unnoticed for
+            # 32 x item_seconds, 2.7 hours at the default).
+            timeout=self.options.limits.item_seconds + self.options.kill_grace,
         )
-        # 63 bits (an SQLite integer), never 0.
-        return (int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") >> 1) | 1
+        self.pending[fut] = items
 
-    def _match_files(
-        self, files: list[list[ScannedItem]], summary: ScanSummary, sink: ScanSink
-    ) -> list[Verdict]:
+    def _wait_some(self) -> None:
+        done, _ = cf.wait(list(self.pending), return_when=cf.FIRST_COMPLETED)
+        retry: list[ScanItem] = []
+        for fut in done:
+            items = self.pending.pop(fut)
+            try:
+                results = fut.result()
+            except Exception as e:  # noqa: BLE001 - one item must not stop the scan
+                if len(items) > 1:
+                    retry.extend(items)  # which one hung or killed the worker? Each alone says.
+                    continue
+                results = [_failure(items[0].path, e, self.options.limits)]
+            for item, res in zip(items, results, strict=True):
+                self._finish(item, list(res.items), res.errors)
+        self._match_fresh()
+        for one in retry:
+            self._submit([one])
+
+    def _finish(self, item: ScanItem, items: list[ScannedItem], errors: list[ScanError]) -> None:
+        """An item read by a worker: count it, report its errors; matched by `_match_fresh`."""
+        self.summary.files += 1
+        self.summary.bytes += item.size
+        for err in errors:
+            self.summary.errors += 1
+            self.sink.error(err)
+        self.fresh.append((item, items, not errors))
+
+    def _match_fresh(self) -> None:
+        """Match the items finished since the last call, report their hits, cache them."""
+        if not self.fresh:
+            return
+        fresh, self.fresh = self.fresh, []
+        verdicts = self._match_files([items for _, items, _ in fresh])
+        if self.cache is not None:
+            for (item, items, clean), verdict in zip(fresh, verdicts, strict=True):
+                if clean and item.identity is not None:
+                    self.cache.put(item.identity, items, verdict, self.context)
+        self._progress()
+
+    # -- matching ----------------------------------------------------------------------------
+
+    def _match_files(self, files: list[list[ScannedItem]]) -> list[Verdict]:
         """Match the items of several files at once, report their hits, count them; the
         verdict of each (what a later scan replays)."""
         items = [item for one in files for item in one]
-        good, reported = self._match_items(items, summary, sink)
+        if not items:
+            good: list[bool] = []
+            reported: list[list[tuple[int, Hit]]] = []
+        else:
+            good, reported = match_all(
+                self.matchers, [it.fingerprints for it in items], self.options.match
+            )
         verdicts: list[Verdict] = []
+        s = self.summary
         at = 0
         for one in files:
             images = videos = known_good = 0
@@ -365,61 +390,43 @@ class Scanner:
                 images += fp.pdq is not None
                 videos += fp.vpdq is not None
                 known_good += good[i]
-                if reported[i]:
-                    reports.extend((i - at, src, hit) for src, hit in reported[i])
+                for m, hit in reported[i]:
+                    reports.append((i - at, m, hit))
+                    self._report(m, item, hit)
             verdicts.append(Verdict(len(one), images, videos, known_good, tuple(reports)))
-            summary.items += len(one)
-            summary.images += images
-            summary.videos += videos
-            summary.known_good += known_good
+            s.items += len(one)
+            s.images += images
+            s.videos += videos
+            s.known_good += known_good
             at += len(one)
         return verdicts
 
-    def _match_items(
-        self, items: list[ScannedItem], summary: ScanSummary, sink: ScanSink
-    ) -> tuple[list[bool], list[list[tuple[int, Hit]]]]:
-        """Match items against every source with batched lookups; report each hit. Returns,
-        per item, whether it is known-good and the (source index, hit) reported of it (the
-        caller counts them)."""
-        if not items:
-            return [], []
-        fps = [item.fingerprints for item in items]
-        settings = self.options.match
-        known_good = [False] * len(items)
-        per_source: list[list[list[Hit]]] = []
-        for source in self.sources:
-            good, hits = source.matcher.match_many(fps, settings)
-            known_good = [a or b for a, b in zip(known_good, good, strict=True)]
-            per_source.append(hits)
-        reported: list[list[tuple[int, Hit]]] = [[] for _ in items]
-        for i, item in enumerate(items):
-            for src, (source, hits) in enumerate(zip(self.sources, per_source, strict=True)):
-                for hit in hits[i]:
-                    if known_good[i] and hit.kind in ("pdq", "vpdq"):
-                        # Known-good bytes are never alerted on by similarity; an exact listing
-                        # by an alerting set still is (the police list outranks a software
-                        # catalogue).
-                        continue
-                    reported[i].append((src, hit))
-                    self._report(source, item, hit, summary, sink)
-        return known_good, reported
+    def _report(self, m: int, item: ScannedItem, hit: Hit) -> None:
+        self.summary.matches += 1
+        self.sink.match(to_match(self.matchers[m], item, hit))
 
-    def _report(
-        self, source: Source, item: ScannedItem, hit: Hit, summary: ScanSummary, sink: ScanSink
+
+class Scanner:
+    """One scan of local paths with its own service (what `vigil scan` runs)."""
+
+    def __init__(
+        self,
+        matchers: Sequence[Matcher],
+        options: ScanOptions | None = None,
+        cache: FingerprintCache | None = None,
     ) -> None:
-        fp = item.fingerprints
-        rec = source.entry(hit.entry_id)
-        summary.matches += 1
-        sink.match(
-            Match(
-                path=item.path,
-                member=item.member,
-                hashset=source.matcher.set_names.get(hit.set_id, str(hit.set_id)),
-                entry=MatchedEntry(rec.ext_id, rec.category, rec.meta),
-                kind=hit.kind,
-                distance=hit.distance,
-                transform=hit.transform,
-                fingerprints=fp,
-                segment=hit.segment,
+        self.matchers = list(matchers)
+        self.options = options or ScanOptions()
+        self.cache = cache
+
+    def run(self, roots: Sequence[str], sink: ScanSink) -> ScanSummary:
+        """Scan every file under `roots`; return the totals."""
+        items = local_items(roots, follow_symlinks=self.options.follow_symlinks)
+        with ScanService(self.options, self.cache) as service:
+            return service.scan(
+                items, self.matchers, sink, roots=[os.path.abspath(r) for r in roots]
             )
-        )
+
+    def match_context(self) -> int:
+        """The match context of this scanner's builds and settings (see `match_context`)."""
+        return match_context(self.matchers, self.options.match)
