@@ -49,6 +49,7 @@ def generate(directory: Path, n_exact: int, n_pdq: int) -> float:
         {1: "generated"},
         set(),
     )
+    directory.mkdir(parents=True, exist_ok=True)
     m.save(directory)
     return time.perf_counter() - t
 
@@ -151,6 +152,7 @@ base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 t = time.perf_counter()
 m = Matcher.compile(cat)
 t_compile = time.perf_counter() - t
+(home / "matcher").mkdir(exist_ok=True)
 m.save(home / "matcher")
 print(f"{t_compile:.2f} {time.perf_counter() - t:.2f} {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} {base:.0f}")
 """

@@ -106,15 +106,25 @@ import sys, time
 t0 = time.perf_counter()
 from pathlib import Path
 from vigil.catalog.store import Catalog
-from vigil.matching.matcher import Matcher
 from vigil.scan.cache import FingerprintCache
-from vigil.scan.scanner import CollectingSink, Scanner, ScanOptions, Source
+from vigil.scan.scanner import CollectingSink, Scanner, ScanOptions
 home, root, workers = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
-if sys.argv[4:] == ["rematch"]:  # a new compile of the same catalog: every verdict is stale
+rematch = sys.argv[4:] == ["rematch"]  # a new compile of the same catalog: every verdict is stale
+try:
+    from vigil.engine import Engine
+except ImportError:  # the code before the engine facade (--baseline-src)
     import shutil
-    shutil.rmtree(home / "matcher", ignore_errors=True)
-catalog = Catalog.open(home)
-source = Source(catalog, Matcher.for_catalog(catalog, home / "matcher"))
+    from vigil.matching.matcher import Matcher
+    from vigil.scan.scanner import Source
+    if rematch:
+        shutil.rmtree(home / "matcher", ignore_errors=True)
+    catalog = Catalog.open(home)
+    source = Source(catalog, Matcher.for_catalog(catalog, home / "matcher"))
+else:
+    import shutil
+    if rematch:
+        shutil.rmtree(home / "builds", ignore_errors=True)
+    source = Engine.open(home).matcher()
 cache_path = home / "cache.sqlite"
 if sys.argv[4:] == ["first"]:  # a first scan: an empty cache of its own (the kept one stays)
     cache_path = home / "cache-first.sqlite"

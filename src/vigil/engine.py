@@ -27,7 +27,7 @@ from typing import BinaryIO
 
 from vigil.catalog.store import Catalog
 from vigil.config import vigil_home
-from vigil.fingerprint.fingerprints import Fingerprints
+from vigil.fingerprint.fingerprints import PDQ, Fingerprints, VPDQFrame
 from vigil.limits import Limits
 from vigil.matching.builds import BuildStore, MatcherHolder
 from vigil.matching.matcher import Matcher, MatchSettings, match_all
@@ -132,10 +132,18 @@ class Engine:
     def prepare(self) -> None:
         """Load everything a first call would (decoders, compiled kernels, the build and its
         search kernels), so no call pays a cold start. Call once at a front's start-up."""
-        prepare()
+        prepare(videos=True)
+        # One match of each shape against the build itself: its search kernels are compiled (or
+        # loaded from numba's cache) for the build's own arrays, and its pages first touched.
         matcher = self.matcher()
-        probe = Fingerprints(0, "0" * 32, "0" * 40, "0" * 64, "application/octet-stream")
-        matcher.match_many([probe] * 300, self.options.match)  # the batched exact kernel too
+        plain = Fingerprints(0, "0" * 32, "0" * 40, "0" * 64, "application/octet-stream")
+        variants = tuple(f"{i:064x}" for i in range(8))
+        image = dataclasses.replace(plain, pdq=PDQ(variants[0], 100, variants))
+        video = dataclasses.replace(
+            plain, vpdq=[VPDQFrame(i, float(i), 100, variants[i % 8]) for i in range(4)]
+        )
+        matcher.match_many([plain] * 300 + [image, video], self.options.match)
+        matcher.match_many([image], self.options.match)
 
     # -- one item ----------------------------------------------------------------------------
 

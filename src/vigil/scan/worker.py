@@ -103,17 +103,19 @@ def fingerprints_of(
     return fp
 
 
-def prepare() -> None:
+def prepare(videos: bool = False) -> None:
     """Make this process ready to fingerprint: call before forking workers, so they inherit it,
     and at the start of a long-running front, so no request pays a cold start (the compiled PDQ
-    kernels, the digests' self-check, libmagic's database, the image decoders, libarchive and
-    the video library are all loaded by fingerprinting a few tiny generated items)."""
+    kernels, the digests' self-check, libmagic's database, the image decoders and libarchive are
+    loaded by fingerprinting a few tiny generated items; `videos` also loads the video library,
+    ~0.15 s that a one-shot scan without videos need not pay)."""
     pdq.warm()
     from vigil.scan.items import Buffer
 
     for name, data in _warm_samples():
         fingerprint_item(name, Buffer(data), Limits())
-    import av  # noqa: F401 - the video decoder's libraries, loaded once here
+    if videos:
+        import av  # noqa: F401 - FFmpeg's libraries, loaded once here
 
 
 def _warm_samples() -> list[tuple[str, bytes]]:
