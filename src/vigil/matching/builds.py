@@ -278,6 +278,8 @@ class MatcherHolder:
         with self._lock:  # one refresh at a time; matcher() never waits for it
             self.last_check = time.monotonic()
             if not self.stale():
+                # Builds let go by calls that were in flight at the last swap go now.
+                self.store.collect()
                 return False
             new: Matcher | None = (
                 self.store.for_catalog(self.catalog)
