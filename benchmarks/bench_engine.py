@@ -150,6 +150,8 @@ def relinked(store: BuildStore, build_id: str) -> str:
     """A new build id whose files are the given build's (hard links), as a fresh update."""
     new = uuid.uuid4().hex
     src, dst = store.root / build_id, store.root / f".tmp-{new}"
+    if not (src / "meta.json").is_file():
+        raise RuntimeError(f"build {build_id} is gone")
     dst.mkdir()
     for path in src.rglob("*"):
         rel = path.relative_to(src)
@@ -172,6 +174,10 @@ def swaps(files: list[Path], root: Path, n: int, count: int, interval: float) ->
     store.publish(build)
     base_id = build.build_id
     del build
+    # The generated build is only the source of the copies: kept mapped here, so the holder's
+    # collection of superseded builds leaves it.
+    source = store.open(base_id)
+    assert source is not None
     print(f"\n{n:,}-entry build generated and published in {time.perf_counter() - t:.1f} s")
     engine = Engine.open_builds(store.root)
     engine.prepare()
@@ -208,6 +214,7 @@ def swaps(files: list[Path], root: Path, n: int, count: int, interval: float) ->
     for th in threads:
         th.join()
     engine.refresh()  # nothing new: collects the builds the last calls in flight let go
+    assert engine.matcher().build_id == new, "the last swap was not taken"
     quiet = [s for t0, s in calls if t0 < quiet_end]
     busy = [s for t0, s in calls if t0 >= quiet_end]
     print(
