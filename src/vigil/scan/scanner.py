@@ -19,6 +19,7 @@ from threadpoolctl import threadpool_limits
 
 from vigil.catalog.store import Catalog, EntryRecord
 from vigil.fingerprint.video import VPDQ_SECONDS_PER_FRAME
+from vigil.kinds import NEAR_NAMES
 from vigil.limits import Limits
 from vigil.matching.matcher import Hit, Matcher, MatchSettings
 from vigil.scan.cache import FingerprintCache, Verdict
@@ -395,7 +396,7 @@ class Scanner:
         for i, item in enumerate(items):
             for src, (source, hits) in enumerate(zip(self.sources, per_source, strict=True)):
                 for hit in hits[i]:
-                    if known_good[i] and hit.kind in ("pdq", "vpdq"):
+                    if known_good[i] and hit.kind in NEAR_NAMES:
                         # Known-good bytes are never alerted on by similarity; an exact listing
                         # by an alerting set still is (the police list outranks a software
                         # catalogue).
