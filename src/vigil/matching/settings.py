@@ -1,7 +1,7 @@
 """The match thresholds a scan runs with: one settings object, the vPDQ rule derived from it.
 
-The default numbers are the near kinds' (vigil.kinds); nothing here states one again. Import-light
-(no NumPy), so the CLI can name the defaults without loading the matcher.
+The default numbers are the near kinds' (vigil.kinds); nothing here states one again. The
+module itself needs no NumPy (the package's __init__ loads the matcher, though).
 """
 
 from __future__ import annotations
