@@ -21,11 +21,7 @@ from typing import Any
 import numpy as np
 
 from vigil.fingerprint.fingerprints import VPDQFrame
-from vigil.kinds import (  # noqa: F401  (P and Q are the vPDQ kind's, named here too)
-    PDQ_QUALITY_THRESHOLD,
-    VPDQ_COMPARED_MATCH_PERCENT,
-    VPDQ_QUERY_MATCH_PERCENT,
-)
+from vigil.kinds import PDQ_QUALITY_THRESHOLD
 from vigil.matching.pdq_index import PDQIndex, build_pdq_index, load_pdq_index
 from vigil.matching.settings import VideoRule
 

@@ -1,8 +1,10 @@
-"""Hash-list formats: one module per format, each turning a byte stream into entries.
+"""Hash-list formats: one module per format (or family), each turning a byte stream into entries.
 
 Every parser takes a binary stream (already decompressed, UTF-8, byte-order mark removed) and
-the `ParseReport` to fill, and yields `Entry` objects lazily. What the formats share lives here:
-checking a hash value and naming a hash kind from a column or header name.
+the `ParseReport` to fill, and yields `Entry` objects lazily. Each module declares its formats
+(`LIST_FORMATS`, vigil.hashsets.listformat.ListFormat) beside its parser; vigil.hashsets.registry
+collects them. What the formats share lives here: checking a hash value and naming a hash kind
+(vigil.kinds) from a column or header name.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from vigil.errors import AmbiguousFormatError, HashListError
 from vigil.hashsets.entry import HASH_KINDS, Entry, ParseReport
 from vigil.hashsets.formats import KIND_BY_LENGTH, kind_from_name, text_stream
 from vigil.hashsets.listformat import Detector, ListFormat, Reading, Sample, declares
-from vigil.kinds import MD5, SHA1, SHA256
+from vigil.kinds import MD5, PDQ, SHA1, SHA256
 
 # `HASH`, `HASH  name`, `HASH *name`; a leading backslash means md5sum escaped the name.
 SUM_LINE = re.compile(r"(?P<escaped>\\?)(?P<hash>[0-9A-Fa-f]+)(?:(?: \*| {1,2}|\t)(?P<name>.*))?")
@@ -47,7 +47,7 @@ def parse(stream: BinaryIO, report: ParseReport, format: str = "md5sum") -> Iter
         if not seen_record and declared is None:
             declared = type_line(line)
             if declared is not None:
-                if declared == "pdq":
+                if declared == PDQ.name:
                     report.problem(number, "a PDQ list; read it with --format pdq")
                     declared = None
                 continue

@@ -22,7 +22,7 @@ from vigil.hashsets.entry import Entry, ParseReport
 from vigil.hashsets.formats import clean_hash, kind_from_name
 from vigil.hashsets.formats.vpdqlist import parse_frame
 from vigil.hashsets.listformat import Detector, ListFormat, Sample, plain
-from vigil.kinds import MD5, SHA1, SINGLE
+from vigil.kinds import MD5, PDQ, SHA1, SINGLE
 
 try:  # The C backend is ~10x faster; fall back to whatever ijson picked.
     _IJSON: Any = ijson.get_backend("yajl2_c")
@@ -414,7 +414,7 @@ def vpdq_frames(value: Any) -> list[VPDQFrame]:
                     index,
                     float(item.get("timestamp", index)),
                     int(item.get("quality", 100)),
-                    clean_hash(item.get("pdq", item.get("hash")), "pdq"),
+                    clean_hash(item.get("pdq", item.get("hash")), PDQ.name),
                 )
             except (TypeError, ValueError):
                 frame = None
