@@ -18,6 +18,8 @@ from sqlalchemy import (
     Text,
 )
 
+from vigil.kinds import SINGLE
+
 # 2: video_frames (vPDQ). 3: no (kind, value) index on hashes: nothing queries it (matching uses
 # the compiled matcher) and keeping it up to date dominated imports of tens of millions of hashes.
 # Older catalogs are upgraded in place when opened.
@@ -52,8 +54,8 @@ entries = Table(
     Column("meta", JSON, nullable=False),
 )
 
-# Hash kinds as small integers: the table holds tens of millions of rows.
-KIND_CODES: dict[str, int] = {"md5": 1, "sha1": 2, "sha256": 3, "pdq": 4}
+# Hash kinds as small integers (each kind's declared code): the table holds tens of millions of rows.
+KIND_CODES: dict[str, int] = {k.name: k.code for k in SINGLE if k.code is not None}
 KIND_NAMES: dict[int, str] = {v: k for k, v in KIND_CODES.items()}
 
 hashes = Table(

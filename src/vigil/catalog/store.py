@@ -23,6 +23,7 @@ from vigil.catalog.schema import KIND_CODES, KIND_NAMES
 from vigil.errors import CatalogError, HashListError
 from vigil.fingerprint.fingerprints import VPDQFrame
 from vigil.hashsets.entry import HASH_KINDS, Entry, ParseReport
+from vigil.kinds import VPDQ
 from vigil.matching.entries import EntryRecord
 
 BATCH = 20_000
@@ -372,7 +373,7 @@ class Catalog:
                     hash_rows.append((set_id, entry_id, KIND_CODES[kind], bytes.fromhex(value)))
                     by_kind[kind] += 1
                 if entry.vpdq:
-                    by_kind["vpdq"] += 1
+                    by_kind[VPDQ.name] += 1
                     by_kind["vpdq_frames"] += len(entry.vpdq)
                     frame_rows.extend(
                         {

@@ -25,6 +25,7 @@ from vigil.fingerprint.crypto import digest_bytes
 from vigil.fingerprint.pdq import pdq_from_bytes
 from vigil.hashsets.entry import Entry
 from vigil.hashsets.export import write_vics
+from vigil.kinds import MD5, PDQ, SHA1, SHA256
 from vigil.scan.cache import FingerprintCache
 from vigil.scan.scanner import CollectingSink, Scanner, ScanOptions
 
@@ -78,7 +79,7 @@ def build(root: Path) -> tuple[Path, Path, list[Planted]]:
         pdq = pdq_from_bytes(data, max_pixels=50_000_000)
         entries.append(
             Entry(
-                hashes={"md5": md5, "sha1": sha1, "sha256": sha256, "pdq": pdq.hash},
+                hashes={MD5.name: md5, SHA1.name: sha1, SHA256.name: sha256, PDQ.name: pdq.hash},
                 id=str(1000 + i),
                 category=category,
                 meta={"Comments": f"demo: scikit-image {name}"},

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from vigil.cli.context import Context
-from vigil.hashsets.reader import FORMATS
+from vigil.hashsets.registry import CHOICES, EXPORT_NAMES
 
 SHOWN_PROBLEMS = 20
 
@@ -25,7 +25,7 @@ def hashset() -> None:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["auto", *FORMATS]),
+    type=click.Choice(["auto", *CHOICES]),
     default="auto",
     show_default=True,
     help="Format of the file; 'auto' detects it from the content.",
@@ -122,7 +122,7 @@ def remove_cmd(ctx: Context, name: str) -> None:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["vics", "csv", "vpdq-csv"]),
+    type=click.Choice(EXPORT_NAMES),
     default="vics",
     show_default=True,
     help="vpdq-csv: the videos' frames, one row each (video_id,frame,quality,pdq,timestamp,...).",
@@ -136,13 +136,12 @@ def remove_cmd(ctx: Context, name: str) -> None:
 @click.pass_obj
 def export_cmd(ctx: Context, name: str, fmt: str, output: Path | None) -> None:
     """Export the set NAME as VICS 2.0 JSON, CSV or vPDQ CSV."""
-    from vigil.hashsets.export import write_csv, write_vics, write_vpdq_csv
+    from vigil.hashsets.export import write
 
     entries = ctx.catalog.iter_entries(name)
-    writer = {"vics": write_vics, "csv": write_csv, "vpdq-csv": write_vpdq_csv}[fmt]
     if output is None:
-        n = writer(entries, sys.stdout)
+        n = write(fmt, entries, sys.stdout)
     else:
         with open(output, "w", encoding="utf-8", newline="") as f:
-            n = writer(entries, f)
+            n = write(fmt, entries, f)
     click.echo(f"exported {n} entries of {name!r}", err=True)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from vigil.kinds import HashKind
+
 # Order of the 8 dihedral variants, as in Meta's PDQ tools (pdq-photo-hasher --pdqdih).
 DIHEDRAL_NAMES: tuple[str, ...] = (
     "original",
@@ -60,6 +62,13 @@ class Fingerprints:
     # What the video stream says (codec, width, height, fps, frames, seconds), for videos.
     video: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def hex_of(self, kind: HashKind) -> str | None:
+        """The item's value of a one-value hash kind (vigil.kinds.SINGLE) as hex, or None."""
+        if kind.frames:
+            raise ValueError(f"{kind.name} is a list of frames, not one value")
+        value = getattr(self, kind.field)
+        return value.hash if isinstance(value, PDQ) else value
 
     def to_dict(self, dihedral: bool = False, frames: bool = False) -> dict[str, Any]:
         """A JSON-ready dict (the `fingerprints` object of the output contract)."""

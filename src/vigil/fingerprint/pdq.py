@@ -28,11 +28,10 @@ from vigil.fingerprint.image import (
     decode_luma_sized,
     reduced_jpeg_decode,
 )
-
-# Hamming distance at or below which two PDQ hashes are the same picture (Meta's default).
-PDQ_MATCH_DISTANCE = 31
-# Hashes of lower quality (flat, nearly featureless pictures) are not matched.
-PDQ_QUALITY_THRESHOLD = 50
+from vigil.kinds import (  # noqa: F401  (the thresholds are the PDQ kind's, named here too)
+    PDQ_MATCH_DISTANCE,
+    PDQ_QUALITY_THRESHOLD,
+)
 
 # The reference returns an all-zero hash of quality 0 below this size (pdqhashing.cpp).
 MIN_HASHABLE_DIM = 5

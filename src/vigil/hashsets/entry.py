@@ -6,9 +6,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vigil.fingerprint.fingerprints import VPDQFrame
+from vigil.kinds import SINGLE
 
-# Kinds of hash an entry can carry, with their length in hex characters.
-HASH_KINDS: dict[str, int] = {"md5": 32, "sha1": 40, "sha256": 64, "pdq": 64}
+# Kinds of hash an entry can carry in `hashes`, with their length in hex characters.
+HASH_KINDS: dict[str, int] = {k.name: k.hex_width for k in SINGLE}
 
 
 @dataclass

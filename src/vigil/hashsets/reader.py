@@ -20,33 +20,12 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from vigil.errors import HashListError
-from vigil.hashsets import detect
+from vigil.hashsets import detect, registry
 from vigil.hashsets.entry import Entry, ParseReport
-from vigil.hashsets.formats import (
-    csvlist,
-    hashkeeper,
-    ncmec,
-    nsrl,
-    pdqlist,
-    sums,
-    vics,
-    vpdqcsv,
-    vpdqlist,
-)
+from vigil.hashsets.listformat import ListFormat, Reading
 
-FORMATS: tuple[str, ...] = (
-    "vics",
-    "ncmec",
-    "csv",
-    "md5sum",
-    "sha1sum",
-    "sha256sum",
-    "pdq",
-    "nsrl",
-    "hashkeeper",
-    "vpdq",
-    "vpdq-csv",
-)
+# The formats' public names (vigil.hashsets.registry).
+FORMATS: tuple[str, ...] = registry.NAMES
 # Bytes (after decompression) that detection looks at.
 HEAD_BYTES = 64 * 1024
 
@@ -71,54 +50,30 @@ def read_hashlist(
     """
     path = Path(path)
     report = report if report is not None else ParseReport()
-    if format != "auto" and format not in FORMATS:
+    explicit = format != "auto"
+    if explicit and format not in registry.CHOICES:
         raise HashListError(
             f"unknown hash-list format {format!r}; choose one of auto, {', '.join(FORMATS)}"
         )
     head, complete = _read_head(path)
-    explicit = format != "auto"
     if not explicit:
         format = detect.detect(head, str(path), complete)
     else:
         detect.check_content(head, str(path))
-    report.format = format
-    report.known_good = format == "nsrl"
-    return _entries(path, format, explicit=explicit, report=report), report
+    fmt = registry.get(format)
+    report.format = fmt.name
+    report.known_good = fmt.known_good
+    return _entries(path, fmt, Reading(path, explicit), report), report
 
 
-def _entries(path: Path, format: str, *, explicit: bool, report: ParseReport) -> Iterator[Entry]:
+def _entries(path: Path, fmt: ListFormat, reading: Reading, report: ParseReport) -> Iterator[Entry]:
     try:
         with open_decoded(path) as stream:
-            if format == "vpdq":
-                # One file is one video, named after the file (as the reference tool names it).
-                name = path.name.removesuffix(".gz").rsplit(".", 1)[0] or path.name
-                yield from vpdqlist.parse(stream, report, name)
-            else:
-                yield from _parser(format, explicit)(stream, report)
+            yield from fmt.parse(stream, report, reading)
     except HashListError as exc:
         raise type(exc)(f"{path}: {exc}") from exc
     except _DECOMPRESSION_ERRORS as exc:
         raise HashListError(f"{path}: damaged or truncated compressed file: {exc}") from exc
-
-
-def _parser(format: str, explicit: bool) -> Callable[[BinaryIO, ParseReport], Iterator[Entry]]:
-    if format == "vics":
-        return vics.parse
-    if format == "ncmec":
-        return ncmec.parse
-    if format == "csv":
-        return csvlist.parse
-    if format in sums.FORMATS:
-        return lambda stream, report: sums.parse(stream, report, format=format)
-    if format == "pdq":
-        return lambda stream, report: pdqlist.parse(stream, report, bare=explicit)
-    if format == "nsrl":
-        return nsrl.parse
-    if format == "hashkeeper":
-        return hashkeeper.parse
-    if format == "vpdq-csv":
-        return vpdqcsv.parse
-    raise HashListError(f"unknown hash-list format {format!r}")  # pragma: no cover
 
 
 def _read_head(path: Path) -> tuple[bytes, bool]:

@@ -19,23 +19,19 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from vigil.fingerprint.fingerprints import DIHEDRAL_NAMES, Fingerprints
-from vigil.fingerprint.pdq import PDQ_MATCH_DISTANCE, PDQ_QUALITY_THRESHOLD
+from vigil.kinds import EXACT, NEAR_NAMES, PDQ, VPDQ
 from vigil.matching.entries import EntryRecord, EntryTable
 from vigil.matching.exact import as_rows, equal_ranges, prefix_directory, sort_order
 from vigil.matching.pdq_index import PDQIndex, build_pdq_index, load_pdq_index
-from vigil.matching.video import (
-    VPDQ_COMPARED_MATCH_PERCENT,
-    VPDQ_QUERY_MATCH_PERCENT,
-    VideoIndex,
-    VideoRule,
-)
+from vigil.matching.settings import MatchSettings
+from vigil.matching.video import VideoIndex
 
 if TYPE_CHECKING:  # SQLAlchemy is imported only by code that queries the catalog
     from vigil.catalog.store import Catalog, HashSetInfo
 
-EXACT_KINDS: dict[str, int] = {"md5": 16, "sha1": 20, "sha256": 32}
+EXACT_KINDS: dict[str, int] = {k.name: k.byte_width for k in EXACT}
 # Kinds that match by similarity: never reported for bytes a known-good set lists.
-NEAR_KINDS = frozenset({"pdq", "vpdq"})
+NEAR_KINDS = NEAR_NAMES
 # Batches up to this many digests are looked up with NumPy's searchsorted, larger ones with the
 # compiled kernel (vigil.matching.kernels.equal_ranges).
 _SMALL_BATCH = 256
@@ -68,18 +64,6 @@ class Hit:
     transform: str | None
     # vPDQ only: the matched segments (see vigil.matching.video.VideoIndex.search).
     segment: dict[str, float] | None = None
-
-
-@dataclass(frozen=True)
-class MatchSettings:
-    """PDQ thresholds (named defaults from vigil.fingerprint.pdq) and whether to try the 8 variants."""
-
-    pdq_distance: int = PDQ_MATCH_DISTANCE
-    pdq_quality: int = PDQ_QUALITY_THRESHOLD
-    rotations: bool = True
-    # vPDQ: P and Q of the video rule (percent of the scanned / of the known video's frames).
-    vpdq_query_percent: float = VPDQ_QUERY_MATCH_PERCENT
-    vpdq_compared_percent: float = VPDQ_COMPARED_MATCH_PERCENT
 
 
 class _ExactTable:
@@ -199,15 +183,15 @@ class Matcher:
         with catalog.snapshot() as snap:
             generation = snap.generation()
             sets = snap.sets()
-            arrays = snap.hash_arrays({**EXACT_KINDS, "pdq": 32})
+            arrays = snap.hash_arrays({**EXACT_KINDS, PDQ.name: PDQ.byte_width})
             exact: dict[str, _ExactTable] = {}
             for kind, width in EXACT_KINDS.items():
                 vals, ents, sids = arrays.pop(kind)
                 order = sort_order(vals, width)
                 exact[kind] = _ExactTable(vals[order], ents[order], sids[order])
                 del vals, ents, sids, order
-            pvals, pents, psids = arrays.pop("pdq")
-            hashes = pvals.view(np.uint8).reshape(-1, 32)
+            pvals, pents, psids = arrays.pop(PDQ.name)
+            hashes = pvals.view(np.uint8).reshape(-1, PDQ.byte_width)
             video = VideoIndex.build(snap.iter_video_frames())
             entries = EntryTable.build(snap.iter_entry_rows())
         return cls(
@@ -361,15 +345,9 @@ class Matcher:
     def _video_hits(self, fp: Fingerprints, settings: MatchSettings) -> list[Hit]:
         """vPDQ hits of a video's frames (vigil.matching.video)."""
         assert fp.vpdq is not None
-        rule = VideoRule(
-            settings.pdq_distance,
-            settings.pdq_quality,
-            settings.vpdq_query_percent,
-            settings.vpdq_compared_percent,
-        )
         return [
-            Hit(h.entry_id, h.set_id, "vpdq", h.distance, None, h.segment)
-            for h in self._video.search(fp.vpdq, rule, self._reportable)
+            Hit(h.entry_id, h.set_id, VPDQ.name, h.distance, None, h.segment)
+            for h in self._video.search(fp.vpdq, settings.video_rule(), self._reportable)
         ]
 
     def match_many(
@@ -437,7 +415,7 @@ class Matcher:
             if key not in best or (dist, variant) < best[key][:2]:
                 best[key] = (dist, variant, set_id)
         for (owner, entry_id), (dist, variant, set_id) in sorted(best.items()):
-            hits[owner].append(Hit(entry_id, set_id, "pdq", dist, DIHEDRAL_NAMES[variant]))
+            hits[owner].append(Hit(entry_id, set_id, PDQ.name, dist, DIHEDRAL_NAMES[variant]))
         return good, hits
 
     def _exact_one_by_one(

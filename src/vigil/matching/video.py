@@ -21,13 +21,9 @@ from typing import Any
 import numpy as np
 
 from vigil.fingerprint.fingerprints import VPDQFrame
-from vigil.fingerprint.pdq import PDQ_MATCH_DISTANCE, PDQ_QUALITY_THRESHOLD
+from vigil.kinds import PDQ_QUALITY_THRESHOLD
 from vigil.matching.pdq_index import PDQIndex, build_pdq_index, load_pdq_index
-
-# Share of the scanned video's frames that must match (P) and of the known video's frames that
-# must be matched (Q), in percent. Meta's defaults for "this is (a clip of) that video".
-VPDQ_QUERY_MATCH_PERCENT = 80.0
-VPDQ_COMPARED_MATCH_PERCENT = 0.0
+from vigil.matching.settings import VideoRule
 
 # Sub-directory of the compiled matcher holding the video index.
 DIRECTORY = "vpdq"
@@ -35,16 +31,6 @@ DIRECTORY = "vpdq"
 # Which index holds the known frames (the image index's implementation, through its interface).
 _new_index: Callable[[np.ndarray], PDQIndex] = build_pdq_index
 _load_index: Callable[[Path], PDQIndex | None] = load_pdq_index
-
-
-@dataclass(frozen=True)
-class VideoRule:
-    """The thresholds of the vPDQ rule."""
-
-    distance: int = PDQ_MATCH_DISTANCE
-    quality: int = PDQ_QUALITY_THRESHOLD
-    query_match_percent: float = VPDQ_QUERY_MATCH_PERCENT
-    compared_match_percent: float = VPDQ_COMPARED_MATCH_PERCENT
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,8 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from vigil.kinds import VPDQ
+
 if TYPE_CHECKING:
     from vigil.scan.results import Match, ScanError, ScanSummary
 
@@ -106,7 +108,7 @@ def _clock(seconds: float) -> str:
 def how_matched(match: Match) -> str:
     """The transform of an image match, or the matched segments of a video match."""
     seg = match.segment
-    if match.kind == "vpdq" and seg:
+    if match.kind == VPDQ.name and seg:
         return (
             f"{_clock(seg['query_start'])}-{_clock(seg['query_end'])} ~ known "
             f"{_clock(seg['match_start'])}-{_clock(seg['match_end'])} "

@@ -14,6 +14,7 @@ from typing import Any
 import jinja2
 
 import vigil
+from vigil.kinds import NAMES
 from vigil.report import (
     format_bytes,
     format_duration,
@@ -26,7 +27,7 @@ from vigil.scan.results import Match, ScanError, ScanSummary
 
 TEMPLATE = "report.html.j2"
 # Kinds of match, in the order the report lists them (all shown, zero or not).
-MATCH_KINDS: tuple[str, ...] = ("md5", "sha1", "sha256", "pdq", "vpdq")
+MATCH_KINDS: tuple[str, ...] = NAMES
 NO_CATEGORY = "(none)"
 
 

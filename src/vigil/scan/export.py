@@ -9,6 +9,7 @@ from typing import TextIO
 
 from vigil.hashsets.entry import Entry
 from vigil.hashsets.export import write_vics
+from vigil.kinds import SINGLE
 from vigil.scan.results import Match
 
 CSV_COLUMNS = (
@@ -22,10 +23,7 @@ CSV_COLUMNS = (
     "kind",
     "distance",
     "transform",
-    "md5",
-    "sha1",
-    "sha256",
-    "pdq",
+    *(k.name for k in SINGLE),
     "pdq_quality",
 )
 
@@ -48,9 +46,7 @@ def matches_to_entries(matches: Sequence[Match]) -> list[Entry]:
         fp = m.fingerprints
         entry = by_content.get(fp.sha256)
         if entry is None:
-            hashes = {"md5": fp.md5, "sha1": fp.sha1, "sha256": fp.sha256}
-            if fp.pdq is not None:
-                hashes["pdq"] = fp.pdq.hash
+            hashes = {k.name: value for k in SINGLE if (value := fp.hex_of(k))}
             entry = Entry(
                 hashes=hashes,
                 id=None,
@@ -99,10 +95,7 @@ def export_csv(matches: Sequence[Match], out: TextIO) -> int:
                 m.kind,
                 m.distance,
                 m.transform or "",
-                fp.md5,
-                fp.sha1,
-                fp.sha256,
-                fp.pdq.hash if fp.pdq else "",
+                *(fp.hex_of(k) or "" for k in SINGLE),
                 fp.pdq.quality if fp.pdq else "",
             ]
         )

@@ -1,8 +1,10 @@
-"""Hash-list formats: one module per format, each turning a byte stream into entries.
+"""Hash-list formats: one module per format (or family), each turning a byte stream into entries.
 
 Every parser takes a binary stream (already decompressed, UTF-8, byte-order mark removed) and
-the `ParseReport` to fill, and yields `Entry` objects lazily. What the formats share lives here:
-checking a hash value and naming a hash kind from a column or header name.
+the `ParseReport` to fill, and yields `Entry` objects lazily. Each module declares its formats
+(`LIST_FORMATS`, vigil.hashsets.listformat.ListFormat) beside its parser; vigil.hashsets.registry
+collects them. What the formats share lives here: checking a hash value and naming a hash kind
+(vigil.kinds) from a column or header name.
 """
 
 from __future__ import annotations
@@ -12,20 +14,21 @@ import re
 from typing import BinaryIO
 
 from vigil.hashsets.entry import HASH_KINDS
+from vigil.kinds import SINGLE
 
 _HEX = re.compile(r"[0-9a-f]*\Z")
 _NOT_ALNUM = re.compile(r"[^a-z0-9]")
 
-# Hash kinds a length in hex characters says without doubt; 64 is SHA-256 or PDQ.
-KIND_BY_LENGTH: dict[int, str] = {32: "md5", 40: "sha1"}
+# Hash kinds a length in hex characters says without doubt (no other kind has it); 64 is
+# SHA-256 or PDQ.
+KIND_BY_LENGTH: dict[int, str] = {
+    k.hex_width: k.name
+    for k in SINGLE
+    if [other.hex_width for other in SINGLE].count(k.hex_width) == 1
+}
 
 # Names a column or a type line may give a hash kind, compared without case or punctuation.
-_KIND_NAMES: dict[str, str] = {
-    "md5": "md5",
-    "sha1": "sha1",
-    "sha256": "sha256",
-    "pdq": "pdq",
-}
+_KIND_NAMES: dict[str, str] = {_NOT_ALNUM.sub("", k.name): k.name for k in SINGLE}
 _KIND_SUFFIXES = ("hash", "sum", "value", "digest")
 
 

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import BinaryIO, TextIO
 
 from vigil.errors import HashListError
 from vigil.hashsets.entry import Entry, ParseReport
 from vigil.hashsets.formats import clean_hash, kind_from_name, text_stream
+from vigil.hashsets.listformat import Detector, ListFormat, Sample, plain
+from vigil.kinds import SINGLE
 
 DELIMITERS = (",", ";", "\t")
 ID_NAMES = frozenset({"id", "mediaid", "entryid", "hashid", "itemid"})
@@ -151,3 +153,61 @@ def _cell(row: list[str], index: int | None) -> str | None:
     if index is None:
         return None
     return row[index].strip() or None
+
+
+# -- writing -------------------------------------------------------------------------------------
+
+# id, category, then one column per one-value hash kind (vigil.kinds), by its name.
+CSV_COLUMNS = ("id", "category", *(k.name for k in SINGLE))
+
+
+def write_csv(entries: Iterable[Entry], out: TextIO) -> int:
+    """Write entries as CSV with the header id,category,md5,sha1,sha256,pdq; return the count."""
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    count = 0
+    for entry in entries:
+        hashes = entry.hashes
+        writer.writerow(
+            (entry.id or "", entry.category or "", *(hashes.get(k.name, "") for k in SINGLE))
+        )
+        count += 1
+    return count
+
+
+# -- declaration ---------------------------------------------------------------------------------
+
+
+def names_a_hash_column(sample: Sample) -> bool:
+    """A header row of several cells, one of them naming a hash kind."""
+    cells = sample.cells
+    return len(cells) > 1 and any(kind_from_name(cell) for cell in cells)
+
+
+def refuses_other_csv(sample: Sample) -> bool:
+    """A header row naming no hash column: CSV, but nothing to import (tried last)."""
+    cells = sample.cells
+    if len(cells) > 1:
+        raise HashListError(
+            f"{sample.name}: CSV header names no hash column (expected md5, sha1, sha256 or pdq): "
+            f"{cells[:12]}"
+        )
+    return False
+
+
+LIST_FORMATS = (
+    ListFormat(
+        name="csv",
+        parse=plain(parse),
+        detect=(Detector(600, names_a_hash_column), Detector(900, refuses_other_csv)),
+        example="id,category,md5,sha1\n"
+        "ex-0,1,2c1743a391305fbf367df8e4f069f9f9,be76331b95dfc399cd776d2fc68021e0db03cc4f\n"
+        "ex-1,2,fd9ab41e47a9ef4f6477a8a000bf404f,\n",
+        malformed_example="id,category,md5,sha1\n"
+        "ex-0,1,2c1743a391305fbf367df8e4f069f9f9,be76331b95dfc399cd776d2fc68021e0db03cc4f\n"
+        "ex-1,2,fd9ab41e47a9ef4f6477a8a000bf404f,\n"
+        "ex-2,3,xyz,\n",
+        export=write_csv,
+        categories=True,
+    ),
+)

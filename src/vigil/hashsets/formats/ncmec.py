@@ -6,6 +6,7 @@ however long the file. Tags are compared without their namespace.
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from typing import Any, BinaryIO
@@ -13,11 +14,13 @@ from typing import Any, BinaryIO
 from vigil.errors import HashListError
 from vigil.hashsets.entry import Entry, ParseReport
 from vigil.hashsets.formats import clean_hash
+from vigil.hashsets.listformat import Detector, ListFormat, Sample, plain
+from vigil.kinds import SINGLE
 
 ENTRY_TAGS = frozenset({"image", "video"})
 DELETED_TAGS = frozenset({"deletedImage", "deletedVideo"})
 # Fingerprints that become matchable hashes; the rest (pdna = PhotoDNA) stay in meta.
-FINGERPRINT_KINDS = {"md5": "md5", "sha1": "sha1", "pdq": "pdq", "sha256": "sha256"}
+FINGERPRINT_KINDS = {k.name: k.name for k in SINGLE}
 
 
 def local(tag: str) -> str:
@@ -118,3 +121,49 @@ def _child_text(element: ET.Element, name: str) -> str | None:
             text = (child.text or "").strip()
             return text or None
     return None
+
+
+# -- declaration ---------------------------------------------------------------------------------
+
+_NCMEC_MARK = re.compile(
+    rb"hashsharing\.ncmec\.org|<(?:\w+:)?(?:queryResult|image|video|deletedImage|deletedVideo)[\s>]"
+)
+
+
+def claims(sample: Sample) -> bool:
+    """Every XML document is NCMEC's to read; one without an NCMEC mark is refused here."""
+    if sample.start != b"<":
+        return False
+    if _NCMEC_MARK.search(sample.head) is None:
+        raise HashListError(f"{sample.name}: XML, but not an NCMEC hash-sharing list")
+    return True
+
+
+def _example(*images: str) -> str:
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<queryResult xmlns="https://hashsharing.ncmec.org/HashSharing/v2"><images>'
+        + "".join(images)
+        + "</images></queryResult>\n"
+    )
+
+
+_IMAGES = (
+    "<image><id>image1</id><classification>A1</classification><fingerprints>"
+    "<md5>2c1743a391305fbf367df8e4f069f9f9</md5></fingerprints></image>",
+    "<image><id>image2</id><classification>B1</classification><fingerprints>"
+    "<sha1>962665711e0e6ff33104712f82068162cdb1f9c0</sha1></fingerprints></image>",
+)
+
+LIST_FORMATS = (
+    ListFormat(
+        name="ncmec",
+        parse=plain(parse),
+        detect=(Detector(200, claims),),
+        example=_example(*_IMAGES),
+        malformed_example=_example(
+            *_IMAGES, "<image><id>image3</id><fingerprints><md5>xyz</md5></fingerprints></image>"
+        ),
+        categories=True,
+    ),
+)

@@ -14,6 +14,8 @@ from typing import BinaryIO
 from vigil.hashsets.entry import Entry, ParseReport
 from vigil.hashsets.formats import text_stream
 from vigil.hashsets.formats.sums import type_line
+from vigil.hashsets.listformat import Detector, ListFormat, Reading, declares
+from vigil.kinds import PDQ
 
 PDQ_LINE = re.compile(r"(?i:pdq)[ \t,]+(?P<hash>[0-9A-Fa-f]+)(?:[ \t,]+(?P<rest>.*))?")
 BARE_LINE = re.compile(r"(?P<hash>[0-9A-Fa-f]+)(?:[ \t,]+(?P<rest>.*))?")
@@ -26,7 +28,7 @@ def parse(stream: BinaryIO, report: ParseReport, bare: bool = False) -> Iterator
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
-        if not seen_record and type_line(line) == "pdq":
+        if not seen_record and type_line(line) == PDQ.name:
             bare = True
             continue
         seen_record = True
@@ -43,4 +45,30 @@ def parse(stream: BinaryIO, report: ParseReport, bare: bool = False) -> Iterator
             report.problem(number, f"PDQ has {len(value)} hex characters, expected 64")
             continue
         rest = found["rest"]
-        yield Entry(hashes={"pdq": value}, meta={"labels": rest.strip()} if rest else {})
+        yield Entry(hashes={PDQ.name: value}, meta={"labels": rest.strip()} if rest else {})
+
+
+# -- declaration ---------------------------------------------------------------------------------
+
+
+def _parse(stream: BinaryIO, report: ParseReport, reading: Reading) -> Iterator[Entry]:
+    # A caller who names the format vouches for bare 64-hex lines.
+    return parse(stream, report, bare=reading.explicit)
+
+
+LIST_FORMATS = (
+    ListFormat(
+        name="pdq",
+        parse=_parse,
+        # A first line `PDQ`, or `pdq <hex>` lines (after the CSV formats: `pdq,...` is a header).
+        detect=(
+            Detector(300, declares(PDQ.name)),
+            Detector(700, lambda sample: PDQ_LINE.fullmatch(sample.first) is not None),
+        ),
+        example="pdq f8f8f0cce0f4e84d0e370a22028f67f0b36e2ed596623e1d33e6339c4e9c9b22\n"
+        "pdq b0a10efd71cc3f429413d48d0ffffe12e34e0e17ada952a9d29684210aa9e5af label\n",
+        malformed_example="pdq f8f8f0cce0f4e84d0e370a22028f67f0b36e2ed596623e1d33e6339c4e9c9b22\n"
+        "pdq f8f8f0cce0f4e84d\n"
+        "pdq b0a10efd71cc3f429413d48d0ffffe12e34e0e17ada952a9d29684210aa9e5af label\n",
+    ),
+)

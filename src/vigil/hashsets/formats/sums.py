@@ -12,10 +12,11 @@ import re
 from collections.abc import Iterator
 from typing import BinaryIO
 
+from vigil.errors import AmbiguousFormatError, HashListError
 from vigil.hashsets.entry import HASH_KINDS, Entry, ParseReport
 from vigil.hashsets.formats import KIND_BY_LENGTH, kind_from_name, text_stream
-
-FORMATS = ("md5sum", "sha1sum", "sha256sum")
+from vigil.hashsets.listformat import Detector, ListFormat, Reading, Sample, declares
+from vigil.kinds import MD5, PDQ, SHA1, SHA256
 
 # `HASH`, `HASH  name`, `HASH *name`; a leading backslash means md5sum escaped the name.
 SUM_LINE = re.compile(r"(?P<escaped>\\?)(?P<hash>[0-9A-Fa-f]+)(?:(?: \*| {1,2}|\t)(?P<name>.*))?")
@@ -36,7 +37,7 @@ def parse(stream: BinaryIO, report: ParseReport, format: str = "md5sum") -> Iter
     """Entries of a checksum list; `format` says whether 64 hex characters are SHA-256."""
     by_length = dict(KIND_BY_LENGTH)
     if format == "sha256sum":
-        by_length[64] = "sha256"
+        by_length[SHA256.hex_width] = SHA256.name
     declared: str | None = None
     seen_record = False
     for number, raw in enumerate(text_stream(stream), start=1):
@@ -46,7 +47,7 @@ def parse(stream: BinaryIO, report: ParseReport, format: str = "md5sum") -> Iter
         if not seen_record and declared is None:
             declared = type_line(line)
             if declared is not None:
-                if declared == "pdq":
+                if declared == PDQ.name:
                     report.problem(number, "a PDQ list; read it with --format pdq")
                     declared = None
                 continue
@@ -101,3 +102,105 @@ def _unescape(name: str) -> str:
         else:
             out.append(char)
     return "".join(out)
+
+
+# -- detection -----------------------------------------------------------------------------------
+
+
+def ambiguous_64(name: str) -> AmbiguousFormatError:
+    """The error for a list of bare 64-hex values."""
+    return AmbiguousFormatError(
+        f"{name}: 64 hex characters could be SHA-256 or PDQ; "
+        "say which with --format sha256sum or --format pdq"
+    )
+
+
+def sum_format(sample: Sample) -> str | None:
+    """md5sum, sha1sum or sha256sum when the first line is a checksum line, from the hash
+    lengths (and names) of the first lines; None when it is not one."""
+    first = sample.first
+    if not (SUM_LINE.fullmatch(first) or TAG_LINE.fullmatch(first)):
+        return None
+    lines, name = sample.lines, sample.name
+    lengths: set[int] = set()
+    bare_64 = named_64 = False
+    for line in lines:
+        found = SUM_LINE.fullmatch(line)
+        if found is not None:
+            length = len(found["hash"])
+            if length == 64:
+                if found["name"]:
+                    named_64 = True
+                else:
+                    bare_64 = True
+        else:
+            found = TAG_LINE.fullmatch(line.strip())
+            if found is None:
+                continue
+            length = len(found["hash"])
+            if length == 64 and kind_from_name(found["tag"]) == SHA256.name:
+                named_64 = True
+        lengths.add(length)
+    if 64 in lengths:
+        # `HASH  name` is sha256sum output; a bare 64-hex value may be a PDQ hash.
+        if bare_64 or not named_64:
+            raise ambiguous_64(name)
+        return "sha256sum"
+    if 32 in lengths:
+        return "md5sum"
+    if 40 in lengths:
+        return "sha1sum"
+    found_lengths = ", ".join(str(n) for n in sorted(lengths))
+    raise HashListError(
+        f"{name}: hex values of {found_lengths} characters are not MD5 (32), SHA-1 (40) "
+        "or SHA-256/PDQ (64)"
+    )
+
+
+# -- declaration ---------------------------------------------------------------------------------
+
+
+def _declared(format: str, kind: str, example: list[str], bad: str) -> ListFormat:
+    def parse_as(stream: BinaryIO, report: ParseReport, _reading: Reading) -> Iterator[Entry]:
+        return parse(stream, report, format=format)
+
+    return ListFormat(
+        name=format,
+        parse=parse_as,
+        # A first line naming the kind, then (after the formats whose lines are more telling)
+        # checksum lines of the kind's length.
+        detect=(Detector(300, declares(kind)), Detector(800, lambda s: sum_format(s) == format)),
+        example="".join(f"{line}\n" for line in example),
+        malformed_example="".join(f"{line}\n" for line in (example[0], bad, *example[1:])),
+    )
+
+
+LIST_FORMATS = (
+    _declared(
+        "md5sum",
+        MD5.name,
+        [
+            "2c1743a391305fbf367df8e4f069f9f9  alpha.jpg",
+            "fd9ab41e47a9ef4f6477a8a000bf404f *bravo.jpg",
+        ],
+        "2c1743a391305fbf367df8e4f069f9f  short.jpg",
+    ),
+    _declared(
+        "sha1sum",
+        SHA1.name,
+        [
+            "be76331b95dfc399cd776d2fc68021e0db03cc4f  alpha.jpg",
+            "SHA1 (bravo.jpg) = 962665711e0e6ff33104712f82068162cdb1f9c0",
+        ],
+        "not a checksum line",
+    ),
+    _declared(
+        "sha256sum",
+        SHA256.name,
+        [
+            "8ed3f6ad685b959ead7022518e1af76cd816f8e8ec7ccdda1ed4018e8f2223f8  alpha.jpg",
+            "f144a6907dc4284d1f9fe6a7d9b9ff53c02c1d07ba68f24d413d7ff7f757a782  bravo.jpg",
+        ],
+        "f144a6907dc4284d1f9fe6a7d9b9ff53c02c1d07ba68f24d413d7ff7f757a78  cut.jpg",
+    ),
+)

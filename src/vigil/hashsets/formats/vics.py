@@ -8,10 +8,11 @@ follow `value`) and a Media list may sit at the top (`value`) or inside each Cas
 from __future__ import annotations
 
 import io
+import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TextIO
 
 import ijson
 
@@ -20,6 +21,8 @@ from vigil.fingerprint.fingerprints import VPDQFrame
 from vigil.hashsets.entry import Entry, ParseReport
 from vigil.hashsets.formats import clean_hash, kind_from_name
 from vigil.hashsets.formats.vpdqlist import parse_frame
+from vigil.hashsets.listformat import Detector, ListFormat, Sample, plain
+from vigil.kinds import MD5, PDQ, SHA1, SINGLE
 
 try:  # The C backend is ~10x faster; fall back to whatever ijson picked.
     _IJSON: Any = ijson.get_backend("yajl2_c")
@@ -49,7 +52,9 @@ FLAG_FIELDS = frozenset(
 )
 # Media fields that become hashes, id or category, or are too bulky to keep (Exifs).
 _NOT_META = frozenset({"MediaID", "Category", "MD5", "SHA1", "AlternativeHashes", "Exifs"})
-_TOP_HASHES = (("MD5", "md5"), ("SHA1", "sha1"))
+# Hash kinds with a field of their own in a Media record; every other kind is written (and read
+# back) as AlternativeHashes under its upper-case name.
+_TOP_HASHES = (("MD5", MD5.name), ("SHA1", SHA1.name))
 # AlternativeHashes names read as vPDQ (case and punctuation ignored): "vPDQ", "VideoPDQ", ...
 VPDQ_HASH_NAMES = frozenset({"vpdq", "videopdq", "vpdqhash"})
 _NOT_ALNUM = re.compile(r"[^a-z0-9]")
@@ -409,7 +414,7 @@ def vpdq_frames(value: Any) -> list[VPDQFrame]:
                     index,
                     float(item.get("timestamp", index)),
                     int(item.get("quality", 100)),
-                    clean_hash(item.get("pdq", item.get("hash")), "pdq"),
+                    clean_hash(item.get("pdq", item.get("hash")), PDQ.name),
                 )
             except (TypeError, ValueError):
                 frame = None
@@ -459,3 +464,149 @@ def _text(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
+
+
+# -- writing -------------------------------------------------------------------------------------
+# VICS is how found material goes back to police tools: `MediaFiles` (taken from
+# `entry.meta['MediaFiles']`) says where each copy was found.
+
+VICS_CONTEXT = (
+    "http://github.com/VICSDATAMODEL/ProjectVic/DataModels/2.0.xml/{scheme}/$metadata#Media"
+)
+# VICS Media fields copied from an entry's meta when present (flags written as JSON booleans).
+MEDIA_FIELDS = (
+    "MediaSize",
+    "DateUpdated",
+    "MimeType",
+    "RelativeFilePath",
+    "IsPrecategorized",
+    "PrecategorizationSource",
+    "VictimIdentified",
+    "OffenderIdentified",
+    "IsDistributed",
+    "IsSuspected",
+    "SelfGenerated",
+    "Series",
+    "Tags",
+    "Comments",
+    "PhotoDNA",
+    "Segments",
+)
+_ALTERNATIVE_NAMES = tuple(
+    (k.name, k.name.upper()) for k in SINGLE if k.name not in {kind for _, kind in _TOP_HASHES}
+)
+# A video's vPDQ in AlternativeHashes: HashName "vPDQ", HashValue the reference tool's lines
+# (`frame,quality,pdq,timestamp`) joined by newlines.
+VPDQ_HASH_NAME = "vPDQ"
+
+
+def write_vics(entries: Iterable[Entry], out: TextIO, *, context: str = "US") -> int:
+    """Write entries as a VICS 2.0 Media list (`context`: US, UK or CUSTOM); return the count.
+
+    MediaID is the entry's id when it is a number; otherwise a number is made up (one above the
+    largest seen so far) and the original id is kept next to it as `MediaID@vigil.sourceId`.
+    """
+    out.write('{\n  "@odata.context": ')
+    out.write(json.dumps(VICS_CONTEXT.format(scheme=context.upper())))
+    out.write(',\n  "value": [')
+    count = 0
+    next_id = 1
+    for entry in entries:
+        media, next_id = _media(entry, next_id)
+        out.write(",\n    " if count else "\n    ")
+        out.write(json.dumps(media, ensure_ascii=False, default=str))
+        count += 1
+    out.write("\n  ]\n}\n" if count else "]\n}\n")
+    return count
+
+
+def _media(entry: Entry, next_id: int) -> tuple[dict[str, Any], int]:
+    """One entry as a VICS Media record, and the next free made-up MediaID."""
+    media: dict[str, Any] = {}
+    if entry.id is not None and entry.id.isascii() and entry.id.isdigit():
+        media["MediaID"] = int(entry.id)
+        next_id = max(next_id, media["MediaID"] + 1)
+    else:
+        media["MediaID"] = next_id
+        next_id += 1
+        if entry.id is not None:
+            media[SOURCE_ID_KEY] = entry.id
+    category = entry.category
+    if category is not None and category.isascii() and category.isdigit():
+        media["Category"] = int(category)
+    else:
+        media["Category"] = category
+    md5 = entry.hashes.get(MD5.name)
+    for key, kind in _TOP_HASHES:
+        if entry.hashes.get(kind):
+            media[key] = entry.hashes[kind].upper()
+    meta = entry.meta
+    for name in MEDIA_FIELDS:
+        value = meta.get(name)
+        if value is not None and value != "":
+            media[name] = value if name not in FLAG_FIELDS else _written_flag(value)
+    alternatives: list[dict[str, Any]] = []
+    for kind, hash_name in _ALTERNATIVE_NAMES:
+        if entry.hashes.get(kind):
+            alternative = {"HashName": hash_name, "HashValue": entry.hashes[kind]}
+            alternatives.append({"MD5": md5.upper(), **alternative} if md5 else alternative)
+    if entry.vpdq:
+        # The reference lines are vigil.fingerprint.video's, loaded only for a video.
+        from vigil.fingerprint.video import reference_lines
+
+        value = "\n".join(reference_lines(entry.vpdq))
+        alternative = {"HashName": VPDQ_HASH_NAME, "HashValue": value}
+        alternatives.append({"MD5": md5.upper(), **alternative} if md5 else alternative)
+    for other in meta.get("alternative_hashes") or ():
+        if isinstance(other, dict):
+            alternatives.append({"MD5": md5.upper(), **other} if md5 else dict(other))
+    if alternatives:
+        media["AlternativeHashes"] = alternatives
+    files = meta.get("MediaFiles")
+    if isinstance(files, list) and files:
+        media["MediaFiles"] = files
+    return media, next_id
+
+
+def _written_flag(value: Any) -> Any:
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    return value
+
+
+# -- declaration ---------------------------------------------------------------------------------
+
+_VICS_MARK = re.compile(rb'"(?:odata\.metadata|@odata\.context|MediaID|MD5|SHA1|Media)"')
+
+
+def claims(sample: Sample) -> bool:
+    """Every JSON document is VICS's to read; one without a VICS key is refused here."""
+    if sample.start not in (b"{", b"["):
+        return False
+    if _VICS_MARK.search(sample.head) is None:
+        raise HashListError(f"{sample.name}: JSON, but not a VICS (Project VIC) hash list")
+    return True
+
+
+_EXAMPLE_MEDIA = (
+    '{"MediaID": 1, "Category": 1, "MD5": "2C1743A391305FBF367DF8E4F069F9F9", '
+    '"SHA1": "BE76331B95DFC399CD776D2FC68021E0DB03CC4F"}',
+    '{"MediaID": 2, "Category": 2, "MD5": "FD9AB41E47A9EF4F6477A8A000BF404F"}',
+)
+_EXAMPLE_CONTEXT = '"odata.metadata": "http://github.com/ICMEC/ProjectVic/DataModels/1.3.xml#Media"'
+
+LIST_FORMATS = (
+    ListFormat(
+        name="vics",
+        parse=plain(parse),
+        detect=(Detector(100, claims),),
+        example="{" + _EXAMPLE_CONTEXT + ', "value": [' + ", ".join(_EXAMPLE_MEDIA) + "]}",
+        malformed_example="{"
+        + _EXAMPLE_CONTEXT
+        + ', "value": ['
+        + ", ".join((*_EXAMPLE_MEDIA, '{"MediaID": 3, "MD5": "xyz"}'))
+        + "]}",
+        export=write_vics,
+        categories=True,
+    ),
+)

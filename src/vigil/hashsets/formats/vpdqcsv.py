@@ -16,14 +16,16 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Iterator
-from typing import Any, BinaryIO
+from collections.abc import Iterable, Iterator
+from typing import Any, BinaryIO, TextIO
 
 from vigil.errors import HashListError
 from vigil.fingerprint.fingerprints import VPDQFrame
 from vigil.hashsets.entry import Entry, ParseReport
 from vigil.hashsets.formats import clean_hash, kind_from_name, text_stream
 from vigil.hashsets.formats.csvlist import CATEGORY_NAMES, sniff_delimiter, split_header
+from vigil.hashsets.listformat import Detector, ListFormat, Sample, plain
+from vigil.kinds import EXACT_NAMES, MD5, PDQ
 
 _NOT_ALNUM = re.compile(r"[^a-z0-9]")
 VIDEO_ID_NAMES = frozenset({"videoid", "video", "mediaid", "videoname"})
@@ -74,7 +76,7 @@ def parse(stream: BinaryIO, report: ParseReport) -> Iterator[Entry]:
                 break
         else:
             kind = kind_from_name(name)
-            if kind in ("md5", "sha1", "sha256"):
+            if kind in EXACT_NAMES:
                 whole.append((index, kind))
             elif name:
                 meta_cols.append((index, name))
@@ -124,10 +126,71 @@ def parse(stream: BinaryIO, report: ParseReport) -> Iterator[Entry]:
 
 
 def _frame(row: list[str], role: dict[str, int], position: int) -> VPDQFrame:
-    pdq = clean_hash(row[role["pdq"]], "pdq")
+    pdq = clean_hash(row[role["pdq"]], PDQ.name)
     index = int(row[role["frame"]]) if "frame" in role else position
     quality = int(row[role["quality"]]) if "quality" in role else 100
     if not 0 <= quality <= 100:
         raise ValueError(f"quality {quality} is not 0-100")
     timestamp = float(row[role["time"]]) if "time" in role else float(index)
     return VPDQFrame(index, timestamp, quality, pdq)
+
+
+# -- writing -------------------------------------------------------------------------------------
+
+# The whole video's MD5 (when known) in the last column.
+VPDQ_CSV_COLUMNS = ("video_id", "frame", "quality", "pdq", "timestamp", "category", MD5.name)
+
+
+def write_vpdq_csv(entries: Iterable[Entry], out: TextIO) -> int:
+    """Write the videos among entries as vPDQ CSV (one row per frame); return the videos written."""
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(VPDQ_CSV_COLUMNS)
+    count = 0
+    for number, entry in enumerate(entries, start=1):
+        if not entry.vpdq:
+            continue
+        video_id = entry.id or f"video-{number}"
+        for f in entry.vpdq:
+            writer.writerow(
+                (
+                    video_id,
+                    f.index,
+                    f.quality,
+                    f.hash,
+                    f"{f.timestamp:.3f}",
+                    entry.category or "",
+                    entry.hashes.get(MD5.name, ""),
+                )
+            )
+        count += 1
+    return count
+
+
+# -- declaration ---------------------------------------------------------------------------------
+
+
+def claims(sample: Sample) -> bool:
+    """A header row naming a video id and a PDQ column."""
+    return is_header(sample.cells)
+
+
+_ROWS = (
+    "clip-1,0,100,f8f8f0cce0f4e84d0e370a22028f67f0b36e2ed596623e1d33e6339c4e9c9b22,0.000,1",
+    "clip-1,1,98,b0a10efd71cc3f429413d48d0ffffe12e34e0e17ada952a9d29684210aa9e5af,1.000,1",
+    "clip-2,0,90,b0a10efd71cc3f429413d48d0ffffe12e34e0e17ada952a9d29684210aa9e5af,0.000,2",
+)
+_HEADER = "video_id,frame,quality,pdq,timestamp,category"
+
+LIST_FORMATS = (
+    ListFormat(
+        name="vpdq-csv",
+        parse=plain(parse),
+        detect=(Detector(500, claims),),
+        example="".join(f"{line}\n" for line in (_HEADER, *_ROWS)),
+        malformed_example="".join(
+            f"{line}\n" for line in (_HEADER, _ROWS[0], "clip-1,2,100,xyz,2.000,1", *_ROWS[1:])
+        ),
+        export=write_vpdq_csv,
+        categories=True,
+    ),
+)

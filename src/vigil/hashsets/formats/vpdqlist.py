@@ -15,6 +15,7 @@ from typing import BinaryIO
 from vigil.fingerprint.fingerprints import VPDQFrame
 from vigil.hashsets.entry import Entry, ParseReport
 from vigil.hashsets.formats import text_stream
+from vigil.hashsets.listformat import Detector, ListFormat, Reading
 
 _NUMBER = r"[0-9]+(?:\.[0-9]*)?"
 _HEX = r"[0-9A-Fa-f]{64}"
@@ -51,3 +52,31 @@ def parse(stream: BinaryIO, report: ParseReport, name: str = "video") -> Iterato
         frames.append(frame)
     if frames:
         yield Entry(hashes={}, id=name, vpdq=frames, meta={"vpdq_file": name})
+
+
+# -- declaration ---------------------------------------------------------------------------------
+
+
+def _parse(stream: BinaryIO, report: ParseReport, reading: Reading) -> Iterator[Entry]:
+    # One file is one video, named after the file (as the reference tool names it).
+    path = reading.path
+    name = path.name.removesuffix(".gz").rsplit(".", 1)[0] or path.name
+    return parse(stream, report, name)
+
+
+_FRAMES = (
+    "0,100,f8f8f0cce0f4e84d0e370a22028f67f0b36e2ed596623e1d33e6339c4e9c9b22,0.000",
+    "1,98,b0a10efd71cc3f429413d48d0ffffe12e34e0e17ada952a9d29684210aa9e5af,1.000",
+)
+
+LIST_FORMATS = (
+    ListFormat(
+        name="vpdq",
+        parse=_parse,
+        detect=(Detector(400, lambda sample: LINE.fullmatch(sample.first) is not None),),
+        example="".join(f"{line}\n" for line in _FRAMES),
+        malformed_example="".join(
+            f"{line}\n" for line in (_FRAMES[0], "2,100,xyz,2.000", _FRAMES[1])
+        ),
+    ),
+)
