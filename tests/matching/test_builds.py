@@ -144,13 +144,14 @@ def test_readers_never_see_a_mix_of_two_builds(tmp_path: Path) -> None:
     add(cat_b, "b", MD5_B)
     store = BuildStore(tmp_path / "builds")
     store.publish(Matcher.compile(cat_a))
-    stop = time.monotonic() + 3
+    done = threading.Event()
+    deadline = time.monotonic() + 120  # bounded even if publishing stalls
     problems: list[str] = []
     opened = 0
 
     def read() -> None:
         nonlocal opened
-        while time.monotonic() < stop:
+        while not done.is_set() and time.monotonic() < deadline:
             m = store.open()
             if m is None:
                 problems.append("no build")
@@ -164,13 +165,12 @@ def test_readers_never_see_a_mix_of_two_builds(tmp_path: Path) -> None:
     readers = [threading.Thread(target=read) for _ in range(2)]
     for t in readers:
         t.start()
-    published = 0
-    while time.monotonic() < stop:
+    for published in range(12):
         store.publish(Matcher.compile(cat_b if published % 2 == 0 else cat_a))
-        published += 1
+    done.set()
     for t in readers:
         t.join()
-    assert problems == [] and opened > 10 and published > 10
+    assert problems == [] and opened >= 12
     gc.collect()
     store.collect()
     # Every superseded build was removed once unused: only the current one is left.
