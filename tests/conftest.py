@@ -59,6 +59,8 @@ def _reset_postgres(url: str) -> None:
     engine = create_engine(url)
     try:
         schema.metadata.drop_all(engine)
+        with engine.begin() as conn:  # and Alembic's record of them
+            conn.execute(text(f"DROP TABLE IF EXISTS {schema.VERSION_TABLE}"))
     finally:
         engine.dispose()
 

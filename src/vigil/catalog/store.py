@@ -11,17 +11,20 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-from sqlalchemy import Engine, create_engine, delete, event, func, insert, select, text, update
+from sqlalchemy import Engine, create_engine, delete, event, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from vigil.catalog import schema
+from vigil.catalog.migrate import ensure_head
 from vigil.catalog.schema import KIND_CODES, KIND_NAMES
 from vigil.errors import CatalogError, HashListError
 from vigil.fingerprint.fingerprints import VPDQFrame
 from vigil.hashsets.entry import HASH_KINDS, Entry, ParseReport
+
+if TYPE_CHECKING:
+    import numpy as np
 
 BATCH = 20_000
 # SQLite page cache during an import, KiB (the default is 2 MiB).
@@ -97,32 +100,11 @@ class Catalog:
         self.engine: Engine = create_engine(url)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        schema.metadata.create_all(self.engine)
-        with self.engine.begin() as conn:
-            found = conn.execute(
-                select(schema.state.c.value).where(schema.state.c.key == "schema_version")
-            ).scalar()
-            if found is None:
-                conn.execute(
-                    insert(schema.state),
-                    [
-                        {"key": "schema_version", "value": schema.SCHEMA_VERSION},
-                        {"key": "generation", "value": 0},
-                    ],
-                )
-            elif found in (1, 2):
-                # 2 added video_frames, which create_all above has just made; 3 dropped an index.
-                conn.execute(text("DROP INDEX IF EXISTS ix_hashes_kind_value"))
-                conn.execute(
-                    update(schema.state)
-                    .where(schema.state.c.key == "schema_version")
-                    .values(value=schema.SCHEMA_VERSION)
-                )
-            elif found != schema.SCHEMA_VERSION:
-                raise CatalogError(
-                    f"catalog at {url} has schema version {found}; this Vigil reads version "
-                    f"{schema.SCHEMA_VERSION}"
-                )
+        try:
+            ensure_head(self.engine)
+        except BaseException:
+            self.engine.dispose()
+            raise
 
     @classmethod
     def open(cls, home: Path) -> Catalog:
@@ -217,6 +199,8 @@ class Catalog:
         once at their final size (the counts are asked first), so memory stays near the size of
         the result. A value of the wrong width for its kind is skipped.
         """
+        import numpy as np  # here: commands that only read the sets start without it
+
         h = schema.hashes.c
         codes = {KIND_CODES[k]: k for k in widths}
         with self.engine.connect() as conn:
