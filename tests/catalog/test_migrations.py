@@ -32,7 +32,7 @@ from sqlalchemy import (
     text,
 )
 
-from vigil.catalog import schema
+from vigil.catalog import revision, schema
 from vigil.catalog.migrate import alembic_config, revisions
 from vigil.catalog.store import Catalog
 from vigil.errors import CatalogError
@@ -181,7 +181,7 @@ def drop_everything(url: str) -> None:
         with engine.begin() as conn:
             for table in ("video_frames", "hashes", "entries", "hashsets", "state"):
                 conn.execute(text(f"DROP TABLE IF EXISTS {table}"))
-            conn.execute(text(f"DROP TABLE IF EXISTS {schema.VERSION_TABLE}"))
+            conn.execute(text(f"DROP TABLE IF EXISTS {revision.VERSION_TABLE}"))
     finally:
         engine.dispose()
 
@@ -215,7 +215,7 @@ def schema_differences(engine: Engine) -> list[object]:
 
     with engine.connect() as conn:
         mc = MigrationContext.configure(
-            conn, opts={"version_table": schema.VERSION_TABLE, "compare_type": True}
+            conn, opts={"version_table": revision.VERSION_TABLE, "compare_type": True}
         )
         return list(compare_metadata(mc, schema.metadata))
 
@@ -224,7 +224,7 @@ def test_head_is_the_newest_script() -> None:
     from alembic.script import ScriptDirectory
 
     script = ScriptDirectory.from_config(alembic_config())
-    assert script.get_heads() == [schema.HEAD]
+    assert script.get_heads() == [revision.HEAD]
     # One revision per schema version, in order.
     chain = [r.revision for r in script.walk_revisions("base", "heads")]
     assert chain == ["0003", "0002", "0001"]
@@ -233,9 +233,9 @@ def test_head_is_the_newest_script() -> None:
 def test_a_new_catalog_is_made_at_head(url: str) -> None:
     catalog = Catalog(url)
     try:
-        assert revision_of(catalog.engine) == (schema.HEAD,)
+        assert revision_of(catalog.engine) == (revision.HEAD,)
         assert state(catalog.engine) == {
-            "schema_version": schema.SCHEMA_VERSION,
+            "schema_version": revision.SCHEMA_VERSION,
             "generation": 0,
         }
         assert schema_differences(catalog.engine) == []
@@ -250,7 +250,7 @@ def test_an_old_catalog_is_upgraded_on_open(url: str, version: int) -> None:
     catalog = Catalog(url)
     try:
         engine = catalog.engine
-        assert revision_of(engine) == (schema.HEAD,)
+        assert revision_of(engine) == (revision.HEAD,)
         assert state(engine) == {"schema_version": 3, "generation": GENERATION}
         with engine.connect() as conn:
             insp = inspect(conn)
@@ -284,7 +284,7 @@ def test_an_old_catalog_is_upgraded_on_open(url: str, version: int) -> None:
     # Opened again: nothing more to do.
     again = Catalog(url)
     try:
-        assert revision_of(again.engine) == (schema.HEAD,)
+        assert revision_of(again.engine) == (revision.HEAD,)
         assert len(again.sets()) == 2
     finally:
         again.close()
@@ -295,13 +295,13 @@ def test_a_catalog_newer_than_the_code_is_refused(url: str) -> None:
     engine = create_engine(url)
     try:
         with engine.begin() as conn:
-            conn.execute(text(f"UPDATE {schema.VERSION_TABLE} SET version_num = '0099'"))
+            conn.execute(text(f"UPDATE {revision.VERSION_TABLE} SET version_num = '0099'"))
     finally:
         engine.dispose()
     with pytest.raises(CatalogError) as err:
         Catalog(url)
     message = str(err.value)
-    assert "0099" in message and schema.HEAD in message and "newer Vigil" in message
+    assert "0099" in message and revision.HEAD in message and "newer Vigil" in message
 
 
 def test_an_old_style_catalog_of_an_unknown_version_is_refused(url: str) -> None:
@@ -340,7 +340,7 @@ def test_other_tables_in_the_database_are_left_alone(url: str) -> None:
             assert conn.execute(text("SELECT version_num FROM alembic_version")).all() == [
                 ("server1",)
             ]
-        assert revision_of(engine) == (schema.HEAD,)
+        assert revision_of(engine) == (revision.HEAD,)
     finally:
         with engine.begin() as conn:
             conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
@@ -388,7 +388,7 @@ def test_two_processes_opening_an_old_catalog_at_once_upgrade_it_once(
             assert json.loads(out) == {"sets": ["police"], "generation": GENERATION}
         engine = create_engine(url)
         try:
-            assert revision_of(engine) == (schema.HEAD,)
+            assert revision_of(engine) == (revision.HEAD,)
             assert state(engine)["schema_version"] == 3
             assert schema_differences(engine) == []
         finally:

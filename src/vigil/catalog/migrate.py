@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
 from vigil import __version__
-from vigil.catalog.schema import HEAD, SCHEMA_VERSION, VERSION_TABLE
+from vigil.catalog.revision import HEAD, SCHEMA_VERSION, VERSION_TABLE
 from vigil.errors import CatalogError
 
 if TYPE_CHECKING:

@@ -17,6 +17,7 @@ from sqlalchemy import Engine, create_engine, delete, event, func, insert, selec
 from sqlalchemy.engine import Connection
 
 from vigil.catalog import schema
+from vigil.catalog.listing import CATALOG_FILE, HashSetInfo
 from vigil.catalog.migrate import ensure_head
 from vigil.catalog.schema import KIND_CODES, KIND_NAMES
 from vigil.errors import CatalogError, HashListError
@@ -29,27 +30,6 @@ if TYPE_CHECKING:
 BATCH = 20_000
 # SQLite page cache during an import, KiB (the default is 2 MiB).
 IMPORT_CACHE_KIB = 262_144
-
-
-@dataclass
-class HashSetInfo:
-    """One imported hash set as `vigil hashset list` shows it."""
-
-    id: int
-    name: str
-    format: str
-    source: str
-    version: str
-    imported_at: str
-    known_good: bool
-    content_sha256: str
-    entries: int
-    counts: dict[str, Any]
-    info: dict[str, Any]
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict."""
-        return dict(self.__dict__)
 
 
 @dataclass
@@ -109,7 +89,7 @@ class Catalog:
     @classmethod
     def open(cls, home: Path) -> Catalog:
         """The catalog under a Vigil home directory (`catalog.sqlite`)."""
-        return cls(f"sqlite:///{home / 'catalog.sqlite'}")
+        return cls(f"sqlite:///{home / CATALOG_FILE}")
 
     @classmethod
     def in_memory(cls) -> Catalog:

@@ -6,15 +6,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-from rich.console import Console
 
-from vigil.catalog.store import Catalog
 from vigil.config import vigil_home
 from vigil.limits import Limits
-from vigil.matching.matcher import Matcher
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from vigil.catalog.store import Catalog
+    from vigil.matching.matcher import Matcher
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -31,10 +34,14 @@ class Context:
 
     @cached_property
     def catalog(self) -> Catalog:
+        from vigil.catalog.store import Catalog
+
         return Catalog.open(self.home)
 
     def matcher(self) -> Matcher:
         """The compiled matcher of the catalog, rebuilt only if the catalog changed."""
+        from vigil.matching.matcher import Matcher
+
         return Matcher.for_catalog(self.catalog, self.home / "matcher")
 
 
@@ -62,6 +69,8 @@ def limits_help() -> str:
 
 def console(*, stderr: bool = False) -> Console:
     """A rich console: the terminal's width on a terminal, a wide fixed width when piped."""
+    from rich.console import Console
+
     c = Console(stderr=stderr, highlight=False)
     if not c.is_terminal:
         c = Console(stderr=stderr, highlight=False, width=160)

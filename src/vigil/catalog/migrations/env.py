@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from vigil.catalog import schema
+from vigil.catalog import revision, schema
 
 config = context.config
 connection = config.attributes.get("connection")
@@ -17,7 +17,7 @@ if connection is None or context.is_offline_mode():
 context.configure(
     connection=connection,
     target_metadata=schema.metadata,
-    version_table=schema.VERSION_TABLE,
+    version_table=revision.VERSION_TABLE,
 )
 # The caller has begun the transaction (and taken the lock): this is a no-op inside it.
 with context.begin_transaction():
