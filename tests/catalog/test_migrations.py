@@ -290,6 +290,40 @@ def test_an_old_catalog_is_upgraded_on_open(url: str, version: int) -> None:
         again.close()
 
 
+def test_a_failed_upgrade_leaves_the_catalog_as_it_was(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from alembic import command
+
+    real_upgrade = command.upgrade
+
+    def upgrade_then_fail(*args: object, **kwargs: object) -> None:
+        real_upgrade(*args, **kwargs)  # type: ignore[arg-type]
+        raise RuntimeError("power cut")
+
+    make_old_catalog(url, 1)
+    monkeypatch.setattr(command, "upgrade", upgrade_then_fail)
+    with pytest.raises(RuntimeError, match="power cut"):
+        Catalog(url)
+    engine = create_engine(url)
+    try:
+        assert revision_of(engine) is None
+        assert state(engine) == {"schema_version": 1, "generation": GENERATION}
+        with engine.connect() as conn:
+            insp = inspect(conn)
+            assert not insp.has_table("video_frames")
+            assert "ix_hashes_kind_value" in {ix["name"] for ix in insp.get_indexes("hashes")}
+    finally:
+        engine.dispose()
+    monkeypatch.undo()
+    Catalog(url).close()  # and the next open upgrades it
+    engine = create_engine(url)
+    try:
+        assert revision_of(engine) == (revision.HEAD,)
+    finally:
+        engine.dispose()
+
+
 def test_a_catalog_newer_than_the_code_is_refused(url: str) -> None:
     Catalog(url).close()
     engine = create_engine(url)
