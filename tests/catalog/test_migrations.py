@@ -220,6 +220,46 @@ def schema_differences(engine: Engine) -> list[object]:
         return list(compare_metadata(mc, schema.metadata))
 
 
+def structure(engine: Engine) -> dict[str, object]:
+    """Every table's columns, keys and indexes, as the database reports them."""
+    with engine.connect() as conn:
+        insp = inspect(conn)
+        return {
+            table: {
+                "columns": [
+                    (c["name"], str(c["type"]), c["nullable"]) for c in insp.get_columns(table)
+                ],
+                "pk": insp.get_pk_constraint(table),
+                "fks": sorted(
+                    (tuple(f["constrained_columns"]), f["referred_table"])
+                    for f in insp.get_foreign_keys(table)
+                ),
+                "indexes": sorted(
+                    (i["name"], tuple(i["column_names"]), i["unique"])
+                    for i in insp.get_indexes(table)
+                ),
+                "unique": sorted(
+                    tuple(u["column_names"]) for u in insp.get_unique_constraints(table)
+                ),
+            }
+            for table in sorted(insp.get_table_names())
+        }
+
+
+def migrate_from_nothing(url: str) -> None:
+    """Alembic's revisions, 0001 to head, on an empty database."""
+    from alembic import command
+
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            cfg = alembic_config()
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+    finally:
+        engine.dispose()
+
+
 def test_head_is_the_newest_script() -> None:
     from alembic.script import ScriptDirectory
 
@@ -242,6 +282,31 @@ def test_a_new_catalog_is_made_at_head(url: str) -> None:
         assert catalog.sets() == []
     finally:
         catalog.close()
+
+
+def test_the_revisions_from_nothing_match_the_models(url: str) -> None:
+    migrate_from_nothing(url)
+    engine = create_engine(url)
+    try:
+        assert revision_of(engine) == (revision.HEAD,)
+        assert state(engine) == {"schema_version": revision.SCHEMA_VERSION, "generation": 0}
+        assert schema_differences(engine) == []
+    finally:
+        engine.dispose()
+
+
+def test_a_new_catalog_is_what_the_revisions_make(url: str) -> None:
+    """New catalogs are made from the models without Alembic: the same tables, keys, indexes
+    and version table as the revisions make."""
+    migrate_from_nothing(url)
+    engine = create_engine(url)
+    try:
+        by_revisions = structure(engine)
+        drop_everything(url)
+        Catalog(url).close()
+        assert structure(engine) == by_revisions
+    finally:
+        engine.dispose()
 
 
 @pytest.mark.parametrize("version", [1, 2, 3])
@@ -439,7 +504,7 @@ OPEN_AND_REPORT_ALEMBIC = textwrap.dedent(
 )
 
 
-def test_opening_a_catalog_at_head_does_not_load_alembic(tmp_path: Path) -> None:
+def test_alembic_is_loaded_only_to_upgrade(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'catalog.sqlite'}"
 
     def loads_alembic() -> bool:
@@ -451,6 +516,8 @@ def test_opening_a_catalog_at_head_does_not_load_alembic(tmp_path: Path) -> None
         ).stdout
         return out.strip() == "True"
 
+    assert not loads_alembic()  # a new catalog is made from the models
+    drop_everything(url)
     make_old_catalog(url, 2)
     assert loads_alembic()  # the upgrade
     assert not loads_alembic()  # at head: one query
