@@ -74,6 +74,8 @@ def alembic_config() -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", SCRIPT_LOCATION)
     cfg.set_main_option("path_separator", "os")
+    # New revisions: versions/r0004_some_change.py (a module name mypy accepts).
+    cfg.set_main_option("file_template", "r%%(rev)s_%%(slug)s")
     return cfg
 
 
