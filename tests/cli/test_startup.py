@@ -97,6 +97,27 @@ def test_help_reads_as_with_every_command_loaded(tmp_path: Path) -> None:
     assert lazy == eager
 
 
+def test_a_mistyped_command_gets_the_error_it_got_with_every_command_loaded(
+    tmp_path: Path,
+) -> None:
+    def stderr(load_every_command: bool) -> str:
+        env = {**os.environ, "VIGIL_HOME": str(tmp_path)}
+        if load_every_command:
+            env["LOAD_EVERY_COMMAND"] = "1"
+        proc = subprocess.run(
+            [sys.executable, "-c", RUN_AND_REPORT, "hashsett", "list"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+        )
+        return proc.stderr.strip().rsplit("\n", 1)[0]  # without the report line
+
+    lazy = stderr(load_every_command=False)
+    assert "No such command 'hashsett'" in lazy
+    assert lazy == stderr(load_every_command=True)
+
+
 def test_hashset_list_loads_neither_sqlalchemy_nor_the_engine(tmp_path: Path) -> None:
     catalog = Catalog.open(tmp_path)
     catalog.import_entries(

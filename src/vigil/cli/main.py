@@ -53,6 +53,16 @@ class VigilGroup(click.Group):
             self.add_command(getattr(importlib.import_module(module), attribute), cmd_name)
         return self.commands.get(cmd_name)
 
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        """The command named by args[0]; for a name that is none, click's error as usual."""
+        if args and args[0] not in self.list_commands(ctx):
+            # Load them all, so that click's error (and its suggestion) knows every command.
+            for name in self.lazy:
+                self.get_command(ctx, name)
+        return super().resolve_command(ctx, args)
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """The commands and their one-line help, as click lists them, without importing any."""
         names = self.list_commands(ctx)
