@@ -28,7 +28,7 @@ from sqlalchemy.exc import DBAPIError
 
 from vigil import __version__
 from vigil.catalog import schema
-from vigil.catalog.revision import HEAD, SCHEMA_VERSION, VERSION_TABLE
+from vigil.catalog.revision import HEAD, REVISIONS, SCHEMA_VERSION, VERSION_TABLE
 from vigil.errors import CatalogError
 
 if TYPE_CHECKING:
@@ -50,8 +50,26 @@ def ensure_head(engine: Engine) -> None:
     """Upgrade the catalog behind `engine` to HEAD unless it is there already."""
     with engine.connect() as conn:
         found = revisions(conn)
-    if found != (HEAD,):
-        upgrade(engine)
+    if found == (HEAD,):
+        return
+    for rev in found or ():
+        if rev not in REVISIONS:
+            raise _newer(_where(engine), rev)
+    upgrade(engine)
+
+
+def _where(engine: Engine) -> str:
+    """The catalog's URL for messages (without a password)."""
+    return engine.url.render_as_string(hide_password=True)
+
+
+def _newer(where: str, rev: str) -> CatalogError:
+    """The error for a catalog at a revision this Vigil does not know."""
+    return CatalogError(
+        f"the catalog at {where} is at schema revision {rev}, which this Vigil "
+        f"({__version__}, schema revision {HEAD}) does not know: a newer Vigil "
+        "wrote it. Use that version, or a backup of the catalog made before."
+    )
 
 
 def revisions(conn: Connection) -> tuple[str, ...] | None:
@@ -81,7 +99,7 @@ def alembic_config() -> Config:
 
 def upgrade(engine: Engine) -> None:
     """Make, or recognise and upgrade, the catalog to HEAD, under a lock, in one transaction."""
-    where = engine.url.render_as_string(hide_password=True)
+    where = _where(engine)
     with _locked(engine) as conn:
         tables = set(inspect(conn).get_table_names())
         # Again, under the lock: another process may have done it meanwhile.
@@ -132,11 +150,7 @@ def _run_alembic(
             try:
                 script.get_revision(rev)
             except CommandError:
-                raise CatalogError(
-                    f"the catalog at {where} is at schema revision {rev}, which this Vigil "
-                    f"({__version__}, schema revision {HEAD}) does not know: a newer Vigil "
-                    "wrote it. Use that version, or a backup of the catalog made before."
-                ) from None
+                raise _newer(where, rev) from None
     else:
         command.stamp(cfg, _legacy_revision(conn, tables, where))
     command.upgrade(cfg, "head")
