@@ -22,7 +22,7 @@ from vigil.fingerprint.video import VPDQ_SECONDS_PER_FRAME
 from vigil.limits import Limits
 from vigil.matching.matcher import Hit, Matcher, MatchSettings
 from vigil.scan.cache import FingerprintCache, Verdict
-from vigil.scan.results import Match, MatchedEntry, ScanError, ScannedItem, ScanSummary
+from vigil.scan.results import Match, MatchedEntry, ScanError, ScannedItem, ScanSummary, Skipped
 from vigil.scan.walk import walk
 from vigil.scan.worker import FileResult, fingerprint_file, prepare
 
@@ -34,21 +34,27 @@ class ScanSink(Protocol):
 
     def error(self, error: ScanError) -> None: ...
 
+    def skipped(self, item: Skipped) -> None: ...
+
     def progress(self, summary: ScanSummary) -> None: ...
 
 
 class CollectingSink:
-    """Keeps every match and error in memory (for reports written at the end)."""
+    """Keeps every match, error and skipped entry in memory (for reports written at the end)."""
 
     def __init__(self) -> None:
         self.matches: list[Match] = []
         self.errors: list[ScanError] = []
+        self.skipped_items: list[Skipped] = []
 
     def match(self, match: Match) -> None:
         self.matches.append(match)
 
     def error(self, error: ScanError) -> None:
         self.errors.append(error)
+
+    def skipped(self, item: Skipped) -> None:
+        self.skipped_items.append(item)
 
     def progress(self, summary: ScanSummary) -> None:
         pass
@@ -277,7 +283,7 @@ class Scanner:
             assert self.cache is not None
             found = self.cache.get_many(batch, context)
             to_match: list[tuple[os.stat_result, list[ScannedItem]]] = []
-            n_files = n_bytes = n_items = n_images = n_videos = n_good = 0
+            n_files = n_bytes = n_items = n_images = n_videos = n_good = n_undecoded = 0
             for (path, st), cached in zip(batch, found, strict=True):
                 if cached is None:
                     schedule(path, st)
@@ -293,6 +299,7 @@ class Scanner:
                 n_images += verdict.images
                 n_videos += verdict.videos
                 n_good += verdict.known_good
+                n_undecoded += verdict.undecoded
                 for i, src, hit in verdict.reports:
                     self._report(self.sources[src], cached.items[i], hit, summary, sink)
             summary.files += n_files
@@ -302,6 +309,7 @@ class Scanner:
             summary.images += n_images
             summary.videos += n_videos
             summary.known_good += n_good
+            summary.undecoded += n_undecoded
             batch.clear()
             verdicts = self._match_files([its for _, its in to_match], summary, sink)
             for (st, _), verdict in zip(to_match, verdicts, strict=True):
@@ -311,6 +319,10 @@ class Scanner:
         batch: list[tuple[str, os.stat_result]] = []
         try:
             for found in walk(roots, follow_symlinks=self.options.follow_symlinks):
+                if isinstance(found, Skipped):  # no content to check: not an error
+                    summary.skipped += 1
+                    sink.skipped(found)
+                    continue
                 if isinstance(found, ScanError):
                     summary.errors += 1
                     sink.error(found)
@@ -358,20 +370,24 @@ class Scanner:
         verdicts: list[Verdict] = []
         at = 0
         for one in files:
-            images = videos = known_good = 0
+            images = videos = known_good = undecoded = 0
             reports: list[tuple[int, int, Hit]] = []
             for i, item in enumerate(one, start=at):
                 fp = item.fingerprints
                 images += fp.pdq is not None
                 videos += fp.vpdq is not None
                 known_good += good[i]
+                undecoded += fp.undecoded
                 if reported[i]:
                     reports.extend((i - at, src, hit) for src, hit in reported[i])
-            verdicts.append(Verdict(len(one), images, videos, known_good, tuple(reports)))
+            verdicts.append(
+                Verdict(len(one), images, videos, known_good, undecoded, tuple(reports))
+            )
             summary.items += len(one)
             summary.images += images
             summary.videos += videos
             summary.known_good += known_good
+            summary.undecoded += undecoded
             at += len(one)
         return verdicts
 
