@@ -11,7 +11,7 @@ import click
 
 from vigil.cli.context import limit_option, limits_help, parse_limits, vpdq_seconds_option
 from vigil.fingerprint.video import VPDQ_SECONDS_PER_FRAME, reference_lines
-from vigil.scan.results import ScannedItem
+from vigil.scan.results import ScannedItem, Skipped
 from vigil.scan.walk import walk
 from vigil.scan.worker import fingerprint_file
 
@@ -46,6 +46,9 @@ def hash_cmd(
     if vpdq_out is not None:
         vpdq_out.mkdir(parents=True, exist_ok=True)
     for found in walk(files):
+        if isinstance(found, Skipped):  # no content to hash (a fifo, a broken link): not a failure
+            click.echo(f"vigil: skipped: {found}", err=True)
+            continue
         if not isinstance(found, tuple):
             failed = True
             click.echo(f"vigil: {found}", err=True)
