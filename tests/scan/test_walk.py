@@ -95,6 +95,11 @@ def test_symlink_to_dev_null_is_skipped(tmp_path: Path) -> None:
     # A masked systemd unit: nothing behind it to read.
     (tmp_path / "masked.service").symlink_to("/dev/null")
     assert skipped(tmp_path) == ([], [(str(tmp_path / "masked.service"), "not-regular")])
+    [found] = walk([str(tmp_path)])
+    assert isinstance(found, Skipped)
+    assert found.message == (
+        "a symbolic link to a character device (/dev/null), not a regular file; not read"
+    )
 
 
 def test_self_referencing_symlink(tmp_path: Path) -> None:

@@ -51,7 +51,7 @@ def _walk_root(
         yield found
         return
     if not stat.S_ISDIR(found.st_mode):
-        yield _file_or_error(root, found)
+        yield _file_or_error(root, lst, found)
         return
 
     # Depth first without recursion (trees can be deeper than Python's stack): one frame per
@@ -90,7 +90,7 @@ def _walk_root(
             yield found
             continue
         if not stat.S_ISDIR(found.st_mode):
-            yield _file_or_error(path, found)
+            yield _file_or_error(path, lst, found)
             continue
         sub = (found.st_dev, found.st_ino)
         if sub in ancestors:
@@ -133,11 +133,16 @@ def _resolve(path: str, lst: os.stat_result, follow: bool) -> os.stat_result | S
         return _os_error(path, exc)
 
 
-def _file_or_error(path: str, st: os.stat_result) -> tuple[str, os.stat_result] | ScanError:
+def _file_or_error(
+    path: str, lst: os.stat_result, st: os.stat_result
+) -> tuple[str, os.stat_result] | ScanError:
+    """`path` to read, or skipped; `lst` is its lstat, `st` what it stands for."""
     if stat.S_ISREG(st.st_mode):
         return path, st
-    message = f"a {_kind(st.st_mode)}, not a regular file; not read"
-    return Skipped(path, None, "not-regular", message)
+    what = f"a {_kind(st.st_mode)}"
+    if stat.S_ISLNK(lst.st_mode):  # a masked systemd unit: a link to /dev/null
+        what = f"a symbolic link to {what} ({_readlink(path)})"
+    return Skipped(path, None, "not-regular", f"{what}, not a regular file; not read")
 
 
 def _already_walked(path: str, first: str) -> Skipped:
