@@ -57,6 +57,8 @@ def parse(stream: BinaryIO, report: ParseReport) -> Iterator[Entry]:
                 stack[-1].remove(element)
     except ET.ParseError as exc:
         raise HashListError(f"invalid or truncated NCMEC XML: {exc}") from exc
+    except LookupError as exc:  # the XML declaration names an encoding Python does not know
+        raise HashListError(f"NCMEC XML in an unknown encoding: {exc}") from exc
 
 
 def _entry(element: ET.Element, tag: str, record: int, report: ParseReport) -> Entry | None:
