@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import json
+import lzma
+import random
 import tracemalloc
 from pathlib import Path
 
@@ -97,3 +101,17 @@ def test_vics_nesting_counts_brackets_outside_strings_only(tmp_path: Path) -> No
     document = {"@odata.context": MEDIA_CONTEXT, "value": [media]}
     entries, _ = read(tmp_path, json.dumps(document).encode(), "vics")
     assert entries[0].meta["Comments"] == comment
+
+
+@pytest.mark.parametrize("compress", [bz2.compress, gzip.compress, lzma.compress])
+def test_compressed_list_damaged_after_the_detected_head(tmp_path: Path, compress) -> None:
+    # bz2 raised a plain OSError ("Invalid data stream") once past the 64 KiB detection read.
+    rnd = random.Random(5)
+    lines = "".join(f"{rnd.getrandbits(128):032x}  file{i}\n" for i in range(40_000)).encode()
+    data = bytearray(compress(lines))
+    data[len(data) * 3 // 4] ^= 0xFF
+    path = tmp_path / "list.txt"
+    path.write_bytes(bytes(data))
+    entries, _ = read_hashlist(path)
+    with pytest.raises(HashListError):
+        list(entries)

@@ -99,6 +99,8 @@ def _entries(path: Path, format: str, *, explicit: bool, report: ParseReport) ->
         raise type(exc)(f"{path}: {exc}") from exc
     except _DECOMPRESSION_ERRORS as exc:
         raise HashListError(f"{path}: damaged or truncated compressed file: {exc}") from exc
+    except OSError as exc:  # bz2 says "Invalid data stream" with a plain OSError
+        raise HashListError(f"{path}: cannot read: {exc.strerror or exc}") from exc
 
 
 def _parser(format: str, explicit: bool) -> Callable[[BinaryIO, ParseReport], Iterator[Entry]]:
