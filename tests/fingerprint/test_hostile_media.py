@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import io
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+from support.videos import write
 
 from vigil.errors import LimitExceeded, UnreadableItem
-from vigil.fingerprint.video import vpdq_of_animation
+from vigil.fingerprint.pdq import pdq_from_bytes
+from vigil.fingerprint.video import vpdq_of_animation, vpdq_of_video
 from vigil.limits import Limits
 
 
@@ -69,3 +72,38 @@ def test_animation_larger_than_max_image_pixels_is_refused_before_decoding() -> 
     with pytest.raises(LimitExceeded) as raised:
         vpdq_of_animation(animated_gif(), limits=Limits(max_image_pixels=1000))
     assert raised.value.limit == "max_image_pixels"
+
+
+def avif_without_its_primary_item() -> bytes:
+    picture = Image.fromarray(np.random.default_rng(3).integers(0, 255, (32, 48, 3), np.uint8))
+    out = io.BytesIO()
+    picture.save(out, format="AVIF")
+    data = bytearray(out.getvalue())
+    at = data.index(b"pitm") + 8  # after the box type, its version and flags: the item id
+    data[at : at + 2] = b"\x00\x00"
+    return bytes(data)
+
+
+@pytest.mark.parametrize("fast", [False, True])
+def test_avif_naming_no_primary_item(fast: bool) -> None:
+    # Pillow's AVIF reader raised RuntimeError ("Missing or empty image item") from Image.open.
+    with pytest.raises(UnreadableItem) as raised:
+        pdq_from_bytes(avif_without_its_primary_item(), max_pixels=10**7, fast=fast)
+    assert raised.value.reason == "corrupt"
+
+
+def small_video(tmp_path: Path, name: str) -> Path:
+    rnd = np.random.default_rng(4)
+    frames = [rnd.integers(0, 255, (32, 48, 3), dtype=np.uint8) for _ in range(4)]
+    return write(tmp_path / name, iter(frames), fps=5)
+
+
+@pytest.mark.parametrize("on_disk", [False, True])
+def test_video_stream_in_a_codec_ffmpeg_does_not_know(tmp_path: Path, on_disk: bool) -> None:
+    # PyAV gives such a stream no codec context: AttributeError on None.width escaped.
+    path = small_video(tmp_path, "v.mp4")
+    data = path.read_bytes().replace(b"avc1", b"zzzz")
+    path.write_bytes(data)
+    with pytest.raises(UnreadableItem) as raised:
+        vpdq_of_video(str(path) if on_disk else io.BytesIO(data), limits=Limits())
+    assert raised.value.reason == "unsupported"
