@@ -100,6 +100,8 @@ def vpdq_of_video(
             raise UnreadableItem("no-video-stream", "a media file without a video stream")
         stream = container.streams.video[0]
         ctx = stream.codec_context
+        if ctx is None:  # PyAV has no decoder for the stream's codec id
+            raise UnreadableItem("unsupported", "a video stream in a codec FFmpeg cannot decode")
         width, height = ctx.width, ctx.height
         if width <= 0 or height <= 0:
             raise UnreadableItem("corrupt", f"video stream of {width}x{height} pixels")
