@@ -15,7 +15,6 @@ the mutate engine). Exit status: 0 when nothing was found, 1 otherwise.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import random
 import sys
 import time
@@ -143,11 +142,6 @@ def run_atheris(args: argparse.Namespace, corpus: Path) -> int:
     atheris.Setup([sys.argv[0], *flags, *extra, str(corpus)], one_input)
     atheris.Fuzz()  # exits the process: libFuzzer's status (0, or non-zero on a finding)
     return 0  # pragma: no cover
-
-
-def corpus_name(data: bytes) -> str:
-    """A corpus file name for `data` (its SHA-1, as libFuzzer names them)."""
-    return hashlib.sha1(data).hexdigest()
 
 
 if __name__ == "__main__":
