@@ -115,3 +115,16 @@ def test_compressed_list_damaged_after_the_detected_head(tmp_path: Path, compres
     entries, _ = read_hashlist(path)
     with pytest.raises(HashListError):
         list(entries)
+
+
+@pytest.mark.parametrize("context", ["", f'"@odata.context": "{MEDIA_CONTEXT}", '])
+@pytest.mark.parametrize("where", ["MD5", "@odata.context"])
+def test_vics_string_that_is_not_utf8(tmp_path: Path, context: str, where: str) -> None:
+    # ijson's C backend raised UnicodeDecodeError (an encoded surrogate, invalid in UTF-8).
+    bad = b'"\xed\xa0\x80"'
+    if where == "MD5":
+        content = b"{" + context.encode() + b'"value": [{"MediaID": 1, "MD5": ' + bad + b"}]}"
+    else:
+        content = b'{"@odata.context": ' + bad + b', "value": []}'
+    with pytest.raises(HashListError, match="not UTF-8"):
+        read(tmp_path, content, "vics")

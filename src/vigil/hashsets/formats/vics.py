@@ -88,6 +88,8 @@ def parse(stream: BinaryIO, report: ParseReport) -> Iterator[Entry]:
             yield from _document(iter(_IJSON.basic_parse(source, use_float=True)), report)
     except ijson.JSONError as exc:
         raise HashListError(f"invalid or truncated VICS JSON: {_describe(exc)}") from exc
+    except UnicodeDecodeError as exc:  # yajl hands ijson the raw bytes of each string
+        raise HashListError(f"VICS JSON with a string that is not UTF-8: {exc}") from exc
 
 
 def _describe(exc: Exception) -> str:
@@ -124,7 +126,7 @@ def _flat_media_context(head: bytes) -> str | None:
                 return None
         else:
             return None
-    except ijson.JSONError:
+    except (ijson.JSONError, UnicodeDecodeError):
         return None
     found = _CONTEXT.search(context) if context else None
     return context if found is not None and found["payload"] == "Media" else None
