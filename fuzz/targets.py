@@ -243,6 +243,10 @@ def _selftest_crash(data: bytes) -> None:
     ctypes.string_at(0)  # a null-pointer read: SIGSEGV
 
 
+def _selftest_abort(data: bytes) -> None:
+    os.abort()  # what a C library's failed assertion does: SIGABRT
+
+
 def _selftest_hang(data: bytes) -> None:
     while True:
         pass
@@ -255,6 +259,7 @@ def _selftest_memory(data: bytes) -> None:
 # Targets that misbehave on purpose, to prove the runner catches each way of failing.
 SELF_TESTS: dict[str, Callable[[bytes], None]] = {
     "selftest-crash": _selftest_crash,
+    "selftest-abort": _selftest_abort,
     "selftest-hang": _selftest_hang,
     "selftest-memory": _selftest_memory,
 }

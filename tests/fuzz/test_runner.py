@@ -20,6 +20,7 @@ def artifacts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     ("target", "kind", "detail"),
     [
         ("selftest-crash", "crash", "SIGSEGV"),
+        ("selftest-abort", "crash", "SIGABRT"),
         ("selftest-memory", "error", "MemoryError"),
         ("selftest-hang", "hang", "no answer"),
     ],
