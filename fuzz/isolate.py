@@ -80,9 +80,13 @@ def save(target: str, data: bytes, kind: str, detail: str = "") -> Path:
 class Runner:
     """One child process running targets; restarted whenever an input kills or hangs it."""
 
-    def __init__(self, timeout: float = TIMEOUT, memory_mb: int = MEMORY_MB) -> None:
+    def __init__(
+        self, timeout: float = TIMEOUT, memory_mb: int = MEMORY_MB, *, warm: bool = True
+    ) -> None:
         self.timeout = timeout
         self.memory_mb = memory_mb
+        # Import the decoders (and compile PDQ's kernels) before the first input, not during it.
+        self.warm = warm
         self._child: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> Runner:
@@ -111,7 +115,7 @@ class Runner:
         for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
             env.setdefault(name, "1")
         child = subprocess.Popen(
-            [sys.executable, "-m", "fuzz.isolate", str(self.memory_mb)],
+            [sys.executable, "-m", "fuzz.isolate", str(self.memory_mb), str(int(self.warm))],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=env,
@@ -225,7 +229,7 @@ def _read_exactly(stream: BinaryIO, n: int) -> bytes | None:
     return data
 
 
-def child(memory_mb: int) -> None:
+def child(memory_mb: int, warm_up: bool = True) -> None:
     """The child's loop: read (target, input) pairs, answer each with its outcome."""
     from fuzz.targets import SELF_TESTS, TARGETS, ContractViolation, warm
 
@@ -235,7 +239,8 @@ def child(memory_mb: int) -> None:
     reply = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
     requests = sys.stdin.buffer
-    warm()
+    if warm_up:
+        warm()
     if memory_mb > 0:
         limit = memory_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
@@ -259,4 +264,7 @@ def child(memory_mb: int) -> None:
 
 
 if __name__ == "__main__":
-    child(int(sys.argv[1]) if len(sys.argv) > 1 else MEMORY_MB)
+    child(
+        int(sys.argv[1]) if len(sys.argv) > 1 else MEMORY_MB,
+        sys.argv[2] != "0" if len(sys.argv) > 2 else True,
+    )

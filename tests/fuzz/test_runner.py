@@ -26,16 +26,13 @@ def artifacts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     ],
 )
 def test_each_failure_is_a_finding_with_its_input_saved(
-    runner: Runner, artifacts: Path, target: str, kind: str, detail: str
+    artifacts: Path, target: str, kind: str, detail: str
 ) -> None:
-    runner.timeout, timeout = 3.0, runner.timeout
-    try:
+    with Runner(timeout=3.0, warm=False) as runner:
         outcome = runner.run(target, b"the input")
-    finally:
-        runner.timeout = timeout
+        # The runner carries on with a fresh child.
+        assert runner.run("hashlist", b"\x00md5\n").ok
     assert outcome.kind == kind
     assert detail in outcome.detail
     assert outcome.saved is not None and outcome.saved.parent == artifacts / target
     assert outcome.saved.read_bytes() == b"the input"
-    # The runner carries on with a fresh child.
-    assert runner.run("hashlist", b"\x00md5\n").ok
