@@ -376,6 +376,8 @@ def ncmec_text(draw: st.DrawFn) -> str:
                 '<?xml version="1.0" encoding="UTF-8"?>',
                 '<?xml version="1.0" encoding="UTF-16"?>',
                 '<?xml version="1.0" encoding="x-unknown"?>',
+                '<?xml version="1.0" encoding="UTF-7"?>',
+                '<?xml version="1.0" encoding="shift_jis"?>',
             ]
         )
     )

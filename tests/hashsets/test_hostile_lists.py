@@ -41,10 +41,14 @@ def test_vpdq_csv_row_over_the_csv_field_limit_is_a_malformed_row(tmp_path: Path
     assert report.malformed == 1
 
 
-def test_ncmec_xml_in_an_unknown_encoding(tmp_path: Path) -> None:
-    # LookupError from the XML declaration's encoding escaped.
-    content = b'<?xml version="1.0" encoding="x-unknown"?><queryResult><images/></queryResult>'
-    with pytest.raises(HashListError, match="unknown encoding"):
+@pytest.mark.parametrize("encoding", ["x-unknown", "UTF-7", "shift_jis"])
+def test_ncmec_xml_in_an_encoding_that_cannot_be_read(tmp_path: Path, encoding: str) -> None:
+    # LookupError (unknown to Python) and ValueError (a multi-byte encoding expat refuses)
+    # escaped from the XML declaration.
+    content = (
+        f'<?xml version="1.0" encoding="{encoding}"?><queryResult><images/></queryResult>'
+    ).encode()
+    with pytest.raises(HashListError, match="encoding that cannot be read"):
         read(tmp_path, content, "ncmec")
 
 
