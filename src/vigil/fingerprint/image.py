@@ -14,7 +14,6 @@ from __future__ import annotations
 import io
 import threading
 import warnings
-import zlib
 from collections.abc import Callable
 
 import numpy as np
@@ -227,7 +226,9 @@ def decode_luma_sized(
             if known is None:
                 raise UnreadableItem("unsupported", "not an image format Vigil reads") from None
             raise UnreadableItem("corrupt", f"damaged {known} header") from None
-        except (OSError, SyntaxError, ValueError, EOFError, zlib.error) as exc:
+        except MemoryError:
+            raise
+        except Exception as exc:  # OSError, SyntaxError ...; Pillow's AVIF reader: RuntimeError
             raise UnreadableItem(_classify(exc), f"cannot open image: {exc}") from None
         with image:
             width, height = image.size
