@@ -18,7 +18,6 @@ from vigil.hashsets.entry import Entry, ParseReport
 from vigil.limits import Limits
 from vigil.matching.builds import BuildStore
 from vigil.matching.matcher import Matcher, MatchSettings
-from vigil.scan import items as items_mod
 from vigil.scan import scanner as scanner_mod
 from vigil.scan import worker
 from vigil.scan.cache import FingerprintCache
@@ -343,9 +342,9 @@ def test_a_hang_in_a_big_parcel_is_caught_within_one_files_time(
     for i in range(40):
         (tmp_path / f"f{i:02d}.bin").write_bytes(b"%d" % i)
     (tmp_path / "f05-slow.bin").write_bytes(b"x")
-    real_walk = items_mod.walk
+    real_walk = scanner_mod.walk
     monkeypatch.setattr(
-        items_mod, "walk", lambda roots, **kw: sorted(real_walk(roots, **kw), key=str)
+        scanner_mod, "walk", lambda roots, **kw: sorted(real_walk(roots, **kw), key=str)
     )
     monkeypatch.setattr(scanner_mod, "fingerprint_item", functools.partial(hang, seconds=20))
     sink = scan([], tmp_path, None, limits=Limits(item_seconds=1), kill_grace=0.5, workers=1)

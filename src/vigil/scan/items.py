@@ -107,11 +107,11 @@ def local_items(
 ) -> Iterator[ScanItem | ScanError]:
     """The walk of local paths as items (each cached by its stat), its problems as errors."""
     for found in walk(roots, follow_symlinks=follow_symlinks):
-        if isinstance(found, ScanError):
-            yield found
-        else:
-            path, st = found
+        if found.__class__ is tuple:  # a file (the common case); else an error or a skip
+            path, st = found  # type: ignore[misc]
             yield ScanItem(path, st.st_size, st)
+        else:
+            yield found  # type: ignore[misc]
 
 
 def buffer_item(data: bytes, name: str) -> ScanItem:

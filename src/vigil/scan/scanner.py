@@ -29,8 +29,9 @@ from vigil.fingerprint.video import VPDQ_SECONDS_PER_FRAME
 from vigil.limits import Limits
 from vigil.matching.matcher import Hit, Matcher, MatchSettings, match_all
 from vigil.scan.cache import FingerprintCache, Verdict
-from vigil.scan.items import ItemSource, ScanItem, local_items
+from vigil.scan.items import ItemSource, ScanItem
 from vigil.scan.results import Match, MatchedEntry, ScanError, ScannedItem, ScanSummary, Skipped
+from vigil.scan.walk import walk
 from vigil.scan.worker import FileResult, fingerprint_item, prepare
 
 
@@ -178,14 +179,15 @@ class ScanService:
 
     def scan(
         self,
-        items: Iterable[ScanItem | ScanError],
+        items: Iterable[ScanItem | ScanError | tuple[str, os.stat_result]],
         matchers: Sequence[Matcher],
         sink: ScanSink,
         *,
         roots: Sequence[str] = (),
     ) -> ScanSummary:
         """Fingerprint and match every item (errors from the producer are reported as they
-        come); return the totals. `roots` only labels the summary."""
+        come); return the totals. `roots` only labels the summary. Local files may also come as
+        walk()'s own (path, stat) pairs, the cheapest form for a walk of millions."""
         return _ScanRun(self, list(matchers), sink, roots).run(items)
 
     def close(self) -> None:
@@ -225,28 +227,45 @@ class _ScanRun:
         self.pending: dict[cf.Future[list[FileResult]], list[ScanItem]] = {}
         self.parcel: list[ScanItem] = []
         self.parcel_bytes = 0
-        # Items met, waiting for the cache to be asked about them together.
-        self.batch: list[ScanItem] = []
+        # Local files met, (path, stat), waiting for the cache to be asked about them together.
+        self.batch: list[tuple[str, os.stat_result]] = []
         # Items read by the workers, counted and their errors reported, waiting to be matched
         # together: one batched match per round of finished work instead of one per item (a
         # match of one item costs ~60 µs of the main process's time, as much as a worker spends
         # reading a small file).
         self.fresh: list[tuple[ScanItem, list[ScannedItem], bool]] = []
 
-    def run(self, items: Iterable[ScanItem | ScanError]) -> ScanSummary:
+    def run(
+        self, items: Iterable[ScanItem | ScanError | tuple[str, os.stat_result]]
+    ) -> ScanSummary:
+        cached = self.cache is not None
+        batch = self.batch
         for found in items:
-            if isinstance(found, Skipped):  # no content to check (a fifo, a broken link): no error
+            cls = found.__class__
+            if cls is tuple:  # a local file as walk() gives it, (path, stat): the common case
+                if cached:
+                    batch.append(found)  # type: ignore[arg-type]
+                    if len(batch) >= CACHE_BATCH:
+                        self._flush_batch()
+                else:
+                    path, st = found  # type: ignore[misc]
+                    self._schedule(ScanItem(path, st.st_size, st))
+            elif cls is ScanItem:
+                item: ScanItem = found  # type: ignore[assignment]
+                if cached and item.identity is not None and item.source is None:
+                    batch.append((item.path, item.identity))
+                    if len(batch) >= CACHE_BATCH:
+                        self._flush_batch()
+                else:
+                    self._schedule(item)
+            elif isinstance(found, Skipped):  # no content to check (a fifo, a broken link)
                 self.summary.skipped += 1
                 self.sink.skipped(found)
             elif isinstance(found, ScanError):
                 self.summary.errors += 1
                 self.sink.error(found)
-            elif self.cache is not None and found.identity is not None:
-                self.batch.append(found)
-                if len(self.batch) >= CACHE_BATCH:
-                    self._flush_batch()
             else:
-                self._schedule(found)
+                raise TypeError(f"not an item to scan: {found!r}")
         if self.batch:
             self._flush_batch()
         self._flush_parcel()
@@ -272,20 +291,21 @@ class _ScanRun:
     def _flush_batch(self) -> None:
         """Items met since the last batch: cached ones matched at once, others read."""
         assert self.cache is not None
-        batch, self.batch = self.batch, []
-        found = self.cache.get_many([(it.path, it.identity) for it in batch], self.context)  # type: ignore[misc]
-        to_match: list[tuple[ScanItem, list[ScannedItem]]] = []
+        batch = self.batch[:]
+        self.batch.clear()  # the same list object: run() holds it
+        found = self.cache.get_many(batch, self.context)
+        to_match: list[tuple[os.stat_result, list[ScannedItem]]] = []
         s = self.summary
-        for item, cached in zip(batch, found, strict=True):
+        for (path, st), cached in zip(batch, found, strict=True):
             if cached is None:
-                self._schedule(item)
+                self._schedule(ScanItem(path, st.st_size, st))
                 continue
             s.files += 1
             s.cached += 1
-            s.bytes += item.size
+            s.bytes += st.st_size
             verdict = cached.verdict
             if verdict is None:
-                to_match.append((item, cached.items))
+                to_match.append((st, cached.items))
                 continue
             # Matched under this context before: its verdict stands.
             s.items += verdict.items
@@ -296,8 +316,8 @@ class _ScanRun:
             for i, m, hit in verdict.reports:
                 self._report(m, cached.items[i], hit)
         verdicts = self._match_files([its for _, its in to_match])
-        for (item, _), verdict in zip(to_match, verdicts, strict=True):
-            self.cache.set_verdict(item.identity, verdict, self.context)  # type: ignore[arg-type]
+        for (st, _), verdict in zip(to_match, verdicts, strict=True):
+            self.cache.set_verdict(st, verdict, self.context)
         self._progress()
 
     # -- the workers -------------------------------------------------------------------------
@@ -435,7 +455,7 @@ class Scanner:
 
     def run(self, roots: Sequence[str], sink: ScanSink) -> ScanSummary:
         """Scan every file under `roots`; return the totals."""
-        items = local_items(roots, follow_symlinks=self.options.follow_symlinks)
+        items = walk(roots, follow_symlinks=self.options.follow_symlinks)
         with ScanService(self.options, self.cache) as service:
             return service.scan(
                 items, self.matchers, sink, roots=[os.path.abspath(r) for r in roots]
