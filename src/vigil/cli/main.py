@@ -46,6 +46,7 @@ def _register() -> None:
 
     for command in (hash_cmd, hashset, scan, demo):
         cli.add_command(command)
+    cli.add_command(__import__("vigil.server.cli", fromlist=["server"]).server)
 
 
 _register()
