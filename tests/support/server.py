@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 
+from vigil.server.accounts import new_enrolment_token
 from vigil.server.storage import Storage
 
 VIGIL = [sys.executable, "-m", "vigil.cli"]
@@ -67,7 +68,13 @@ class Server:
 
     def enroll(self, host: str | None = None) -> tuple[str, httpx.Client]:
         """Enrol a new agent; its id and a client holding its credential."""
-        token = self.secret("token")
+        # Made in the database directly: `vigil server token` itself is tested in test_cli.
+        storage = self.storage()
+        try:
+            with storage.session() as s:
+                token = new_enrolment_token(s)
+        finally:
+            storage.close()
         with self.client() as c:
             r = c.post("/api/v1/enroll", json={"token": token, "host": host or unique("host")})
         assert r.status_code == 200, r.text

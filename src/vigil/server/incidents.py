@@ -106,13 +106,14 @@ def receive(session: Session, agent: Agent, reports: Sequence[MatchReport]) -> l
     """
     now = datetime.now(UTC)
     ids = [r.report_id for r in reports]
-    known = dict(
-        session.execute(
+    known = {
+        report_id: incident_id
+        for report_id, incident_id in session.execute(
             select(Report.report_id, Report.incident_id).where(
                 Report.agent_id == agent.id, Report.report_id.in_(ids)
             )
-        ).tuples()
-    )
+        )
+    }
     keys = {identity(agent.id, r) for r in reports}
     incidents = {
         i.identity: i for i in session.scalars(select(Incident).where(Incident.identity.in_(keys)))
