@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import time
 from collections.abc import Iterator
 
-import httpx
 import pytest
 from sqlalchemy import create_engine, text
-from support.server import VIGIL, Server, free_port, run_cli
+from support.server import Server, run_cli, serve
 
 POSTGRES_URL = os.environ.get(
     "VIGIL_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
-# How long a server may take to answer /healthz after it is started (2 shared cores).
-START_SECONDS = 60
 
 
 @pytest.fixture(scope="session")
@@ -52,33 +47,5 @@ def server(
         init_args += ["--db", db]
     init = run_cli(*init_args)
     assert init.returncode == 0, init.stderr
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = open(home / "server.log", "w")  # noqa: SIM115 - closed at the end
-    proc = subprocess.Popen(
-        [*VIGIL, "server", "run", "--home", str(home), "--listen", f"127.0.0.1:{port}"],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + START_SECONDS
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"the server exited: {(home / 'server.log').read_text()}")
-            try:
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"no answer on /healthz: {(home / 'server.log').read_text()}")
-            time.sleep(0.2)
+    with serve(home) as url:
         yield Server(home, url, db, init.stdout.strip(), init)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import re
+import ssl
 import stat
+import subprocess
 from pathlib import Path
 
+import httpx
 from sqlalchemy import create_engine, inspect
-from support.server import Server, run_cli, unique
+from support.server import Server, run_cli, serve, unique
 
 from vigil.config import DATABASE_URL_FILE, database_url, sqlalchemy_url
 from vigil.server.credentials import verify_password
@@ -116,3 +119,28 @@ def test_plain_postgresql_urls_mean_psycopg_3() -> None:
     assert sqlalchemy_url("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
     assert sqlalchemy_url("postgresql+psycopg://u@h/db") == "postgresql+psycopg://u@h/db"
     assert sqlalchemy_url("sqlite:///x.sqlite") == "sqlite:///x.sqlite"
+
+
+def test_run_serves_https_with_a_certificate(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    init = run_cli("server", "init", "--home", str(home))
+    assert init.returncode == 0, init.stderr
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    made = subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        capture_output=True, check=False,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    trust = ssl.create_default_context(cafile=str(cert))
+    with serve(home, "--tls-cert", str(cert), "--tls-key", str(key), verify=trust) as url:
+        assert url.startswith("https://")
+        r = httpx.get(f"{url}/readyz", verify=trust)
+        assert r.json()["database"] == "ok"
+
+
+def test_run_refuses_a_bad_listen_address(tmp_path: Path) -> None:
+    done = run_cli("server", "run", "--home", str(tmp_path), "--listen", "8765")
+    assert done.returncode == 2
+    assert "HOST:PORT" in done.stderr

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 import subprocess
 import sys
+import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +20,8 @@ from vigil.server.accounts import new_enrolment_token
 from vigil.server.storage import Storage
 
 VIGIL = [sys.executable, "-m", "vigil.cli"]
+# How long a server may take to answer /healthz after it is started (2 shared cores).
+START_SECONDS = 60
 
 
 def run_cli(*args: str, home: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -89,3 +95,49 @@ class Server:
 def unique(prefix: str) -> str:
     """A name no other test uses (tests share one server per database)."""
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+@contextmanager
+def serve(home: Path, *options: str, verify: ssl.SSLContext | bool = True) -> Iterator[str]:
+    """`vigil server run` on a free loopback port until the block ends; yields its base URL
+    (https when `options` carry a certificate, checked against `verify`)."""
+    port = free_port()
+    scheme = "https" if "--tls-cert" in options else "http"
+    url = f"{scheme}://127.0.0.1:{port}"
+    log_path = home / "server.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [
+                *VIGIL,
+                "server",
+                "run",
+                "--home",
+                str(home),
+                "--listen",
+                f"127.0.0.1:{port}",
+                *options,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + START_SECONDS
+            while True:
+                if proc.poll() is not None:
+                    raise AssertionError(f"the server exited: {log_path.read_text()}")
+                try:
+                    if httpx.get(f"{url}/healthz", timeout=2, verify=verify).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"no answer on /healthz: {log_path.read_text()}")
+                time.sleep(0.2)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
