@@ -14,9 +14,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from vigil import kinds as kind_registry
@@ -103,6 +104,8 @@ def receive(session: Session, agent: Agent, reports: Sequence[MatchReport]) -> l
 
     Reports of one item in one scan carry the same `seen_at` and count as one sighting
     (`seen_count` grows by one, `kinds` by each kind); a later `seen_at` is a new sighting.
+    New incidents and the reports' ids are written with one multi-row INSERT each (ORM objects
+    cost more than the database here); existing incidents are merged into as ORM objects.
     """
     now = datetime.now(UTC)
     ids = [r.report_id for r in reports]
@@ -115,46 +118,61 @@ def receive(session: Session, agent: Agent, reports: Sequence[MatchReport]) -> l
         )
     }
     keys = {identity(agent.id, r) for r in reports}
-    incidents = {
+    existing: dict[str, Incident] = {
         i.identity: i for i in session.scalars(select(Incident).where(Incident.identity.in_(keys)))
     }
-    answers: list[Received] = []
-    fresh: list[tuple[MatchReport, Incident]] = []
+    created: dict[str, SimpleNamespace] = {}
+    # (report id, incident identity, outcome, incident id when already known)
+    answers: list[tuple[str, str | None, Outcome, int]] = []
+    fresh: list[tuple[str, str]] = []
     for report in reports:
         if report.report_id in known:
-            answers.append(Received(report.report_id, known[report.report_id], Outcome.DUPLICATE))
+            answers.append((report.report_id, None, Outcome.DUPLICATE, known[report.report_id]))
             continue
         seen = report.seen_at or now
         key = identity(agent.id, report)
-        incident = incidents.get(key)
-        if incident is None:
-            incident = _new_incident(agent, report, key, seen, now)
-            session.add(incident)
-            incidents[key] = incident
+        target: Incident | SimpleNamespace | None = existing.get(key) or created.get(key)
+        if target is None:
+            created[key] = _new_incident(agent, report, key, seen, now)
             outcome = Outcome.CREATED
         else:
-            _merge(incident, report, seen, now)
+            _merge(target, report, seen, now)
             outcome = Outcome.MERGED
         # A report id repeated inside one batch is the same report.
         known[report.report_id] = -1
-        fresh.append((report, incident))
-        answers.append(Received(report.report_id, -1, outcome))
-    session.flush()
-    session.add_all(
-        Report(agent_id=agent.id, report_id=r.report_id, incident_id=i.id, received_at=now)
-        for r, i in fresh
-    )
-    ids_by_report = {r.report_id: i.id for r, i in fresh}
+        fresh.append((report.report_id, key))
+        answers.append((report.report_id, key, outcome, -1))
+    incident_ids = {key: i.id for key, i in existing.items()}
+    if created:
+        rows = session.execute(
+            insert(Incident).returning(Incident.identity, Incident.id),
+            [vars(c) for c in created.values()],
+        )
+        incident_ids.update({key: id_ for key, id_ in rows})
+    if fresh:
+        session.execute(
+            insert(Report),
+            [
+                {
+                    "agent_id": agent.id,
+                    "report_id": report_id,
+                    "incident_id": incident_ids[key],
+                    "received_at": now,
+                }
+                for report_id, key in fresh
+            ],
+        )
+    by_report = {report_id: incident_ids[key] for report_id, key in fresh}
     return [
-        a if a.incident_id != -1 else Received(a.report_id, ids_by_report[a.report_id], a.outcome)
-        for a in answers
+        Received(report_id, incident_id if incident_id != -1 else by_report[report_id], outcome)
+        for report_id, _key, outcome, incident_id in answers
     ]
 
 
 def _new_incident(
     agent: Agent, report: MatchReport, key: str, seen: datetime, now: datetime
-) -> Incident:
-    return Incident(
+) -> SimpleNamespace:
+    return SimpleNamespace(
         identity=key,
         agent_id=agent.id,
         status=Status.NEW.value,
@@ -183,7 +201,9 @@ def _new_incident(
     )
 
 
-def _merge(incident: Incident, report: MatchReport, seen: datetime, now: datetime) -> None:
+def _merge(
+    incident: Incident | SimpleNamespace, report: MatchReport, seen: datetime, now: datetime
+) -> None:
     if seen != incident.last_seen:
         incident.seen_count += 1
     incident.first_seen = min(incident.first_seen, seen)
