@@ -95,6 +95,7 @@ def test_health_readiness_metrics_openapi(server: Server) -> None:
         ready = c.get("/readyz")
         assert ready.status_code == 200
         assert ready.json()["database"] == "ok"
+        assert isinstance(ready.json()["catalog_generation"], int)
         metrics = c.get("/metrics")
         assert metrics.status_code == 200
         assert (

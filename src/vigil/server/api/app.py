@@ -23,7 +23,12 @@ def create_app(home: Path, storage: Storage | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from vigil.catalog.store import Catalog
+
+        # The hash sets agents are given: the engine's catalog under the same home.
+        app.state.catalog = Catalog.open(home)
         yield
+        app.state.catalog.close()
         app.state.storage.close()
 
     app = FastAPI(
@@ -58,10 +63,14 @@ def create_app(home: Path, storage: Storage | None = None) -> FastAPI:
 
     @app.get("/readyz", tags=["health"])
     def readyz() -> Any:
-        """Ready: the database answers."""
+        """Ready: the database answers and the catalog can be read."""
         if not app.state.storage.reachable():
             return JSONResponse({"status": "unavailable", "database": "unreachable"}, 503)
-        return {"status": "ok", "database": "ok"}
+        try:
+            generation = app.state.catalog.generation()
+        except Exception:  # noqa: BLE001 - any failure means "not ready"
+            return JSONResponse({"status": "unavailable", "catalog": "unreadable"}, 503)
+        return {"status": "ok", "database": "ok", "catalog_generation": generation}
 
     @app.get("/metrics", tags=["health"])
     def metrics() -> Response:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request, status
+import orjson
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from sqlalchemy.orm import Session
 
 from vigil.server import audit
@@ -33,7 +34,7 @@ def list_incidents(
         int | None, Query(description="Page cursor: incidents with an id below it")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=work.PAGE_MAX)] = work.PAGE_DEFAULT,
-) -> IncidentPage:
+) -> Response:
     """Incidents, newest first; `next` is the URL of the next page, null on the last."""
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=UTC)
@@ -50,7 +51,12 @@ def list_incidents(
         if next_before is not None
         else None
     )
-    return IncidentPage(items=[work.view(r) for r in rows], next=next_url)
+    # Serialised here: the rows are already the API's shape, and validating a hundred of them
+    # again through the response model cost as much as the query.
+    return Response(
+        orjson.dumps({"items": [work.view(r) for r in rows], "next": next_url}),
+        media_type="application/json",
+    )
 
 
 def _incident(s: Session, incident_id: int) -> Incident:
