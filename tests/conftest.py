@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from vigil.catalog import schema
+from vigil.catalog import revision, schema
 from vigil.catalog.store import Catalog
 
 # Test-data builders (tests/support) are imported as `support.*` from any test folder.
@@ -59,6 +59,8 @@ def _reset_postgres(url: str) -> None:
     engine = create_engine(url)
     try:
         schema.metadata.drop_all(engine)
+        with engine.begin() as conn:  # and Alembic's record of them
+            conn.execute(text(f"DROP TABLE IF EXISTS {revision.VERSION_TABLE}"))
     finally:
         engine.dispose()
 

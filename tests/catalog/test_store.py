@@ -123,21 +123,3 @@ def test_all_malformed_is_an_error_and_changes_nothing(catalog: Catalog) -> None
         catalog.import_entries("bad", [], report, source="a", version="1")
     assert catalog.sets() == []
     assert catalog.generation() == 0
-
-
-def test_an_older_catalog_is_upgraded_in_place(catalog: Catalog) -> None:
-    from sqlalchemy import inspect, text
-
-    catalog.import_entries("keep", entries(2), ParseReport(format="csv"), source="a", version="1")
-    with catalog.engine.begin() as conn:  # make it look like a version-1 catalog
-        conn.execute(text("UPDATE state SET value = 1 WHERE key = 'schema_version'"))
-        conn.execute(text("CREATE INDEX ix_hashes_kind_value ON hashes (kind, value)"))
-    reopened = Catalog(catalog.url)
-    with reopened.engine.connect() as conn:
-        version = conn.execute(
-            text("SELECT value FROM state WHERE key = 'schema_version'")
-        ).scalar()
-        names = {ix["name"] for ix in inspect(conn).get_indexes("hashes")}
-    assert version == 3 and "ix_hashes_kind_value" not in names
-    assert [s.name for s in reopened.sets()] == ["keep"] and reopened.get("keep").entries == 2
-    reopened.close()

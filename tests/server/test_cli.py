@@ -73,6 +73,9 @@ def test_hash_sets_imported_into_the_home_land_in_the_servers_catalog(
     name = unique("set")
     done = run_cli("--home", str(server.home), "hashset", "import", str(listing), "--name", name)
     assert done.returncode == 0, done.stderr
+    listed = run_cli("hashset", "list", "--json", home=server.home)
+    assert listed.returncode == 0, listed.stderr
+    assert name in listed.stdout
     from vigil.catalog.store import Catalog
 
     catalog = Catalog.open(server.home)

@@ -20,10 +20,7 @@ from sqlalchemy import (
 
 from vigil.kinds import SINGLE
 
-# 2: video_frames (vPDQ). 3: no (kind, value) index on hashes: nothing queries it (matching uses
-# the compiled matcher) and keeping it up to date dominated imports of tens of millions of hashes.
-# Older catalogs are upgraded in place when opened.
-SCHEMA_VERSION = 3
+# The schema's revision and its history: vigil.catalog.revision, vigil/catalog/migrations.
 
 metadata = MetaData()
 

@@ -12,13 +12,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-from sqlalchemy import Engine, create_engine, delete, event, func, insert, select, text, update
+from sqlalchemy import Engine, create_engine, delete, event, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from vigil.catalog import schema
+from vigil.catalog.listing import CATALOG_FILE, HashSetInfo
+from vigil.catalog.migrate import ensure_head
 from vigil.catalog.schema import KIND_CODES, KIND_NAMES
 from vigil.errors import CatalogError, HashListError
 from vigil.fingerprint.fingerprints import VPDQFrame
@@ -26,30 +27,12 @@ from vigil.hashsets.entry import HASH_KINDS, Entry, ParseReport
 from vigil.kinds import VPDQ
 from vigil.matching.entries import EntryRecord
 
+if TYPE_CHECKING:
+    import numpy as np
+
 BATCH = 20_000
 # SQLite page cache during an import, KiB (the default is 2 MiB).
 IMPORT_CACHE_KIB = 262_144
-
-
-@dataclass
-class HashSetInfo:
-    """One imported hash set as `vigil hashset list` shows it."""
-
-    id: int
-    name: str
-    format: str
-    source: str
-    version: str
-    imported_at: str
-    known_good: bool
-    content_sha256: str
-    entries: int
-    counts: dict[str, Any]
-    info: dict[str, Any]
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict."""
-        return dict(self.__dict__)
 
 
 @dataclass
@@ -89,32 +72,11 @@ class Catalog:
         self.engine: Engine = create_engine(url)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        schema.metadata.create_all(self.engine)
-        with self.engine.begin() as conn:
-            found = conn.execute(
-                select(schema.state.c.value).where(schema.state.c.key == "schema_version")
-            ).scalar()
-            if found is None:
-                conn.execute(
-                    insert(schema.state),
-                    [
-                        {"key": "schema_version", "value": schema.SCHEMA_VERSION},
-                        {"key": "generation", "value": 0},
-                    ],
-                )
-            elif found in (1, 2):
-                # 2 added video_frames, which create_all above has just made; 3 dropped an index.
-                conn.execute(text("DROP INDEX IF EXISTS ix_hashes_kind_value"))
-                conn.execute(
-                    update(schema.state)
-                    .where(schema.state.c.key == "schema_version")
-                    .values(value=schema.SCHEMA_VERSION)
-                )
-            elif found != schema.SCHEMA_VERSION:
-                raise CatalogError(
-                    f"catalog at {url} has schema version {found}; this Vigil reads version "
-                    f"{schema.SCHEMA_VERSION}"
-                )
+        try:
+            ensure_head(self.engine)
+        except BaseException:
+            self.engine.dispose()
+            raise
 
     @classmethod
     def open(cls, home: Path) -> Catalog:
@@ -122,7 +84,7 @@ class Catalog:
         records (`vigil server init --db URL`)."""
         from vigil.config import database_url
 
-        return cls(database_url(home) or f"sqlite:///{home / 'catalog.sqlite'}")
+        return cls(database_url(home) or f"sqlite:///{home / CATALOG_FILE}")
 
     @classmethod
     def in_memory(cls) -> Catalog:
@@ -563,6 +525,8 @@ class CatalogSnapshot:
         once at their final size (the counts are asked first), so memory stays near the size of
         the result. A value of the wrong width for its kind is skipped.
         """
+        import numpy as np  # here: commands that only read the sets start without it
+
         h = schema.hashes.c
         codes = {KIND_CODES[k]: k for k in widths}
         counts = {

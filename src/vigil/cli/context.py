@@ -9,12 +9,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-from rich.console import Console
 
 from vigil.config import vigil_home
 from vigil.limits import Limits
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from vigil.catalog.store import Catalog
     from vigil.engine import Engine
     from vigil.matching.matcher import Matcher
@@ -74,6 +75,8 @@ def limits_help() -> str:
 
 def console(*, stderr: bool = False) -> Console:
     """A rich console: the terminal's width on a terminal, a wide fixed width when piped."""
+    from rich.console import Console
+
     c = Console(stderr=stderr, highlight=False)
     if not c.is_terminal:
         c = Console(stderr=stderr, highlight=False, width=160)

@@ -14,20 +14,15 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from PIL import Image, ImageOps
 
 from vigil.cli.context import console as _console
-from vigil.engine import Engine
 from vigil.errors import VigilError
-from vigil.fingerprint.crypto import digest_bytes
-from vigil.fingerprint.pdq import pdq_from_bytes
-from vigil.hashsets.entry import Entry
-from vigil.hashsets.export import write_vics
-from vigil.kinds import MD5, PDQ, SHA1, SHA256
-from vigil.scan.cache import FingerprintCache
-from vigil.scan.scanner import CollectingSink, Scanner, ScanOptions
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 # (scikit-image file, category in the demo list)
 KNOWN = [("astronaut.png", "1"), ("coffee.png", "2"), ("chelsea.png", "1"), ("rocket.jpg", "3")]
@@ -70,6 +65,14 @@ def _jpeg(img: Image.Image, quality: int = 92) -> bytes:
 
 def build(root: Path) -> tuple[Path, Path, list[Planted]]:
     """Write the demo list and tree under root; return (list file, scan tree, what was planted)."""
+    from PIL import Image, ImageOps
+
+    from vigil.fingerprint.crypto import digest_bytes
+    from vigil.fingerprint.pdq import pdq_from_bytes
+    from vigil.hashsets.entry import Entry
+    from vigil.hashsets.export import write_vics
+    from vigil.kinds import MD5, PDQ, SHA1, SHA256
+
     src = _skimage_dir()
     originals = {name: _jpeg(Image.open(src / name)) for name, _ in KNOWN}
     entries = []
@@ -170,8 +173,11 @@ def _webp(img: Image.Image) -> bytes:
 @click.option("--json", "as_json", is_flag=True, help="Print the matches as JSON lines.")
 def demo(directory: Path | None, as_json: bool) -> None:
     """Build a demo hash list from benign photos, plant altered copies, scan, and report."""
+    from vigil.engine import Engine
     from vigil.report.html import write_html_report
     from vigil.report.terminal import render_summary
+    from vigil.scan.cache import FingerprintCache
+    from vigil.scan.scanner import CollectingSink, Scanner, ScanOptions
 
     root = directory or Path(tempfile.mkdtemp(prefix="vigil-demo-"))
     root.mkdir(parents=True, exist_ok=True)

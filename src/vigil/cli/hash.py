@@ -6,14 +6,15 @@ import json
 import re
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from vigil.cli.context import limit_option, limits_help, parse_limits, vpdq_seconds_option
-from vigil.fingerprint.video import VPDQ_SECONDS_PER_FRAME, reference_lines
-from vigil.scan.results import ScannedItem
-from vigil.scan.walk import walk
-from vigil.scan.worker import fingerprint_file
+from vigil.fingerprint.video import VPDQ_SECONDS_PER_FRAME
+
+if TYPE_CHECKING:
+    from vigil.scan.results import ScannedItem
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -41,6 +42,9 @@ def hash_cmd(
     limit: tuple[str, ...],
 ) -> None:
     """Print the fingerprints of each FILE (directories recursively; archive members too)."""
+    from vigil.scan.walk import walk
+    from vigil.scan.worker import fingerprint_file
+
     limits = parse_limits(limit)
     failed = False
     if vpdq_out is not None:
@@ -69,6 +73,8 @@ def hash_cmd(
 
 def _write_vpdq(directory: Path, item: ScannedItem) -> Path:
     """DIR/<file name>[_<member>].txt, not overwriting a file written by this run's others."""
+    from vigil.fingerprint.video import reference_lines
+
     name = Path(item.path).name + (f"_{item.member}" if item.member else "")
     stem = _UNSAFE.sub("_", name.rsplit(".", 1)[0] if "." in name else name).strip("._") or "video"
     target = directory / f"{stem}.txt"

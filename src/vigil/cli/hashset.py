@@ -92,7 +92,12 @@ def import_cmd(
 @click.pass_obj
 def list_cmd(ctx: Context, as_json: bool) -> None:
     """List imported hash sets."""
-    sets = ctx.catalog.sets()
+    from vigil.catalog.listing import read_sets
+
+    # Without SQLAlchemy when the catalog is up to date; else Catalog makes or upgrades it.
+    sets = read_sets(ctx.home)
+    if sets is None:
+        sets = ctx.catalog.sets()
     if as_json:
         for s in sets:
             click.echo(json.dumps(s.to_dict()))
