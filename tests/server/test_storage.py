@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from vigil.server.models import Base
 from vigil.server.storage import (
@@ -46,6 +46,10 @@ def test_migrations_make_what_the_models_describe(storage: Storage) -> None:
             assert compare_metadata(ctx, Base.metadata) == []
         assert VERSION_TABLE in inspect(storage.engine).get_table_names()
     finally:
+        # The PostgreSQL schema is the session's, shared with the catalog's tests: leave it as found.
+        Base.metadata.drop_all(storage.engine)
+        with storage.engine.begin() as conn:
+            conn.execute(text(f"DROP TABLE IF EXISTS {VERSION_TABLE}"))
         storage.close()
 
 
