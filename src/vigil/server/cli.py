@@ -22,6 +22,21 @@ home_option = click.option(
 )
 
 
+def _require_extra() -> None:
+    """A clear message instead of an ImportError when the `server` extra is not installed."""
+    import importlib.util
+
+    from vigil.errors import VigilError
+
+    missing = [
+        name
+        for name in ("fastapi", "uvicorn", "pwdlib", "prometheus_client")
+        if importlib.util.find_spec(name) is None
+    ]
+    if missing:
+        raise VigilError(f"the server needs {', '.join(missing)}: pip install 'vigil[server]'")
+
+
 def _home(ctx: click.Context, home: str | None) -> Path:
     from vigil.config import vigil_home
 
@@ -32,6 +47,7 @@ def _home(ctx: click.Context, home: str | None) -> Path:
 @click.group()
 def server() -> None:
     """The server: agents enrol and report incidents; staff review them over the API."""
+    _require_extra()
 
 
 @server.command()
