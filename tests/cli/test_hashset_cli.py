@@ -142,3 +142,28 @@ def test_hash_prints_fingerprints_of_files_and_members(tmp_path: Path) -> None:
     assert rows[0]["media_type"] == "image/png" and rows[2]["media_type"] == "application/zip"
     assert rows[0]["sha256"] == rows[1]["sha256"] and len(rows[0]["pdq_dihedral"]) == 8
     assert rows[2]["pdq"] is None
+
+
+def test_hash_skips_what_has_no_content(tmp_path: Path) -> None:
+    d = tmp_path / "d"
+    d.mkdir()
+    (d / "a.txt").write_bytes(b"a\n")
+    (d / "X11").symlink_to(".")
+    (d / "gone").symlink_to(d / "nowhere")
+    proc = vigil("hash", str(d), home=tmp_path / "h")
+    assert proc.returncode == 0, proc.stderr
+    assert [json.loads(line)["path"] for line in proc.stdout.splitlines()] == [str(d / "a.txt")]
+    assert sorted(proc.stderr.splitlines()) == [
+        f"vigil: skipped: {d / 'X11'}: symlink-loop: leads back to {d}, a directory it is inside; "
+        "not walked again",
+        f"vigil: skipped: {d / 'gone'}: broken-symlink: points to '{d / 'nowhere'}', which does "
+        "not exist",
+    ]
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.effect_noise((64, 64), 40).save(buf, format="PNG")
+    (d / "cut.png").write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])  # damage fails
+    assert vigil("hash", str(d), home=tmp_path / "h").returncode == 2

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import bz2
+import gzip
+import hashlib
+import io
 import json
+import lzma
 import os
+import socket
 import subprocess
 import sys
+import tarfile
+from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -170,7 +178,7 @@ def test_exit_status_clean_found_and_incomplete(tree: Tree, home: Path, tmp_path
     proc = vigil("scan", str(bad), "-q", home=home)
     assert proc.returncode == 2
     assert "cut.jpg: truncated" in proc.stderr
-    assert "symlink-loop" in proc.stderr
+    assert "symlink-loop" not in proc.stderr  # skipped, not an error: listed with --verbose
 
 
 def test_matches_are_reported_even_when_the_scan_is_incomplete(
@@ -291,3 +299,159 @@ def test_a_hash_list_file_keeps_its_cached_verdicts_until_it_changes(
     changed = vigil("scan", str(tree.root), "--json", "--hashset", str(listing), home=h)
     assert changed.returncode == 1, changed.stderr
     assert [m["path"] for m in json_matches(changed.stdout)] == [str(photo)]
+
+
+# -- a healthy system scans clean ------------------------------------------------------------
+
+# Text libarchive's mtree bidder took for a manifest once gzipped (as Debian changelogs were).
+CHANGELOG = (
+    b"v2.0.1\n------\n\n\nMisc\n^^^^\n* #101: Minor refactorings to support logging.\n\n"
+    b"Documentation changes\n^^^^^^^^^^^^^^^^^^^^^\n"
+    b'* #102: Updated the "Your Project\xe2\x80\x99s Version" page.\n'
+)
+NOTES = b"inner notes\n"
+# Two characters per pixel and an X11 colour name: valid, and not read by Pillow.
+XPM = (
+    b'/* XPM */\nstatic char *icon[] = {\n"4 2 2 2",\n"a. c #34479E",\n"b. c gray100",\n'
+    b'"a.b.a.b.",\n"b.a.b.a."\n};\n'
+)
+
+
+def tar_gz(members: dict[str, bytes]) -> bytes:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w:gz") as tf:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+Healthy = tuple[Path, Path, list[str]]
+
+
+@pytest.fixture
+def healthy(tmp_path: Path) -> Iterator[Healthy]:
+    """A tree like a healthy system's: nothing in it is damaged or unreadable, and several
+    entries have no content to check. Yields (root, hash list of nothing in it, skipped)."""
+    root = tmp_path / "sys"
+    (root / "bin").mkdir(parents=True)
+    (root / "doc").mkdir()
+    (root / "bin" / "tool").write_bytes(b"#!/bin/sh\necho hi\n")
+    (root / "bin" / "X11").symlink_to(".")  # /usr/bin/X11 -> .
+    (root / "masked.service").symlink_to("/dev/null")  # a masked systemd unit
+    (root / "gone").symlink_to(root / "nowhere")
+    (root / "ping").symlink_to(root / "pong")
+    (root / "pong").symlink_to(root / "ping")
+    os.mkfifo(root / "fifo")
+    (root / "doc" / "changelog.gz").write_bytes(gzip.compress(CHANGELOG))
+    (root / "doc" / "NEWS.bz2").write_bytes(bz2.compress(CHANGELOG))
+    (root / "doc" / "README.xz").write_bytes(lzma.compress(CHANGELOG))
+    (root / "doc" / "bundle.tar.gz").write_bytes(tar_gz({"inner/notes.txt": NOTES}))
+    (root / "icon.xpm").write_bytes(XPM)
+    hashes = tmp_path / "empty.md5"
+    hashes.write_text(f"{'0' * 32}  nothing\n")
+    skipped = ["bin/X11", "fifo", "gone", "masked.service", "ping", "pong"]
+    # A unix socket's path must be short: bound where it fits, with a link to it in the tree.
+    sock = socket.socket(socket.AF_UNIX)
+    short = Path(f"/tmp/vigil-test-{os.getpid()}.sock")
+    short.unlink(missing_ok=True)
+    sock.bind(str(short))
+    (root / "socket").symlink_to(short)
+    skipped.append("socket")
+    try:
+        yield root, hashes, sorted(skipped)
+    finally:
+        sock.close()
+        short.unlink(missing_ok=True)
+
+
+def skipped_lines(stderr: str, root: Path) -> list[tuple[str, str]]:
+    prefix = "vigil: skipped: "
+    out = []
+    for line in stderr.splitlines():
+        if line.startswith(prefix):
+            path, reason = line[len(prefix) :].split(": ")[:2]
+            out.append((os.path.relpath(path, root), reason))
+    return sorted(out)
+
+
+def test_a_healthy_tree_scans_clean(healthy: Healthy, tmp_path: Path) -> None:
+    root, hashes, skipped = healthy
+    report = tmp_path / "r.html"
+    args = ["scan", str(root), "--hashset", str(hashes), "--no-cache", "--report", str(report)]
+    proc = vigil(*args, home=tmp_path / "home")
+    assert proc.returncode == 0, proc.stderr
+    assert "error" not in proc.stderr and "skipped:" not in proc.stderr
+    assert f"0 errors, {len(skipped)} skipped (no content to check)" in proc.stdout
+    assert "1 undecoded" in proc.stdout
+    assert "nothing found" in proc.stdout
+    html = report.read_text()
+    parser = _Cells()
+    parser.feed(html)
+    assert parser.totals["errors"] == "0"
+    assert parser.totals["skipped"] == str(len(skipped))
+    assert parser.totals["undecoded"] == "1"
+    assert html.count('data-row="skipped"') == len(skipped)
+
+    verbose = vigil(*args, "--verbose", home=tmp_path / "home")
+    assert verbose.returncode == 0, verbose.stderr
+    assert skipped_lines(verbose.stderr, root) == [
+        ("bin/X11", "symlink-loop"),
+        ("fifo", "not-regular"),
+        ("gone", "broken-symlink"),
+        ("masked.service", "not-regular"),
+        ("ping", "symlink-loop"),
+        ("pong", "symlink-loop"),
+        ("socket", "not-regular"),
+    ]
+    assert "vigil: error" not in verbose.stderr
+
+
+def test_compressed_files_are_what_they_hold(healthy: Healthy, tmp_path: Path) -> None:
+    root, _, _ = healthy
+    # The texts, and the tar's member, are items of their own: a list naming them finds them.
+    listed = tmp_path / "listed.md5"
+    text, notes = hashlib.md5(CHANGELOG).hexdigest(), hashlib.md5(NOTES).hexdigest()
+    listed.write_text(f"{text}  changelog\n{notes}  notes\n")
+    proc = vigil("scan", str(root / "doc"), "--hashset", str(listed), "--json", home=tmp_path / "h")
+    assert proc.returncode == 1, proc.stderr
+    found = {(os.path.basename(m["path"]), m["member"]) for m in json_matches(proc.stdout)}
+    assert found == {
+        ("changelog.gz", "changelog"),
+        ("NEWS.bz2", "NEWS"),
+        ("README.xz", "README"),
+        ("bundle.tar.gz", "inner/notes.txt"),
+    }
+
+
+def test_only_real_damage_makes_a_scan_incomplete(
+    healthy: Healthy, tree: Tree, tmp_path: Path
+) -> None:
+    root, hashes, skipped = healthy
+    (root / "cut.jpg").write_bytes(tree.originals["rocket"][:5000])
+    proc = vigil("scan", str(root), "--hashset", str(hashes), "--no-cache", home=tmp_path / "h")
+    assert proc.returncode == 2
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("vigil: error: ")]
+    assert len(errors) == 1
+    assert errors[0].startswith(f"vigil: error: {root / 'cut.jpg'}: truncated: ")
+    assert "scan incomplete: 1 error" in proc.stdout
+    assert f"{len(skipped)} skipped" in proc.stdout
+
+
+def test_symlinks_not_followed_are_skipped(healthy: Healthy, tmp_path: Path) -> None:
+    root, hashes, _ = healthy
+    proc = vigil(
+        "scan", str(root), "--hashset", str(hashes), "--no-follow-symlinks", "-v", "-q",
+        home=tmp_path / "h",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert skipped_lines(proc.stderr, root) == [
+        ("bin/X11", "symlink-skipped"),
+        ("fifo", "not-regular"),
+        ("gone", "symlink-skipped"),
+        ("masked.service", "symlink-skipped"),
+        ("ping", "symlink-skipped"),
+        ("pong", "symlink-skipped"),
+        ("socket", "symlink-skipped"),
+    ]

@@ -428,6 +428,34 @@ def test_random_bytes() -> None:
     assert err.value.reason == "unsupported"
 
 
+def xpm_two_chars_per_pixel(named_colour: str = "gray100") -> bytes:
+    """An 8x4 XPM with two characters per pixel (as /usr/share/pixmaps/openjdk-17.xpm), one of
+    its colours given by X11 name, which Pillow refuses ("cannot read this XPM file")."""
+    rows = ['"' + ("a.b." if y % 2 else "b.a.") * 4 + '"' for y in range(4)]
+    return (
+        "/* XPM */\nstatic char *icon[] = {\n"
+        '"8 4 2 2",\n'
+        '"a. c #34479E",\n'
+        f'"b. c {named_colour}",\n' + ",\n".join(rows) + "\n};\n"
+    ).encode()
+
+
+def test_a_valid_variant_pillow_refuses_is_unsupported_not_corrupt() -> None:
+    with pytest.raises(UnreadableItem) as err:
+        decode_luma(xpm_two_chars_per_pixel(), max_pixels=MAX)
+    assert err.value.reason == "unsupported"
+    # The same picture with its colour as a number is read: it was the variant, not damage.
+    assert decode_luma(xpm_two_chars_per_pixel("#FFFFFF"), max_pixels=MAX).shape == (4, 8)
+
+
+def test_a_bmp_compression_pillow_lacks_is_unsupported() -> None:
+    payload = bytearray(encode(photo("coffee"), "BMP"))
+    payload[30:34] = (4).to_bytes(4, "little")  # BI_JPEG: a BMP holding a JPEG (printers)
+    with pytest.raises(UnreadableItem) as err:
+        decode_luma(bytes(payload), max_pixels=MAX)
+    assert err.value.reason == "unsupported"
+
+
 def test_corrupt_jpeg_body() -> None:
     payload = bytearray(encode(photo("coffee"), "JPEG", quality=90))
     payload[4:40] = bytes(36)  # keep the JPEG signature, destroy the markers after it

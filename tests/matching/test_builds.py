@@ -175,7 +175,8 @@ def test_readers_never_see_a_mix_of_two_builds(tmp_path: Path) -> None:
     store.collect()
     # Every superseded build was removed once unused: only the current one is left.
     assert [p.name for p in store.root.iterdir() if not p.name.startswith(".")] != []
-    assert len([p for p in store.root.iterdir() if p.is_dir() and not p.name.startswith(".")]) == 1
+    left = [p for p in store.root.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    assert len(left) == 1
 
 
 def test_the_holder_swaps_builds_and_calls_in_flight_keep_theirs(tmp_path: Path) -> None:
@@ -227,3 +228,4 @@ def test_a_killed_compile_leaves_no_current_build_behind(tmp_path: Path) -> None
     os.utime(partial, (old, old))
     store.collect()
     assert not partial.exists()
+

@@ -11,9 +11,18 @@ import pytest
 import vigil
 from vigil.fingerprint.fingerprints import PDQ, Fingerprints
 from vigil.report.html import write_html_report
-from vigil.scan.results import Match, MatchedEntry, ScanError, ScanSummary
+from vigil.scan.results import Match, MatchedEntry, ScanError, ScanSummary, Skipped
 
-SECTION_IDS = ("totals", "by-hashset", "by-category", "by-kind", "matches", "errors", "hashsets")
+SECTION_IDS = (
+    "totals",
+    "by-hashset",
+    "by-category",
+    "by-kind",
+    "matches",
+    "errors",
+    "skipped",
+    "hashsets",
+)
 HOSTILE = "<script>alert('x')</script>&amp;\"quoted\".jpg"
 
 
@@ -183,10 +192,12 @@ def test_sections_header_and_totals(tmp_path: Path) -> None:
         "items": "150",
         "bytes": "5000000",
         "images": "90",
+        "undecoded": "0",
         "videos": "0",
         "matches": "4",
         "matched_items": "3",
         "errors": "2",
+        "skipped": "0",
         "cached": "30",
         "known_good": "7",
     }
@@ -349,6 +360,28 @@ def test_empty_scan(tmp_path: Path) -> None:
     assert r.fields["verdict"] == "nothing found"
     assert r.fields["duration"] == "0.25 s"
     assert list(r.keyed["by-kind"]) == ["md5", "sha1", "sha256", "pdq", "vpdq"]
+
+
+def test_skipped_and_undecoded_are_counted_not_errors(tmp_path: Path) -> None:
+    skipped = [
+        Skipped("/usr/bin/X11", None, "symlink-loop", "leads back to /usr/bin"),
+        Skipped("/etc/systemd/system/x.service", None, "not-regular", "a character device"),
+    ]
+    summary = ScanSummary(files=5, items=5, images=2, undecoded=1, skipped=3)
+    _, r = write(tmp_path, summary, [], [], skipped=skipped)
+    assert r.totals["skipped"] == "3" and r.totals["undecoded"] == "1"
+    assert r.totals["errors"] == "0"
+    assert r.fields["verdict"] == "nothing found"
+    assert r.rows["skipped"] == [
+        {
+            "path": "/etc/systemd/system/x.service",
+            "reason": "not-regular",
+            "message": "a character device",
+        },
+        {"path": "/usr/bin/X11", "reason": "symlink-loop", "message": "leads back to /usr/bin"},
+    ]
+    assert "error" not in r.rows
+    assert r.fields["skipped_not_listed"].startswith("1 further skipped")
 
 
 def test_counted_but_unlisted_are_said(tmp_path: Path) -> None:

@@ -80,6 +80,17 @@ def test_nothing_found() -> None:
     assert not any("Matches" in line or "Errors" in line for line in out)
 
 
+def test_skipped_and_undecoded_are_counted_and_clean() -> None:
+    summary = ScanSummary(files=4, items=4, bytes=100, images=1, undecoded=2, skipped=3)
+    out = lines(render(summary, [], []))
+    assert " ".join(out[:2]) == (  # folded at the console's width
+        "Scanned 4 files (4 items, 100 B, 1 image, 2 undecoded) in 0.00 s: 0 matches, 0 errors, "
+        "3 skipped (no content to check); 0 from cache, 0 known-good skipped"
+    )
+    assert out[-1] == "nothing found"
+    assert not any("Errors" in line for line in out)
+
+
 def test_errors_only_is_incomplete() -> None:
     errors = [ScanError("/d/x.zip", "in/y.7z", "encrypted", "password protected")]
     out = lines(render(ScanSummary(errors=1), [], errors))

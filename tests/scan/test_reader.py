@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 import pytest
-from support.archives import digests, image_bytes
+from support.archives import compress, digests, image_bytes, make_tar, make_zip
 
 from vigil.fingerprint.mediatype import is_image
 from vigil.limits import Limits
@@ -218,3 +218,64 @@ def test_item_seconds_while_reading_a_file(tmp_path: Path, monkeypatch: pytest.M
     out = read(p, Limits(item_seconds=250))
     assert errors(out) == [(None, "item_seconds")]
     assert len(out) == 1
+
+
+# -- compressed plain files: the text they hold, not an archive libarchive imagines in it -------
+
+# Text libarchive's mtree bidder takes for a manifest: short lines of one word each make it bid,
+# and the parser then gives up on a later line of prose (as on a real Debian changelog.gz).
+CHANGELOG = (
+    b"v2.0.1\n------\n\n\nMisc\n^^^^\n* #101: Minor refactorings to support logging.\n\n"
+    b"Documentation changes\n^^^^^^^^^^^^^^^^^^^^^\n"
+    b'* #102: Updated the "Your Project\xe2\x80\x99s Version" page.\n'
+)
+# ... and lines it parses as a manifest to the end: one empty "member" per line.
+WORDS = b"v2.0.1\n------\n\n\nMisc\n^^^^\n"
+
+
+@pytest.mark.parametrize("text", [CHANGELOG, WORDS], ids=["prose", "words"])
+@pytest.mark.parametrize("kind", ["gz", "bz2", "xz"])
+def test_a_compressed_text_is_one_member_the_text(tmp_path: Path, text: bytes, kind: str) -> None:
+    p = tmp_path / f"changelog.{kind}"
+    p.write_bytes(compress(text, kind))
+    out = read(p)
+    assert errors(out) == []
+    assert [item.member for item in out] == ["changelog", None]
+    assert (out[0].md5, out[0].sha1, out[0].sha256) == digests(text)
+    assert out[0].size == len(text) and out[0].media_type == "text/plain"
+
+
+def test_a_compressed_mtree_manifest_is_a_text_too(tmp_path: Path) -> None:
+    # Vigil does not read mtree manifests (a manifest describes files, it holds none): a .gz of
+    # one is its text, not the empty entries it lists.
+    manifest = b"#mtree\n./docs type=dir mode=0755\n./docs/readme type=file size=12\n"
+    p = tmp_path / "spec.gz"
+    p.write_bytes(compress(manifest, "gz"))
+    out = read(p)
+    assert errors(out) == []
+    assert [item.member for item in out] == ["spec", None]
+    assert out[0].md5 == digests(manifest)[0]
+
+
+@pytest.mark.parametrize("kind", ["gz", "bz2", "xz"])
+def test_a_compressed_tar_is_still_an_archive(tmp_path: Path, kind: str) -> None:
+    png, text = image_bytes(3), CHANGELOG
+    p = tmp_path / f"docs.tar.{kind}"
+    p.write_bytes(make_tar({"a.png": png, "doc/changelog": text}, kind))
+    out = read(p)
+    assert errors(out) == []
+    got = {item.member: item for item in out}
+    assert list(got) == ["a.png", "doc/changelog", None]
+    assert got["a.png"].md5 == digests(png)[0] and got["a.png"].content == png
+    assert got["doc/changelog"].md5 == digests(text)[0]
+
+
+def test_a_compressed_zip_is_read_one_level_down(tmp_path: Path) -> None:
+    png = image_bytes(4)
+    inner = make_zip({"x.png": png})
+    p = tmp_path / "bundle.zip.gz"
+    p.write_bytes(compress(inner, "gz"))
+    out = read(p)
+    assert errors(out) == []
+    assert [item.member for item in out] == ["bundle.zip/x.png", "bundle.zip", None]
+    assert out[0].md5 == digests(png)[0]

@@ -105,7 +105,10 @@ def test_cache_second_scan_reads_nothing_and_new_sets_rematch(
 
 def totals(sink: CollectingSink) -> tuple[int, ...]:
     s = sink.summary  # type: ignore[attr-defined]
-    return (s.files, s.items, s.images, s.videos, s.known_good, s.matches, s.errors)
+    return (
+        s.files, s.items, s.images, s.videos, s.known_good, s.matches, s.errors, s.undecoded,
+        s.skipped,
+    )  # fmt: skip
 
 
 def found(sink: CollectingSink) -> list[tuple[str, str | None, str, str, int]]:
@@ -114,6 +117,51 @@ def found(sink: CollectingSink) -> list[tuple[str, str | None, str, str, int]]:
 
 def whole(sink: CollectingSink) -> list[str]:
     return sorted(json.dumps(m.to_dict(), sort_keys=True) for m in sink.matches)
+
+
+# An icon Pillow does not read (two characters per pixel, a colour by X11 name): valid, undecoded.
+XPM = (
+    b'/* XPM */\nstatic char *icon[] = {\n"4 2 2 2",\n"a. c #34479E",\n"b. c gray100",\n'
+    b'"a.b.a.b.",\n"b.a.b.a."\n};\n'
+)
+
+
+def test_undecoded_and_skipped_are_counted_from_the_cache_too(
+    tree: Tree, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "icons"
+    root.mkdir()
+    (root / "java.xpm").write_bytes(XPM)
+    (root / "photo.jpg").write_bytes(tree.originals["rocket"])
+    (root / "X11").symlink_to(".")
+    (root / "masked.service").symlink_to("/dev/null")
+    (tmp_path / "home").mkdir()
+    catalog, cache = police_catalog(tree, tmp_path / "home")
+
+    def source() -> Matcher:
+        return Matcher.compile(catalog)
+
+    first = scan([source()], root, cache)
+    assert first.errors == []
+    s = first.summary  # type: ignore[attr-defined]
+    assert (s.files, s.images, s.undecoded, s.skipped, s.errors) == (2, 1, 1, 2, 0)
+    assert sorted((os.path.basename(k.path), k.reason) for k in first.skipped_items) == [
+        ("X11", "symlink-loop"),
+        ("masked.service", "not-regular"),
+    ]
+    monkeypatch.setattr(scanner_mod, "fingerprint_file", refuse_to_read)
+    second = scan([source()], root, cache)  # the verdicts replayed
+    assert totals(second) == totals(first) and second.summary.cached == 2  # type: ignore[attr-defined]
+    catalog.import_entries(  # a new set: the cached fingerprints matched again
+        "other",
+        [Entry({"md5": "0" * 32}, id="o1")],
+        ParseReport(format="md5sum"),
+        source="x",
+        version="1",
+    )
+    third = scan([source()], root, cache)
+    assert totals(third) == totals(first)
+    cache.close()
 
 
 class CountingMatches:

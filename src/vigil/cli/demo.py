@@ -205,7 +205,12 @@ def demo(directory: Path | None, as_json: bool) -> None:
     cache.close()
     report = root / "report.html"
     write_html_report(
-        report, summary, sink.matches, sink.errors, [s.to_dict() for s in catalog.sets()]
+        report,
+        summary,
+        sink.matches,
+        sink.errors,
+        [s.to_dict() for s in catalog.sets()],
+        skipped=sink.skipped_items,
     )
     if as_json:
         for m in sink.matches:

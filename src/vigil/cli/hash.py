@@ -42,6 +42,7 @@ def hash_cmd(
     limit: tuple[str, ...],
 ) -> None:
     """Print the fingerprints of each FILE (directories recursively; archive members too)."""
+    from vigil.scan.results import Skipped
     from vigil.scan.walk import walk
     from vigil.scan.worker import fingerprint_file
 
@@ -50,6 +51,9 @@ def hash_cmd(
     if vpdq_out is not None:
         vpdq_out.mkdir(parents=True, exist_ok=True)
     for found in walk(files):
+        if isinstance(found, Skipped):  # no content to hash (a fifo, a broken link): not a failure
+            click.echo(f"vigil: skipped: {found}", err=True)
+            continue
         if not isinstance(found, tuple):
             failed = True
             click.echo(f"vigil: {found}", err=True)

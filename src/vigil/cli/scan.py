@@ -25,20 +25,23 @@ from vigil.fingerprint.video import VPDQ_SECONDS_PER_FRAME
 from vigil.matching.matcher import Matcher, MatchSettings
 from vigil.scan import export as results_export
 from vigil.scan.cache import FingerprintCache
-from vigil.scan.results import Match, ScanError, ScanSummary
+from vigil.scan.results import Match, ScanError, ScanSummary, Skipped
 from vigil.scan.scanner import Scanner, ScanOptions
 
 EXIT_CLEAN, EXIT_FOUND, EXIT_ERROR = 0, 1, 2
 
 
 class CliSink:
-    """Prints matches (JSON lines or not), lists errors on stderr, shows progress on a terminal."""
+    """Prints matches (JSON lines or not), lists errors (and with `verbose` what was skipped) on
+    stderr, shows progress on a terminal."""
 
-    def __init__(self, *, as_json: bool, quiet: bool) -> None:
+    def __init__(self, *, as_json: bool, quiet: bool, verbose: bool = False) -> None:
         self.as_json = as_json
         self.quiet = quiet
+        self.verbose = verbose
         self.matches: list[Match] = []
         self.errors: list[ScanError] = []
+        self.skipped_items: list[Skipped] = []
         self.err = Console(stderr=True, highlight=False)
         self._progress: Progress | None = None
         if not quiet and self.err.is_terminal:
@@ -67,7 +70,15 @@ class CliSink:
 
     def error(self, error: ScanError) -> None:
         self.errors.append(error)
-        line = f"vigil: error: {error}"
+        self._say(f"vigil: error: {error}")
+
+    def skipped(self, item: Skipped) -> None:
+        self.skipped_items.append(item)
+        if self.verbose:
+            self._say(f"vigil: skipped: {item}")
+
+    def _say(self, line: str) -> None:
+        """One line on stderr (above the progress bar when there is one)."""
         if self._progress is not None:
             self._progress.console.print(line, markup=False, highlight=False)
         else:
@@ -199,6 +210,13 @@ def _matchers(ctx: Context, hashsets: tuple[str, ...]) -> list[Matcher]:
     help="Decode large JPEGs at half size for PDQ: faster, a little less faithful (README).",
 )
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
+@click.option(
+    "-v",
+    "--verbose",
+    is_flag=True,
+    help="Also list on stderr what was skipped because it has no content to check (devices, "
+    "fifos, sockets, broken or looping symlinks, directories already walked).",
+)
 @click.pass_obj
 def scan(
     ctx: Context,
@@ -220,11 +238,13 @@ def scan(
     no_follow_symlinks: bool,
     fast_pdq: bool,
     quiet: bool,
+    verbose: bool,
 ) -> None:
     """Scan files, directories and archives for known items.
 
     Exit status: 0 nothing found, 1 at least one match, 2 an error prevented a complete scan
-    (matches found are still reported).
+    (matches found are still reported). What has no content to check (a device, a fifo, a
+    broken or looping symlink) is skipped, counted, listed with --verbose, and no error.
     """
     options = ScanOptions(
         limits=parse_limits(limit),
@@ -251,7 +271,7 @@ def scan(
             + ("+fast-pdq" if fast_pdq else ""),
         )
     )
-    sink = CliSink(as_json=as_json, quiet=quiet)
+    sink = CliSink(as_json=as_json, quiet=quiet, verbose=verbose)
     try:
         summary = Scanner(matchers, options, cache).run(list(paths), sink)
     finally:
@@ -262,7 +282,9 @@ def scan(
         from vigil.report.html import write_html_report
 
         used = [d for m in matchers for d in m.reported_sets()]
-        write_html_report(report, summary, sink.matches, sink.errors, used)
+        write_html_report(
+            report, summary, sink.matches, sink.errors, used, skipped=sink.skipped_items
+        )
     if export_vics is not None:
         with open(export_vics, "w", encoding="utf-8") as f:
             results_export.export_vics(sink.matches, f)

@@ -20,6 +20,10 @@ DIHEDRAL_NAMES: tuple[str, ...] = (
 )
 
 
+# The pdq_error of an image no decoder here reads (UnreadableItem's reason 'unsupported').
+UNDECODED = "unsupported"
+
+
 @dataclass(frozen=True)
 class PDQ:
     """A 256-bit PDQ hash (64 hex characters), its quality (0-100) and its 8 dihedral variants."""
@@ -69,6 +73,12 @@ class Fingerprints:
             raise ValueError(f"{kind.name} is a list of frames, not one value")
         value = getattr(self, kind.field)
         return value.hash if isinstance(value, PDQ) else value
+
+    @property
+    def undecoded(self) -> bool:
+        """An image hashed exactly but not decoded: a valid variant no decoder here reads (it has
+        no PDQ, and that is not an error)."""
+        return self.pdq is None and self.pdq_error == UNDECODED
 
     def to_dict(self, dihedral: bool = False, frames: bool = False) -> dict[str, Any]:
         """A JSON-ready dict (the `fingerprints` object of the output contract)."""

@@ -14,7 +14,6 @@ from __future__ import annotations
 import io
 import threading
 import warnings
-import zlib
 from collections.abc import Callable
 
 import numpy as np
@@ -77,11 +76,21 @@ def _known_format(data: bytes) -> str | None:
     return None
 
 
+# Pillow's words when it knows a format but not this variant of it: an XPM with X11 colour names
+# ("cannot read this XPM file"), a BMP compression or bit depth, a TIFF codec it was built without
+# ("decoder ... not available"), a layer layout it "cannot handle". A valid file Vigil cannot
+# decode: hashed exactly, counted as undecoded, not called damaged.
+_REFUSALS = ("cannot read this", "unsupported", "not supported", "not available", "cannot handle")
+
+
 def _classify(exc: BaseException) -> str:
-    """'truncated' or 'corrupt' for an exception Pillow raised while decoding."""
+    """'truncated', 'unsupported' (a variant the decoder refuses) or 'corrupt' for an exception
+    Pillow raised while opening or decoding."""
     text = str(exc).lower()
     if isinstance(exc, EOFError) or "truncated" in text or "end of file" in text:
         return "truncated"
+    if any(words in text for words in _REFUSALS):
+        return "unsupported"
     return "corrupt"
 
 
@@ -217,7 +226,9 @@ def decode_luma_sized(
             if known is None:
                 raise UnreadableItem("unsupported", "not an image format Vigil reads") from None
             raise UnreadableItem("corrupt", f"damaged {known} header") from None
-        except (OSError, SyntaxError, ValueError, EOFError, zlib.error) as exc:
+        except MemoryError:
+            raise
+        except Exception as exc:  # OSError, SyntaxError ...; Pillow's AVIF reader: RuntimeError
             raise UnreadableItem(_classify(exc), f"cannot open image: {exc}") from None
         with image:
             width, height = image.size

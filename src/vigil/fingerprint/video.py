@@ -103,6 +103,8 @@ def vpdq_of_video(
             raise UnreadableItem("no-video-stream", "a media file without a video stream")
         stream = container.streams.video[0]
         ctx = stream.codec_context
+        if ctx is None:  # PyAV has no decoder for the stream's codec id
+            raise UnreadableItem("unsupported", "a video stream in a codec FFmpeg cannot decode")
         width, height = ctx.width, ctx.height
         if width <= 0 or height <= 0:
             raise UnreadableItem("corrupt", f"video stream of {width}x{height} pixels")
@@ -190,10 +192,20 @@ def vpdq_of_animation(
     try:
         image = Image.open(io.BytesIO(data) if isinstance(data, bytes) else data)
         frames = int(getattr(image, "n_frames", 1))
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError as exc:
+        raise LimitExceeded("max_image_pixels", f"animation too large to decode: {exc}") from None
+    except MemoryError:
+        raise
+    except Exception as exc:  # Pillow's readers raise more than OSError on damaged data
         raise UnreadableItem("corrupt", f"cannot read the animation: {exc}") from None
     if frames <= 1:
         return None
+    if image.width * image.height > limits.max_image_pixels:
+        raise LimitExceeded(
+            "max_image_pixels",
+            f"animation of {image.width}x{image.height} pixels exceeds "
+            f"max_image_pixels={limits.max_image_pixels}",
+        )
     result = VideoHash(info={"width": image.width, "height": image.height, "fps": None})
     sampler = _Sampler(seconds_per_frame, 0.0)
     deadline = _clock() + limits.max_video_decode_seconds
@@ -203,6 +215,13 @@ def vpdq_of_animation(
         for number, frame in enumerate(ImageSequence.Iterator(image)):
             timestamp = clock_ms / 1000.0
             stop = _over_limit(limits, number + 1, timestamp, deadline, item_deadline)
+            if stop is None and frame.width * frame.height > limits.max_image_pixels:
+                # A GIF frame may reach past the screen: Pillow then grows the canvas.
+                stop = (
+                    "max_image_pixels",
+                    f"frame {number} of {frame.width}x{frame.height} pixels exceeds "
+                    f"max_image_pixels={limits.max_image_pixels}; the frames before were hashed",
+                )
             if stop is not None:
                 result.stopped = stop
                 break
@@ -214,7 +233,13 @@ def vpdq_of_animation(
                 result.frames.append(
                     VPDQFrame(number, round(timestamp, 3), pdq.quality, pdq.hash, cropped)
                 )
-    except (OSError, ValueError, EOFError) as exc:
+    except Image.DecompressionBombError as exc:
+        if not result.frames:
+            raise LimitExceeded("max_image_pixels", f"animation too large: {exc}") from None
+        result.stopped = ("max_image_pixels", f"decoding stopped after {number} frames: {exc}")
+    except MemoryError:
+        raise
+    except Exception as exc:  # any decoder failure is a property of this item
         if not result.frames:
             raise UnreadableItem("corrupt", f"cannot decode the animation: {exc}") from None
         result.stopped = ("truncated", f"decoding stopped after {number} frames: {exc}")

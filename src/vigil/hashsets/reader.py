@@ -74,6 +74,8 @@ def _entries(path: Path, fmt: ListFormat, reading: Reading, report: ParseReport)
         raise type(exc)(f"{path}: {exc}") from exc
     except _DECOMPRESSION_ERRORS as exc:
         raise HashListError(f"{path}: damaged or truncated compressed file: {exc}") from exc
+    except OSError as exc:  # bz2 says "Invalid data stream" with a plain OSError
+        raise HashListError(f"{path}: cannot read: {exc.strerror or exc}") from exc
 
 
 def _read_head(path: Path) -> tuple[bytes, bool]:

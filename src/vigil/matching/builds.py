@@ -49,6 +49,10 @@ LEASE = ".lease"
 COMPILE_LOCK = ".compile.lock"
 # Where locks cannot tell whether a build is mapped, it is kept this long after it was replaced.
 GRACE_SECONDS = 3600.0
+# One build loaded at a time in a process: NumPy reads each .npy header with ast.literal_eval,
+# which CPython 3.11 cannot run in two threads at once ("SystemError: AST constructor recursion
+# depth mismatch", seen here with two threads opening builds).
+_LOADING = threading.Lock()
 
 
 class Lease:
@@ -108,11 +112,16 @@ class BuildStore:
                 return None
             directory = self.root / wanted
             lease = _take_lease(directory)
+            if lease is not None and not (directory / "meta.json").is_file():
+                lease.release()  # removed between opening its lease and locking it
+                lease = None
             if lease is None:
                 if build_id is not None:
                     return None
                 continue  # replaced and removed between the two reads: read `current` again
-            matcher = Matcher.load(directory)
+            # Held: nobody can remove the build now (removal takes the lease exclusively).
+            with _LOADING:
+                matcher = Matcher.load(directory)
             if matcher is None:
                 lease.release()
                 return None
@@ -165,33 +174,40 @@ class BuildStore:
                 if name.startswith(".tmp-") and _older_than(path, GRACE_SECONDS):
                     shutil.rmtree(path, ignore_errors=True)  # left by a killed compile
                 continue
-            if not path.is_dir():
-                continue
-            if self._unused(path):
-                trash = self.root / f".trash-{name}-{uuid.uuid4().hex[:8]}"
-                try:
-                    os.rename(path, trash)
-                except OSError:
-                    continue
-                shutil.rmtree(trash, ignore_errors=True)
+            if path.is_dir() and self._remove_if_unused(path):
                 removed.append(name)
         return removed
 
-    def _unused(self, path: Path) -> bool:
+    def _remove_if_unused(self, path: Path) -> bool:
+        """Take the build's lease exclusively (nobody maps it) and, still holding it, move the
+        build out of its name; then delete it. A reader that locks the lease after that finds
+        no meta.json under the name and reads `current` again."""
+        fd: int | None = None
         if fcntl is None:  # pragma: no cover - not POSIX
-            return _older_than(self.root / POINTER, GRACE_SECONDS)
+            if not _older_than(self.root / POINTER, GRACE_SECONDS):
+                return False
+        else:
+            try:
+                fd = os.open(path / LEASE, os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                pass  # not a complete build
+            except OSError:
+                return False
+            if fd is not None:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    os.close(fd)
+                    return False  # mapped by some process
+        trash = self.root / f".trash-{path.name}-{uuid.uuid4().hex[:8]}"
         try:
-            fd = os.open(path / LEASE, os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            return True  # not a complete build
+            os.rename(path, trash)
         except OSError:
             return False
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            return False  # mapped by some process
         finally:
-            os.close(fd)
+            if fd is not None:
+                os.close(fd)
+        shutil.rmtree(trash, ignore_errors=True)
         return True
 
     def compile_lock(self) -> _FileLock:

@@ -23,7 +23,7 @@ from vigil.report import (
     printable,
     verdict,
 )
-from vigil.scan.results import Match, ScanError, ScanSummary
+from vigil.scan.results import Match, ScanError, ScanSummary, Skipped
 
 TEMPLATE = "report.html.j2"
 # Kinds of match, in the order the report lists them (all shown, zero or not).
@@ -51,9 +51,10 @@ def write_html_report(
     hashsets: Sequence[dict[str, Any]],
     *,
     host: str | None = None,
+    skipped: Sequence[Skipped] = (),
 ) -> None:
     """Write the HTML report of one scan to `path` (replaced atomically; never any image data)."""
-    context = report_context(summary, matches, errors, hashsets, host=host)
+    context = report_context(summary, matches, errors, hashsets, host=host, skipped=skipped)
     template = _environment().get_template(TEMPLATE)
     path = Path(path)
     # Written next to the target and renamed: a reader never sees half a report.
@@ -74,6 +75,7 @@ def report_context(
     hashsets: Sequence[dict[str, Any]],
     *,
     host: str | None = None,
+    skipped: Sequence[Skipped] = (),
 ) -> dict[str, Any]:
     """Everything the template shows, already sorted, counted and made printable."""
     ordered = sorted(
@@ -101,6 +103,9 @@ def report_context(
         "matches_not_listed": max(0, summary.matches - len(matches)),
         "errors": [_error_row(e) for e in sorted(errors, key=lambda e: (e.path, e.member or ""))],
         "errors_not_listed": max(0, summary.errors - len(errors)),
+        # What had no content to check: listed, but neither an error nor part of the verdict.
+        "skipped": [_error_row(e) for e in sorted(skipped, key=lambda e: e.path)],
+        "skipped_not_listed": max(0, summary.skipped - len(skipped)),
         "hashsets": [_hashset_row(h) for h in hashsets],
     }
 
@@ -121,10 +126,12 @@ def _totals(
             f"{format_bytes(summary.bytes)} ({summary.bytes:,} bytes)",
         ),
         row("images", "Images", summary.images),
+        row("undecoded", "Images hashed but not decoded", summary.undecoded),
         row("videos", "Videos", summary.videos),
         row("matches", "Matches", n_matches),
         row("matched_items", "Matched items", matched_items(matches)),
         row("errors", "Errors", n_errors),
+        row("skipped", "Skipped (no content to check)", summary.skipped),
         row("cached", "Fingerprints from cache", summary.cached),
         row("known_good", "Known-good skipped", summary.known_good),
     ]

@@ -64,15 +64,19 @@ def _totals_line(
     n_matches = max(summary.matches, len(matches))
     n_errors = max(summary.errors, len(errors))
     videos = f", {_count(summary.videos, 'video')}" if summary.videos else ""
+    # Images hashed exactly but not decoded (no PDQ): not among the images, so said apart.
+    undecoded = f", {summary.undecoded:,} undecoded" if summary.undecoded else ""
     text = Text(overflow="fold")
     text.append(
         f"Scanned {_count(summary.files, 'file')} ({_count(summary.items, 'item')}, "
-        f"{format_bytes(summary.bytes)}, {_count(summary.images, 'image')}{videos}) "
+        f"{format_bytes(summary.bytes)}, {_count(summary.images, 'image')}{undecoded}{videos}) "
         f"in {format_duration(summary.seconds)}: "
     )
     text.append(_count(n_matches, "match", "matches"), style="bold red" if n_matches else "")
     text.append(", ")
     text.append(_count(n_errors, "error"), style="bold yellow" if n_errors else "")
+    if summary.skipped:
+        text.append(f", {summary.skipped:,} skipped (no content to check)")
     text.append(f"; {summary.cached:,} from cache, {summary.known_good:,} known-good skipped")
     return text
 

@@ -44,9 +44,39 @@ _lib = ffi.libarchive
 _entry_is_encrypted = _lib.archive_entry_is_encrypted
 _entry_is_encrypted.argtypes = [c_void_p]
 _entry_is_encrypted.restype = c_int
-_support_format_raw = ffi.get_read_format_function("raw")
-_support_format_all = ffi.get_read_format_function("all")
 _support_filter_all = ffi.get_read_filter_function("all")
+
+# The formats a container (zip, tar, 7z, ...) is read with: every one libarchive reads except
+# mtree. An mtree manifest is a text that describes files and holds none, and its bidder takes
+# ordinary text for one: a changelog after the gzip filter was "damaged after 0 members ... Can't
+# parse line 122", or a list of empty "members" named after its lines, while the text itself
+# went unhashed.
+_CONTAINER_FORMATS = (
+    "ar", "cpio", "empty", "lha", "tar", "xar", "warc", "7zip", "cab", "rar", "rar5", "iso9660",
+    "zip",
+)  # fmt: skip
+# (In the order libarchive's own 'all' registers them: it matters. With iso9660 ahead of tar, a
+# truncated tar ended without an error after its last whole member.)
+
+# What a compressed single file (gz, bz2, xz) is read as: a tar, or else one raw member, sniffed
+# and opened in its turn if it is an archive itself (a .zip.gz is the zip's members one level
+# down). Nothing else bids: a compressed text is the text.
+_COMPRESSED_FORMATS = ("tar", "raw")
+
+
+def _format_functions(names: tuple[str, ...]) -> tuple[Callable[[int], int], ...]:
+    """libarchive's support functions for the formats `names` this build of it has."""
+    found = []
+    for name in names:
+        try:
+            found.append(ffi.get_read_format_function(name))
+        except ValueError:  # pragma: no cover - a libarchive built without this format
+            continue
+    return tuple(found)
+
+
+_container_support = _format_functions(_CONTAINER_FORMATS)
+_compressed_support = _format_functions(_COMPRESSED_FORMATS)
 
 _SEEK_FAILED = -30  # ARCHIVE_FATAL
 
@@ -77,10 +107,10 @@ def open_archive(
 ) -> Iterator[ArchiveRead]:
     """Open an archive whose bytes come from `read()` (b'' at the end); `seek` makes it seekable.
 
-    `raw` also accepts a compressed single file (gz/bz2/xz) as an archive of one member: without
-    it, libarchive's raw format would accept any bytes at all, so it is only asked for when the
-    content sniffed as a compressor. Exceptions raised by `read`/`seek` are the caller's to keep:
-    libarchive only sees a failed read (an ArchiveError follows).
+    `raw` is for content that sniffed as a compressor (gz/bz2/xz): it is read as a compressed tar,
+    or else as an archive of one member, the decompressed bytes (libarchive's raw format accepts
+    any bytes at all, so it is only asked for then). Exceptions raised by `read`/`seek` are the
+    caller's to keep: libarchive only sees a failed read (an ArchiveError follows).
     """
     buf = ctypes.create_string_buffer(BLOCK_SIZE)
     buf_p = ctypes.cast(buf, c_void_p)
@@ -114,9 +144,8 @@ def open_archive(
     archive_p = ffi.read_new()
     try:
         _support_filter_all(archive_p)
-        _support_format_all(archive_p)
-        if raw:
-            _support_format_raw(archive_p)
+        for support in _compressed_support if raw else _container_support:
+            support(archive_p)
         if seek is not None:
             ffi.read_set_seek_callback(archive_p, seek_c)
         ffi.read_open(archive_p, None, ffi.NO_OPEN_CB, read_c, ffi.NO_CLOSE_CB)

@@ -31,7 +31,8 @@ from vigil.scan.results import ScannedItem
 # Bump when fingerprints of the same bytes would come out different (new PDQ code, new fields)
 # or the table changes; a cache of another format is emptied.
 # 4: each file's verdict (match context, counts, hits reported), items in a table of their own.
-CACHE_FORMAT = 4
+# 5: the verdict counts undecoded images.
+CACHE_FORMAT = 5
 # Inodes per SQL query of `get_many` (SQLite allows 32,766 parameters; old builds 999).
 _IN_CHUNK = 900
 # Inodes closer than _RUN_GAP form a run; a run of at least _RUN_MIN is read as one range.
@@ -49,6 +50,7 @@ class Verdict:
     images: int
     videos: int
     known_good: int
+    undecoded: int
     # The hits reported: (index of the item in the file, index of the source, hit).
     reports: tuple[tuple[int, int, Hit], ...] = ()
 
@@ -110,7 +112,8 @@ class CachedFile:
 _TABLES = (
     "CREATE TABLE IF NOT EXISTS files (dev INTEGER, ino INTEGER, size INTEGER, "
     "mtime_ns INTEGER, ctime_ns INTEGER, context INTEGER, n_items INTEGER, n_images INTEGER, "
-    "n_videos INTEGER, n_good INTEGER, reports BLOB, PRIMARY KEY (dev, ino)) WITHOUT ROWID",
+    "n_videos INTEGER, n_good INTEGER, n_undecoded INTEGER, reports BLOB, "
+    "PRIMARY KEY (dev, ino)) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS items (dev INTEGER, ino INTEGER, data BLOB, "
     "PRIMARY KEY (dev, ino))",
 )
@@ -136,7 +139,7 @@ class FingerprintCache:
         self._pending: list[tuple[object, ...]] = []
         self._pending_items: list[tuple[int, int, bytes]] = []
         self._verdicts: list[tuple[object, ...]] = []
-        self._clean: dict[tuple[int, int, int, int], Verdict] = {}
+        self._clean: dict[tuple[int, int, int, int, int], Verdict] = {}
         self.hits = 0
         self.misses = 0
 
@@ -152,7 +155,7 @@ class FingerprintCache:
         the items' JSON comes back only for files whose items are needed."""
         rows = self._select(
             "SELECT ino, size, mtime_ns, ctime_ns, context, n_items, n_images, n_videos, n_good, "
-            "reports, CASE WHEN context=? AND reports IS NULL THEN NULL ELSE "
+            "n_undecoded, reports, CASE WHEN context=? AND reports IS NULL THEN NULL ELSE "
             "(SELECT data FROM items WHERE items.dev=files.dev AND items.ino=files.ino) END "
             "FROM files",
             [st for _, st in files],
@@ -162,7 +165,7 @@ class FingerprintCache:
         clean = self._clean  # most files: a verdict without hits, one of a few kinds
         for path, st in files:
             # (ino, size, mtime_ns, ctime_ns, context, n_items, n_images, n_videos, n_good,
-            #  reports, items' JSON or None)
+            #  n_undecoded, reports, items' JSON or None)
             row = rows.get((st.st_dev, st.st_ino))
             if (
                 row is None
@@ -173,25 +176,26 @@ class FingerprintCache:
                 self.misses += 1
                 out.append(None)
                 continue
-            if row[10] is None:
-                if row[4] != context or row[9] is not None:  # pragma: no cover - items lost
+            if row[11] is None:
+                if row[4] != context or row[10] is not None:  # pragma: no cover - items lost
                     self.misses += 1
                     out.append(None)
                     continue
                 self.hits += 1
-                counts = (row[5], row[6], row[7], row[8])
+                counts = (row[5], row[6], row[7], row[8], row[9])
                 verdict = clean.get(counts)
                 if verdict is None:
                     verdict = clean[counts] = Verdict(*counts)
                 out.append(CachedFile(verdict, []))
                 continue
             self.hits += 1
-            items = decode_items(path, row[10])
+            items = decode_items(path, row[11])
             if row[4] != context:
                 out.append(CachedFile(None, items))
             else:
-                reports = Verdict.parse_reports(row[9])
-                out.append(CachedFile(Verdict(row[5], row[6], row[7], row[8], reports), items))
+                reports = Verdict.parse_reports(row[10])
+                verdict = Verdict(row[5], row[6], row[7], row[8], row[9], reports)
+                out.append(CachedFile(verdict, items))
         return out
 
     def _select(
@@ -252,7 +256,7 @@ class FingerprintCache:
     @staticmethod
     def _verdict_row(verdict: Verdict, context: int) -> tuple[object, ...]:
         v = verdict
-        return (context, v.items, v.images, v.videos, v.known_good, v.reports_json())
+        return (context, v.items, v.images, v.videos, v.known_good, v.undecoded, v.reports_json())
 
     def flush(self) -> None:
         """Write what was remembered in one transaction."""
@@ -260,12 +264,12 @@ class FingerprintCache:
             return
         self._db.execute("BEGIN")
         self._db.executemany(
-            "INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?,?,?,?,?)", self._pending
+            "INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", self._pending
         )
         self._db.executemany("INSERT OR REPLACE INTO items VALUES (?,?,?)", self._pending_items)
         self._db.executemany(
-            "UPDATE files SET context=?, n_items=?, n_images=?, n_videos=?, n_good=?, reports=? "
-            "WHERE dev=? AND ino=?",
+            "UPDATE files SET context=?, n_items=?, n_images=?, n_videos=?, n_good=?, "
+            "n_undecoded=?, reports=? WHERE dev=? AND ino=?",
             self._verdicts,
         )
         self._db.execute("COMMIT")

@@ -1,4 +1,4 @@
-"""What a scan produces: fingerprinted items, matches, errors and totals."""
+"""What a scan produces: fingerprinted items, matches, errors, skipped entries and totals."""
 
 from __future__ import annotations
 
@@ -99,6 +99,18 @@ class ScanError:
 
 
 @dataclass
+class Skipped(ScanError):
+    """Something the walk met that has no content to check: a device, a fifo, a socket, a broken
+    symlink, a symlink loop, a directory already walked, a symlink not followed. Counted and
+    listed (`--verbose`, the report), never an error: nothing behind it was missed.
+
+    It has an error's shape (a ScanError with reasons such as 'not-regular', 'broken-symlink',
+    'symlink-loop', 'already-walked', 'symlink-skipped'), so whoever only knows ScanError can
+    still show it; a scan checks for Skipped first.
+    """
+
+
+@dataclass
 class ScanSummary:
     """Totals of one scan."""
 
@@ -111,6 +123,10 @@ class ScanSummary:
     known_good: int = 0
     matches: int = 0
     errors: int = 0
+    # Walked entries with no content to check (see Skipped): not errors.
+    skipped: int = 0
+    # Images hashed exactly but not decoded (a valid variant no decoder here reads): no PDQ.
+    undecoded: int = 0
     seconds: float = 0.0
     started_at: str = ""
     host: str = ""

@@ -30,7 +30,7 @@ from vigil.limits import Limits
 from vigil.matching.matcher import Hit, Matcher, MatchSettings, match_all
 from vigil.scan.cache import FingerprintCache, Verdict
 from vigil.scan.items import ItemSource, ScanItem, local_items
-from vigil.scan.results import Match, MatchedEntry, ScanError, ScannedItem, ScanSummary
+from vigil.scan.results import Match, MatchedEntry, ScanError, ScannedItem, ScanSummary, Skipped
 from vigil.scan.worker import FileResult, fingerprint_item, prepare
 
 
@@ -41,21 +41,27 @@ class ScanSink(Protocol):
 
     def error(self, error: ScanError) -> None: ...
 
+    def skipped(self, item: Skipped) -> None: ...
+
     def progress(self, summary: ScanSummary) -> None: ...
 
 
 class CollectingSink:
-    """Keeps every match and error in memory (for reports written at the end)."""
+    """Keeps every match, error and skipped entry in memory (for reports written at the end)."""
 
     def __init__(self) -> None:
         self.matches: list[Match] = []
         self.errors: list[ScanError] = []
+        self.skipped_items: list[Skipped] = []
 
     def match(self, match: Match) -> None:
         self.matches.append(match)
 
     def error(self, error: ScanError) -> None:
         self.errors.append(error)
+
+    def skipped(self, item: Skipped) -> None:
+        self.skipped_items.append(item)
 
     def progress(self, summary: ScanSummary) -> None:
         pass
@@ -229,7 +235,10 @@ class _ScanRun:
 
     def run(self, items: Iterable[ScanItem | ScanError]) -> ScanSummary:
         for found in items:
-            if isinstance(found, ScanError):
+            if isinstance(found, Skipped):  # no content to check (a fifo, a broken link): no error
+                self.summary.skipped += 1
+                self.sink.skipped(found)
+            elif isinstance(found, ScanError):
                 self.summary.errors += 1
                 self.sink.error(found)
             elif self.cache is not None and found.identity is not None:
@@ -283,6 +292,7 @@ class _ScanRun:
             s.images += verdict.images
             s.videos += verdict.videos
             s.known_good += verdict.known_good
+            s.undecoded += verdict.undecoded
             for i, m, hit in verdict.reports:
                 self._report(m, cached.items[i], hit)
         verdicts = self._match_files([its for _, its in to_match])
@@ -383,21 +393,25 @@ class _ScanRun:
         s = self.summary
         at = 0
         for one in files:
-            images = videos = known_good = 0
+            images = videos = known_good = undecoded = 0
             reports: list[tuple[int, int, Hit]] = []
             for i, item in enumerate(one, start=at):
                 fp = item.fingerprints
                 images += fp.pdq is not None
                 videos += fp.vpdq is not None
                 known_good += good[i]
+                undecoded += fp.undecoded
                 for m, hit in reported[i]:
                     reports.append((i - at, m, hit))
                     self._report(m, item, hit)
-            verdicts.append(Verdict(len(one), images, videos, known_good, tuple(reports)))
+            verdicts.append(
+                Verdict(len(one), images, videos, known_good, undecoded, tuple(reports))
+            )
             s.items += len(one)
             s.images += images
             s.videos += videos
             s.known_good += known_good
+            s.undecoded += undecoded
             at += len(one)
         return verdicts
 

@@ -1,4 +1,5 @@
-"""Walk files and directory trees: every regular file once, every problem one ScanError."""
+"""Walk files and directory trees: every regular file once, every problem one ScanError, every
+entry with no content to check one Skipped."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import os
 import stat
 from collections.abc import Iterator, Sequence
 
-from vigil.scan.results import ScanError
+from vigil.scan.results import ScanError, Skipped
 
 S_ISREG = stat.S_ISREG
 
@@ -19,21 +20,23 @@ def walk(
 ) -> Iterator[tuple[str, os.stat_result] | ScanError]:
     """Every regular file under `paths` with its stat, in a stable (sorted) order.
 
-    Symlinks are followed by default. A directory that leads back to one of its own ancestors
-    is reported as 'symlink-loop'; a directory already walked by another path (a symlink into
-    another part of the tree, an overlapping root) is not walked again and not reported, since
-    everything in it was already yielded. Dangling links are 'broken-symlink', missing paths
-    'not-found', unreadable directories 'permission', fifos, sockets and devices 'not-regular'
-    (never opened: reading a fifo would block); with follow_symlinks=False every symlink is
-    reported as 'symlink-skipped'.
+    Errors (content that could not be checked) are ScanErrors: missing paths 'not-found',
+    unreadable directories 'permission', entries gone while walked 'vanished'. What has no
+    content to check is Skipped (a ScanError too, see there): fifos, sockets and devices
+    'not-regular' (never opened: reading a fifo would block), dangling links 'broken-symlink', a
+    directory that leads back to one of its own ancestors or links that point at each other
+    'symlink-loop', a directory already walked by another path (a symlink into another part of
+    the tree, an overlapping root) 'already-walked', since everything in it was already yielded.
+    Symlinks are followed by default; with follow_symlinks=False every symlink is skipped as
+    'symlink-skipped'.
     """
-    walked: set[tuple[int, int]] = set()
+    walked: dict[tuple[int, int], str] = {}
     for root in paths:
         yield from _walk_root(root, follow_symlinks, walked)
 
 
 def _walk_root(
-    root: str, follow: bool, walked: set[tuple[int, int]]
+    root: str, follow: bool, walked: dict[tuple[int, int], str]
 ) -> Iterator[tuple[str, os.stat_result] | ScanError]:
     try:
         lst = os.lstat(root)
@@ -48,19 +51,20 @@ def _walk_root(
         yield found
         return
     if not stat.S_ISDIR(found.st_mode):
-        yield _file_or_error(root, found)
+        yield _file_or_error(root, lst, found)
         return
 
     # Depth first without recursion (trees can be deeper than Python's stack): one frame per
     # open directory, holding its sorted remaining entries; `ancestors` are the frames' keys.
     key = (found.st_dev, found.st_ino)
     if key in walked:
+        yield _already_walked(root, walked[key])
         return
     listing = _list(root)
     if isinstance(listing, ScanError):
         yield listing
         return
-    walked.add(key)
+    walked[key] = root
     stack: list[tuple[tuple[int, int], Iterator[str]]] = [(key, iter(listing))]
     ancestors = {key: root}
     while stack:
@@ -86,11 +90,11 @@ def _walk_root(
             yield found
             continue
         if not stat.S_ISDIR(found.st_mode):
-            yield _file_or_error(path, found)
+            yield _file_or_error(path, lst, found)
             continue
         sub = (found.st_dev, found.st_ino)
         if sub in ancestors:
-            yield ScanError(
+            yield Skipped(
                 path,
                 None,
                 "symlink-loop",
@@ -98,12 +102,13 @@ def _walk_root(
             )
             continue
         if sub in walked:
-            continue  # reached by another path, everything in it was already yielded
+            yield _already_walked(path, walked[sub])
+            continue
         listing = _list(path)
         if isinstance(listing, ScanError):
             yield listing
             continue
-        walked.add(sub)
+        walked[sub] = path
         ancestors[sub] = path
         stack.append((sub, iter(listing)))
 
@@ -113,26 +118,37 @@ def _resolve(path: str, lst: os.stat_result, follow: bool) -> os.stat_result | S
     if not stat.S_ISLNK(lst.st_mode):
         return lst
     if not follow:
-        return ScanError(path, None, "symlink-skipped", "symbolic link, not followed")
+        return Skipped(path, None, "symlink-skipped", "symbolic link, not followed")
     try:
         return os.stat(path)
     except FileNotFoundError:
         target = _readlink(path)
         message = f"points to {target!r}, which does not exist"
-        return ScanError(path, None, "broken-symlink", message)
+        return Skipped(path, None, "broken-symlink", message)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            return ScanError(
+            return Skipped(
                 path, None, "symlink-loop", "symbolic links point at each other in a loop"
             )
         return _os_error(path, exc)
 
 
-def _file_or_error(path: str, st: os.stat_result) -> tuple[str, os.stat_result] | ScanError:
+def _file_or_error(
+    path: str, lst: os.stat_result, st: os.stat_result
+) -> tuple[str, os.stat_result] | ScanError:
+    """`path` to read, or skipped; `lst` is its lstat, `st` what it stands for."""
     if stat.S_ISREG(st.st_mode):
         return path, st
-    message = f"a {_kind(st.st_mode)}, not a regular file; not read"
-    return ScanError(path, None, "not-regular", message)
+    what = f"a {_kind(st.st_mode)}"
+    if stat.S_ISLNK(lst.st_mode):  # a masked systemd unit: a link to /dev/null
+        what = f"a symbolic link to {what} ({_readlink(path)})"
+    return Skipped(path, None, "not-regular", f"{what}, not a regular file; not read")
+
+
+def _already_walked(path: str, first: str) -> Skipped:
+    # Everything in it was yielded under `first`: walking it again would only repeat that.
+    message = f"the same directory as {first}, walked already"
+    return Skipped(path, None, "already-walked", message)
 
 
 def _list(path: str) -> list[str] | ScanError:

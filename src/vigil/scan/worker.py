@@ -200,6 +200,10 @@ def _animation(
         found = vpdq_of_animation(
             raw.content, limits=limits, seconds_per_frame=vpdq_seconds, item_deadline=deadline
         )
+    except LimitExceeded as e:
+        fp.vpdq_error = e.limit
+        errors.append(ScanError(path, raw.member, e.limit, str(e)))
+        return
     except UnreadableItem as e:
         fp.vpdq_error = e.reason
         errors.append(ScanError(path, raw.member, e.reason, str(e)))

@@ -40,7 +40,7 @@ def sniff_delimiter(header: str) -> str:
     """The delimiter that splits the header row into the most cells (comma on a tie)."""
     best, most = ",", 0
     for delimiter in DELIMITERS:
-        cells = len(next(csv.reader([header], delimiter=delimiter), []))
+        cells = len(_header_cells(header, delimiter))
         if cells > most:
             best, most = delimiter, cells
     return best
@@ -49,7 +49,14 @@ def sniff_delimiter(header: str) -> str:
 def split_header(header: str, delimiter: str | None = None) -> list[str]:
     """The header row's cells, stripped."""
     delimiter = delimiter or sniff_delimiter(header)
-    return [cell.strip() for cell in next(csv.reader([header], delimiter=delimiter), [])]
+    return [cell.strip() for cell in _header_cells(header, delimiter)]
+
+
+def _header_cells(header: str, delimiter: str) -> list[str]:
+    try:
+        return next(csv.reader([header], delimiter=delimiter), [])
+    except csv.Error as exc:  # a cell over the csv module's field limit (128 KiB)
+        raise HashListError(f"unreadable CSV header row: {exc}") from None
 
 
 def columns(

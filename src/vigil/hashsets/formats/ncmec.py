@@ -60,6 +60,10 @@ def parse(stream: BinaryIO, report: ParseReport) -> Iterator[Entry]:
                 stack[-1].remove(element)
     except ET.ParseError as exc:
         raise HashListError(f"invalid or truncated NCMEC XML: {exc}") from exc
+    except (LookupError, ValueError) as exc:
+        # The XML declaration names an encoding Python does not know (LookupError) or one expat
+        # cannot read ("multi-byte encodings are not supported", ValueError: UTF-7, Shift JIS).
+        raise HashListError(f"NCMEC XML in an encoding that cannot be read: {exc}") from exc
 
 
 def _entry(element: ET.Element, tag: str, record: int, report: ParseReport) -> Entry | None:

@@ -82,7 +82,14 @@ def parse(stream: BinaryIO, report: ParseReport) -> Iterator[Entry]:
                 meta_cols.append((index, name))
     videos: dict[str, dict[str, Any]] = {}
     reader = csv.reader(text, delimiter=delimiter)
-    for row in reader:
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:  # a cell over the csv module's field limit (128 KiB)
+            report.problem(reader.line_num + offset, f"unreadable CSV row: {exc}")
+            continue
         number = reader.line_num + offset
         if not row or (len(row) == 1 and not row[0].strip()):
             continue

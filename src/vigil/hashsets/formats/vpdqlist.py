@@ -30,12 +30,14 @@ def parse_frame(line: str) -> VPDQFrame | None:
     found = LINE.fullmatch(line)
     if found is None:
         return None
-    quality = int(found["q1"] or found["q2"])
+    try:
+        quality = int(found["q1"] or found["q2"])
+        index = int(found["frame"])
+    except ValueError:  # more digits than int() converts (sys.get_int_max_str_digits)
+        return None
     if quality > 100:
         return None
-    return VPDQFrame(
-        int(found["frame"]), float(found["time"]), quality, (found["h1"] or found["h2"]).lower()
-    )
+    return VPDQFrame(index, float(found["time"]), quality, (found["h1"] or found["h2"]).lower())
 
 
 def parse(stream: BinaryIO, report: ParseReport, name: str = "video") -> Iterator[Entry]:
