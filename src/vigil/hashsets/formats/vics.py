@@ -12,10 +12,9 @@ import json
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, BinaryIO, TextIO
+from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
 
 import ijson
-import numpy as np
 
 from vigil.errors import HashListError
 from vigil.fingerprint.fingerprints import VPDQFrame
@@ -24,6 +23,9 @@ from vigil.hashsets.formats import clean_hash, kind_from_name
 from vigil.hashsets.formats.vpdqlist import parse_frame
 from vigil.hashsets.listformat import Detector, ListFormat, Sample, plain
 from vigil.kinds import MD5, PDQ, SHA1, SINGLE
+
+if TYPE_CHECKING:
+    import numpy as np
 
 try:  # The C backend is ~10x faster; fall back to whatever ijson picked.
     _IJSON: Any = ijson.get_backend("yajl2_c")
@@ -189,11 +191,16 @@ class _Nesting:
 
     def check(self, data: bytes) -> None:
         """Follow `data`, the next bytes of the document."""
+        # NumPy here, not at import: `vigil hashset list` loads the formats and must stay light.
+        import numpy as np
+
         # In pieces, so that the temporary arrays stay small (memory is bounded per record).
         for start in range(0, len(data), _NESTING_PIECE):
             self._check(np.frombuffer(data, np.uint8, min(_NESTING_PIECE, len(data) - start), start))
 
     def _check(self, a: np.ndarray) -> None:
+        import numpy as np
+
         n = len(a)
         # Index of the last byte at or before each position that is not a backslash (-1: none).
         positions = np.arange(n, dtype=np.int32)
