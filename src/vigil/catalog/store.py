@@ -25,11 +25,10 @@ from vigil.errors import CatalogError, HashListError
 from vigil.fingerprint.fingerprints import VPDQFrame
 from vigil.hashsets.entry import HASH_KINDS, Entry, ParseReport
 from vigil.kinds import VPDQ
+from vigil.matching.entries import EntryRecord
 
 if TYPE_CHECKING:
     import numpy as np
-
-    from vigil.matching.entries import EntryRecord
 
 BATCH = 20_000
 # SQLite page cache during an import, KiB (the default is 2 MiB).
@@ -185,9 +184,6 @@ class Catalog:
 
     def entries(self, ids: Iterable[int]) -> dict[int, EntryRecord]:
         """Entries by catalog id."""
-        # Here, not at import: the matching package loads NumPy, which `vigil hashset list` must not.
-        from vigil.matching.entries import EntryRecord
-
         wanted = sorted(set(ids))
         out: dict[int, EntryRecord] = {}
         e = schema.entries.c

@@ -1,5 +1,5 @@
-"""Matching fingerprints against the compiled catalog: exact lookups and PDQ radius search."""
+"""Matching fingerprints against compiled builds: exact lookups and PDQ radius search.
 
-from vigil.matching.matcher import Hit, Matcher
-
-__all__ = ["Hit", "Matcher"]
+Import from the modules (`vigil.matching.matcher`, `.builds`, `.entries`): this package loads
+nothing itself, so the catalog can use its light modules without NumPy's start-up.
+"""

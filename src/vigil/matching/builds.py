@@ -21,7 +21,6 @@ one reference. Calls in flight keep the build they started with.
 from __future__ import annotations
 
 import ctypes
-import gc
 import logging
 import os
 import shutil
@@ -341,9 +340,10 @@ class MatcherHolder:
 
 
 def _release_memory() -> None:
-    """Drop what the last build left: its cycles now, freed heap pages back to the system
-    (HMA's matchers grew 50-80 MB per reload without this)."""
-    gc.collect()
+    """Give the heap pages the last build freed back to the system (HMA's matchers grew
+    50-80 MB per reload). A build holds no reference cycles, so it is freed when its last user
+    lets go; no gc.collect() here: a full collection held the GIL 100-200 ms per swap, and
+    every call in flight waited for it."""
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):  # pragma: no cover - not glibc

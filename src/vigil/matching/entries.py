@@ -11,10 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import orjson
+
+if TYPE_CHECKING:  # NumPy is loaded by the table's methods: the catalog imports EntryRecord
+    import numpy as np
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,8 @@ class EntryTable:
     def build(cls, rows: Iterable[tuple[int, int, str | None, str | None, Any]]) -> EntryTable:
         """From (entry_id, set_id, ext_id, category, meta) rows in ascending id order; `meta`
         is a dict, or JSON text as a database returns it."""
+        import numpy as np
+
         ids: list[int] = []
         sets: list[int] = []
         ends: list[int] = []
@@ -84,6 +88,8 @@ class EntryTable:
 
     def save(self, directory: Path) -> None:
         """Write the four arrays under `directory`."""
+        import numpy as np
+
         for name, arr in zip(
             self.FILES, (self.ids, self.sets, self.offsets, self.data), strict=True
         ):
@@ -92,11 +98,15 @@ class EntryTable:
     @classmethod
     def load(cls, directory: Path) -> EntryTable:
         """Memory-map a saved table (OSError / ValueError if it is missing or damaged)."""
+        import numpy as np
+
         arrs = [np.load(directory / f"{name}.npy", mmap_mode="r") for name in cls.FILES]
         return cls(*arrs)
 
     def get(self, entry_id: int) -> EntryRecord:
         """The entry with this id (KeyError if the build has none: a bug, never a race)."""
+        import numpy as np
+
         i = int(np.searchsorted(self.ids, entry_id))
         if i >= len(self.ids) or int(self.ids[i]) != entry_id:
             raise KeyError(entry_id)

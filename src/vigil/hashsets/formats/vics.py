@@ -191,8 +191,7 @@ class _Nesting:
 
     def check(self, data: bytes) -> None:
         """Follow `data`, the next bytes of the document."""
-        # NumPy here, not at import: `vigil hashset list` loads the formats and must stay light.
-        import numpy as np
+        import numpy as np  # here: `vigil hashset list` loads this module without reading lists
 
         # In pieces, so that the temporary arrays stay small (memory is bounded per record).
         for start in range(0, len(data), _NESTING_PIECE):
