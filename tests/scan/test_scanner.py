@@ -149,7 +149,7 @@ def test_undecoded_and_skipped_are_counted_from_the_cache_too(
         ("X11", "symlink-loop"),
         ("masked.service", "not-regular"),
     ]
-    monkeypatch.setattr(scanner_mod, "fingerprint_file", refuse_to_read)
+    monkeypatch.setattr(scanner_mod, "fingerprint_item", refuse_to_read)
     second = scan([source()], root, cache)  # the verdicts replayed
     assert totals(second) == totals(first) and second.summary.cached == 2  # type: ignore[attr-defined]
     catalog.import_entries(  # a new set: the cached fingerprints matched again
