@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from vigil.catalog.revision import HEAD, VERSION_TABLE
+from vigil.config import database_url
 
 # The catalog's file under a Vigil home.
 CATALOG_FILE = "catalog.sqlite"
@@ -47,7 +48,8 @@ _COLUMNS = [f.name for f in fields(HashSetInfo)]
 def read_sets(home: Path) -> list[HashSetInfo] | None:
     """The sets of the catalog under `home`, by name, or None if only Catalog can answer."""
     path = home / CATALOG_FILE
-    if not path.is_file():
+    # A home whose catalog lives in another database (`vigil server init --db`): Catalog reads it.
+    if not path.is_file() or database_url(home) is not None:
         return None
     conn = sqlite3.connect(path)
     try:

@@ -80,8 +80,11 @@ class Catalog:
 
     @classmethod
     def open(cls, home: Path) -> Catalog:
-        """The catalog under a Vigil home directory (`catalog.sqlite`)."""
-        return cls(f"sqlite:///{home / CATALOG_FILE}")
+        """The catalog under a Vigil home directory: `catalog.sqlite`, or the database the home
+        records (`vigil server init --db URL`)."""
+        from vigil.config import database_url
+
+        return cls(database_url(home) or f"sqlite:///{home / CATALOG_FILE}")
 
     @classmethod
     def in_memory(cls) -> Catalog:

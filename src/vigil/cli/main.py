@@ -32,6 +32,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     ),
     "hashset": ("vigil.cli.hashset", "hashset", "Import, list, remove and export hash sets."),
     "scan": ("vigil.cli.scan", "scan", "Scan files, directories and archives for known items."),
+    "server": (
+        "vigil.server.cli",
+        "server",
+        "The server: agents enrol and report incidents; staff review them over the API.",
+    ),
 }
 
 

@@ -1,0 +1,1 @@
+"""The server's HTTP API (FastAPI): pydantic models at this edge only."""

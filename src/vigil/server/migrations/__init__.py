@@ -1,0 +1,1 @@
+"""The server's Alembic history (version table `vigil_server_version`)."""

@@ -1,0 +1,198 @@
+"""The server's tables: staff and their API keys, enrolment tokens, agents, incidents, audit.
+
+They live beside the catalog's tables when both share a database (`--db URL`); their own
+Alembic history is versioned in `vigil_server_version`, apart from the catalog's.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+# Constraint names spelled out, so migrations name the same things on every database.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# SQLite has no 64-bit autoincrement under BIGINT; PostgreSQL's incident ids may outgrow 32 bits.
+IdType = BigInteger().with_variant(Integer, "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp with its time zone on every database (SQLite keeps naive values: UTC)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        from datetime import UTC
+
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+class Base(DeclarativeBase):
+    """The server's declarative base (its own metadata: the catalog's tables are not ours)."""
+
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class User(Base):
+    """A member of staff: admin, reviewer or auditor."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    role: Mapped[str] = mapped_column(String(20))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class ApiKey(Base):
+    """An API key of a user: SHA-256 of its secret; it acts with the user's role."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    secret_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class EnrolmentToken(Base):
+    """A single-use, expiring token an agent trades for its own credential."""
+
+    __tablename__ = "enrolment_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    secret_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    agent_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+
+
+class Agent(Base):
+    """An enrolled agent (or gateway): its credential, and what its last heartbeat said."""
+
+    __tablename__ = "agents"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    secret_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    enrolled_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_heartbeat: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    catalog_version: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    spool_length: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    watch: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+
+
+class Incident(Base):
+    """One match on one agent: (agent, path, archive member, set, entry), however often seen."""
+
+    __tablename__ = "incidents"
+    __table_args__ = (
+        # Keyset pages, newest first, under each filter.
+        Index("ix_incidents_status_id", "status", "id"),
+        Index("ix_incidents_host_id", "host", "id"),
+        Index("ix_incidents_category_id", "category", "id"),
+        Index("ix_incidents_last_seen", "last_seen"),
+    )
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+    # SHA-256 of (agent, path, member, set, entry): paths may be longer than an index key allows.
+    identity: Mapped[str] = mapped_column(String(64), unique=True)
+    agent_id: Mapped[str] = mapped_column(ForeignKey("agents.id"))
+    status: Mapped[str] = mapped_column(String(20))
+    host: Mapped[str] = mapped_column(String(255))
+    user: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    owner: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    path: Mapped[str] = mapped_column(Text)
+    member: Mapped[str | None] = mapped_column(Text, nullable=True)
+    size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    media_type: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    hashset: Mapped[str] = mapped_column(String(255))
+    entry_id: Mapped[str] = mapped_column(String(255))
+    category: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    kinds: Mapped[list[str]] = mapped_column(JSON)
+    distance: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    transform: Mapped[str | None] = mapped_column(String(50), nullable=True)
+    segment: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    detection: Mapped[str] = mapped_column(String(20))
+    fingerprints: Mapped[dict[str, Any]] = mapped_column(JSON)
+    catalog_version: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    first_seen: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime())
+    seen_count: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Report(Base):
+    """A report an agent sent, by the id the agent gave it: a resend is known and not counted."""
+
+    __tablename__ = "incident_reports"
+    __table_args__ = (UniqueConstraint("agent_id", "report_id"),)
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+    agent_id: Mapped[str] = mapped_column(ForeignKey("agents.id"))
+    report_id: Mapped[str] = mapped_column(String(100))
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Comment(Base):
+    """A reviewer's comment on an incident."""
+
+    __tablename__ = "incident_comments"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+    incident_id: Mapped[int] = mapped_column(
+        ForeignKey("incidents.id", ondelete="CASCADE"), index=True
+    )
+    author: Mapped[str] = mapped_column(String(100))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    text: Mapped[str] = mapped_column(Text)
+
+
+class AuditEntry(Base):
+    """Who did or saw what, when: every view and change of an incident, every credential made."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    # "user:NAME", "agent:ID" or "cli" (a command run on the server's machine).
+    actor: Mapped[str] = mapped_column(String(150))
+    action: Mapped[str] = mapped_column(String(50))
+    incident_id: Mapped[int | None] = mapped_column(IdType, nullable=True, index=True)
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
