@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import platformdirs
 
@@ -49,3 +50,24 @@ def record_database_url(home: Path, url: str) -> None:
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(sqlalchemy_url(url) + "\n")
     os.replace(tmp, path)
+
+
+def sqlite_wal(cursor: Any, seconds: float = 30.0) -> None:
+    """Put an SQLite database in WAL mode, waiting while another connection holds it.
+
+    Switching a database's journal mode needs it to itself, and SQLite answers "database is
+    locked" at once rather than through the busy handler when another process is opening or
+    upgrading the same file at that moment; that is retried here.
+    """
+    import sqlite3
+    import time
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)

@@ -21,6 +21,7 @@ from vigil.catalog import schema
 from vigil.catalog.listing import CATALOG_FILE, HashSetInfo
 from vigil.catalog.migrate import ensure_head
 from vigil.catalog.schema import KIND_CODES, KIND_NAMES
+from vigil.config import sqlite_wal
 from vigil.errors import CatalogError, HashListError
 from vigil.fingerprint.fingerprints import VPDQFrame
 from vigil.hashsets.entry import HASH_KINDS, Entry, ParseReport
@@ -49,7 +50,7 @@ class ImportResult:
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
+    sqlite_wal(cur)
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()

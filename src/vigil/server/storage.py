@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from vigil.config import database_url
+from vigil.config import database_url, sqlite_wal
 from vigil.errors import VigilError
 
 # The server's Alembic version table: apart from the catalog's, so both share one database.
@@ -32,7 +32,7 @@ def server_url(home: Path) -> str:
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
+    sqlite_wal(cur)
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
     # Writers queue instead of failing at once: intake, heartbeats and commands share the file.
