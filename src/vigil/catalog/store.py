@@ -152,12 +152,6 @@ class Catalog:
             for row in result:
                 yield bytes(row[0]), row[1], row[2]
 
-    def iter_video_frames(self) -> Iterator[tuple[int, int, int, float, int, bytes]]:
-        """(entry_id, set_id, frame, timestamp, quality, pdq) of every known video frame, streamed
-        in entry and frame order."""
-        with self.engine.connect() as conn:
-            yield from _video_frames(conn)
-
     def entry_frames(self, entry_ids: Iterable[int]) -> dict[int, list[VPDQFrame]]:
         """The vPDQ frames of these entries (for export), in frame order."""
         wanted = sorted(set(entry_ids))

@@ -27,7 +27,6 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -264,10 +263,8 @@ class MatcherHolder:
         self._lock = threading.Lock()
         self._current: Matcher | None = None
         self.swaps = 0
-        self.last_check = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.on_swap: list[Callable[[Matcher], None]] = []
 
     def matcher(self) -> Matcher:
         """The build in use (loaded or compiled on the first call)."""
@@ -291,7 +288,6 @@ class MatcherHolder:
     def refresh(self) -> bool:
         """Take a newer build if there is one; True when the build in use changed."""
         with self._lock:  # one refresh at a time; matcher() never waits for it
-            self.last_check = time.monotonic()
             if not self.stale():
                 # Builds let go by calls that were in flight at the last swap go now.
                 self.store.collect()
@@ -310,8 +306,6 @@ class MatcherHolder:
         del old
         _release_memory()
         self.store.collect()
-        for callback in self.on_swap:
-            callback(new)
         return True
 
     def poll(self, every: float) -> None:

@@ -30,8 +30,6 @@ if TYPE_CHECKING:  # SQLAlchemy is imported only by code that queries the catalo
     from vigil.catalog.store import Catalog, HashSetInfo
 
 EXACT_KINDS: dict[str, int] = {k.name: k.byte_width for k in EXACT}
-# Kinds that match by similarity: never reported for bytes a known-good set lists.
-NEAR_KINDS = NEAR_NAMES
 # Batches up to this many digests are looked up with NumPy's searchsorted, larger ones with the
 # compiled kernel (vigil.matching.kernels.equal_ranges).
 _SMALL_BATCH = 256
@@ -466,7 +464,7 @@ def match_all(
     for m, hits in enumerate(per_matcher):
         for i in range(n):
             for hit in hits[i]:
-                if known_good[i] and hit.kind in NEAR_KINDS:
+                if known_good[i] and hit.kind in NEAR_NAMES:  # similarity, on known-good bytes
                     continue
                 reported[i].append((m, hit))
     return known_good, reported

@@ -6,7 +6,7 @@ hash set was imported needs no file content either. The change time is part of t
 a user can set the modification time back, but not the change time.
 
 Each file also remembers its *verdict* under the last *match context* it was matched in (the
-compiled catalogs, the sets reported, the thresholds: see `Scanner.match_context`): the counts a
+compiled catalogs, the sets reported, the thresholds: see `vigil.scan.scanner.match_context`): the counts a
 summary needs and the hits that were reported. While the context is unchanged, a file is counted
 and its hits reported again from the verdict alone: nothing is matched, and only the
 fingerprints of files with hits are decoded (a match carries them). A second scan of an unchanged

@@ -9,14 +9,13 @@ bytes themselves, a picklable opener), never an open file.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
 from vigil.limits import Limits
 from vigil.scan.reader import RawItem, read_bytes, read_file, read_stream
 from vigil.scan.results import ScanError
-from vigil.scan.walk import walk
 
 
 class ItemSource(Protocol):
@@ -101,19 +100,3 @@ class ScanItem:
     # How to read it; None: the local file at `path` (the common case, the cheapest to send).
     source: ItemSource | None = None
 
-
-def local_items(
-    roots: Sequence[str], *, follow_symlinks: bool = True
-) -> Iterator[ScanItem | ScanError]:
-    """The walk of local paths as items (each cached by its stat), its problems as errors."""
-    for found in walk(roots, follow_symlinks=follow_symlinks):
-        if found.__class__ is tuple:  # a file (the common case); else an error or a skip
-            path, st = found  # type: ignore[misc]
-            yield ScanItem(path, st.st_size, st)
-        else:
-            yield found  # type: ignore[misc]
-
-
-def buffer_item(data: bytes, name: str) -> ScanItem:
-    """An in-memory item (not cached: it has no identity on disk)."""
-    return ScanItem(name, len(data), None, Buffer(data))

@@ -460,7 +460,3 @@ class Scanner:
             return service.scan(
                 items, self.matchers, sink, roots=[os.path.abspath(r) for r in roots]
             )
-
-    def match_context(self) -> int:
-        """The match context of this scanner's builds and settings (see `match_context`)."""
-        return match_context(self.matchers, self.options.match)
