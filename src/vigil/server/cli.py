@@ -140,6 +140,40 @@ def run(
     )
 
 
+@server.command(name="upgrade")
+@home_option
+@click.pass_context
+def upgrade_command(ctx: click.Context, home: str | None) -> None:
+    """Bring the server's database to this Vigil's revision (after installing a newer Vigil).
+
+    Stop every `vigil server run` of the home first, and back the database up: there is no
+    way back but the backup.
+    """
+    from vigil.server.storage import (
+        ServerError,
+        Storage,
+        current_revision,
+        head_revision,
+        server_url,
+        upgrade,
+    )
+
+    root = _home(ctx, home)
+    storage = Storage(server_url(root))
+    try:
+        found = current_revision(storage.engine)
+        head = head_revision()
+        if found is None:
+            raise ServerError(f"no server in {root}: run `vigil server init` first")
+        if found == head:
+            click.echo(f"the server's database is at revision {head} already", err=True)
+            return
+        upgrade(storage.engine)
+        click.echo(f"the server's database upgraded from revision {found} to {head}", err=True)
+    finally:
+        storage.close()
+
+
 @server.command()
 @home_option
 @click.pass_context

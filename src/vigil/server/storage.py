@@ -40,9 +40,15 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+# Connections each server process keeps (and may add under load); the API's gate admits as many
+# requests at once (see api/gate.py).
+POOL_SIZE = 10
+POOL_OVERFLOW = 10
+
+
 def open_engine(url: str) -> Engine:
     """An SQLAlchemy engine on the server's database."""
-    engine = create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url, pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
@@ -57,12 +63,13 @@ def _alembic_config(connection: Any) -> Any:
     return config
 
 
-def upgrade(engine: Engine) -> None:
-    """Bring the server's tables to the newest revision."""
+def upgrade(engine: Engine, target: str = "head") -> None:
+    """Bring the server's tables to `target` (the newest revision by default), in one
+    transaction where the database allows (PostgreSQL; SQLite commits each migration)."""
     from alembic import command
 
     with engine.begin() as conn:
-        command.upgrade(_alembic_config(conn), "head")
+        command.upgrade(_alembic_config(conn), target)
 
 
 def current_revision(engine: Engine) -> str | None:
@@ -91,6 +98,11 @@ class Storage:
         self.engine = open_engine(url)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 
+    @property
+    def connections(self) -> int:
+        """How many connections the pool may hold at once."""
+        return POOL_SIZE + POOL_OVERFLOW
+
     @classmethod
     def open(cls, home: Path, *, check: bool = True) -> Storage:
         """The server under `home`; with `check`, refused unless initialised at this revision."""
@@ -104,7 +116,8 @@ class Storage:
                 storage.close()
                 raise ServerError(
                     f"the server's database is at revision {found}; this Vigil needs "
-                    f"{head_revision()}"
+                    f"{head_revision()}: run `vigil server upgrade` (after a backup), or run "
+                    "the Vigil that made it"
                 )
         return storage
 

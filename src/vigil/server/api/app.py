@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from vigil import __version__
 from vigil.server.api import agents, incidents
+from vigil.server.api.gate import Gate
 from vigil.server.api.metrics import Metrics
 from vigil.server.storage import Storage
 
@@ -43,18 +43,7 @@ def create_app(home: Path, storage: Storage | None = None) -> FastAPI:
     app.include_router(agents.router)
     app.include_router(incidents.router)
 
-    @app.middleware("http")
-    async def timing(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        start = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        name = getattr(route, "path", "unmatched")
-        app.state.metrics.request_seconds.labels(name, request.method).observe(
-            time.perf_counter() - start
-        )
-        return response
+    app.add_middleware(Gate, limit=app.state.storage.connections, metrics=app.state.metrics)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:
