@@ -91,10 +91,14 @@ def init(ctx: click.Context, home: str | None, db_url: str | None) -> None:
     finally:
         storage.close()
     # The hash sets agents are given: the engine's catalog under the same home (same database).
-    Catalog.open(root).close()
+    catalog = Catalog.open(root)
     keys = root / KEYS_DIR
     keys.mkdir(mode=0o700, exist_ok=True)
     os.chmod(keys, 0o700)
+    try:
+        _init_repository(root, catalog)
+    finally:
+        catalog.close()
     click.echo(
         f"server initialised in {root}; the first admin is {FIRST_ADMIN!r}, its password (shown once):",
         err=True,
@@ -200,3 +204,21 @@ def user_add(ctx: click.Context, home: str | None, name: str, role: str) -> None
         storage.close()
     click.echo(f"user {name!r} ({role}) added; its password (shown once):", err=True)
     click.echo(password)
+
+
+def _init_repository(root: Path, catalog: object) -> None:
+    """The signed catalog: Ed25519 keys under HOME/keys, root metadata and a first published
+    version under HOME/tuf (see vigil.server.publish)."""
+    from vigil.catalog.store import Catalog
+    from vigil.server.publish import Repository, catalog_settings
+
+    assert isinstance(catalog, Catalog)
+    repository = Repository(root, catalog_settings(root))
+    if not repository.exists():
+        repository.create()
+    version = repository.publish(catalog, force=not repository.published_version())
+    click.echo(
+        f"signed catalog: keys in {root / KEYS_DIR} (keys/root.pem can be moved offline), "
+        f"version {version or repository.published_version()} published",
+        err=True,
+    )
