@@ -107,6 +107,8 @@ class CatalogUpdater:
         self.server_url = server_url.rstrip("/")
         self.credential = credential
         self.ca_cert = ca_cert
+        # What the updates of this object downloaded: (URL, bytes), and the total.
+        self.downloads: list[tuple[str, int]] = []
         self.bytes_downloaded = 0
 
     def version(self) -> int | None:
@@ -183,7 +185,8 @@ class CatalogUpdater:
         except tuf_errors.DownloadError as e:
             raise UpdateRejected(f"download failed: {e}") from e
         finally:
-            self.bytes_downloaded += counting.count
+            self.downloads += counting.downloads
+            self.bytes_downloaded += sum(n for _, n in counting.downloads)
             fetcher.client.close()
 
     @staticmethod
@@ -208,9 +211,12 @@ class _Counting(FetcherInterface):
 
     def __init__(self, inner: _BearerFetcher) -> None:
         self.inner = inner
-        self.count = 0
+        self.downloads: list[tuple[str, int]] = []
 
     def _fetch(self, url: str) -> Iterator[bytes]:
-        for chunk in self.inner._fetch(url):  # noqa: SLF001
-            self.count += len(chunk)
+        chunks = self.inner._fetch(url)  # noqa: SLF001
+        self.downloads.append((url, 0))
+        at = len(self.downloads) - 1
+        for chunk in chunks:
+            self.downloads[at] = (url, self.downloads[at][1] + len(chunk))
             yield chunk
