@@ -93,7 +93,9 @@ def wait_for_version(server: Server, above: int) -> int:
         if version > above:
             return version
         time.sleep(0.5)
-    raise AssertionError(f"no catalog version above {above} published: {(server.home / 'server.log').read_text()[-3000:]}")
+    raise AssertionError(
+        f"no catalog version above {above} published: {(server.home / 'server.log').read_text()[-3000:]}"
+    )
 
 
 def import_list(server: Server, path: Path, name: str | None = None) -> int:
@@ -147,9 +149,11 @@ def test_a_list_imported_by_another_process_reaches_the_agent_as_a_delta(
     assert result.changed and result.version == version
     assert contents(updater.home) == contents(tuf_server.home)
     # The delta only: metadata plus a bundle smaller than the whole catalog.
-    delta = repository(tuf_server)._read("targets").signed.targets[
-        f"catalog-delta-{version - 1}-{version}.bundle"
-    ]
+    delta = (
+        repository(tuf_server)
+        ._read("targets")
+        .signed.targets[f"catalog-delta-{version - 1}-{version}.bundle"]
+    )
     assert delta.length < full
     targets = [url.rsplit("/", 1)[1] for url, _ in updater.downloads if "/tuf/targets/" in url]
     assert targets == [f"{delta.hashes['sha256']}.catalog-delta-{version - 1}-{version}.bundle"]
@@ -202,7 +206,10 @@ def test_expired_timestamp_is_rejected(tuf_server: Server, tmp_path: Path) -> No
     frozen = Repository(tuf_server.home, CatalogSettings(timestamp_expiry=timedelta(hours=-1)))
     # Written beside the running server (which holds the publisher's lock).
     frozen._write_timestamp(snapshot_version, datetime.now(UTC))
-    assert json.loads((meta / "timestamp.json").read_bytes())["signed"]["expires"] < json.loads(saved)["signed"]["expires"]
+    assert (
+        json.loads((meta / "timestamp.json").read_bytes())["signed"]["expires"]
+        < json.loads(saved)["signed"]["expires"]
+    )
     try:
         with pytest.raises(UpdateRejected, match="expired"):
             updater.update()
@@ -217,7 +224,12 @@ def test_tuf_files_need_a_live_agent_credential(tuf_server: Server, tmp_path: Pa
     with httpx.Client(base_url=tuf_server.url, timeout=30) as c:
         assert c.get("/tuf/metadata/timestamp.json", headers=headers).status_code == 200
         assert c.get("/tuf/metadata/timestamp.json").status_code == 401
-        assert c.get("/tuf/metadata/timestamp.json", headers={"Authorization": "Bearer va_nope"}).status_code == 401
+        assert (
+            c.get(
+                "/tuf/metadata/timestamp.json", headers={"Authorization": "Bearer va_nope"}
+            ).status_code
+            == 401
+        )
         for bad in ("..%2Fstate.json", "%2E%2E", "../../keys/root.pem", "..", ".publish.lock"):
             assert c.get(f"/tuf/metadata/{bad}", headers=headers).status_code == 404, bad
             assert c.get(f"/tuf/targets/{bad}", headers=headers).status_code == 404, bad
@@ -232,7 +244,9 @@ def test_tuf_files_need_a_live_agent_credential(tuf_server: Server, tmp_path: Pa
         CatalogUpdater(tmp_path / "a", tuf_server.url, credential).update()
 
 
-def test_keys_are_private_and_the_root_key_can_go_offline(tuf_server: Server, tmp_path: Path) -> None:
+def test_keys_are_private_and_the_root_key_can_go_offline(
+    tuf_server: Server, tmp_path: Path
+) -> None:
     keys = tuf_server.home / "keys"
     assert oct(keys.stat().st_mode & 0o777) == "0o700"
     for role in ("root", "targets", "snapshot", "timestamp"):

@@ -168,7 +168,9 @@ def test_delta_for_another_base_is_refused_and_changes_nothing(
     assert normalised(agent) == before and B.catalog_version(agent) == 3
 
 
-def test_delta_that_would_leave_a_different_set_is_refused(catalog: Catalog, agent: Catalog) -> None:
+def test_delta_that_would_leave_a_different_set_is_refused(
+    catalog: Catalog, agent: Catalog
+) -> None:
     put(catalog, "a", synthetic(20, 1))
     B.apply(agent, full(catalog, 1))
     before = normalised(agent)
@@ -220,11 +222,15 @@ def _section(entry: object) -> list[object]:
         (_frame(B.DELTA, {"version": 2, "sections": 0}), "no base version"),
         (_frame(B.FULL, {"version": 1, "sections": 0}, "extra"), "data after the last set"),
         (
-            _frame(B.FULL, {"version": 1, "sections": 1}, *_section([None, None, {}, [[1, b"12"]], []])),
+            _frame(
+                B.FULL, {"version": 1, "sections": 1}, *_section([None, None, {}, [[1, b"12"]], []])
+            ),
             "md5 value is not 16 bytes",
         ),
         (
-            _frame(B.FULL, {"version": 1, "sections": 1}, *_section([None, None, {}, [[99, b"1"]], []])),
+            _frame(
+                B.FULL, {"version": 1, "sections": 1}, *_section([None, None, {}, [[99, b"1"]], []])
+            ),
             "unknown hash kind code 99",
         ),
         (
@@ -235,7 +241,13 @@ def _section(entry: object) -> list[object]:
             _frame(
                 B.FULL,
                 {"version": 1, "sections": 1},
-                {"op": "change", "info": GOOD_INFO, "removed": [], "digest": b"\0" * 32, "count": 0},
+                {
+                    "op": "change",
+                    "info": GOOD_INFO,
+                    "removed": [],
+                    "digest": b"\0" * 32,
+                    "count": 0,
+                },
             ),
             "bad op",
         ),
@@ -243,7 +255,13 @@ def _section(entry: object) -> list[object]:
             _frame(
                 B.FULL,
                 {"version": 1, "sections": 1},
-                {"op": "add", "info": {"name": "s"}, "removed": [], "digest": b"\0" * 32, "count": 0},
+                {
+                    "op": "add",
+                    "info": {"name": "s"},
+                    "removed": [],
+                    "digest": b"\0" * 32,
+                    "count": 0,
+                },
             ),
             "set info fields",
         ),

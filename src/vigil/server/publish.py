@@ -19,7 +19,6 @@ Catalog version N is published as targets `catalog.bundle` (custom version N) an
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import logging
 import os
@@ -46,7 +45,14 @@ from tuf.api.serialization.json import JSONSerializer
 
 from vigil.catalog.store import Catalog
 from vigil.errors import VigilError
-from vigil.updates.bundle import SetContent, content_of, delta_bundle, full_bundle, read_bundle, read_catalog
+from vigil.updates.bundle import (
+    SetContent,
+    content_of,
+    delta_bundle,
+    full_bundle,
+    read_bundle,
+    read_catalog,
+)
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +111,9 @@ def catalog_settings(home: Path) -> CatalogSettings:
         if key in section:
             setattr(settings, key, parse_duration(section[key]))
     if settings.timestamp_resign >= settings.timestamp_expiry:
-        raise VigilError(f"{path}: [catalog] timestamp_resign must be shorter than timestamp_expiry")
+        raise VigilError(
+            f"{path}: [catalog] timestamp_resign must be shorter than timestamp_expiry"
+        )
     return settings
 
 
@@ -372,8 +380,3 @@ class Repository:
         base = self.metadata if kind == "metadata" else self.targets
         path = base / name
         return path if path.is_file() else None
-
-
-def sha256_file(path: Path) -> str:
-    """SHA-256 of a file's bytes."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()

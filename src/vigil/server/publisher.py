@@ -23,7 +23,9 @@ POLL_SECONDS = 2.0
 class Publisher:
     """Publishes `catalog` into `repository` when it changes; re-signs the timestamp."""
 
-    def __init__(self, repository: Repository, catalog: Catalog, poll: float = POLL_SECONDS) -> None:
+    def __init__(
+        self, repository: Repository, catalog: Catalog, poll: float = POLL_SECONDS
+    ) -> None:
         self.repository = repository
         self.catalog = catalog
         self.poll = poll
@@ -36,7 +38,10 @@ class Publisher:
         published = self.repository.publish(self.catalog)
         if published is not None:
             self._signed_at = time.monotonic()
-        elif time.monotonic() - self._signed_at >= self.repository.settings.timestamp_resign.total_seconds():
+        elif (
+            time.monotonic() - self._signed_at
+            >= self.repository.settings.timestamp_resign.total_seconds()
+        ):
             self.repository.resign()
             self._signed_at = time.monotonic()
         return published

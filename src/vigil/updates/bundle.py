@@ -125,16 +125,21 @@ def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else (value or {})
 
 
-def iter_set_entries(conn: Connection, set_id: int | None = None) -> Iterator[tuple[int, int, bytes]]:
+def iter_set_entries(
+    conn: Connection, set_id: int | None = None
+) -> Iterator[tuple[int, int, bytes]]:
     """(set_id, entry_id, packed entry) of every entry (of one set), by set then id.
 
     Three ordered streams (entries, hashes, frames) merged on the entry id, so a catalog of
     millions of entries is read without holding its hashes in memory.
     """
     where = f" WHERE set_id = {int(set_id)}" if set_id is not None else ""
-    entries = _rows(conn, f"SELECT set_id, id, ext_id, category, meta FROM entries{where} ORDER BY set_id, id")
+    entries = _rows(
+        conn, f"SELECT set_id, id, ext_id, category, meta FROM entries{where} ORDER BY set_id, id"
+    )
     hashes = _rows(
-        conn, f"SELECT set_id, entry_id, kind, value FROM hashes{where} ORDER BY set_id, entry_id, kind"
+        conn,
+        f"SELECT set_id, entry_id, kind, value FROM hashes{where} ORDER BY set_id, entry_id, kind",
     )
     frames = _rows(
         conn,
@@ -259,13 +264,23 @@ def _need(ok: bool, where: str, what: str) -> None:
 
 def _check_info(info: Any, where: str) -> dict[str, Any]:
     _need(isinstance(info, dict), where, "set info is not a map")
-    _need(set(info) == set(SET_FIELDS), where, f"set info fields {sorted(info)} are not {sorted(SET_FIELDS)}")
+    _need(
+        set(info) == set(SET_FIELDS),
+        where,
+        f"set info fields {sorted(info)} are not {sorted(SET_FIELDS)}",
+    )
     for k in ("name", "format", "source", "version", "imported_at", "content_sha256"):
         _need(isinstance(info[k], str), where, f"set {k} is not text")
     _need(0 < len(info["name"]) <= 200, where, "set name is empty or too long")
     _need(isinstance(info["known_good"], bool), where, "known_good is not a boolean")
-    _need(isinstance(info["entries"], int) and info["entries"] >= 0, where, "entries is not a count")
-    _need(isinstance(info["counts"], dict) and isinstance(info["info"], dict), where, "counts/info not maps")
+    _need(
+        isinstance(info["entries"], int) and info["entries"] >= 0, where, "entries is not a count"
+    )
+    _need(
+        isinstance(info["counts"], dict) and isinstance(info["info"], dict),
+        where,
+        "counts/info not maps",
+    )
     return info
 
 
@@ -273,7 +288,11 @@ def _check_entry(entry: Any, where: str) -> bytes:
     _need(isinstance(entry, list) and len(entry) == 5, where, "an entry is not a 5-item list")
     ext_id, category, meta, hashes, frames = entry
     _need(ext_id is None or (isinstance(ext_id, str) and len(ext_id) <= 200), where, "bad entry id")
-    _need(category is None or (isinstance(category, str) and len(category) <= 64), where, "bad category")
+    _need(
+        category is None or (isinstance(category, str) and len(category) <= 64),
+        where,
+        "bad category",
+    )
     _need(isinstance(meta, dict), where, "entry meta is not a map")
     _need(isinstance(hashes, list) and isinstance(frames, list), where, "hashes/frames not lists")
     _need(bool(hashes) or bool(frames), where, "an entry without hashes")
@@ -283,7 +302,9 @@ def _check_entry(entry: Any, where: str) -> bytes:
         try:
             kind = by_code(h[0])
         except KeyError:
-            raise BundleError(f"broken catalog bundle: {where}: unknown hash kind code {h[0]}") from None
+            raise BundleError(
+                f"broken catalog bundle: {where}: unknown hash kind code {h[0]}"
+            ) from None
         _need(h[0] > last, where, "hashes out of order or repeated")
         last = h[0]
         _need(
@@ -358,12 +379,18 @@ def _parse(unpacker: msgpack.Unpacker, kind: bytes) -> Bundle:
         where = f"set section {i + 1}"
         sec = unpacker.unpack()
         _need(isinstance(sec, dict), where, "not a map")
-        op, n, removed, digest = sec.get("op"), sec.get("count"), sec.get("removed"), sec.get("digest")
+        op, n, removed, digest = (
+            sec.get("op"),
+            sec.get("count"),
+            sec.get("removed"),
+            sec.get("digest"),
+        )
         _need(op in ((ADD,) if kind == FULL else (ADD, CHANGE)), where, f"bad op {op!r}")
         _need(isinstance(n, int) and n >= 0, where, "no entry count")
         _need(isinstance(digest, bytes) and len(digest) == 32, where, "no content digest")
         _need(
-            isinstance(removed, list) and all(isinstance(d, bytes) and len(d) == 16 for d in removed),
+            isinstance(removed, list)
+            and all(isinstance(d, bytes) and len(d) == 16 for d in removed),
             where,
             "removed is not a list of entry digests",
         )
@@ -426,7 +453,9 @@ def apply(catalog: Catalog, bundle: Bundle) -> None:
                 digests = _remove_entries(conn, set_id, sec.removed, name)
             digests += [entry_digest(p) for p in sec.entries]
             if content_digest(digests) != sec.digest:
-                raise BundleError(f"set {name!r} differs from the server's after applying the bundle")
+                raise BundleError(
+                    f"set {name!r} differs from the server's after applying the bundle"
+                )
             next_id = _insert_entries(conn, set_id, next_id, sec.entries)
         st = schema.state
         if current is None:
