@@ -101,8 +101,7 @@ def main() -> None:
         step(f"first sync ({n:,} entries)")
         # A new release of the list: k entries replaced, the rest as before.
         replaced = (
-            e if i >= k else next(entries(1, 10_000_000 + i))
-            for i, e in enumerate(entries(n, 1))
+            e if i >= k else next(entries(1, 10_000_000 + i)) for i, e in enumerate(entries(n, 1))
         )
         put(catalog, "list", replaced)
         step(f"{k:,} of {n:,} entries replaced")
@@ -112,7 +111,7 @@ def main() -> None:
         catalog.close()
     print()
     print(
-        f"| update | metadata bytes | bundle bytes | total downloaded | full bundle | "
+        "| update | metadata bytes | bundle bytes | total downloaded | full bundle | "
         "publish s | verify + apply s |"
     )
     print("|---|---:|---:|---:|---:|---:|---:|")

@@ -222,3 +222,33 @@ def _init_repository(root: Path, catalog: object) -> None:
         f"version {version or repository.published_version()} published",
         err=True,
     )
+
+
+@server.command("sign-root")
+@home_option
+@click.option(
+    "--root-key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The root key (default: HOME/keys/root.pem; give its offline copy's path if moved).",
+)
+@click.option(
+    "--rotate",
+    "roles",
+    multiple=True,
+    type=click.Choice(["root", "targets", "snapshot", "timestamp"]),
+    help="Give this role a new key (repeatable). A new root key replaces the --root-key file.",
+)
+@click.pass_context
+def sign_root(
+    ctx: click.Context, home: str | None, root_key: Path | None, roles: tuple[str, ...]
+) -> None:
+    """Sign a new root version of the signed catalog: renews its expiry (a year), and rotates
+    keys with --rotate. Run it with the server stopped (the server holds the publisher's lock)."""
+    from vigil.server.publish import Repository, catalog_settings
+
+    root = _home(ctx, home)
+    repository = Repository(root, catalog_settings(root))
+    version = repository.sign_root(root_key or root / KEYS_DIR / "root.pem", roles)
+    click.echo(
+        f"root metadata version {version} signed; agents take it at their next update", err=True
+    )

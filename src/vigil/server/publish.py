@@ -370,6 +370,52 @@ class Repository:
             if p.name not in keep_names and not p.name.startswith("."):
                 p.unlink(missing_ok=True)
 
+    # -- the root: expiry and key rotation ---------------------------------------------------
+
+    def sign_root(self, root_key: Path, rotate: tuple[str, ...] = ()) -> int:
+        """A new root version, signed with the current root key read from `root_key` (which may
+        live offline, e.g. on a USB stick): a new expiry, and new keys for the roles in `rotate`
+        (a new root key is written over `root_key`, the online ones under HOME/keys). Agents
+        take the new root at their next update. Returns the new root's version."""
+        unknown = set(rotate) - set(ROLES)
+        if unknown:
+            raise PublishError(f"unknown roles {sorted(unknown)} (roles: {', '.join(ROLES)})")
+        with self.locked():
+            md: Metadata[Root] = Metadata.from_file(str(self.metadata / "root.json"))
+            root = md.signed
+            old = _load_signer(root_key)
+            if old.public_key.keyid not in root.roles["root"].keyids:
+                raise PublishError(f"{root_key} is not the current root key")
+            fresh: dict[str, CryptoSigner] = {}
+            for role in rotate:
+                for keyid in list(root.roles[role].keyids):
+                    root.revoke_key(keyid, role)
+                fresh[role] = CryptoSigner.generate_ed25519()
+                root.add_key(fresh[role].public_key, role)
+            root.version += 1
+            root.expires = _now() + ROOT_EXPIRY
+            md.signatures.clear()
+            md.sign(old, append=True)
+            if "root" in fresh:  # the new root must be signed by the old and the new key
+                md.sign(fresh["root"], append=True)
+            data = md.to_bytes(JSONSerializer(compact=False))
+            for role, signer in fresh.items():
+                path = root_key if role == "root" else self.keys / f"{role}.pem"
+                tmp = path.with_name(f".{path.name}.new")
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "wb") as f:
+                    f.write(signer.private_bytes)
+                os.replace(tmp, path)
+            _write_atomic(self.metadata / f"{root.version}.root.json", data)
+            _write_atomic(self.metadata / "root.json", data)
+            if set(rotate) - {"root"} and self._versions("targets"):
+                # Everything signed again with the new online keys.
+                targets_md: Metadata[Targets] = self._read("targets")
+                targets_md.signed.version += 1
+                targets_md.signed.expires = _now() + TARGETS_EXPIRY
+                self._write_targets_snapshot(targets_md, _now())
+            return root.version
+
     # -- serving -----------------------------------------------------------------------------
 
     def file(self, kind: str, name: str) -> Path | None:
