@@ -159,6 +159,25 @@ def test_a_list_imported_by_another_process_reaches_the_agent_as_a_delta(
     assert targets == [f"{delta.hashes['sha256']}.catalog-delta-{version - 1}-{version}.bundle"]
 
 
+def test_an_agent_two_versions_behind_takes_the_smaller_of_chain_and_whole(
+    tuf_server: Server, tmp_path: Path
+) -> None:
+    updater = agent(tuf_server, tmp_path)
+    start = updater.update().version
+    import_list(tuf_server, FORMATS / "ncmec-entries-example.xml", unique("ncmec"))
+    version = import_list(tuf_server, FORMATS / "vics-1.3-media.json", unique("vics13"))
+    assert version == start + 2
+    updater.downloads.clear()
+    assert updater.update().version == version
+    assert contents(updater.home) == contents(tuf_server.home)
+    targets = repository(tuf_server)._read("targets").signed.targets
+    chain = [targets[f"catalog-delta-{v}-{v + 1}.bundle"] for v in range(start, version)]
+    whole = targets["catalog.bundle"]
+    expected = chain if sum(t.length for t in chain) < whole.length else [whole]
+    got = [url.rsplit("/", 1)[1] for url, _ in updater.downloads if "/tuf/targets/" in url]
+    assert got == [f"{t.hashes['sha256']}.{t.path}" for t in expected]
+
+
 def test_a_tampered_target_is_rejected(tuf_server: Server, tmp_path: Path) -> None:
     repo = repository(tuf_server)
     info = repo._read("targets").signed.targets["catalog.bundle"]

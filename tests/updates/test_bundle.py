@@ -285,3 +285,23 @@ def test_truncated_and_flipped_real_bundles_are_refused(catalog: Catalog, agent:
         # A flip inside a hash value parses; the content digest then refuses it.
         B.apply(agent, bundle)
     assert B.catalog_version(agent) is None and normalised(agent) == {}
+
+
+def test_a_chain_of_deltas_applies_whole_or_not_at_all(catalog: Catalog, agent: Catalog) -> None:
+    put(catalog, "a", synthetic(30, 1))
+    B.apply(agent, full(catalog, 1))
+    before = normalised(agent)
+    v1 = content(catalog)
+    put(catalog, "b", synthetic(10, 2))
+    v2 = content(catalog)
+    put(catalog, "a", synthetic(35, 1))
+    v3 = content(catalog)
+    d12 = B.read_bundle(B.delta_bundle(1, v1, 2, v2))
+    d23 = B.read_bundle(B.delta_bundle(2, v2, 3, v3))
+    broken = B.read_bundle(B.delta_bundle(2, v2, 3, v3))
+    broken.sets[0].digest = b"\0" * 32
+    with pytest.raises(B.BundleError, match="differs"):
+        B.apply(agent, d12, broken)
+    assert normalised(agent) == before and B.catalog_version(agent) == 1
+    B.apply(agent, d12, d23)
+    assert normalised(agent) == normalised(catalog) and B.catalog_version(agent) == 3

@@ -419,51 +419,56 @@ def _version(conn: Connection) -> int | None:
     return None if value is None else int(value)
 
 
-def apply(catalog: Catalog, bundle: Bundle) -> None:
-    """Make `catalog` hold the bundle's version, in one transaction (BundleError if it cannot:
-    then the catalog is as it was)."""
+def apply(catalog: Catalog, *bundles: Bundle) -> None:
+    """Make `catalog` hold the version of the last bundle (a whole catalog, or a chain of
+    deltas applied in turn), in one transaction: BundleError if it cannot, and then the catalog
+    is as it was."""
     with _writing(catalog) as conn:
-        current = _version(conn)
-        if bundle.is_delta:
-            if current != bundle.base:
-                raise BundleError(
-                    f"delta {bundle.base}->{bundle.version} does not apply to version {current}"
-                )
-        h, v, e, s = schema.hashes, schema.video_frames, schema.entries, schema.hashsets
-        if not bundle.is_delta:
-            for table in (h, v, e, s):
-                conn.execute(delete(table))
-        existing = {r.name: r.id for r in conn.execute(select(s.c.name, s.c.id))}
-        for name in bundle.removed_sets:
-            if name not in existing:
-                raise BundleError(f"delta removes set {name!r}, which this catalog lacks")
-            Catalog._delete_set(conn, existing.pop(name))
-        next_id = int(conn.execute(select(func.coalesce(func.max(e.c.id), 0))).scalar_one()) + 1
-        for sec in bundle.sets:
-            name = sec.info["name"]
-            if sec.op == ADD:
-                if name in existing:
-                    raise BundleError(f"bundle adds set {name!r}, which this catalog has")
-                set_id = conn.execute(insert(s).values(**sec.info)).inserted_primary_key[0]  # type: ignore[index]
-                digests = []
-            else:
-                if name not in existing:
-                    raise BundleError(f"delta changes set {name!r}, which this catalog lacks")
-                set_id = existing[name]
-                conn.execute(update(s).where(s.c.id == set_id).values(**sec.info))
-                digests = _remove_entries(conn, set_id, sec.removed, name)
-            digests += [entry_digest(p) for p in sec.entries]
-            if content_digest(digests) != sec.digest:
-                raise BundleError(
-                    f"set {name!r} differs from the server's after applying the bundle"
-                )
-            next_id = _insert_entries(conn, set_id, next_id, sec.entries)
-        st = schema.state
-        if current is None:
-            conn.execute(insert(st).values(key=VERSION_KEY, value=bundle.version))
+        for bundle in bundles:
+            _apply(conn, bundle)
+
+
+def _apply(conn: Connection, bundle: Bundle) -> None:
+    """One bundle, in the caller's transaction."""
+    current = _version(conn)
+    if bundle.is_delta:
+        if current != bundle.base:
+            raise BundleError(
+                f"delta {bundle.base}->{bundle.version} does not apply to version {current}"
+            )
+    h, v, e, s = schema.hashes, schema.video_frames, schema.entries, schema.hashsets
+    if not bundle.is_delta:
+        for table in (h, v, e, s):
+            conn.execute(delete(table))
+    existing = {r.name: r.id for r in conn.execute(select(s.c.name, s.c.id))}
+    for name in bundle.removed_sets:
+        if name not in existing:
+            raise BundleError(f"delta removes set {name!r}, which this catalog lacks")
+        Catalog._delete_set(conn, existing.pop(name))
+    next_id = int(conn.execute(select(func.coalesce(func.max(e.c.id), 0))).scalar_one()) + 1
+    for sec in bundle.sets:
+        name = sec.info["name"]
+        if sec.op == ADD:
+            if name in existing:
+                raise BundleError(f"bundle adds set {name!r}, which this catalog has")
+            set_id = conn.execute(insert(s).values(**sec.info)).inserted_primary_key[0]  # type: ignore[index]
+            digests = []
         else:
-            conn.execute(update(st).where(st.c.key == VERSION_KEY).values(value=bundle.version))
-        Catalog._bump(conn)
+            if name not in existing:
+                raise BundleError(f"delta changes set {name!r}, which this catalog lacks")
+            set_id = existing[name]
+            conn.execute(update(s).where(s.c.id == set_id).values(**sec.info))
+            digests = _remove_entries(conn, set_id, sec.removed, name)
+        digests += [entry_digest(p) for p in sec.entries]
+        if content_digest(digests) != sec.digest:
+            raise BundleError(f"set {name!r} differs from the server's after applying the bundle")
+        next_id = _insert_entries(conn, set_id, next_id, sec.entries)
+    st = schema.state
+    if current is None:
+        conn.execute(insert(st).values(key=VERSION_KEY, value=bundle.version))
+    else:
+        conn.execute(update(st).where(st.c.key == VERSION_KEY).values(value=bundle.version))
+    Catalog._bump(conn)
 
 
 @contextmanager

@@ -9,9 +9,11 @@ has trusted under HOME/tuf/metadata (one updater per home at a time).
 
 from __future__ import annotations
 
+import fcntl
 import json
 import ssl
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -143,6 +145,22 @@ class CatalogUpdater:
     def update(self) -> UpdateResult:
         """Refresh the signed metadata; download and apply what brings the catalog to the newest
         version. UpdateRejected on any failure, with the local catalog as it was."""
+        with self._lock():
+            return self._update()
+
+    @contextmanager
+    def _lock(self) -> Iterator[None]:
+        """One update per home at a time (ngclient's metadata directory is not shared)."""
+        directory = self.home / TUF_DIR
+        directory.mkdir(parents=True, exist_ok=True)
+        with open(directory / "update.lock", "a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+    def _update(self) -> UpdateResult:
         fetcher = _BearerFetcher(self.credential, self.ca_cert)
         counting = _Counting(fetcher)
         try:
@@ -162,13 +180,17 @@ class CatalogUpdater:
                     )
                 if current == latest:
                     return UpdateResult(latest, False, expires)
+                # Everything downloaded and verified first, then applied in one transaction:
+                # a chain of deltas that fails half-way leaves the catalog as it was.
+                bundles = []
                 for info in self._plan(updater, full, current, latest):
                     path = updater.download_target(info)
                     try:
                         with open(path, "rb") as f:
-                            apply(catalog, read_bundle(f))
+                            bundles.append(read_bundle(f))
                     finally:
                         Path(path).unlink(missing_ok=True)
+                apply(catalog, *bundles)
             finally:
                 catalog.close()
             return UpdateResult(latest, True, expires)
