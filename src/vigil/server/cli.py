@@ -91,10 +91,14 @@ def init(ctx: click.Context, home: str | None, db_url: str | None) -> None:
     finally:
         storage.close()
     # The hash sets agents are given: the engine's catalog under the same home (same database).
-    Catalog.open(root).close()
+    catalog = Catalog.open(root)
     keys = root / KEYS_DIR
     keys.mkdir(mode=0o700, exist_ok=True)
     os.chmod(keys, 0o700)
+    try:
+        _init_repository(root, catalog)
+    finally:
+        catalog.close()
     click.echo(
         f"server initialised in {root}; the first admin is {FIRST_ADMIN!r}, its password (shown once):",
         err=True,
@@ -234,3 +238,51 @@ def user_add(ctx: click.Context, home: str | None, name: str, role: str) -> None
         storage.close()
     click.echo(f"user {name!r} ({role}) added; its password (shown once):", err=True)
     click.echo(password)
+
+
+def _init_repository(root: Path, catalog: object) -> None:
+    """The signed catalog: Ed25519 keys under HOME/keys, root metadata and a first published
+    version under HOME/tuf (see vigil.server.publish)."""
+    from vigil.catalog.store import Catalog
+    from vigil.server.publish import Repository, catalog_settings
+
+    assert isinstance(catalog, Catalog)
+    repository = Repository(root, catalog_settings(root))
+    if not repository.exists():
+        repository.create()
+    version = repository.publish(catalog, force=not repository.published_version())
+    click.echo(
+        f"signed catalog: keys in {root / KEYS_DIR} (keys/root.pem can be moved offline), "
+        f"version {version or repository.published_version()} published",
+        err=True,
+    )
+
+
+@server.command("sign-root")
+@home_option
+@click.option(
+    "--root-key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The root key (default: HOME/keys/root.pem; give its offline copy's path if moved).",
+)
+@click.option(
+    "--rotate",
+    "roles",
+    multiple=True,
+    type=click.Choice(["root", "targets", "snapshot", "timestamp"]),
+    help="Give this role a new key (repeatable). A new root key replaces the --root-key file.",
+)
+@click.pass_context
+def sign_root(
+    ctx: click.Context, home: str | None, root_key: Path | None, roles: tuple[str, ...]
+) -> None:
+    """Sign a new root version of the signed catalog: renews its expiry (a year), and rotates
+    keys with --rotate. Run it with the server stopped (the server holds the publisher's lock)."""
+    from vigil.server.publish import Repository, catalog_settings
+
+    root = _home(ctx, home)
+    repository = Repository(root, catalog_settings(root))
+    version = repository.sign_root(root_key or root / KEYS_DIR / "root.pem", roles)
+    click.echo(
+        f"root metadata version {version} signed; agents take it at their next update", err=True
+    )

@@ -36,7 +36,9 @@ def enroll(body: EnrollRequest, request: Request) -> EnrollResponse:
         metrics.enrolments.labels("refused").inc()
         raise HTTPException(status.HTTP_403_FORBIDDEN, str(e)) from None
     metrics.enrolments.labels("enrolled").inc()
-    return EnrollResponse(agent_id=done.agent_id, credential=done.credential)
+    repository = request.app.state.repository
+    root = repository.root_json() if repository.exists() else None
+    return EnrollResponse(agent_id=done.agent_id, credential=done.credential, root=root)
 
 
 @router.post("/heartbeat", tags=["agents"])

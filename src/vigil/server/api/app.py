@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -12,9 +14,11 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from vigil import __version__
-from vigil.server.api import agents, incidents
+from vigil.server.api import agents, incidents, tuf
 from vigil.server.api.gate import Gate
 from vigil.server.api.metrics import Metrics
+from vigil.server.publish import Repository, catalog_settings
+from vigil.server.publisher import Publisher
 from vigil.server.storage import Storage
 
 
@@ -27,7 +31,14 @@ def create_app(home: Path, storage: Storage | None = None) -> FastAPI:
 
         # The hash sets agents are given: the engine's catalog under the same home.
         app.state.catalog = Catalog.open(home)
+        # Signed catalog publication: a change becomes a new version within seconds.
+        publishing = asyncio.create_task(
+            Publisher(app.state.repository, app.state.catalog).run(), name="catalog-publisher"
+        )
         yield
+        publishing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await publishing
         app.state.catalog.close()
         app.state.storage.close()
 
@@ -42,6 +53,8 @@ def create_app(home: Path, storage: Storage | None = None) -> FastAPI:
     app.state.metrics = Metrics()
     app.include_router(agents.router)
     app.include_router(incidents.router)
+    app.state.repository = Repository(home, catalog_settings(home))
+    app.include_router(tuf.router)
 
     app.add_middleware(Gate, limit=app.state.storage.connections, metrics=app.state.metrics)
 
@@ -52,14 +65,22 @@ def create_app(home: Path, storage: Storage | None = None) -> FastAPI:
 
     @app.get("/readyz", tags=["health"])
     def readyz() -> Any:
-        """Ready: the database answers and the catalog can be read."""
+        """Ready: the database answers, the catalog can be read and a version is published."""
         if not app.state.storage.reachable():
             return JSONResponse({"status": "unavailable", "database": "unreachable"}, 503)
         try:
             generation = app.state.catalog.generation()
         except Exception:  # noqa: BLE001 - any failure means "not ready"
             return JSONResponse({"status": "unavailable", "catalog": "unreadable"}, 503)
-        return {"status": "ok", "database": "ok", "catalog_generation": generation}
+        published = app.state.repository.published_version()
+        if not published:
+            return JSONResponse({"status": "unavailable", "catalog": "not published"}, 503)
+        return {
+            "status": "ok",
+            "database": "ok",
+            "catalog_generation": generation,
+            "catalog_version": str(published),
+        }
 
     @app.get("/metrics", tags=["health"])
     def metrics() -> Response:

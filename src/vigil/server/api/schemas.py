@@ -40,6 +40,8 @@ class EnrollResponse(BaseModel):
 
     agent_id: str
     credential: str
+    # The server's TUF root metadata: the agent's trust anchor for signed catalog updates.
+    root: dict[str, Any] | None = None
 
 
 class WatchHealth(Strict):

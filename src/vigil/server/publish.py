@@ -1,0 +1,428 @@
+"""The server's TUF repository: the catalog published to agents as signed targets.
+
+Layout under the server's home (python-tuf's metadata API writes the files; the repository is
+static files served by the API under /tuf):
+
+- `keys/root.pem`: the root key. Only needed to sign a new root (key rotation, root expiry); the
+  operator can move it offline once `vigil server init` has run.
+- `keys/targets.pem`, `keys/snapshot.pem`, `keys/timestamp.pem`: the online keys the running
+  server signs with.
+- `tuf/metadata/`: `N.root.json` (and `root.json`, the newest), `N.targets.json`,
+  `N.snapshot.json`, `timestamp.json` (consistent snapshots).
+- `tuf/targets/`: `SHA256.NAME`: `catalog.bundle` (the whole catalog; its version in the
+  target's `custom`) and `catalog-delta-A-B.bundle` (A to B = A + 1) for the last versions.
+
+Catalog version N is published as targets `catalog.bundle` (custom version N) and, from version
+2 on, the delta N-1 to N. Only one process publishes per home (`tuf/publish.lock`).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from securesystemslib.signer import CryptoSigner
+from tuf.api.metadata import (
+    Metadata,
+    MetaFile,
+    Root,
+    Snapshot,
+    TargetFile,
+    Targets,
+    Timestamp,
+)
+from tuf.api.serialization.json import JSONSerializer
+
+from vigil.catalog.store import Catalog
+from vigil.errors import VigilError
+from vigil.updates.bundle import (
+    SetContent,
+    content_of,
+    delta_bundle,
+    full_bundle,
+    read_bundle,
+    read_catalog,
+)
+
+log = logging.getLogger(__name__)
+
+KEYS_DIR = "keys"
+TUF_DIR = "tuf"
+ROLES = ("root", "targets", "snapshot", "timestamp")
+FULL_TARGET = "catalog.bundle"
+DELTA_TARGET = "catalog-delta-{base}-{version}.bundle"
+ROOT_EXPIRY = timedelta(days=365)
+# Targets and snapshot are re-signed when half of this is gone, even if nothing changed.
+TARGETS_EXPIRY = timedelta(days=30)
+DEFAULT_TIMESTAMP_EXPIRY = timedelta(hours=1)
+DEFAULT_TIMESTAMP_RESIGN = timedelta(minutes=10)
+# Deltas kept: an agent further behind downloads the whole catalog.
+KEEP_DELTAS = 30
+# Metadata versions kept for agents in the middle of an update.
+KEEP_METADATA = 5
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
+
+
+class PublishError(VigilError):
+    """The repository cannot be published (missing keys, another publisher...)."""
+
+
+@dataclass
+class CatalogSettings:
+    """`[catalog]` of server.toml."""
+
+    timestamp_expiry: timedelta = DEFAULT_TIMESTAMP_EXPIRY
+    timestamp_resign: timedelta = DEFAULT_TIMESTAMP_RESIGN
+
+
+def parse_duration(text: str) -> timedelta:
+    """'90s', '10m', '1h', '2d' as a timedelta."""
+    m = re.fullmatch(r"\s*(\d+)\s*([smhd])\s*", str(text))
+    if not m or int(m.group(1)) == 0:
+        raise VigilError(f"expected a duration like 90s, 10m, 1h or 2d, got {text!r}")
+    unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[m.group(2)]
+    return timedelta(**{unit: int(m.group(1))})
+
+
+def catalog_settings(home: Path) -> CatalogSettings:
+    """`[catalog] timestamp_expiry = "1h"`, `timestamp_resign = "10m"` from HOME/server.toml."""
+    import tomllib
+
+    path = home / "server.toml"
+    if not path.is_file():
+        return CatalogSettings()
+    with open(path, "rb") as f:
+        try:
+            section = tomllib.load(f).get("catalog", {})
+        except tomllib.TOMLDecodeError as e:
+            raise VigilError(f"{path}: {e}") from None
+    settings = CatalogSettings()
+    for key in ("timestamp_expiry", "timestamp_resign"):
+        if key in section:
+            setattr(settings, key, parse_duration(section[key]))
+    if settings.timestamp_resign >= settings.timestamp_expiry:
+        raise VigilError(
+            f"{path}: [catalog] timestamp_resign must be shorter than timestamp_expiry"
+        )
+    return settings
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def _load_signer(path: Path) -> CryptoSigner:
+    try:
+        return CryptoSigner(load_pem_private_key(path.read_bytes(), None))
+    except FileNotFoundError:
+        raise PublishError(f"signing key {path} is missing") from None
+
+
+class Repository:
+    """The TUF repository of one server home."""
+
+    def __init__(self, home: Path, settings: CatalogSettings | None = None) -> None:
+        self.home = home
+        self.keys = home / KEYS_DIR
+        self.metadata = home / TUF_DIR / "metadata"
+        self.targets = home / TUF_DIR / "targets"
+        self.settings = settings or CatalogSettings()
+        self._content: tuple[int, dict[str, SetContent]] | None = None
+        self._lock_fd: int | None = None
+
+    # -- files -------------------------------------------------------------------------------
+
+    def exists(self) -> bool:
+        """A repository was created (`vigil server init`)."""
+        return (self.metadata / "root.json").is_file()
+
+    def root_json(self) -> dict[str, Any]:
+        """The newest root metadata (agents' trust anchor)."""
+        return dict(json.loads((self.metadata / "root.json").read_bytes()))
+
+    def _read(self, role: str) -> Metadata[Any]:
+        if role == "timestamp":
+            return Metadata.from_file(str(self.metadata / "timestamp.json"))
+        if role == "root":
+            return Metadata.from_file(str(self.metadata / "root.json"))
+        versions = sorted(self._versions(role))
+        if not versions:
+            raise PublishError(f"no {role} metadata in {self.metadata}")
+        return Metadata.from_file(str(self.metadata / f"{versions[-1]}.{role}.json"))
+
+    def _versions(self, role: str) -> list[int]:
+        out = []
+        for p in self.metadata.glob(f"*.{role}.json"):
+            head = p.name.split(".", 1)[0]
+            if head.isdigit():
+                out.append(int(head))
+        return out
+
+    def _sign(self, md: Metadata[Any], role: str) -> bytes:
+        md.signatures.clear()
+        md.sign(_load_signer(self.keys / f"{role}.pem"))
+        return md.to_bytes(JSONSerializer(compact=False))
+
+    # -- locking -----------------------------------------------------------------------------
+
+    def try_lock(self) -> bool:
+        """Become this home's publisher (kept until `unlock`); False if another process is."""
+        if self._lock_fd is not None:
+            return True
+        (self.home / TUF_DIR).mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.home / TUF_DIR / "publish.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._lock_fd = fd
+        return True
+
+    def unlock(self) -> None:
+        """Stop being the publisher."""
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """The publisher's lock for one operation (PublishError if another process holds it)."""
+        held = self._lock_fd is not None
+        if not self.try_lock():
+            raise PublishError(f"another process publishes the catalog of {self.home}")
+        try:
+            yield
+        finally:
+            if not held:
+                self.unlock()
+
+    # -- creating ----------------------------------------------------------------------------
+
+    def create(self) -> None:
+        """New keys (Ed25519) and root metadata version 1."""
+        self.keys.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.metadata.mkdir(parents=True, exist_ok=True)
+        self.targets.mkdir(parents=True, exist_ok=True)
+        root = Root(expires=_now() + ROOT_EXPIRY, consistent_snapshot=True)
+        signers = {}
+        for role in ROLES:
+            signer = CryptoSigner.generate_ed25519()
+            path = self.keys / f"{role}.pem"
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(signer.private_bytes)
+            root.add_key(signer.public_key, role)
+            signers[role] = signer
+        md = Metadata(root)
+        md.sign(signers["root"])
+        data = md.to_bytes(JSONSerializer(compact=False))
+        _write_atomic(self.metadata / "1.root.json", data)
+        _write_atomic(self.metadata / "root.json", data)
+
+    # -- publishing --------------------------------------------------------------------------
+
+    def state(self) -> dict[str, int]:
+        """{"version": published catalog version, "generation": the catalog generation it holds}."""
+        path = self.home / TUF_DIR / "state.json"
+        if not path.is_file():
+            return {"version": 0, "generation": -1}
+        return dict(json.loads(path.read_text()))
+
+    def published_version(self) -> int:
+        """The newest published catalog version (0: none yet)."""
+        return int(self.state()["version"])
+
+    def publish(self, catalog: Catalog, *, force: bool = False) -> int | None:
+        """Publish the catalog as a new version if it changed; the new version, or None."""
+        with self.locked():
+            state = self.state()
+            with catalog.snapshot() as snap:
+                generation = snap.generation()
+                if generation == state["generation"] and not force:
+                    return None
+                content = read_catalog(snap.conn)
+            version = int(state["version"]) + 1
+            previous = self._previous(int(state["version"]))
+            self._publish(version, content, previous)
+            self._content = (version, content)
+            _write_atomic(
+                self.home / TUF_DIR / "state.json",
+                json.dumps({"version": version, "generation": generation}).encode(),
+            )
+            log.info("published catalog version %d (generation %d)", version, generation)
+            return version
+
+    def _previous(self, version: int) -> dict[str, SetContent] | None:
+        if version == 0:
+            return None
+        if self._content is not None and self._content[0] == version:
+            return self._content[1]
+        info = self._read("targets").signed.targets.get(FULL_TARGET)
+        if info is None:
+            return None
+        path = self.targets / f"{info.hashes['sha256']}.{FULL_TARGET}"
+        with open(path, "rb") as f:
+            return content_of(read_bundle(f))
+
+    def _add_target(self, targets: Targets, name: str, data: bytes, custom: dict[str, Any]) -> None:
+        info = TargetFile.from_data(name, data, ["sha256"])
+        info.unrecognized_fields["custom"] = custom
+        _write_atomic(self.targets / f"{info.hashes['sha256']}.{name}", data)
+        targets.targets[name] = info
+
+    def _publish(
+        self, version: int, content: dict[str, SetContent], previous: dict[str, SetContent] | None
+    ) -> None:
+        now = _now()
+        if self._versions("targets"):
+            targets_md: Metadata[Targets] = self._read("targets")
+        else:
+            targets_md = Metadata(Targets())
+            targets_md.signed.version = 0
+        targets = targets_md.signed
+        targets.version += 1
+        targets.expires = now + TARGETS_EXPIRY
+        self._add_target(targets, FULL_TARGET, full_bundle(version, content), {"version": version})
+        if previous is not None:
+            name = DELTA_TARGET.format(base=version - 1, version=version)
+            data = delta_bundle(version - 1, previous, version, content)
+            self._add_target(targets, name, data, {"base": version - 1, "version": version})
+        for name in list(targets.targets):
+            custom = targets.targets[name].custom
+            if "base" in custom and int(custom["version"]) <= version - KEEP_DELTAS:
+                del targets.targets[name]
+        self._write_targets_snapshot(targets_md, now)
+
+    def _write_targets_snapshot(self, targets_md: Metadata[Targets], now: datetime) -> None:
+        _write_atomic(
+            self.metadata / f"{targets_md.signed.version}.targets.json",
+            self._sign(targets_md, "targets"),
+        )
+        snap_versions = self._versions("snapshot")
+        snapshot = Snapshot(
+            version=max(snap_versions, default=0) + 1,
+            expires=now + TARGETS_EXPIRY,
+            meta={"targets.json": MetaFile(targets_md.signed.version)},
+        )
+        _write_atomic(
+            self.metadata / f"{snapshot.version}.snapshot.json",
+            self._sign(Metadata(snapshot), "snapshot"),
+        )
+        self._write_timestamp(snapshot.version, now)
+        self._prune()
+
+    def _write_timestamp(self, snapshot_version: int, now: datetime) -> None:
+        path = self.metadata / "timestamp.json"
+        version = Metadata.from_file(str(path)).signed.version + 1 if path.is_file() else 1
+        ts = Timestamp(
+            version=version,
+            expires=now + self.settings.timestamp_expiry,
+            snapshot_meta=MetaFile(snapshot_version),
+        )
+        _write_atomic(path, self._sign(Metadata(ts), "timestamp"))
+
+    def resign(self) -> None:
+        """Re-sign the timestamp (and targets and snapshot when half their life is gone), so
+        agents can tell a quiet feed from a frozen one."""
+        with self.locked():
+            now = _now()
+            snapshot = self._read("snapshot").signed
+            if snapshot.expires - now < TARGETS_EXPIRY / 2:
+                targets_md: Metadata[Targets] = self._read("targets")
+                targets_md.signed.version += 1
+                targets_md.signed.expires = now + TARGETS_EXPIRY
+                self._write_targets_snapshot(targets_md, now)
+            else:
+                self._write_timestamp(snapshot.version, now)
+
+    def timestamp_expires(self) -> datetime:
+        """When the current timestamp metadata expires."""
+        return self._read("timestamp").signed.expires
+
+    def _prune(self) -> None:
+        """Drop metadata and target files no recent targets metadata names."""
+        keep_names: set[str] = set()
+        for role in ("targets", "snapshot"):
+            versions = sorted(self._versions(role))
+            for v in versions[:-KEEP_METADATA]:
+                (self.metadata / f"{v}.{role}.json").unlink(missing_ok=True)
+        for v in self._versions("targets"):
+            md = Metadata[Targets].from_file(str(self.metadata / f"{v}.targets.json"))
+            keep_names.update(f"{t.hashes['sha256']}.{n}" for n, t in md.signed.targets.items())
+        for p in self.targets.iterdir():
+            if p.name not in keep_names and not p.name.startswith("."):
+                p.unlink(missing_ok=True)
+
+    # -- the root: expiry and key rotation ---------------------------------------------------
+
+    def sign_root(self, root_key: Path, rotate: tuple[str, ...] = ()) -> int:
+        """A new root version, signed with the current root key read from `root_key` (which may
+        live offline, e.g. on a USB stick): a new expiry, and new keys for the roles in `rotate`
+        (a new root key is written over `root_key`, the online ones under HOME/keys). Agents
+        take the new root at their next update. Returns the new root's version."""
+        unknown = set(rotate) - set(ROLES)
+        if unknown:
+            raise PublishError(f"unknown roles {sorted(unknown)} (roles: {', '.join(ROLES)})")
+        with self.locked():
+            md: Metadata[Root] = Metadata.from_file(str(self.metadata / "root.json"))
+            root = md.signed
+            old = _load_signer(root_key)
+            if old.public_key.keyid not in root.roles["root"].keyids:
+                raise PublishError(f"{root_key} is not the current root key")
+            fresh: dict[str, CryptoSigner] = {}
+            for role in rotate:
+                for keyid in list(root.roles[role].keyids):
+                    root.revoke_key(keyid, role)
+                fresh[role] = CryptoSigner.generate_ed25519()
+                root.add_key(fresh[role].public_key, role)
+            root.version += 1
+            root.expires = _now() + ROOT_EXPIRY
+            md.signatures.clear()
+            md.sign(old, append=True)
+            if "root" in fresh:  # the new root must be signed by the old and the new key
+                md.sign(fresh["root"], append=True)
+            data = md.to_bytes(JSONSerializer(compact=False))
+            for role, signer in fresh.items():
+                path = root_key if role == "root" else self.keys / f"{role}.pem"
+                tmp = path.with_name(f".{path.name}.new")
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "wb") as f:
+                    f.write(signer.private_bytes)
+                os.replace(tmp, path)
+            _write_atomic(self.metadata / f"{root.version}.root.json", data)
+            _write_atomic(self.metadata / "root.json", data)
+            if set(rotate) - {"root"} and self._versions("targets"):
+                # Everything signed again with the new online keys.
+                targets_md: Metadata[Targets] = self._read("targets")
+                targets_md.signed.version += 1
+                targets_md.signed.expires = _now() + TARGETS_EXPIRY
+                self._write_targets_snapshot(targets_md, _now())
+            return root.version
+
+    # -- serving -----------------------------------------------------------------------------
+
+    def file(self, kind: str, name: str) -> Path | None:
+        """The metadata or target file an agent asks for by name, or None (no such file, or a
+        name that is not a plain file name: nothing outside the repository is ever served)."""
+        if not _NAME.fullmatch(name) or ".." in name:
+            return None
+        base = self.metadata if kind == "metadata" else self.targets
+        path = base / name
+        return path if path.is_file() else None
