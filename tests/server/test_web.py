@@ -6,15 +6,23 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
+from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import create_engine, select, text
 from support.dashboard import Browser, form_token, incidents, staff
-from support.server import Server, unique
+from support.server import Server, run_cli, serve, unique
 
 from vigil.server.models import AuditEntry, Incident, User
+from vigil.server.web.sessions import FAILURES_PER_CLIENT
+
+POSTGRES_URL = os.environ.get(
+    "VIGIL_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
 
 
 def audit_rows(server: Server, **where: object) -> list[AuditEntry]:
@@ -158,7 +166,11 @@ def test_csrf_is_refused(server: Server) -> None:
         r = b.http.post(
             url,
             data={"status": "in_review"},
-            headers={"X-CSRF-Token": b.token, "Origin": server.url, "Sec-Fetch-Site": "same-origin"},
+            headers={
+                "X-CSRF-Token": b.token,
+                "Origin": server.url,
+                "Sec-Fetch-Site": "same-origin",
+            },
         )
         assert r.status_code == 303, r.text
     assert incident_status(server, incident) == "in_review"
@@ -207,7 +219,15 @@ def test_view_and_changes_are_audited_and_shown(server: Server) -> None:
         assert b.login(name, password).status_code == 303
         page = b.get(url)
         assert page.status_code == 200
-        for text in ("/home/alice/audited.jpg", "police", "e1", "realtime", "md5", "alice", "4,321"):
+        for text in (
+            "/home/alice/audited.jpg",
+            "police",
+            "e1",
+            "realtime",
+            "md5",
+            "alice",
+            "4,321",
+        ):
             assert text in page.text
         assert b.post(url, {"status": "confirmed"}).status_code == 409  # not from "new"
         for step in ("in_review", "confirmed", "handed_to_police"):
@@ -305,7 +325,7 @@ def test_security_headers_everywhere(server: Server) -> None:
             assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp, path
             assert "unsafe-inline" not in csp
             assert r.headers["x-content-type-options"] == "nosniff"
-            assert r.headers["referrer-policy"] == "no-referrer"
+            assert r.headers["referrer-policy"] == "same-origin"
             # Plain HTTP here: HSTS only over HTTPS.
             assert "strict-transport-security" not in r.headers
         page = c.get("/ui/login").text
@@ -313,8 +333,6 @@ def test_security_headers_everywhere(server: Server) -> None:
 
 
 def test_users_hashsets_agents_audit_pages(server: Server, admin: tuple[str, str]) -> None:
-    from pathlib import Path
-
     lists = Path(__file__).resolve().parents[3] / "shared" / "formats"
     name = unique("web-set")
     with Browser(server) as b:
@@ -338,9 +356,7 @@ def test_users_hashsets_agents_audit_pages(server: Server, admin: tuple[str, str
         )
         assert r.status_code == 200, r.text
         assert f"Imported {name}" in r.text
-        r = b.post(
-            "/ui/hashsets", {}, files={"file": ("junk.bin", b"\x00\x01 not a list", "x/y")}
-        )
+        r = b.post("/ui/hashsets", {}, files={"file": ("junk.bin", b"\x00\x01 not a list", "x/y")})
         assert r.status_code == 422 and "junk.bin" in r.text
         assert name in b.get("/ui/hashsets").text
         assert b.post(f"/ui/hashsets/{name}/remove").status_code == 303
@@ -355,7 +371,9 @@ def test_users_hashsets_agents_audit_pages(server: Server, admin: tuple[str, str
         overview = b.get("/ui/")
         assert "Incidents per day" in overview.text and "<rect" in overview.text
     with server.client() as c:
-        listed = c.get("/api/v1/agents", headers={"Authorization": f"Bearer {server.api_key('admin')}"})
+        listed = c.get(
+            "/api/v1/agents", headers={"Authorization": f"Bearer {server.api_key('admin')}"}
+        )
         assert [a["status"] for a in listed.json()["items"] if a["id"] == agent_id] == ["revoked"]
     actions = {e.action for e in audit_rows(server, actor="user:admin")}
     assert {"user.add", "hashset.import", "hashset.remove", "agent.revoke"} <= actions
@@ -367,3 +385,44 @@ def test_login_page_token_is_not_a_session(server: Server) -> None:
         token = form_token(page.text)
         assert c.cookies["vigil_csrf"] == token
         assert c.get("/ui/incidents").status_code == 303
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def lone_home(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Path, str]]:
+    """A server home of this test's own (its address gets locked out): (home, admin password)."""
+    home = tmp_path_factory.mktemp("lone-server")
+    args = ["server", "init", "--home", str(home)]
+    schema = f"vigil_web_lone_{os.getpid()}"
+    admin = None
+    if request.param == "postgresql":
+        admin = create_engine(POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://", 1))
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            conn.execute(text(f"CREATE SCHEMA {schema}"))
+        sep = "&" if "?" in POSTGRES_URL else "?"
+        args += ["--db", f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema}"]
+    init = run_cli(*args)
+    assert init.returncode == 0, init.stderr
+    yield home, init.stdout.strip()
+    if admin is not None:
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        admin.dispose()
+
+
+def test_login_rate_limit_per_address_survives_a_restart(lone_home: tuple[Path, str]) -> None:
+    home, password = lone_home
+    with serve(home) as url:
+        server = Server(home, url, "", password, None)  # type: ignore[arg-type]
+        with Browser(server) as b:
+            for n in range(FAILURES_PER_CLIENT):
+                assert b.login(f"nobody-{n}", "guess").status_code == 401
+            # The address is locked out, for every name, even with the right password.
+            r = b.login("admin", password)
+            assert r.status_code == 429 and "Too many failed logins" in r.text
+    with serve(home) as url:
+        server = Server(home, url, "", password, None)  # type: ignore[arg-type]
+        with Browser(server) as b:
+            assert b.login("admin", password).status_code == 429

@@ -64,7 +64,9 @@ def staff(server: Server, role: str) -> tuple[str, str]:
     return name, server.secret("user", "add", name, "--role", role)
 
 
-def match(path: str, *, category: str = "1", entry: str = "e1", kind: str = "md5") -> dict[str, Any]:
+def match(
+    path: str, *, category: str = "1", entry: str = "e1", kind: str = "md5"
+) -> dict[str, Any]:
     """One match report as an agent sends it."""
     digest = hashlib.sha256(path.encode()).hexdigest()
     return {

@@ -150,9 +150,7 @@ def _csv_row(i: Incident) -> list[Any]:
     ]
 
 
-def export(
-    session: Session, fmt: str, statuses: Sequence[Status], actor: str
-) -> tuple[str, int]:
+def export(session: Session, fmt: str, statuses: Sequence[Status], actor: str) -> tuple[str, int]:
     """The export's text and how many incidents it holds; audited in the caller's transaction."""
     chosen = check(fmt, statuses)
     rows = list(_rows(session, chosen))

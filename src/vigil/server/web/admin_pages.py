@@ -64,9 +64,7 @@ def agent_revoke(s: DbSession, me: AdminAct, agent_id: str) -> Response:
     return RedirectResponse(f"{PREFIX}/agents", 303)
 
 
-def _sets_page(
-    request: Request, me: object, code: int = 200, **extra: object
-) -> Response:
+def _sets_page(request: Request, me: object, code: int = 200, **extra: object) -> Response:
     return render(
         request,
         "hashsets.html",
@@ -125,7 +123,11 @@ def hashset_import(
         f"{info.name}: identical to what is imported; nothing changed"
         if result.unchanged
         else f"Imported {info.name}: {info.entries} entries ({info.format}, version {info.version})"
-        + (f"; {result.report.malformed} malformed records skipped" if result.report.malformed else "")
+        + (
+            f"; {result.report.malformed} malformed records skipped"
+            if result.report.malformed
+            else ""
+        )
     )
     return _sets_page(request, me, notice=message)
 
@@ -210,14 +212,15 @@ def _not_self(user: User, me: AdminAct, what: str) -> None:
 
 
 @router.post("/users/{user_id}/role")
-def user_role(
-    s: DbSession, me: AdminAct, user_id: int, role: Annotated[Role, Form()]
-) -> Response:
+def user_role(s: DbSession, me: AdminAct, user_id: int, role: Annotated[Role, Form()]) -> Response:
     """Change a user's role (their sessions carry the new role from the next request)."""
     user = _user(s, user_id, me)
     _not_self(user, me, "change the role of")
     audit.record(
-        s, me.principal.actor, "user.role", detail={"user": user.name, "role": [user.role, role.value]}
+        s,
+        me.principal.actor,
+        "user.role",
+        detail={"user": user.name, "role": [user.role, role.value]},
     )
     user.role = role.value
     return RedirectResponse(f"{PREFIX}/users", 303)

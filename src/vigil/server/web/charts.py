@@ -19,8 +19,8 @@ DAYS = 30
 SILENT_AFTER = timedelta(minutes=15)
 # Colour classes (the stylesheet gives each a fill) for categories, in order of first use.
 PALETTE = 8
-WIDTH = 720
-HEIGHT = 200
+WIDTH = 1100
+HEIGHT = 220
 AXIS = 24
 
 
@@ -78,12 +78,15 @@ def incidents_per_day(session: Session, today: date | None = None) -> Chart:
     css = {c: f"c{i % PALETTE}" for i, c in enumerate(categories)}
     peak = max((sum(v.values()) for v in counts.values()), default=0)
     chart = Chart(WIDTH, HEIGHT, legend=[(c, css[c]) for c in categories])
+    # The baseline and a line at the peak.
+    chart.bars.append(Bar(40, HEIGHT - AXIS, WIDTH - 40, 1, "axis", ""))
+    chart.bars.append(Bar(40, 10, WIDTH - 40, 0.5, "grid", ""))
     slot = (WIDTH - 40) / DAYS
     plot = HEIGHT - AXIS - 10
     for i in range(DAYS):
         d = start + timedelta(days=i)
         x = 40 + i * slot
-        y = HEIGHT - AXIS
+        y: float = HEIGHT - AXIS
         for c in categories:
             n = counts.get(d, {}).get(c, 0)
             if not n:
@@ -92,9 +95,12 @@ def incidents_per_day(session: Session, today: date | None = None) -> Chart:
             y -= h
             chart.bars.append(Bar(x + 1, y, slot - 2, h, css[c], f"{d.isoformat()}: {n} × {c}"))
             chart.total += n
-        if i % 5 == 0 or i == DAYS - 1:
+        if i == DAYS - 1:
+            # Today, flush with the right edge (centred it would be cut off).
+            chart.labels.append((x + slot, HEIGHT - 6, d.strftime("%d %b"), "end"))
+        elif i % 5 == 0 and i < DAYS - 3:
             chart.labels.append((x + slot / 2, HEIGHT - 6, d.strftime("%d %b"), "middle"))
-    chart.labels.append((34, 16, str(peak), "end"))
+    chart.labels.append((34, 14, str(peak), "end"))
     chart.labels.append((34, HEIGHT - AXIS, "0", "end"))
     return chart
 
@@ -109,16 +115,16 @@ def agents_health(session: Session, now: datetime | None = None) -> Chart:
         (Agent.last_heartbeat < silent_since, "silent"),
         else_="ok",
     )
-    found = dict(session.execute(select(state, func.count()).group_by(state)).tuples().all())
+    found: dict[str, int] = dict(session.execute(select(state, func.count()).group_by(state)).tuples().all())
     order = [("ok", "ok"), ("silent", "warn"), ("enrolled", "idle"), ("revoked", "bad")]
     peak = max(found.values(), default=0) or 1
-    chart = Chart(WIDTH, 4 * 34 + 8)
+    chart = Chart(WIDTH, 4 * 30 + 6)
     for i, (name, css) in enumerate(order):
         n = int(found.get(name, 0))
-        y = 8 + i * 34
+        y = 4 + i * 30
         w = (WIDTH - 200) * n / peak
-        chart.bars.append(Bar(110, y, max(w, 1), 24, css, f"{name}: {n}"))
-        chart.labels.append((100, y + 17, name, "end"))
-        chart.labels.append((110 + max(w, 1) + 8, y + 17, str(n), "start"))
+        chart.bars.append(Bar(110, y, max(w, 2), 20, css, f"{name}: {n}"))
+        chart.labels.append((100, y + 15, name, "end"))
+        chart.labels.append((110 + max(w, 2) + 8, y + 15, str(n), "start"))
         chart.total += n
     return chart

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,6 +21,16 @@ SESSION_COOKIE = "vigil_session"
 PREFIX = "/ui"
 HERE = Path(__file__).resolve().parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
+
+
+def _utc(when: datetime | None, seconds: bool = True) -> str:
+    """A time as pages show it: UTC whatever the database session's zone."""
+    if when is None:
+        return ""
+    return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+
+
+templates.env.filters["utc"] = _utc
 
 # One transaction per request, committed when the page function returns and so before the answer
 # is sent (FastAPI's default would commit after it: a browser following the login redirect could

@@ -129,9 +129,7 @@ def _history(s: DbSession, incident_id: int) -> list[AuditEntry]:
     )
 
 
-def _detail(
-    request: Request, s: DbSession, me: Any, incident: Incident, **extra: Any
-) -> Response:
+def _detail(request: Request, s: DbSession, me: Any, incident: Incident, **extra: Any) -> Response:
     return render(
         request,
         "incident.html",
@@ -176,16 +174,16 @@ def incident_change(
         )
     if target is None and not comment.strip():
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "nothing to change")
-    work.change(
-        s, incident, me.principal.actor, me.principal.name, target, comment.strip() or None
-    )
+    work.change(s, incident, me.principal.actor, me.principal.name, target, comment.strip() or None)
     return RedirectResponse(f"{PREFIX}/incidents/{incident.id}", 303)
 
 
 @router.get("/export")
 def export_form(request: Request, me: Reader) -> Response:
     """The export page: confirmed incidents for police tools."""
-    return render(request, "export.html", me, nav="export", exportable=exports.EXPORTABLE, labels=LABELS)
+    return render(
+        request, "export.html", me, nav="export", exportable=exports.EXPORTABLE, labels=LABELS
+    )
 
 
 @router.post("/export")

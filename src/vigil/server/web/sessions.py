@@ -84,9 +84,7 @@ def log_in(session: Session, name: str, password: str, client: str) -> tuple[Sig
     name = name.strip()[:100]
     client = client[:100]
     if _limited(session, name, client, now):
-        audit.record(
-            session, f"user:{name}", "login.limited", detail={"client": client}
-        )
+        audit.record(session, f"user:{name}", "login.limited", detail={"client": client})
         raise TooManyFailures(FAILURE_WINDOW)
     user = session.scalar(select(User).where(User.name == name))
     good = verify_password(password, user.password_hash if user else _dummy_hash())
