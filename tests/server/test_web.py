@@ -9,6 +9,7 @@ import json
 import os
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -426,3 +427,35 @@ def test_login_rate_limit_per_address_survives_a_restart(lone_home: tuple[Path, 
         server = Server(home, url, "", password, None)  # type: ignore[arg-type]
         with Browser(server) as b:
             assert b.login("admin", password).status_code == 429
+
+
+def test_idle_and_old_sessions_end(server: Server) -> None:
+    from vigil.server.credentials import secret_sha256
+    from vigil.server.models import WebSession
+    from vigil.server.web.sessions import ABSOLUTE, IDLE
+
+    def age(secret: str, **moved: object) -> None:
+        storage = server.storage()
+        try:
+            with storage.session() as s:
+                row = s.scalar(
+                    select(WebSession).where(WebSession.secret_sha256 == secret_sha256(secret))
+                )
+                assert row is not None
+                for column, value in moved.items():
+                    setattr(row, column, value)
+        finally:
+            storage.close()
+
+    name, password = staff(server, "auditor")
+    now = datetime.now(UTC)
+    with Browser(server) as idle, Browser(server) as old:
+        assert idle.login(name, password).status_code == 303
+        assert old.login(name, password).status_code == 303
+        assert idle.get("/ui/incidents").status_code == 200
+        age(idle.http.cookies["vigil_session"], last_seen_at=now - IDLE - timedelta(seconds=1))
+        # Used within the idle time, but logged in longer ago than any session may last.
+        age(old.http.cookies["vigil_session"], expires_at=now - timedelta(seconds=1))
+        assert idle.get("/ui/incidents").status_code == 303
+        assert old.get("/ui/incidents").status_code == 303
+    assert ABSOLUTE > IDLE
