@@ -370,7 +370,11 @@ def test_users_hashsets_agents_audit_pages(server: Server, admin: tuple[str, str
         page = b.get("/ui/audit", action="hashset.import")
         assert page.status_code == 200 and name in page.text
         overview = b.get("/ui/")
-        assert "Incidents per day" in overview.text and "<rect" in overview.text
+        assert (
+            "Incidents per day" in overview.text and "/ui/charts/incidents-per-day" in overview.text
+        )
+        chart = b.get("/ui/charts/incidents-per-day")
+        assert chart.status_code == 200 and "<rect" in chart.text and "<html" not in chart.text
     with server.client() as c:
         listed = c.get(
             "/api/v1/agents", headers={"Authorization": f"Bearer {server.api_key('admin')}"}

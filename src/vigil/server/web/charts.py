@@ -115,7 +115,9 @@ def agents_health(session: Session, now: datetime | None = None) -> Chart:
         (Agent.last_heartbeat < silent_since, "silent"),
         else_="ok",
     )
-    found: dict[str, int] = dict(session.execute(select(state, func.count()).group_by(state)).tuples().all())
+    found: dict[str, int] = dict(
+        session.execute(select(state, func.count()).group_by(state)).tuples().all()
+    )
     order = [("ok", "ok"), ("silent", "warn"), ("enrolled", "idle"), ("revoked", "bad")]
     peak = max(found.values(), default=0) or 1
     chart = Chart(WIDTH, 4 * 30 + 6)
