@@ -12,7 +12,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from vigil.server import audit
@@ -154,7 +154,7 @@ def revoke_all(session: Session, user_id: int) -> int:
         .where(
             WebSession.user_id == user_id,
             WebSession.revoked_at.is_(None),
-            or_(WebSession.expires_at > now),
+            WebSession.expires_at > now,
         )
         .values(revoked_at=now)
     )
