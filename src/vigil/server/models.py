@@ -196,3 +196,49 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(String(50))
     incident_id: Mapped[int | None] = mapped_column(IdType, nullable=True, index=True)
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+
+
+# The dashboard's tables (vigil.server.web).
+
+
+class WebSession(Base):
+    """A signed-in dashboard session: the cookie holds a random id, this row its SHA-256.
+
+    Server-side so an admin (or logout) can end it at once; idle and absolute expiry are checked
+    on every request.
+    """
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+    secret_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    # The CSRF token of the session's forms (double-submit: cookie and form field must match it).
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    client: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class LoginFailure(Base):
+    """A failed dashboard login: counted per user name and per client address to limit guessing.
+
+    A table rather than memory: the limit survives restarts and holds across server processes.
+    """
+
+    __tablename__ = "login_failures"
+    __table_args__ = (
+        Index("ix_login_failures_user_name_at", "user_name", "at"),
+        Index("ix_login_failures_client_at", "client", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    user_name: Mapped[str] = mapped_column(String(100))
+    client: Mapped[str] = mapped_column(String(100))
+
+
+# The dashboard's chart of incidents per day reads a range of first sightings.
+Index("ix_incidents_first_seen", Incident.first_seen)

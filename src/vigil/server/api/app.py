@@ -15,6 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from vigil import __version__
 from vigil.server.api import agents, incidents, tuf
+from vigil.server.api import export as incident_export
 from vigil.server.api.gate import Gate
 from vigil.server.api.metrics import Metrics
 from vigil.server.publish import Repository, catalog_settings
@@ -52,6 +53,8 @@ def create_app(home: Path, storage: Storage | None = None) -> FastAPI:
     app.state.storage = storage or Storage.open(home)
     app.state.metrics = Metrics()
     app.include_router(agents.router)
+    # Before the incident routes: `/incidents/export` is not an incident id.
+    app.include_router(incident_export.router)
     app.include_router(incidents.router)
     app.state.repository = Repository(home, catalog_settings(home))
     app.include_router(tuf.router)
@@ -87,4 +90,8 @@ def create_app(home: Path, storage: Storage | None = None) -> FastAPI:
         """Prometheus metrics."""
         return Response(generate_latest(app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    # The dashboard (pages under /ui, its security headers on every response).
+    from vigil.server.web.routes import install as install_dashboard
+
+    install_dashboard(app)
     return app
