@@ -36,7 +36,9 @@ def _refuse(request: Request, credential: str) -> HTTPException:
     )
 
 
-DbSession = Annotated[Session, Depends(session)]
+# "function": the transaction commits before the response is sent (FastAPI's default for a
+# yield dependency closes it after), so a client's next request sees what the last one did.
+DbSession = Annotated[Session, Depends(session, scope="function")]
 Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
