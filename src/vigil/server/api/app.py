@@ -13,7 +13,9 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from vigil import __version__
-from vigil.server.api import agents, incidents
+from vigil.server import settings
+from vigil.server.api import agents, incidents, notifications
+from vigil.server.api.background import notify_tasks, stop_tasks
 from vigil.server.api.metrics import Metrics
 from vigil.server.storage import Storage
 
@@ -27,7 +29,9 @@ def create_app(home: Path, storage: Storage | None = None) -> FastAPI:
 
         # The hash sets agents are given: the engine's catalog under the same home.
         app.state.catalog = Catalog.open(home)
+        background = notify_tasks(app)
         yield
+        await stop_tasks(background)
         app.state.catalog.close()
         app.state.storage.close()
 
@@ -38,10 +42,13 @@ def create_app(home: Path, storage: Storage | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.home = home
+    # server.toml is read first: a mistake in it stops the start with a clear message.
+    app.state.settings = settings.read(home)
     app.state.storage = storage or Storage.open(home)
     app.state.metrics = Metrics()
     app.include_router(agents.router)
     app.include_router(incidents.router)
+    app.include_router(notifications.router)
 
     @app.middleware("http")
     async def timing(
