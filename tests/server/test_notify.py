@@ -26,31 +26,38 @@ from support.receivers import Smtp, SyslogListener, WebhookReceiver, wait_for
 from support.server import Server, free_port, run_cli, serve, unique
 
 
-@pytest.fixture(scope="module")
-def receivers() -> Iterator[Receivers]:
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def notified(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Server, str, Receivers]]:
+    """A server notifying receivers of its own (incident ids repeat across databases);
+    silent after 2 s, a flood from 3 hosts; its admin's API key."""
     found = Receivers(
         Smtp(free_port()).start(),
         WebhookReceiver().start(),
         SyslogListener("udp").start(),
         SyslogListener("tcp").start(),
     )
-    yield found
-    found.smtp.stop()
-    found.hook.stop()
-    found.udp.stop()
-    found.tcp.stop()
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def notifying(
-    request: pytest.FixtureRequest, receivers: Receivers, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[Server, str]]:
-    """A server notifying every receiver; silent after 2 s, a flood from 3 hosts; and its
-    admin's API key."""
     home = tmp_path_factory.mktemp(f"notify-{request.param}")
-    toml = settings_toml(receivers.toml(), silent_after="2s", flood_hosts=3)
-    with database(request.param) as db, running(home, db, toml) as server:
-        yield server, server.api_key("admin")
+    toml = settings_toml(found.toml(), silent_after="2s", flood_hosts=3)
+    try:
+        with database(request.param) as db, running(home, db, toml) as server:
+            yield server, server.api_key("admin"), found
+    finally:
+        found.smtp.stop()
+        found.hook.stop()
+        found.udp.stop()
+        found.tcp.stop()
+
+
+@pytest.fixture(scope="module")
+def notifying(notified: tuple[Server, str, Receivers]) -> tuple[Server, str]:
+    return notified[0], notified[1]
+
+
+@pytest.fixture(scope="module")
+def receivers(notified: tuple[Server, str, Receivers]) -> Receivers:
+    return notified[2]
 
 
 def outbox(server: Server | str, key: str, incident: int) -> list[dict[str, Any]]:

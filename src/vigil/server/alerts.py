@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from vigil.server import audit, channels, outbox, raised
@@ -53,12 +53,49 @@ def on_received(
     by_entry: dict[tuple[str, str], list[Incident]] = {}
     for incident in new:
         by_entry.setdefault((incident.hashset, incident.entry_id), []).append(incident)
+    # One query each for the batch's entries (a batch may name a thousand of them).
+    entries = tuple_(Incident.hashset, Incident.entry_id).in_(list(by_entry))
+    holding = {
+        (f.hashset, f.entry_id): f
+        for f in session.scalars(
+            select(EntryFlood).where(
+                tuple_(EntryFlood.hashset, EntryFlood.entry_id).in_(list(by_entry))
+            )
+        )
+    }
+    start = datetime.now(UTC) - settings.flood_window
+    hosts = {
+        (hashset, entry_id): count
+        for hashset, entry_id, count in session.execute(
+            select(Incident.hashset, Incident.entry_id, func.count(func.distinct(Incident.host)))
+            .where(entries, Incident.first_seen >= start, Incident.detection != raised.DETECTION)
+            .group_by(Incident.hashset, Incident.entry_id)
+        )
+    }
+    false_positives: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for hashset, entry_id, fingerprints in session.execute(
+        select(Incident.hashset, Incident.entry_id, Incident.fingerprints).where(
+            entries, Incident.status == Status.FALSE_POSITIVE.value
+        )
+    ):
+        false_positives.setdefault((hashset, entry_id), []).append(fingerprints)
+    now = datetime.now(UTC)
+    rows: list[dict[str, Any]] = []
     for (hashset, entry_id), group in by_entry.items():
-        flood = _flood(session, settings, agent, hashset, entry_id, group, targets)
+        flood = holding.get((hashset, entry_id))
+        if flood is None or flood.state != HOLDING:
+            count = hosts.get((hashset, entry_id), 0)
+            flood = (
+                _raise_flood(
+                    session, settings, agent, flood, hashset, entry_id, group, count, targets
+                )
+                if count >= settings.flood_hosts
+                else None
+            )
         hold = hold_key(flood) if flood is not None else None
-        false_positives = _false_positives(session, hashset, entry_id)
         for incident in group:
-            if any(_same_file(incident.fingerprints, fp) for fp in false_positives):
+            known = false_positives.get((hashset, entry_id), [])
+            if any(_same_file(incident.fingerprints, fp) for fp in known):
                 audit.record(
                     session,
                     raised.ACTOR,
@@ -67,8 +104,8 @@ def on_received(
                     detail={"reason": "false_positive", "set": hashset, "entry": entry_id},
                 )
                 continue
-            if targets:
-                outbox.enqueue(session, settings, incident, hold=hold, targets=targets)
+            rows += outbox.rows_for(incident, targets, hold, now)
+    outbox.write(session, rows)
 
 
 def _same_file(a: dict[str, Any], b: dict[str, Any]) -> bool:
@@ -78,44 +115,25 @@ def _same_file(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return bool(a.get("pdq")) and a.get("pdq") == b.get("pdq")
 
 
-def _false_positives(session: Session, hashset: str, entry_id: str) -> list[dict[str, Any]]:
-    return list(
-        session.scalars(
-            select(Incident.fingerprints).where(
-                Incident.hashset == hashset,
-                Incident.entry_id == entry_id,
-                Incident.status == Status.FALSE_POSITIVE.value,
-            )
-        )
-    )
-
-
-def _flood(
+def _raise_flood(
     session: Session,
     settings: Settings,
     agent: Agent,
+    flood: EntryFlood | None,
     hashset: str,
     entry_id: str,
     group: list[Incident],
+    hosts: int,
     targets: list[Any],
-) -> EntryFlood | None:
-    """The entry's holding flood, raised now if this batch crossed the threshold."""
-    flood = session.scalar(
-        select(EntryFlood).where(EntryFlood.hashset == hashset, EntryFlood.entry_id == entry_id)
-    )
-    if flood is not None and flood.state == HOLDING:
-        return flood
+) -> EntryFlood:
+    """The entry crossed the threshold: its incident, its (re)started flood, held rows."""
     now = datetime.now(UTC)
-    start = now - settings.flood_window
     in_window = (
         Incident.hashset == hashset,
         Incident.entry_id == entry_id,
-        Incident.first_seen >= start,
+        Incident.first_seen >= now - settings.flood_window,
         Incident.detection != raised.DETECTION,
     )
-    hosts = session.scalar(select(func.count(func.distinct(Incident.host))).where(*in_window)) or 0
-    if hosts < settings.flood_hosts:
-        return None
     category = next((i.category for i in group if i.category), None)
     incident = raised.make(
         session,

@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from vigil.server import audit, channels
@@ -62,6 +62,34 @@ def new_uid() -> str:
     return f"msg_{uuid.uuid4().hex}"
 
 
+def rows_for(
+    incident: Incident, targets: list[Channel], hold: str | None, now: datetime
+) -> list[dict[str, Any]]:
+    """The outbox rows (as INSERT values) of `incident` for the channels that want it."""
+    return [
+        {
+            "uid": new_uid(),
+            "incident_id": incident.id,
+            "event": Event.INCIDENT.value,
+            "channel": channel.key,
+            "channel_type": channel.type,
+            "status": (State.HELD if hold else State.PENDING).value,
+            "hold": hold,
+            "created_at": now,
+            "due_at": now,
+            "attempts": 0,
+        }
+        for channel in targets
+        if channel.wants(incident.category, incident.hashset)
+    ]
+
+
+def write(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Insert outbox rows in one multi-row INSERT (intake may make thousands at once)."""
+    if rows:
+        session.execute(insert(Notification), rows)
+
+
 def enqueue(
     session: Session,
     settings: Settings,
@@ -75,28 +103,11 @@ def enqueue(
     With `hold`, the rows wait (held) until an admin releases or drops them. Returns how many
     rows were written.
     """
-    now = datetime.now(UTC)
-    wanted = [
-        c
-        for c in (targets if targets is not None else channels.active(session, settings))
-        if c.wants(incident.category, incident.hashset)
-    ]
-    for channel in wanted:
-        session.add(
-            Notification(
-                uid=new_uid(),
-                incident_id=incident.id,
-                event=Event.INCIDENT.value,
-                channel=channel.key,
-                channel_type=channel.type,
-                status=(State.HELD if hold else State.PENDING).value,
-                hold=hold,
-                created_at=now,
-                due_at=now,
-                attempts=0,
-            )
-        )
-    return len(wanted)
+    if targets is None:
+        targets = channels.active(session, settings)
+    rows = rows_for(incident, targets, hold, datetime.now(UTC))
+    write(session, rows)
+    return len(rows)
 
 
 def enqueue_test(session: Session, channel: Channel, actor: str) -> Notification:
@@ -329,6 +340,18 @@ class Sender:
             return
         log.info("notification %s delivered to channel %s", row.id, delivery.channel.name)
         await asyncio.to_thread(self._settle, row.id, None, False)
+
+    def let_go(self) -> int:
+        """Give back the leases this sender holds (at shutdown: a send cut short is retried
+        by the next process at once, not after the lease); how many."""
+        with self.sessions() as s:
+            done = s.execute(
+                update(Notification)
+                .where(Notification.lease_owner == self.owner)
+                .values(lease_owner=None, lease_until=None)
+                .execution_options(synchronize_session=False)
+            )
+            return int(done.rowcount)  # type: ignore[attr-defined]
 
     async def run(self) -> None:
         """Deliver due rows until cancelled."""

@@ -31,7 +31,7 @@ def create_app(home: Path, storage: Storage | None = None) -> FastAPI:
         app.state.catalog = Catalog.open(home)
         background = notify_tasks(app)
         yield
-        await stop_tasks(background)
+        await stop_tasks(app, background)
         app.state.catalog.close()
         app.state.storage.close()
 

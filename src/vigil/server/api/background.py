@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 
 from fastapi import FastAPI
 
 from vigil.server import delivery, health
 from vigil.server.outbox import Sender
+
+log = logging.getLogger("vigil.server.notify")
 
 
 def notify_tasks(app: FastAPI) -> list[asyncio.Task[None]]:
@@ -24,10 +27,15 @@ def notify_tasks(app: FastAPI) -> list[asyncio.Task[None]]:
     ]
 
 
-async def stop_tasks(tasks: list[asyncio.Task[None]]) -> None:
-    """Cancel them and wait (a send in flight is abandoned; its lease lets another retry it)."""
+async def stop_tasks(app: FastAPI, tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel them and wait; a send in flight is abandoned and its lease given back, so the
+    row is sent again by the next server process to look (a resend, never a loss)."""
     for task in tasks:
         task.cancel()
     for task in tasks:
         with contextlib.suppress(asyncio.CancelledError):
             await task
+    try:
+        await asyncio.to_thread(app.state.sender.let_go)
+    except Exception:  # noqa: BLE001 - the database may be gone: the leases then just expire
+        log.exception("could not give back the notification leases")
