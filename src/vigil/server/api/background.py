@@ -14,9 +14,26 @@ from vigil.server.outbox import Sender
 log = logging.getLogger("vigil.server.notify")
 
 
+def _logging() -> None:
+    """Our lines beside uvicorn's on standard error, unless the operator configured logging.
+
+    httpx logs each request's URL at INFO: a webhook URL may carry a token, so httpx says
+    only warnings.
+    """
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    ours = logging.getLogger("vigil.server")
+    if not ours.handlers and not logging.getLogger().handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s: %(message)s"))
+        ours.addHandler(handler)
+        ours.setLevel(logging.INFO)
+        ours.propagate = False
+
+
 def notify_tasks(app: FastAPI) -> list[asyncio.Task[None]]:
     """Start the sender and the silence check (each server process runs its own: the outbox's
     leases and the conditions' keys keep them from doing one thing twice)."""
+    _logging()
     storage = app.state.storage
     settings = app.state.settings
     sender = Sender(storage.session, settings, delivery.send)
