@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select, tuple_, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from vigil.server import audit, channels, outbox, raised
@@ -49,42 +49,60 @@ def on_received(
     if not created:
         return
     targets = channels.active(session, settings)
-    new = list(session.scalars(select(Incident).where(Incident.id.in_(created))))
-    by_entry: dict[tuple[str, str], list[Incident]] = {}
+    # Only what is needed here (loading whole incidents cost as much as the intake itself).
+    new = list(
+        session.execute(
+            select(
+                Incident.id,
+                Incident.hashset,
+                Incident.entry_id,
+                Incident.category,
+                Incident.fingerprints,
+            ).where(Incident.id.in_(created))
+        )
+    )
+    by_entry: dict[tuple[str, str], list[Any]] = {}
     for incident in new:
         by_entry.setdefault((incident.hashset, incident.entry_id), []).append(incident)
-    # One query each for the batch's entries (a batch may name a thousand of them).
-    entries = tuple_(Incident.hashset, Incident.entry_id).in_(list(by_entry))
-    holding = {
-        (f.hashset, f.entry_id): f
-        for f in session.scalars(
-            select(EntryFlood).where(
-                tuple_(EntryFlood.hashset, EntryFlood.entry_id).in_(list(by_entry))
-            )
-        )
-    }
-    start = datetime.now(UTC) - settings.flood_window
-    hosts = {
-        (hashset, entry_id): count
-        for hashset, entry_id, count in session.execute(
-            select(Incident.hashset, Incident.entry_id, func.count(func.distinct(Incident.host)))
-            .where(entries, Incident.first_seen >= start, Incident.detection != raised.DETECTION)
-            .group_by(Incident.hashset, Incident.entry_id)
-        )
-    }
+    # One query each for the batch's entries (a batch may name a thousand of them), per set:
+    # `hashset = ? AND entry_id IN (...)` walks the (hashset, entry_id, first_seen) index.
+    sets: dict[str, list[str]] = {}
+    for hashset, entry_id in by_entry:
+        sets.setdefault(hashset, []).append(entry_id)
+    holding: dict[tuple[str, str], EntryFlood] = {}
+    hosts: dict[tuple[str, str], int] = {}
     false_positives: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for hashset, entry_id, fingerprints in session.execute(
-        select(Incident.hashset, Incident.entry_id, Incident.fingerprints).where(
-            entries, Incident.status == Status.FALSE_POSITIVE.value
-        )
-    ):
-        false_positives.setdefault((hashset, entry_id), []).append(fingerprints)
+    start = datetime.now(UTC) - settings.flood_window
+    for hashset, entry_ids in sets.items():
+        for found in session.scalars(
+            select(EntryFlood).where(
+                EntryFlood.hashset == hashset, EntryFlood.entry_id.in_(entry_ids)
+            )
+        ):
+            holding[(hashset, found.entry_id)] = found
+        entries = (Incident.hashset == hashset, Incident.entry_id.in_(entry_ids))
+        for entry_id, count in session.execute(
+            select(Incident.entry_id, func.count(func.distinct(Incident.host)))
+            # Read from the index alone (hashset, entry_id, first_seen, host); the entry's own
+            # flood incident ("N hosts") is taken off below.
+            .where(*entries, Incident.first_seen >= start)
+            .group_by(Incident.entry_id)
+        ):
+            hosts[(hashset, entry_id)] = count
+        for entry_id, fingerprints in session.execute(
+            select(Incident.entry_id, Incident.fingerprints).where(
+                *entries, Incident.status == Status.FALSE_POSITIVE.value
+            )
+        ):
+            false_positives.setdefault((hashset, entry_id), []).append(fingerprints)
     now = datetime.now(UTC)
     rows: list[dict[str, Any]] = []
     for (hashset, entry_id), group in by_entry.items():
         flood = holding.get((hashset, entry_id))
         if flood is None or flood.state != HOLDING:
             count = hosts.get((hashset, entry_id), 0)
+            if flood is not None and flood.started_at >= start:
+                count -= 1
             flood = (
                 _raise_flood(
                     session, settings, agent, flood, hashset, entry_id, group, count, targets
@@ -122,7 +140,7 @@ def _raise_flood(
     flood: EntryFlood | None,
     hashset: str,
     entry_id: str,
-    group: list[Incident],
+    group: list[Any],
     hosts: int,
     targets: list[Any],
 ) -> EntryFlood:

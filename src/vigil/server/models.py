@@ -200,8 +200,9 @@ class AuditEntry(Base):
 
 # Notifications, agent health and the flood guard (migration 0002).
 
-# Flood guard and false-positive checks look up an entry's incidents.
-Index("ix_incidents_entry", Incident.hashset, Incident.entry_id, Incident.first_seen)
+# Flood guard and false-positive checks look up an entry's incidents (the flood guard's count
+# of distinct hosts from this index alone).
+Index("ix_incidents_entry", Incident.hashset, Incident.entry_id, Incident.first_seen, Incident.host)
 
 
 class NotifyChannel(Base):

@@ -63,9 +63,10 @@ def new_uid() -> str:
 
 
 def rows_for(
-    incident: Incident, targets: list[Channel], hold: str | None, now: datetime
+    incident: Any, targets: list[Channel], hold: str | None, now: datetime
 ) -> list[dict[str, Any]]:
-    """The outbox rows (as INSERT values) of `incident` for the channels that want it."""
+    """The outbox rows (as INSERT values) of `incident` (anything with its id, category and
+    hashset) for the channels that want it."""
     return [
         {
             "uid": new_uid(),

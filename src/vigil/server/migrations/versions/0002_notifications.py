@@ -19,7 +19,9 @@ ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 def upgrade() -> None:
-    op.create_index("ix_incidents_entry", "incidents", ["hashset", "entry_id", "first_seen"])
+    op.create_index(
+        "ix_incidents_entry", "incidents", ["hashset", "entry_id", "first_seen", "host"]
+    )
     op.create_table(
         "notify_channels",
         sa.Column("id", sa.Integer(), nullable=False),
