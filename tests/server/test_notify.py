@@ -22,7 +22,15 @@ from support.notifying import (
     send,
     settings_toml,
 )
-from support.receivers import Smtp, SyslogListener, WebhookReceiver, wait_for
+from support.receivers import (
+    SMTP_PASSWORD,
+    SMTP_USER,
+    Smtp,
+    SyslogListener,
+    WebhookReceiver,
+    self_signed,
+    wait_for,
+)
 from support.server import Server, free_port, run_cli, serve, unique
 
 
@@ -197,6 +205,50 @@ def test_channel_filters_and_a_database_channel(
             assert c.post("/api/v1/notify/channels/mail/disable").status_code == 404
     finally:
         second.stop()
+
+
+def test_email_over_starttls_with_auth(notifying: tuple[Server, str], tmp_path: Path) -> None:
+    """STARTTLS to an SMTP server that requires it before AUTH, its certificate checked
+    against the channel's `ca_file`; a channel without the CA fails (certificate refused)."""
+    server, key = notifying
+    context, ca_file = self_signed(tmp_path)
+    smtp = Smtp(free_port(), tls=context).start()
+    config = {
+        "type": "email",
+        "host": "127.0.0.1",
+        "port": smtp.port,
+        "starttls": True,
+        "username": SMTP_USER,
+        "password": SMTP_PASSWORD,
+        "from": "vigil@example.org",
+        "to": ["tls@example.org"],
+    }
+    try:
+        with server.client(key) as c:
+            good, bad = unique("tls-mail"), unique("tls-nocheck")
+            r = c.put(
+                f"/api/v1/notify/channels/{good}",
+                json={"config": {**config, "ca_file": str(ca_file)}},
+            )
+            assert r.status_code == 200, r.text
+            assert (
+                c.put(f"/api/v1/notify/channels/{bad}", json={"config": config}).status_code == 200
+            )
+            ok = c.post(f"/api/v1/notify/channels/{good}/test").json()["id"]
+            refused = c.post(f"/api/v1/notify/channels/{bad}/test").json()["id"]
+
+            def row(row_id: int) -> dict[str, Any]:
+                items = c.get("/api/v1/notifications", params={"limit": 1000}).json()["items"]
+                return next(i for i in items if i["id"] == row_id)
+
+            wait_for(lambda: row(ok)["status"] == "delivered", "the STARTTLS test message")
+            assert [m["Subject"] for m in smtp.box.messages] == ["[Vigil] test notification"]
+            wait_for(lambda: row(refused)["attempts"] >= 1, "a refused attempt")
+            assert "certificate" in row(refused)["last_error"].lower()
+            for name in (good, bad):
+                assert c.post(f"/api/v1/notify/channels/{name}/disable").status_code == 200
+    finally:
+        smtp.stop()
 
 
 def test_the_outbox_is_for_admins_only(notifying: tuple[Server, str]) -> None:

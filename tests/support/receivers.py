@@ -9,12 +9,15 @@ import email.policy
 import re
 import socket
 import socketserver
+import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
@@ -67,19 +70,23 @@ def _authenticator(
 class Smtp:
     """A real SMTP server on a loopback port (start and stop it as a test needs)."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, tls: ssl.SSLContext | None = None) -> None:
         self.port = port
+        self.tls = tls
         self.box = _Mailbox()
         self.controller: Controller | None = None
 
     def start(self) -> Smtp:
+        """Listen; with `tls`, STARTTLS is required before AUTH and mail."""
         self.controller = Controller(
             self.box,
             hostname="127.0.0.1",
             port=self.port,
             authenticator=_authenticator,
-            auth_require_tls=False,
+            auth_require_tls=self.tls is not None,
             auth_required=True,
+            tls_context=self.tls,
+            require_starttls=self.tls is not None,
         )
         self.controller.start()
         return self
@@ -220,3 +227,20 @@ def free_udp_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def self_signed(directory: Path) -> tuple[ssl.SSLContext, Path]:
+    """A certificate for 127.0.0.1 made with openssl: the server's TLS context, the CA file."""
+    cert, key = directory / "smtp-cert.pem", directory / "smtp-key.pem"
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+            "-keyout", str(key), "-out", str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    return context, cert

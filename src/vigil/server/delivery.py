@@ -140,6 +140,7 @@ async def _email(channel: Channel, delivery: Delivery, settings: Settings) -> No
         start_tls=o["starttls"],
         username=o["username"],
         password=o["password"],
+        cert_bundle=o.get("ca_file"),
         timeout=TIMEOUT,
     )
 

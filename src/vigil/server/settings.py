@@ -219,6 +219,10 @@ def _email(t: _Table) -> dict[str, Any]:
     password = t.take("password", str, None)
     if (username is None) != (password is None):
         raise t.error("password" if username else "username", "username and password go together")
+    # A private CA's certificate (PEM) to check the SMTP server's against, else the system's.
+    ca_file = t.take("ca_file", str, None)
+    if ca_file is not None and not Path(ca_file).is_file():
+        raise t.error("ca_file", f"no such file: {ca_file}")
     sender = t.take("from", str, required=True)
     if "@" not in sender:
         raise t.error("from", f"expected an e-mail address, got {sender!r}")
@@ -236,6 +240,7 @@ def _email(t: _Table) -> dict[str, Any]:
         "password": password,
         "from": sender,
         "to": list(to),
+        "ca_file": ca_file,
     }
 
 
