@@ -228,4 +228,3 @@ def test_a_killed_compile_leaves_no_current_build_behind(tmp_path: Path) -> None
     os.utime(partial, (old, old))
     store.collect()
     assert not partial.exists()
-

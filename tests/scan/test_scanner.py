@@ -42,9 +42,7 @@ def refuse_to_read(path: str, *_: object) -> FileResult:
     raise AssertionError(f"file content was read: {path}")
 
 
-def hang(
-    path: str, source: object, limits: Limits, *_: object, seconds: float = 60
-) -> FileResult:
+def hang(path: str, source: object, limits: Limits, *_: object, seconds: float = 60) -> FileResult:
     if path.endswith("slow.bin"):
         time.sleep(seconds)
     return worker.fingerprint_item(path, None, limits)

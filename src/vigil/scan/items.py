@@ -99,4 +99,3 @@ class ScanItem:
     identity: os.stat_result | None = None
     # How to read it; None: the local file at `path` (the common case, the cheapest to send).
     source: ItemSource | None = None
-

@@ -198,6 +198,99 @@ class AuditEntry(Base):
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
+# Notifications, agent health and the flood guard (migration 0002).
+
+# Flood guard and false-positive checks look up an entry's incidents (the flood guard's count
+# of distinct hosts from this index alone).
+Index("ix_incidents_entry", Incident.hashset, Incident.entry_id, Incident.first_seen, Incident.host)
+
+
+class NotifyChannel(Base):
+    """A notification channel an admin made in the dashboard (server.toml's are not stored)."""
+
+    __tablename__ = "notify_channels"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    # The channel as a `[[notify]]` table would say it (checked by vigil.server.settings).
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class Notification(Base):
+    """The outbox: one message for one channel, written in the transaction that made its cause.
+
+    A sender claims due rows with a lease (so several server processes never send one row
+    twice while it lives), sends, and marks it delivered; a failure keeps the error and sets
+    the next attempt after an exponential, jittered delay.
+    """
+
+    __tablename__ = "notifications"
+    __table_args__ = (
+        Index("ix_notifications_status_due", "status", "due_at"),
+        Index("ix_notifications_incident", "incident_id"),
+    )
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+    # Stable across retries: the webhook-id receivers dedupe by.
+    uid: Mapped[str] = mapped_column(String(40), unique=True)
+    # None for a test message.
+    incident_id: Mapped[int | None] = mapped_column(
+        ForeignKey("incidents.id", ondelete="CASCADE"), nullable=True
+    )
+    event: Mapped[str] = mapped_column(String(50))
+    # "toml:NAME" or "db:NAME" (vigil.server.settings.Channel.key).
+    channel: Mapped[str] = mapped_column(String(120))
+    channel_type: Mapped[str] = mapped_column(String(20))
+    # pending | held | delivered | dropped | failed
+    status: Mapped[str] = mapped_column(String(20))
+    hold: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    lease_owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class AgentCondition(Base):
+    """An agent's open health episode (silent, catalog rejected, watcher down, stale catalog).
+
+    One row per (agent, condition) while it lasts, pointing at the incident it raised; removed
+    when the agent reports itself well again. The primary key keeps it one incident per episode
+    even when several server processes notice at once.
+    """
+
+    __tablename__ = "agent_conditions"
+
+    agent_id: Mapped[str] = mapped_column(
+        ForeignKey("agents.id", ondelete="CASCADE"), primary_key=True
+    )
+    condition: Mapped[str] = mapped_column(String(30), primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
+    since: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class EntryFlood(Base):
+    """A hash-set entry matched on many hosts at once: its incident and whether it holds alerts."""
+
+    __tablename__ = "entry_floods"
+    __table_args__ = (UniqueConstraint("hashset", "entry_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    hashset: Mapped[str] = mapped_column(String(255))
+    entry_id: Mapped[str] = mapped_column(String(255))
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
+    # holding | released | dropped
+    state: Mapped[str] = mapped_column(String(20))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    hosts: Mapped[int] = mapped_column(Integer)
+
+
 # The dashboard's tables (vigil.server.web).
 
 

@@ -85,36 +85,13 @@ class CatalogSettings:
     timestamp_resign: timedelta = DEFAULT_TIMESTAMP_RESIGN
 
 
-def parse_duration(text: str) -> timedelta:
-    """'90s', '10m', '1h', '2d' as a timedelta."""
-    m = re.fullmatch(r"\s*(\d+)\s*([smhd])\s*", str(text))
-    if not m or int(m.group(1)) == 0:
-        raise VigilError(f"expected a duration like 90s, 10m, 1h or 2d, got {text!r}")
-    unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[m.group(2)]
-    return timedelta(**{unit: int(m.group(1))})
-
-
 def catalog_settings(home: Path) -> CatalogSettings:
-    """`[catalog] timestamp_expiry = "1h"`, `timestamp_resign = "10m"` from HOME/server.toml."""
-    import tomllib
+    """`[catalog] timestamp_expiry = "1h"`, `timestamp_resign = "10m"` from HOME/server.toml
+    (read, with the rest of it, by vigil.server.settings)."""
+    from vigil.server import settings
 
-    path = home / "server.toml"
-    if not path.is_file():
-        return CatalogSettings()
-    with open(path, "rb") as f:
-        try:
-            section = tomllib.load(f).get("catalog", {})
-        except tomllib.TOMLDecodeError as e:
-            raise VigilError(f"{path}: {e}") from None
-    settings = CatalogSettings()
-    for key in ("timestamp_expiry", "timestamp_resign"):
-        if key in section:
-            setattr(settings, key, parse_duration(section[key]))
-    if settings.timestamp_resign >= settings.timestamp_expiry:
-        raise VigilError(
-            f"{path}: [catalog] timestamp_resign must be shorter than timestamp_expiry"
-        )
-    return settings
+    read = settings.read(home)
+    return CatalogSettings(read.timestamp_expiry, read.timestamp_resign)
 
 
 def _now() -> datetime:

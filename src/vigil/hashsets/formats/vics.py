@@ -195,7 +195,9 @@ class _Nesting:
 
         # In pieces, so that the temporary arrays stay small (memory is bounded per record).
         for start in range(0, len(data), _NESTING_PIECE):
-            self._check(np.frombuffer(data, np.uint8, min(_NESTING_PIECE, len(data) - start), start))
+            self._check(
+                np.frombuffer(data, np.uint8, min(_NESTING_PIECE, len(data) - start), start)
+            )
 
     def _check(self, a: np.ndarray) -> None:
         import numpy as np

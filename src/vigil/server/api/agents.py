@@ -6,7 +6,7 @@ from fastapi import APIRouter, HTTPException, Request, status
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from vigil.server import enrolment
+from vigil.server import alerts, enrolment, health
 from vigil.server.api import auth
 from vigil.server.api.schemas import (
     AgentList,
@@ -56,6 +56,14 @@ def heartbeat(
         body.spool_length,
         body.watch.model_dump() if body.watch else None,
     )
+    health.on_heartbeat(
+        s,
+        request.app.state.settings,
+        agent,
+        catalog_error=body.catalog_error,
+        catalog_age_seconds=body.catalog_age_seconds,
+        watch=body.watch.model_dump() if body.watch else None,
+    )
     request.app.state.metrics.heartbeats.inc()
     return {"status": "ok"}
 
@@ -101,6 +109,8 @@ def report_incidents(
                 mine = s.get(Agent, agent.id)
                 assert mine is not None
                 received = receive(s, mine, reports)
+                # In the same transaction: an incident commits with its notifications.
+                alerts.on_received(s, request.app.state.settings, mine, received)
             break
         except IntegrityError:
             if attempt == INTAKE_ATTEMPTS - 1:

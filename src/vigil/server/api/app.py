@@ -14,8 +14,10 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from vigil import __version__
-from vigil.server.api import agents, incidents, tuf
+from vigil.server import settings
+from vigil.server.api import agents, incidents, notifications, tuf
 from vigil.server.api import export as incident_export
+from vigil.server.api.background import notify_tasks, stop_tasks
 from vigil.server.api.gate import Gate
 from vigil.server.api.metrics import Metrics
 from vigil.server.publish import Repository, catalog_settings
@@ -36,7 +38,9 @@ def create_app(home: Path, storage: Storage | None = None) -> FastAPI:
         publishing = asyncio.create_task(
             Publisher(app.state.repository, app.state.catalog).run(), name="catalog-publisher"
         )
+        background = notify_tasks(app)
         yield
+        await stop_tasks(app, background)
         publishing.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await publishing
@@ -50,6 +54,8 @@ def create_app(home: Path, storage: Storage | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.home = home
+    # server.toml is read first: a mistake in it stops the start with a clear message.
+    app.state.settings = settings.read(home)
     app.state.storage = storage or Storage.open(home)
     app.state.metrics = Metrics()
     app.include_router(agents.router)
@@ -58,6 +64,7 @@ def create_app(home: Path, storage: Storage | None = None) -> FastAPI:
     app.include_router(incidents.router)
     app.state.repository = Repository(home, catalog_settings(home))
     app.include_router(tuf.router)
+    app.include_router(notifications.router)
 
     app.add_middleware(Gate, limit=app.state.storage.connections, metrics=app.state.metrics)
 

@@ -65,6 +65,12 @@ class HeartbeatRequest(Strict):
     catalog_version: str | None = Field(default=None, max_length=100)
     spool_length: int | None = Field(default=None, ge=0)
     watch: WatchHealth | None = None
+    # Why the agent refused its last catalog update (a bad signature, a rolled-back version);
+    # null when it took it. An error raises a `catalog_rejected` incident.
+    catalog_error: str | None = Field(default=None, max_length=500)
+    # How old the agent's catalog is (since the update it holds was published): above
+    # `[agents] stale_after` it raises a `catalog_stale` incident.
+    catalog_age_seconds: float | None = Field(default=None, ge=0)
 
 
 class Fingerprints(Strict):
