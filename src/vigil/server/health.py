@@ -79,25 +79,14 @@ def close_condition(session: Session, row: AgentCondition, now: datetime, why: s
     log.info("agent %s: %s ended (%s)", row.agent_id, row.condition, why)
 
 
-def on_heartbeat(
-    session: Session,
+def reported_conditions(
     settings: Settings,
-    agent: Agent,
     *,
     catalog_error: str | None,
     catalog_age_seconds: float | None,
     watch: dict[str, Any] | None,
-) -> None:
-    """After a heartbeat (in its transaction): end silence; open or end reported conditions."""
-    now = datetime.now(UTC)
-    conditions = {
-        c.condition: c
-        for c in session.scalars(select(AgentCondition).where(AgentCondition.agent_id == agent.id))
-    }
-    if SILENT in conditions:
-        close_condition(
-            session, conditions[SILENT], now, f"heartbeat received at {now.isoformat()}"
-        )
+) -> dict[str, str]:
+    """The conditions a heartbeat reports, each with what to say of it (empty: all well)."""
     reported: dict[str, str] = {}
     if catalog_error:
         reported[CATALOG_REJECTED] = f"catalog update rejected: {catalog_error}"
@@ -109,6 +98,30 @@ def on_heartbeat(
         reported[CATALOG_STALE] = (
             f"catalog {timedelta(seconds=int(catalog_age_seconds))} old "
             f"(stale after {settings.stale_after})"
+        )
+    return reported
+
+
+def open_conditions(session: Session, agent_id: str) -> dict[str, AgentCondition]:
+    """The agent's open episodes, by condition."""
+    return {
+        c.condition: c
+        for c in session.scalars(select(AgentCondition).where(AgentCondition.agent_id == agent_id))
+    }
+
+
+def on_heartbeat(
+    session: Session,
+    settings: Settings,
+    agent: Agent,
+    reported: dict[str, str],
+    conditions: dict[str, AgentCondition],
+) -> None:
+    """After a heartbeat (in its transaction): end silence; open or end reported conditions."""
+    now = datetime.now(UTC)
+    if SILENT in conditions:
+        close_condition(
+            session, conditions[SILENT], now, f"heartbeat received at {now.isoformat()}"
         )
     for condition in REPORTED:
         if condition in reported and condition not in conditions:

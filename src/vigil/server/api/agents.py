@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import anyio
 from fastapi import APIRouter, HTTPException, Request, status
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from vigil.server import alerts, enrolment, health
+from vigil.server import alerts, enrolment
 from vigil.server.api import auth
 from vigil.server.api.schemas import (
     AgentList,
@@ -42,29 +43,32 @@ def enroll(body: EnrollRequest, request: Request) -> EnrollResponse:
 
 
 @router.post("/heartbeat", tags=["agents"])
-def heartbeat(
+async def heartbeat(
     body: HeartbeatRequest,
     request: Request,
-    agent: auth.LiveAgent,
-    s: auth.DbSession,
+    given: auth.Bearer,
 ) -> dict[str, str]:
     """An agent's catalog version, spool length and watch health."""
-    enrolment.heartbeat(
-        s,
-        agent,
-        body.catalog_version,
-        body.spool_length,
-        body.watch.model_dump() if body.watch else None,
-    )
-    health.on_heartbeat(
-        s,
-        request.app.state.settings,
-        agent,
-        catalog_error=body.catalog_error,
-        catalog_age_seconds=body.catalog_age_seconds,
-        watch=body.watch.model_dump() if body.watch else None,
-    )
-    request.app.state.metrics.heartbeats.inc()
+    credential = auth.agent_credential(request, given)
+    state = request.app.state
+
+    def record() -> str | None:
+        # One trip to a worker thread for the whole of it (a heartbeat is the commonest request).
+        with state.storage.session() as s:
+            return enrolment.heartbeat(
+                s,
+                state.settings,
+                credential,
+                body.catalog_version,
+                body.spool_length,
+                body.watch.model_dump() if body.watch else None,
+                catalog_error=body.catalog_error,
+                catalog_age_seconds=body.catalog_age_seconds,
+            )
+
+    if await anyio.to_thread.run_sync(record) is None:
+        raise auth.refuse(request, "agent")
+    state.metrics.heartbeats.inc()
     return {"status": "ok"}
 
 

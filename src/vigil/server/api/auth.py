@@ -27,7 +27,7 @@ def session(request: Request) -> Iterator[Session]:
         yield s
 
 
-def _refuse(request: Request, credential: str) -> HTTPException:
+def refuse(request: Request, credential: str) -> HTTPException:
     request.app.state.metrics.auth_refused.labels(credential).inc()
     return HTTPException(
         status.HTTP_401_UNAUTHORIZED,
@@ -42,13 +42,18 @@ DbSession = Annotated[Session, Depends(session, scope="function")]
 Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
+def agent_credential(request: Request, given: HTTPAuthorizationCredentials | None) -> str:
+    """The agent credential the request carries (refused when it carries none)."""
+    if given is None or not given.credentials.startswith(AGENT_PREFIX):
+        raise refuse(request, "agent")
+    return given.credentials
+
+
 def agent(request: Request, s: DbSession, given: Bearer) -> Agent:
     """The live agent the request comes from."""
-    if given is None or not given.credentials.startswith(AGENT_PREFIX):
-        raise _refuse(request, "agent")
-    found = agent_for_credential(s, given.credentials)
+    found = agent_for_credential(s, agent_credential(request, given))
     if found is None:
-        raise _refuse(request, "agent")
+        raise refuse(request, "agent")
     return found
 
 
@@ -57,10 +62,10 @@ def user(*roles: Role) -> Callable[..., Principal]:
 
     def dependency(request: Request, s: DbSession, given: Bearer) -> Principal:
         if given is None or not given.credentials.startswith(API_KEY_PREFIX):
-            raise _refuse(request, "api_key")
+            raise refuse(request, "api_key")
         principal = principal_for_key(s, given.credentials)
         if principal is None:
-            raise _refuse(request, "api_key")
+            raise refuse(request, "api_key")
         if principal.role not in roles:
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN, f"the {principal.role.value} role may not do this"
