@@ -124,7 +124,7 @@ def install(app: FastAPI) -> None:
     app.include_router(router)
     app.include_router(admin_pages.router)
     app.mount(PREFIX + "/static", StaticFiles(directory=str(HERE / "static")), name="static")
-    app.middleware("http")(security.add_headers)
+    app.add_middleware(security.SecurityHeaders)
 
     @app.get("/", include_in_schema=False)
     def root() -> Response:

@@ -9,9 +9,9 @@ equal to the token stored with the session. Anything else is refused with 403.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Awaitable, Callable
+from typing import Any
 
-from fastapi import HTTPException, Request, Response, status
+from fastapi import HTTPException, Request, status
 
 CSRF_COOKIE = "vigil_csrf"
 CSRF_FIELD = "csrf_token"
@@ -40,19 +40,36 @@ def is_https(request: Request) -> bool:
     return request.url.scheme == "https"
 
 
-async def add_headers(
-    request: Request, call_next: Callable[[Request], Awaitable[Response]]
-) -> Response:
-    """Middleware: the security headers on every response (API and pages alike)."""
-    response = await call_next(request)
-    for name, value in HEADERS.items():
-        response.headers.setdefault(name, value)
-    if is_https(request):
-        response.headers.setdefault("Strict-Transport-Security", HSTS)
-    if request.url.path.startswith("/ui"):
-        # Pages name people and incidents: never kept by shared caches or the browser's.
-        response.headers.setdefault("Cache-Control", "no-store")
-    return response
+class SecurityHeaders:
+    """ASGI middleware: the security headers on every response (API and pages alike).
+
+    Plain ASGI rather than `@app.middleware("http")`: Starlette's BaseHTTPMiddleware streams
+    every response through a task and a queue, a large share of a heartbeat's CPU."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.common = [(k.lower().encode(), v.encode()) for k, v in HEADERS.items()]
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        extra = list(self.common)
+        if scope.get("scheme") == "https":
+            extra.append((b"strict-transport-security", HSTS.encode()))
+        if scope["path"].startswith("/ui"):
+            # Pages name people and incidents: never kept by shared caches or the browser's.
+            extra.append((b"cache-control", b"no-store"))
+
+        async def with_headers(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                headers.extend((n, v) for n, v in extra if n not in present)
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
 
 
 def _refuse(reason: str) -> HTTPException:
