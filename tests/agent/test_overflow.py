@@ -1,0 +1,60 @@
+"""Watch overflow: more events than the kernel queues; every known file is still found."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from support.agent import Fleet, drop, incidents, wait_for
+from support.planted import Tree
+from support.server import Server
+
+QUEUE = Path("/proc/sys/fs/inotify/max_queued_events")
+SMALL_QUEUE = 16
+
+
+@pytest.fixture
+def small_queue() -> Iterator[bool]:
+    """The kernel's inotify queue lowered for agents started now, where the test may (root,
+    writable /proc/sys); restored after. False where it may not: overflow by volume then."""
+    try:
+        before = QUEUE.read_text()
+        QUEUE.write_text(f"{SMALL_QUEUE}\n")
+    except OSError:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        QUEUE.write_text(before)
+
+
+def test_overflow_is_rescanned(
+    server: Server, fleet: Fleet, planted: Tree, small_queue: bool
+) -> None:
+    """A flood of files beyond the inotify queue: the overflow is seen, reported in the
+    heartbeat, and the rescan finds every known file among them."""
+    agent = fleet.enrol(server)
+    agent.start()
+    agent.wait_ready()
+    known = (planted.root / "docs/report.txt").read_bytes()
+    flood = 300 if small_queue else 20_000
+    plain = b"nothing to see here\n"
+    expected = set()
+    for i in range(flood):
+        if i % 15 == 7:
+            path = agent.watch / f"flood/{i // 100}/{i:05d}.jpg"
+            drop(path, known)
+            expected.add(str(path))
+        else:
+            drop(agent.watch / f"flood/{i // 100}/{i:05d}.txt", plain + str(i).encode())
+    key = server.api_key("admin")
+
+    def found() -> bool:
+        return expected <= {i["path"] for i in incidents(server, key, agent.host)}
+
+    wait_for(f"the {len(expected)} known files' incidents", found)
+    status = wait_for("the overflow in the status", lambda: (s := agent.status())["watch"]
+                      and any("overflow" in e for e in s["watch"]["errors"]) and s)
+    assert any("overflow" in e for e in status["watch"]["errors"])
