@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.agent import Fleet
 from sqlalchemy import create_engine, text
+from support.agent import Fleet
 from support.planted import Tree, build
 from support.server import Server, run_cli, serve
 

@@ -18,8 +18,11 @@ from vigil.fingerprint.pdq import pdq_from_bytes
 
 def _fingerprints(data: bytes) -> list[str]:
     """Every fingerprint Vigil would compute of these bytes, as the report would spell it."""
-    out = [hashlib.md5(data).hexdigest(), hashlib.sha1(data).hexdigest(),
-           hashlib.sha256(data).hexdigest()]
+    out = [
+        hashlib.md5(data).hexdigest(),
+        hashlib.sha1(data).hexdigest(),
+        hashlib.sha256(data).hexdigest(),
+    ]
     try:
         out.append(pdq_from_bytes(data, max_pixels=10**8).hash)
     except Exception:  # noqa: BLE001 — not an image: no PDQ to leak

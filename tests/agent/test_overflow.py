@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
 from support.agent import Fleet, drop, incidents, wait_for
 from support.planted import Tree
 from support.server import Server
@@ -14,10 +14,12 @@ QUEUE = Path("/proc/sys/fs/inotify/max_queued_events")
 SMALL_QUEUE = 16
 
 
-@pytest.fixture
+@contextmanager
 def small_queue() -> Iterator[bool]:
-    """The kernel's inotify queue lowered for agents started now, where the test may (root,
-    writable /proc/sys); restored after. False where it may not: overflow by volume then."""
+    """The kernel's inotify queue lowered for inotify instances made inside the block, where
+    the test may (root, writable /proc/sys), and restored at its end: the limit is global, so
+    the block is kept to an agent's start (an instance keeps the size it was made with). False
+    where it may not: the test overflows the default queue by volume then."""
     try:
         before = QUEUE.read_text()
         QUEUE.write_text(f"{SMALL_QUEUE}\n")
@@ -30,16 +32,15 @@ def small_queue() -> Iterator[bool]:
         QUEUE.write_text(before)
 
 
-def test_overflow_is_rescanned(
-    server: Server, fleet: Fleet, planted: Tree, small_queue: bool
-) -> None:
+def test_overflow_is_rescanned(server: Server, fleet: Fleet, planted: Tree) -> None:
     """A flood of files beyond the inotify queue: the overflow is seen, reported in the
     heartbeat, and the rescan finds every known file among them."""
     agent = fleet.enrol(server)
-    agent.start()
-    agent.wait_ready()
+    with small_queue() as lowered:
+        agent.start()
+        agent.wait_ready()
     known = (planted.root / "docs/report.txt").read_bytes()
-    flood = 300 if small_queue else 20_000
+    flood = 300 if lowered else 20_000
     plain = b"nothing to see here\n"
     expected = set()
     for i in range(flood):
@@ -55,6 +56,12 @@ def test_overflow_is_rescanned(
         return expected <= {i["path"] for i in incidents(server, key, agent.host)}
 
     wait_for(f"the {len(expected)} known files' incidents", found)
-    status = wait_for("the overflow in the status", lambda: (s := agent.status())["watch"]
-                      and any("overflow" in e for e in s["watch"]["errors"]) and s)
+    status = wait_for(
+        "the overflow in the status",
+        lambda: (
+            (s := agent.status())["watch"]
+            and any("overflow" in e for e in s["watch"]["errors"])
+            and s
+        ),
+    )
     assert any("overflow" in e for e in status["watch"]["errors"])

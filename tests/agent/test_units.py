@@ -17,8 +17,16 @@ from vigil.agent.spool import Spool
 
 @pytest.mark.parametrize(
     ("raw", "seconds"),
-    [("2s", 2.0), ("60s", 60.0), ("15m", 900.0), ("24h", 86400.0), ("1d", 86400.0),
-     ("500ms", 0.5), (30, 30.0), ("1.5h", 5400.0)],
+    [
+        ("2s", 2.0),
+        ("60s", 60.0),
+        ("15m", 900.0),
+        ("24h", 86400.0),
+        ("1d", 86400.0),
+        ("500ms", 0.5),
+        (30, 30.0),
+        ("1.5h", 5400.0),
+    ],
 )
 def test_durations(raw: object, seconds: float) -> None:
     assert parse_duration(raw) == seconds

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
 from support.server import VIGIL, Server, run_cli, unique
 
 # Generous: two shared cores, six engineers' suites (never a threshold on speed).
@@ -141,8 +142,16 @@ class Fleet:
         watch.mkdir()
         token = server.secret("token")
         done = run_cli(
-            "agent", "enroll", "--home", str(home), "--server", url or server.url,
-            "--token", token, "--name", name,
+            "agent",
+            "enroll",
+            "--home",
+            str(home),
+            "--server",
+            url or server.url,
+            "--token",
+            token,
+            "--name",
+            name,
         )
         assert done.returncode == 0, done.stderr
         a = AgentHome(home, watch, name, self.base / f"{name}.log")
@@ -188,20 +197,29 @@ class RecordingProxy:
                 head = f"{self.requestline}\r\n{self.headers}".encode()
                 proxy.sent.append(head + body)
                 headers = {
-                    k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")
+                    k: v
+                    for k, v in self.headers.items()
+                    if k.lower() not in ("host", "content-length")
                 }
                 try:
                     r = httpx.request(
-                        self.command, proxy.upstream + self.path, content=body,
-                        headers=headers, timeout=60,
+                        self.command,
+                        proxy.upstream + self.path,
+                        content=body,
+                        headers=headers,
+                        timeout=60,
                     )
                 except httpx.TransportError:
                     self.send_error(502)
                     return
                 self.send_response(r.status_code)
                 for k, v in r.headers.items():
-                    if k.lower() not in ("content-length", "transfer-encoding", "connection",
-                                         "content-encoding"):
+                    if k.lower() not in (
+                        "content-length",
+                        "transfer-encoding",
+                        "connection",
+                        "content-encoding",
+                    ):
                         self.send_header(k, v)
                 self.send_header("Content-Length", str(len(r.content)))
                 self.end_headers()

@@ -32,7 +32,7 @@ def parse_duration(raw: object, key: str = "duration") -> float:
     elif isinstance(raw, str) and (m := _DURATION.match(raw)):
         value = float(m.group(1)) * _UNITS[m.group(2) or "s"]
     else:
-        raise ConfigError(f"{key}: not a duration: {raw!r} (write e.g. \"2s\", \"60s\", \"24h\")")
+        raise ConfigError(f'{key}: not a duration: {raw!r} (write e.g. "2s", "60s", "24h")')
     if value <= 0:
         raise ConfigError(f"{key}: a duration must be positive: {raw!r}")
     return value

@@ -157,8 +157,9 @@ class Agent:
 
     def _scan_loop(self) -> None:
         spool = Spool(self.home)
-        sink = SpoolSink(spool, "realtime", lambda: self.sync.state.version,
-                         self.deliverer.wake.set)
+        sink = SpoolSink(
+            spool, "realtime", lambda: self.sync.state.version, self.deliverer.wake.set
+        )
         trees: dict[str, str] = {}
         while not self.stop_event.is_set():
             files: list[str] = []
@@ -181,8 +182,9 @@ class Agent:
                 root, why = trees.popitem()
                 log.info("scanning %s (%s)", root, why)
                 summary = self.scanning.trees([root], sink, self.excluded)
-                log.info("scanned %s: %d file(s), %d match(es)", root, summary.files,
-                         summary.matches)
+                log.info(
+                    "scanned %s: %d file(s), %d match(es)", root, summary.files, summary.matches
+                )
         spool.close()
 
     @staticmethod
@@ -255,16 +257,27 @@ class Agent:
             status = self._scheduled_scan(roots)
             if status is None:
                 return  # stopped mid-scan (the loop ends too): it runs again at the next start
-            write_json(path, {"last_started": started, "last_finished": time.time(),
-                              "last_status": status})
+            write_json(
+                path, {"last_started": started, "last_finished": time.time(), "last_status": status}
+            )
 
     def _scheduled_scan(self, roots: list[str]) -> int | None:
         """One scheduled scan in a child process at low priority; its exit status, or None
         when the agent stopped first."""
         args = [
-            sys.executable, "-m", "vigil.cli", "agent", "scan", "--home", str(self.home),
-            "--detection", "scheduled", "--low-priority", "--no-deliver",
-            "--workers", str(workers_for(self.cfg.cpu_share)),
+            sys.executable,
+            "-m",
+            "vigil.cli",
+            "agent",
+            "scan",
+            "--home",
+            str(self.home),
+            "--detection",
+            "scheduled",
+            "--low-priority",
+            "--no-deliver",
+            "--workers",
+            str(workers_for(self.cfg.cpu_share)),
             *[a for r in self.cfg.exclude for a in ("--exclude", r)],
             *roots,
         ]

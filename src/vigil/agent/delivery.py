@@ -90,8 +90,12 @@ class Deliverer:
                 self.failures += 1
                 self.last_error = str(e)
                 wait = backoff(self.failures)
-                log.warning("delivery failed (%s); %d in the spool, next try in %.1fs",
-                            e, len(self.spool), wait)
+                log.warning(
+                    "delivery failed (%s); %d in the spool, next try in %.1fs",
+                    e,
+                    len(self.spool),
+                    wait,
+                )
             if self.failures:
                 self.stop.wait(wait)  # new reports do not cut a backoff short
             else:

@@ -25,9 +25,7 @@ def idle_io() -> bool:
     if number is None:
         return False
     libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-    done = libc.syscall(
-        number, _IOPRIO_WHO_PROCESS, 0, _IOPRIO_CLASS_IDLE << _IOPRIO_CLASS_SHIFT
-    )
+    done = libc.syscall(number, _IOPRIO_WHO_PROCESS, 0, _IOPRIO_CLASS_IDLE << _IOPRIO_CLASS_SHIFT)
     return bool(done == 0)
 
 

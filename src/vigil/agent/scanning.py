@@ -7,8 +7,8 @@ import fnmatch
 import logging
 import os
 import stat
-from datetime import UTC, datetime
 from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 from vigil import __version__

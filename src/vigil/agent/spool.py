@@ -38,8 +38,9 @@ class Spool:
 
     def __init__(self, home: Path) -> None:
         self.path = agent_dir(home) / SPOOL_FILE
-        self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None,
-                                   check_same_thread=False)
+        self._db = sqlite3.connect(
+            self.path, timeout=60, isolation_level=None, check_same_thread=False
+        )
         sqlite_wal(self._db)
         self._db.execute("PRAGMA synchronous=FULL")
         for create in _SCHEMA:

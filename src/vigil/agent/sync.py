@@ -118,8 +118,10 @@ class CatalogSync:
         if self.state.expires:
             stale = stale or datetime.fromisoformat(self.state.expires) < datetime.now(UTC)
         if stale and not self.state.stale:
-            log.error("catalog stale: no fresh timestamp from the server since %s",
-                      datetime.fromtimestamp(since, UTC).isoformat())
+            log.error(
+                "catalog stale: no fresh timestamp from the server since %s",
+                datetime.fromtimestamp(since, UTC).isoformat(),
+            )
         self.state.stale = stale
 
     def run(self, every: float, stop: threading.Event) -> None:
