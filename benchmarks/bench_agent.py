@@ -34,6 +34,7 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
+        (base / "planted").mkdir()
         tree = build(base / "planted")
         catalog = base / "catalog"
         done = run_cli("--home", str(catalog), "hashset", "import", str(tree.hashlist))

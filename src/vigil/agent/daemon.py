@@ -176,15 +176,20 @@ class Agent:
                         self._take(*self.jobs.get(timeout=left), files, trees)
                     except queue.Empty:
                         break
-            if files:
-                self.scanning.files(files, sink)
-            elif trees:
-                root, why = trees.popitem()
-                log.info("scanning %s (%s)", root, why)
-                summary = self.scanning.trees([root], sink, self.excluded)
-                log.info(
-                    "scanned %s: %d file(s), %d match(es)", root, summary.files, summary.matches
-                )
+            try:
+                if files:
+                    self.scanning.files(files, sink)
+                elif trees:
+                    root, why = trees.popitem()
+                    log.info("scanning %s (%s)", root, why)
+                    summary = self.scanning.trees([root], sink, self.excluded)
+                    log.info(
+                        "scanned %s: %d file(s), %d match(es)", root, summary.files, summary.matches
+                    )
+            except Exception:
+                # One scan's failure must not end watching; what it missed is found by the
+                # next catch-up or scheduled scan.
+                log.exception("a scan failed")
         spool.close()
 
     @staticmethod

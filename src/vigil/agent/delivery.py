@@ -86,7 +86,9 @@ class Deliverer:
                     log.info("server reachable again")
                 self.failures = 0
                 self.last_error = None
-            except (httpx.HTTPError, ServerRefused) as e:
+            except Exception as e:  # noqa: BLE001 — whatever failed, the spool keeps the reports
+                if not isinstance(e, httpx.HTTPError | ServerRefused):
+                    log.exception("delivery failed")
                 self.failures += 1
                 self.last_error = str(e)
                 wait = backoff(self.failures)

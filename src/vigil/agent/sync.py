@@ -20,6 +20,7 @@ from typing import Any
 
 from vigil.agent.enrolment import Enrolment
 from vigil.engine import Engine
+from vigil.errors import VigilError
 
 log = logging.getLogger("vigil.agent.sync")
 
@@ -63,15 +64,23 @@ class CatalogSync:
         except ImportError:
             log.info("no signed-update client installed: using the home's own catalog")
         else:
-            self.updater = CatalogUpdater(
-                home,
-                enrolment.server,
-                enrolment.credential,
-                ca_cert=Path(enrolment.ca_cert) if enrolment.ca_cert else None,
-            )
-            self.state.source = "server"
-            version = self.updater.version()
-            self.state.version = str(version) if version is not None else None
+            try:
+                self.updater = CatalogUpdater(
+                    home,
+                    enrolment.server,
+                    enrolment.credential,
+                    ca_cert=Path(enrolment.ca_cert) if enrolment.ca_cert else None,
+                )
+                version = self.updater.version()
+            except VigilError as e:
+                # No trusted root in the home (enrolled before the server sent one): nothing
+                # from the server can be verified, so none is taken.
+                log.error("signed catalog updates unavailable (%s): using the home's catalog", e)
+                self.state.rejected = str(e)[:500]
+                self.updater = None
+            else:
+                self.state.source = "server"
+                self.state.version = str(version) if version is not None else None
         if self.updater is None:
             self.state.version = engine.matcher().build_id
 
@@ -125,9 +134,11 @@ class CatalogSync:
         self.state.stale = stale
 
     def run(self, every: float, stop: threading.Event) -> None:
-        """Poll every `every` seconds until stopped."""
-        while not stop.wait(every):
+        """Poll now, then every `every` seconds until stopped."""
+        while True:
             try:
                 self.once()
             except Exception:  # noqa: BLE001 — one bad poll must not end syncing
                 log.exception("catalog poll failed")
+            if stop.wait(every):
+                return
