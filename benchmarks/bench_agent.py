@@ -5,7 +5,8 @@ Starts a real `vigil server run` (SQLite) and a real `vigil agent run` watching 
 the demo list of tests/support/planted in the agent's catalog; drops `--files` known files (each a
 distinct re-encoding of a known photo, a PDQ match) one every `--gap` seconds, and polls
 `GET /api/v1/incidents` to note when each one's incident appears. Prints p50, p90, p99 and the
-worst latency, and the agent's RSS and CPU time at the end.
+worst latency, the agent's RSS and CPU time at the end, and its CPU use while idle for
+`--idle` seconds (agent.toml's defaults: heartbeat and catalog poll every 60 s).
 
     python -m benchmarks.bench_agent --files 200 [--gap 0.25]
 """
@@ -31,6 +32,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--files", type=int, default=200)
     ap.add_argument("--gap", type=float, default=0.25, help="seconds between two files")
+    ap.add_argument("--idle", type=float, default=60, help="seconds of idleness measured after")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
@@ -46,6 +48,7 @@ def main() -> None:
             server = Server(home, url, "", init.stdout.strip(), init)
             fleet = Fleet(base, lambda h: shutil.copytree(catalog, h))
             agent = fleet.enrol(server)
+            (agent.home / "agent.toml").write_text("")  # the defaults (heartbeat 60 s)
             try:
                 agent.start()
                 agent.wait_ready()
@@ -86,12 +89,18 @@ def main() -> None:
                     f"p90 {q[89]:.2f} s, p99 {q[98]:.2f} s, worst {lat[-1]:.2f} s"
                 )
                 assert agent.proc is not None
-                _footprint(agent.proc.pid)
+                _, cpu_before = _footprint(agent.proc.pid)
+                time.sleep(args.idle)
+                _, cpu_after = _footprint(agent.proc.pid)
+                print(
+                    f"idle: {100 * (cpu_after - cpu_before) / args.idle:.2f}% of a core "
+                    f"over {args.idle:g} s"
+                )
             finally:
                 fleet.stop_all()
 
 
-def _footprint(pgid: int) -> None:
+def _footprint(pgid: int) -> tuple[float, float]:
     """RSS and CPU time of the agent's process group (the daemon and its scan workers), from
     /proc."""
     import os
@@ -120,6 +129,7 @@ def _footprint(pgid: int) -> None:
         f"agent: {count} process(es), RSS {rss:.0f} MiB in all (main {rss_main:.0f} MiB), "
         f"CPU {cpu:.1f} s"
     )
+    return rss, cpu
 
 
 if __name__ == "__main__":

@@ -150,16 +150,19 @@ def _bound_proxy(upstream: str, port: int) -> RecordingProxy:
 
 def test_sigkill_during_a_burst(server: Server, fleet: Fleet, planted: Tree) -> None:
     """100 known files land while the agent is killed (its whole process group, SIGKILL) three
-    times at random moments and restarted: every file's incident arrives exactly once."""
+    times at random moments and restarted: every file's incident arrives exactly once, seen
+    once (all of a file's reports carry the time it was first seen, kept in the spool)."""
     rng = random.Random(12)
     base = photo("chelsea")
     agent = fleet.enrol(server)
     agent.start()
     agent.wait_ready()
     kills = sorted(rng.sample(range(5, 95), 3))
-    # Distinct files (each its own JPEG of a known photo, a near match by PDQ).
+    exact = (planted.root / "docs/report.txt").read_bytes()
+    # Exact copies (four reports each: MD5, SHA-1, SHA-256, PDQ: a kill may fall between them)
+    # and distinct re-encodings (a near match by PDQ).
     for i in range(100):
-        data = encode(base, quality=60 + i % 35)
+        data = exact if i % 2 else encode(base, quality=60 + i % 35)
         drop(agent.watch / f"burst/{i:03d}.jpg", data)
         if i in kills:
             agent.kill()

@@ -33,7 +33,9 @@ def test_manual_scan_reports_through_the_spool(
     assert {i["detection"] for i in found} == {"manual"}
 
 
-def test_scheduled_scan_of_roots(server: Server, fleet: Fleet, planted: Tree, tmp_path: Path) -> None:
+def test_scheduled_scan_of_roots(
+    server: Server, fleet: Fleet, planted: Tree, tmp_path: Path
+) -> None:
     """`[schedule] roots`: scanned at start (never scanned before) in a low-priority child
     process; its matches are incidents with detection=scheduled, and the status says when."""
     archive = tmp_path / "archive"

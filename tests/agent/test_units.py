@@ -101,6 +101,14 @@ def test_spool_keeps_until_acknowledged(tmp_path: Path) -> None:
     assert stat.S_IMODE((tmp_path / "agent").stat().st_mode) == 0o700
 
 
+def test_a_file_version_is_seen_once(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    first = spool.seen_at("/p/a.jpg", 7, 1000, 50.0)
+    assert first == 50.0
+    assert Spool(tmp_path).seen_at("/p/a.jpg", 7, 1000, 99.0) == 50.0  # after a restart too
+    assert spool.seen_at("/p/a.jpg", 7, 2000, 99.0) == 99.0  # rewritten: a new sighting
+
+
 def test_enrolment_is_owner_only(tmp_path: Path) -> None:
     with pytest.raises(enrolment.NotEnrolled, match="vigil agent enroll"):
         enrolment.load(tmp_path)

@@ -7,6 +7,7 @@ import fnmatch
 import logging
 import os
 import stat
+import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +24,6 @@ from vigil.scan.walk import walk
 log = logging.getLogger("vigil.agent.scan")
 
 CACHE_FILE = "cache.sqlite"
-SEEN_KEPT = 10_000
 
 
 def exclusion(patterns: list[str], always: Iterable[str] = ()) -> Callable[[str], bool]:
@@ -61,16 +61,12 @@ class SpoolSink:
         self.catalog_version = catalog_version
         self.spooled = spooled
         self.matches = 0
-        # (path, inode, mtime) -> when first seen: every match of one version of a file is
-        # one sighting, whichever kinds and members matched.
-        self._seen: dict[tuple[str, int, int], datetime] = {}
 
     def _seen_at(self, path: str, st: os.stat_result | None) -> datetime:
         if st is None:
             return datetime.now(UTC)
-        if len(self._seen) > SEEN_KEPT:
-            self._seen.clear()
-        return self._seen.setdefault((path, st.st_ino, st.st_mtime_ns), datetime.now(UTC))
+        at = self.spool.seen_at(path, st.st_ino, st.st_mtime_ns, time.time())
+        return datetime.fromtimestamp(at, UTC)
 
     def match(self, match: Match) -> None:
         try:

@@ -30,6 +30,10 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS rejected (id TEXT PRIMARY KEY, body TEXT NOT NULL,"
     " reason TEXT NOT NULL, at REAL NOT NULL)",
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    # When each version of a matching file was first seen: all its reports carry that time, even
+    # when the agent was killed between two of them (the server counts one sighting).
+    "CREATE TABLE IF NOT EXISTS sightings (path TEXT NOT NULL, ino INTEGER NOT NULL,"
+    " mtime_ns INTEGER NOT NULL, at REAL NOT NULL, PRIMARY KEY (path, ino, mtime_ns))",
 )
 
 
@@ -62,6 +66,19 @@ class Spool:
                 added += cur.rowcount
         return added
 
+    def seen_at(self, path: str, ino: int, mtime_ns: int, now: float) -> float:
+        """When this version of this file was first seen (now, if it was not before)."""
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute(
+                "INSERT OR IGNORE INTO sightings VALUES (?, ?, ?, ?)", (path, ino, mtime_ns, now)
+            )
+            row = self._db.execute(
+                "SELECT at FROM sightings WHERE path=? AND ino=? AND mtime_ns=?",
+                (path, ino, mtime_ns),
+            ).fetchone()
+        return float(row[0])
+
     def batch(self, limit: int) -> list[dict[str, Any]]:
         """The oldest reports not yet acknowledged."""
         rows = self._db.execute(
@@ -78,7 +95,9 @@ class Spool:
                 self._db.execute("DELETE FROM outbox WHERE id=?", (i,))
                 self._db.execute("INSERT OR REPLACE INTO delivered VALUES (?, ?)", (i, now))
             self._db.execute("INSERT OR REPLACE INTO meta VALUES ('last_delivery', ?)", (str(now),))
-            self._db.execute("DELETE FROM delivered WHERE at < ?", (now - DELIVERED_DAYS * 86400,))
+            old = now - DELIVERED_DAYS * 86400
+            self._db.execute("DELETE FROM delivered WHERE at < ?", (old,))
+            self._db.execute("DELETE FROM sightings WHERE at < ?", (old,))
 
     def reject(self, report: dict[str, Any], reason: str) -> None:
         """The server refuses this report as malformed: kept aside (never resent), not lost."""
