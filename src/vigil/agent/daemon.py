@@ -120,7 +120,7 @@ class Agent:
             self._thread("schedule", self._schedule_loop),
         ]
         try:
-            while not self.stop_event.wait(1.0):
+            while not self.stop_event.wait(5.0):
                 for t in threads:
                     if not t.is_alive():
                         log.error("thread %s ended: stopping", t.name)
@@ -164,7 +164,7 @@ class Agent:
         while not self.stop_event.is_set():
             files: list[str] = []
             try:
-                kind, value = self.jobs.get(timeout=0.01 if trees else 0.5)
+                kind, value = self.jobs.get(timeout=0.01 if trees else 2.0)
             except queue.Empty:
                 if not trees:
                     continue

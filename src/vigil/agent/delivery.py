@@ -20,6 +20,8 @@ BACKOFF_MAX = 300.0
 # Statuses that say this batch itself is malformed: each report is then sent alone, and one the
 # server still refuses is set aside (else one bad report would block the spool forever).
 MALFORMED = (400, 413, 422)
+# An idle agent looks at its spool this often (scans wake the deliverer at once).
+IDLE_SECONDS = 15.0
 
 
 def backoff(failures: int, rng: Callable[[], float] = random.random) -> float:
@@ -64,7 +66,8 @@ def _one_by_one(spool: Spool, conn: Connection, batch: list[dict[str, object]]) 
 
 
 class Deliverer:
-    """The delivery loop of the daemon: wakes when reports are spooled, else every second."""
+    """The delivery loop of the daemon: wakes when reports are spooled (woken by the scans), and
+    every IDLE_SECONDS anyway."""
 
     def __init__(self, spool: Spool, conn: Connection, stop: threading.Event) -> None:
         self.spool = spool
@@ -77,7 +80,7 @@ class Deliverer:
     def run(self) -> None:
         """Deliver until stopped; failures wait for the backoff, successes clear it."""
         while not self.stop.is_set():
-            wait = 1.0
+            wait = IDLE_SECONDS
             try:
                 n = deliver_once(self.spool, self.conn)
                 if n:

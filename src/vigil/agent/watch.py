@@ -26,6 +26,9 @@ log = logging.getLogger("vigil.agent.watch")
 HEALTH_ERRORS = 20
 # How often lost roots are tried again (a removable medium plugged back in, a folder recreated).
 RETRY_SECONDS = 30.0
+# How long one read waits for events (it returns at once when there are some): the watcher
+# notices a stop within this time, and an idle agent wakes only this often.
+READ_MS = 1000
 
 
 @dataclass
@@ -162,7 +165,7 @@ class Watcher:
         """Read events until `stop` is set."""
         last_retry = time.monotonic()
         while not stop.is_set():
-            events = self.inotify.read(timeout=200)
+            events = self.inotify.read(timeout=READ_MS)
             if events:
                 self._handle(events)
             if self.lost and time.monotonic() - last_retry > RETRY_SECONDS:
