@@ -91,7 +91,8 @@ class Agent:
         self.engine = Engine.open(self.home)
         self.engine.prepare()
         self.scanning = Scanning(self.engine, self.home, workers=REALTIME_WORKERS)
-        # The workers fork before any other thread exists.
+        # Decoders and kernels loaded and the pool made before the agent's own threads start
+        # (its workers fork from this process).
         self.scanning.service.pool()
         self.conn = Connection(
             self.enrolment.server, self.enrolment.credential, self.enrolment.ca_cert
