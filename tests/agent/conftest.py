@@ -37,7 +37,7 @@ def agent_postgres_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
-def server(
+def agent_server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
     """`vigil server init` and `vigil server run`, on SQLite and on PostgreSQL."""

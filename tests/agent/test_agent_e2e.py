@@ -31,17 +31,17 @@ def _fingerprints(data: bytes) -> list[str]:
 
 
 def test_files_that_land_are_incidents_and_nothing_else_leaves(
-    server: Server, planted: Tree, fleet: Fleet
+    agent_server: Server, planted: Tree, fleet: Fleet
 ) -> None:
     """Exact and altered copies (renamed, resized, mirrored, rotated, in a nested zip) dropped
     into a watched folder each become an incident; everything the agent sent holds no file
     content and no fingerprint of a file or member that did not match."""
-    proxy = RecordingProxy(server.url)
+    proxy = RecordingProxy(agent_server.url)
     try:
-        agent = fleet.enrol(server, url=proxy.url)
+        agent = fleet.enrol(agent_server, url=proxy.url)
         agent.start()
         agent.wait_ready()
-        key = server.api_key("admin")
+        key = agent_server.api_key("admin")
         files: dict[str, bytes] = {}
         for p in planted.planted:
             files[p.rel] = (planted.root / p.rel).read_bytes()
@@ -54,11 +54,11 @@ def test_files_that_land_are_incidents_and_nothing_else_leaves(
 
         def arrived() -> bool:
             agent.assert_running()
-            got = {(i["path"], i["member"]) for i in incidents(server, key, agent.host)}
+            got = {(i["path"], i["member"]) for i in incidents(agent_server, key, agent.host)}
             return want <= got
 
         wait_for("every planted copy's incident", arrived)
-        found = incidents(server, key, agent.host)
+        found = incidents(agent_server, key, agent.host)
         assert {(i["path"], i["member"]) for i in found} == want
         assert all(i["detection"] == "realtime" for i in found)
         by_path = {i["path"]: i for i in found}
@@ -91,26 +91,26 @@ def test_files_that_land_are_incidents_and_nothing_else_leaves(
 
 
 def test_server_down_while_files_land(
-    server: Server, fleet: Fleet, planted: Tree, tmp_path: Path
+    agent_server: Server, fleet: Fleet, planted: Tree, tmp_path: Path
 ) -> None:
     """50 known files land while the server cannot be reached (the agent talks to it through
     a proxy that is switched off): once it is back, all 50 incidents arrive, each once."""
     known = (planted.root / "docs/report.txt").read_bytes()
-    proxy = RecordingProxy(server.url)
+    proxy = RecordingProxy(agent_server.url)
     port = proxy.httpd.server_address[1]
-    agent = fleet.enrol(server, url=proxy.url)
+    agent = fleet.enrol(agent_server, url=proxy.url)
     agent.start()
     agent.wait_ready()
     proxy.close()  # the server is gone, as far as the agent can tell
     for i in range(50):
         drop(agent.watch / f"offline/{i:03d}.jpg", known)
     wait_for("all 50 files in the spool", lambda: len(spooled_paths(agent.home)) == 50)
-    again = _proxy_on(server.url, port)
+    again = _proxy_on(agent_server.url, port)
     try:
-        key = server.api_key("admin")
-        wait_for("50 incidents", lambda: len(incidents(server, key, agent.host)) >= 50)
+        key = agent_server.api_key("admin")
+        wait_for("50 incidents", lambda: len(incidents(agent_server, key, agent.host)) >= 50)
         wait_for("an empty spool", lambda: agent.status()["spool_length"] == 0)
-        found = incidents(server, key, agent.host)
+        found = incidents(agent_server, key, agent.host)
         assert len(found) == 50
         assert len({i["path"] for i in found}) == 50
         assert all(i["seen_count"] == 1 for i in found)
@@ -148,13 +148,13 @@ def _bound_proxy(upstream: str, port: int) -> RecordingProxy:
         ThreadingHTTPServer.__init__ = original  # type: ignore[method-assign]
 
 
-def test_sigkill_during_a_burst(server: Server, fleet: Fleet, planted: Tree) -> None:
+def test_sigkill_during_a_burst(agent_server: Server, fleet: Fleet, planted: Tree) -> None:
     """100 known files land while the agent is killed (its whole process group, SIGKILL) three
     times at random moments and restarted: every file's incident arrives exactly once, seen
     once (all of a file's reports carry the time it was first seen, kept in the spool)."""
     rng = random.Random(12)
     base = photo("chelsea")
-    agent = fleet.enrol(server)
+    agent = fleet.enrol(agent_server)
     agent.start()
     agent.wait_ready()
     kills = sorted(rng.sample(range(5, 95), 3))
@@ -168,10 +168,10 @@ def test_sigkill_during_a_burst(server: Server, fleet: Fleet, planted: Tree) -> 
             agent.kill()
             agent.start()
             agent.wait_ready()
-    key = server.api_key("admin")
-    wait_for("100 incidents", lambda: len(incidents(server, key, agent.host)) >= 100)
+    key = agent_server.api_key("admin")
+    wait_for("100 incidents", lambda: len(incidents(agent_server, key, agent.host)) >= 100)
     wait_for("an empty spool", lambda: agent.status()["spool_length"] == 0)
-    found = incidents(server, key, agent.host)
+    found = incidents(agent_server, key, agent.host)
     assert sorted(i["path"] for i in found) == [
         str(agent.watch / f"burst/{i:03d}.jpg") for i in range(100)
     ]

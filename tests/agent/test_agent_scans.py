@@ -18,35 +18,35 @@ from vigil.hashsets.export import write_vics
 
 
 def test_manual_scan_reports_through_the_spool(
-    server: Server, fleet: Fleet, planted: Tree, tmp_path: Path
+    agent_server: Server, fleet: Fleet, planted: Tree, tmp_path: Path
 ) -> None:
     """`vigil agent scan PATH` (no daemon running): matches are spooled, delivered, and are
     incidents with detection=manual."""
-    agent = fleet.enrol(server)
+    agent = fleet.enrol(agent_server)
     target = tmp_path / "usb"
     shutil.copytree(planted.root / "alt", target)
     done = run_cli("agent", "scan", "--home", str(agent.home), str(target))
     assert done.returncode == 0, done.stderr
     assert "spool: 0 report(s) waiting" in done.stderr
-    found = incidents(server, server.api_key("admin"), agent.host)
+    found = incidents(agent_server, agent_server.api_key("admin"), agent.host)
     assert {i["path"] for i in found} == {str(p) for p in target.iterdir()}
     assert {i["detection"] for i in found} == {"manual"}
 
 
 def test_scheduled_scan_of_roots(
-    server: Server, fleet: Fleet, planted: Tree, tmp_path: Path
+    agent_server: Server, fleet: Fleet, planted: Tree, tmp_path: Path
 ) -> None:
     """`[schedule] roots`: scanned at start (never scanned before) in a low-priority child
     process; its matches are incidents with detection=scheduled, and the status says when."""
     archive = tmp_path / "archive"
     shutil.copytree(planted.root / "archive", archive)
-    agent = fleet.enrol(server, toml=f'[schedule]\nroots = ["{archive}"]\nevery = "24h"\n')
+    agent = fleet.enrol(agent_server, toml=f'[schedule]\nroots = ["{archive}"]\nevery = "24h"\n')
     agent.start()
     agent.wait_ready()
-    key = server.api_key("admin")
+    key = agent_server.api_key("admin")
     found = wait_for(
         "the scheduled scan's incident",
-        lambda: agent.assert_running() or incidents(server, key, agent.host),
+        lambda: agent.assert_running() or incidents(agent_server, key, agent.host),
     )
     assert [(i["path"], i["member"], i["detection"]) for i in found] == [
         (str(archive / "outer.zip"), "inner.tar.gz/deep/x.jpg", "scheduled")
@@ -55,11 +55,11 @@ def test_scheduled_scan_of_roots(
 
 
 def test_a_list_imported_into_a_running_agent_matches(
-    server: Server, fleet: Fleet, planted: Tree, tmp_path: Path
+    agent_server: Server, fleet: Fleet, planted: Tree, tmp_path: Path
 ) -> None:
     """A new hash set imported into the agent's home reaches the running agent (a new build
     swapped in while it watches): a file dropped after that matches it."""
-    agent = fleet.enrol(server)
+    agent = fleet.enrol(agent_server)
     agent.start()
     agent.wait_ready()
     newly = next(planted.root / n for n in planted.unrelated)
@@ -75,10 +75,10 @@ def test_a_list_imported_into_a_running_agent_matches(
     assert done.returncode == 0, done.stderr
     wait_for("the new build in use", lambda: agent.status()["catalog"]["version"] != before)
     drop(agent.watch / "later.jpg", data)
-    key = server.api_key("admin")
+    key = agent_server.api_key("admin")
     found = wait_for(
         "the incident of the newly listed file",
-        lambda: agent.assert_running() or incidents(server, key, agent.host),
+        lambda: agent.assert_running() or incidents(agent_server, key, agent.host),
     )
     assert [(i["hashset"], i["entry"]["id"]) for i in found] == [("newer", "900")]
 

@@ -32,10 +32,10 @@ def small_queue() -> Iterator[bool]:
         QUEUE.write_text(before)
 
 
-def test_overflow_is_rescanned(server: Server, fleet: Fleet, planted: Tree) -> None:
+def test_overflow_is_rescanned(agent_server: Server, fleet: Fleet, planted: Tree) -> None:
     """A flood of files beyond the inotify queue: the overflow is seen, reported in the
     heartbeat, and the rescan finds every known file among them."""
-    agent = fleet.enrol(server)
+    agent = fleet.enrol(agent_server)
     with small_queue() as lowered:
         agent.start()
         agent.wait_ready()
@@ -50,10 +50,10 @@ def test_overflow_is_rescanned(server: Server, fleet: Fleet, planted: Tree) -> N
             expected.add(str(path))
         else:
             drop(agent.watch / f"flood/{i // 100}/{i:05d}.txt", plain + str(i).encode())
-    key = server.api_key("admin")
+    key = agent_server.api_key("admin")
 
     def found() -> bool:
-        return expected <= {i["path"] for i in incidents(server, key, agent.host)}
+        return expected <= {i["path"] for i in incidents(agent_server, key, agent.host)}
 
     wait_for(f"the {len(expected)} known files' incidents", found)
     status = wait_for(
