@@ -37,6 +37,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "server",
         "The server: agents enrol and report incidents; staff review them over the API.",
     ),
+    "agent": (
+        "vigil.agent.cli",
+        "agent",
+        "The endpoint agent: enrol, watch folders, report matches to the server.",
+    ),
 }
 
 

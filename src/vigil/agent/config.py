@@ -1,0 +1,129 @@
+"""`agent.toml`: the operator's file (read, never written), with the contract's keys and defaults."""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vigil.errors import VigilError
+
+CONFIG_FILE = "agent.toml"
+
+# Where files land on a workstation when the operator names no folder: users' homes (downloads,
+# browser caches and mail attachments live under them) and mounted removable media.
+DEFAULT_WATCH = ("/home", "/root", "/media", "/run/media", "/mnt")
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+
+
+class ConfigError(VigilError):
+    """agent.toml cannot be used (its path and the key at fault are in the message)."""
+
+
+def parse_duration(raw: object, key: str = "duration") -> float:
+    """'2s', '60s', '15m', '24h', '1d' or a bare number of seconds, as seconds."""
+    if isinstance(raw, int | float) and not isinstance(raw, bool):
+        value = float(raw)
+    elif isinstance(raw, str) and (m := _DURATION.match(raw)):
+        value = float(m.group(1)) * _UNITS[m.group(2) or "s"]
+    else:
+        raise ConfigError(f'{key}: not a duration: {raw!r} (write e.g. "2s", "60s", "24h")')
+    if value <= 0:
+        raise ConfigError(f"{key}: a duration must be positive: {raw!r}")
+    return value
+
+
+@dataclass
+class AgentConfig:
+    """What the daemon does: folders watched and excluded, intervals, the scheduled scan."""
+
+    watch: list[str] = field(default_factory=list)
+    exclude: list[str] = field(default_factory=list)
+    heartbeat: float = 60.0
+    catalog_poll: float = 60.0
+    # No fresh catalog timestamp from the server for this long: the catalog is reported stale.
+    stale_after: float = 86400.0
+    schedule_roots: list[str] = field(default_factory=list)
+    schedule_every: float = 86400.0
+    cpu_share: float = 0.25
+
+
+_TOP = {"watch", "exclude", "heartbeat", "catalog_poll", "stale_after", "schedule", "cpu_share"}
+_SCHEDULE = {"roots", "every"}
+
+
+def _paths(value: Any, key: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(f"{key}: expected a list of paths, got {value!r}")
+    return [os.path.abspath(os.path.expanduser(v)) for v in value]
+
+
+def _patterns(value: Any, key: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(f"{key}: expected a list of paths or glob patterns, got {value!r}")
+    return [os.path.expanduser(v) for v in value]
+
+
+def parse(data: dict[str, Any], where: str = CONFIG_FILE) -> AgentConfig:
+    """The configuration of a parsed agent.toml; unknown keys and bad values are errors."""
+    unknown = sorted(set(data) - _TOP)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(_TOP))})")
+    cfg = AgentConfig()
+    try:
+        if "watch" in data:
+            cfg.watch = _paths(data["watch"], "watch")
+        if "exclude" in data:
+            cfg.exclude = _patterns(data["exclude"], "exclude")
+        for key in ("heartbeat", "catalog_poll", "stale_after"):
+            if key in data:
+                setattr(cfg, key, parse_duration(data[key], key))
+        if "cpu_share" in data:
+            share = data["cpu_share"]
+            if isinstance(share, bool) or not isinstance(share, int | float) or not 0 < share <= 1:
+                raise ConfigError(f"cpu_share: expected a number in (0, 1], got {share!r}")
+            cfg.cpu_share = float(share)
+        schedule = data.get("schedule", {})
+        if not isinstance(schedule, dict):
+            raise ConfigError("schedule: expected a table ([schedule])")
+        unknown = sorted(set(schedule) - _SCHEDULE)
+        if unknown:
+            raise ConfigError(f"schedule: unknown key {unknown[0]!r} (known: roots, every)")
+        if "roots" in schedule:
+            cfg.schedule_roots = _paths(schedule["roots"], "schedule.roots")
+        if "every" in schedule:
+            cfg.schedule_every = parse_duration(schedule["every"], "schedule.every")
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from None
+    return cfg
+
+
+def load(home: Path) -> AgentConfig:
+    """`home/agent.toml` if there is one, else the defaults."""
+    path = home / CONFIG_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return AgentConfig()
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    return parse(data, str(path))
+
+
+def watched_roots(cfg: AgentConfig, extra: list[str]) -> list[str]:
+    """The folders to watch: `--watch` options, else agent.toml's, else the default folders
+    that exist on this machine."""
+    if extra:
+        return [os.path.abspath(p) for p in extra]
+    if cfg.watch:
+        return cfg.watch
+    return [p for p in DEFAULT_WATCH if os.path.isdir(p)]

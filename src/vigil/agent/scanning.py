@@ -1,0 +1,149 @@
+"""Scans the agent runs (files that landed, dirty roots, catch-up, manual and scheduled scans):
+the engine's scan service and fingerprint cache, every match written to the spool at once."""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import os
+import stat
+import time
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+from vigil import __version__
+from vigil.agent import reports
+from vigil.agent.enrolment import agent_dir
+from vigil.agent.spool import Spool
+from vigil.engine import Engine
+from vigil.scan.cache import FingerprintCache
+from vigil.scan.results import Match, ScanError, ScanSummary, Skipped
+from vigil.scan.walk import walk
+
+log = logging.getLogger("vigil.agent.scan")
+
+CACHE_FILE = "cache.sqlite"
+
+
+def exclusion(patterns: list[str], always: Iterable[str] = ()) -> Callable[[str], bool]:
+    """A test of a path against `exclude`: a plain path excludes itself and everything under
+    it; a pattern with * ? [ is matched against the whole path and against the name."""
+    prefixes = [os.path.abspath(p).rstrip("/") for p in [*patterns, *always] if not _glob(p)]
+    globs = [p for p in patterns if _glob(p)]
+
+    def excluded(path: str) -> bool:
+        for p in prefixes:
+            if path == p or path.startswith(p + "/"):
+                return True
+        name = os.path.basename(path)
+        return any(fnmatch.fnmatchcase(path, g) or fnmatch.fnmatchcase(name, g) for g in globs)
+
+    return excluded
+
+
+def _glob(pattern: str) -> bool:
+    return any(c in pattern for c in "*?[")
+
+
+class SpoolSink:
+    """A scan sink that spools a report per match the moment it is found."""
+
+    def __init__(
+        self,
+        spool: Spool,
+        detection: str,
+        catalog_version: Callable[[], str | None],
+        spooled: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.spool = spool
+        self.detection = detection
+        self.catalog_version = catalog_version
+        self.spooled = spooled
+        self.matches = 0
+
+    def _seen_at(self, path: str, st: os.stat_result | None) -> datetime:
+        if st is None:
+            return datetime.now(UTC)
+        at = self.spool.seen_at(path, st.st_ino, st.st_mtime_ns, time.time())
+        return datetime.fromtimestamp(at, UTC)
+
+    def match(self, match: Match) -> None:
+        try:
+            st: os.stat_result | None = os.stat(match.path)
+        except OSError:
+            st = None
+        report = reports.build(
+            match, self.detection, self.catalog_version(), st, self._seen_at(match.path, st)
+        )
+        self.matches += 1
+        if self.spool.add([report]):
+            log.warning(
+                "match: %s%s (set %s, entry %s, %s, detection %s)",
+                match.path,
+                f" [{match.member}]" if match.member else "",
+                match.hashset,
+                match.entry.id,
+                match.kind,
+                self.detection,
+            )
+            self.spooled()
+
+    def error(self, error: ScanError) -> None:
+        log.info("not checked: %s", error)
+
+    def skipped(self, item: Skipped) -> None:
+        pass
+
+    def progress(self, summary: ScanSummary) -> None:
+        pass
+
+
+class Scanning:
+    """The engine's scan service with the agent's own fingerprint cache."""
+
+    def __init__(self, engine: Engine, home: Path, workers: int = 0) -> None:
+        self.engine = engine
+        self.cache = FingerprintCache(
+            agent_dir(home) / CACHE_FILE,
+            engine_version=f"{__version__}/vpdq{engine.options.vpdq_seconds:g}",
+        )
+        options = engine.options
+        if workers:
+            import dataclasses
+
+            options = dataclasses.replace(options, workers=workers)
+        self.service = engine.service(options, self.cache)
+
+    def files(self, paths: Iterable[str], sink: SpoolSink) -> ScanSummary:
+        """Scan these files (what is gone or not a regular file by now is passed over)."""
+        items: list[tuple[str, os.stat_result]] = []
+        for p in dict.fromkeys(paths):
+            try:
+                st = os.stat(p, follow_symlinks=False)
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode):
+                items.append((p, st))
+        return self.service.scan(items, [self.engine.matcher()], sink)
+
+    def trees(
+        self, roots: list[str], sink: SpoolSink, excluded: Callable[[str], bool]
+    ) -> ScanSummary:
+        """Scan every file under `roots` but the excluded (symlinks not followed: a watched
+        home must not lead the agent across the machine)."""
+
+        def items() -> Iterator[tuple[str, os.stat_result] | ScanError]:
+            for found in walk(roots, follow_symlinks=False):
+                if isinstance(found, tuple):
+                    if not excluded(found[0]):
+                        yield found
+                elif not isinstance(found, Skipped) and not excluded(found.path):
+                    yield found
+
+        return self.service.scan(items(), [self.engine.matcher()], sink, roots=roots)
+
+    def close(self) -> None:
+        """Stop the workers, write the cache."""
+        self.service.close()
+        self.cache.close()

@@ -1,0 +1,215 @@
+"""Watching folders with inotify (Linux), through inotify_simple, which hands over the kernel's
+queue-overflow event instead of dropping it (watchdog's inotify backend filters it out).
+
+Every folder under a root gets a watch, new folders as they appear (and what was written into
+them before their watch existed is scanned). A file is reported when it is closed after writing
+or moved in. What makes events go missing — the kernel's queue overflowing, a watch lost (a root
+deleted or unmounted), the per-user watch limit reached — marks that root dirty: it is rescanned
+(through the fingerprint cache, so unchanged files cost a stat) and the trouble is kept for the
+heartbeat. The watcher never opens a watched file.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+log = logging.getLogger("vigil.agent.watch")
+
+# Errors kept for the heartbeat (the server takes at most 20 lines of 500 characters).
+HEALTH_ERRORS = 20
+# How often lost roots are tried again (a removable medium plugged back in, a folder recreated).
+RETRY_SECONDS = 30.0
+# How long one read waits for events (it returns at once when there are some): the watcher
+# notices a stop within this time, and an idle agent wakes only this often.
+READ_MS = 1000
+
+
+@dataclass
+class WatchHealth:
+    """What the heartbeat says of watching."""
+
+    healthy: bool = True
+    watched: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, object]:
+        """The heartbeat's `watch` object."""
+        return {"healthy": self.healthy, "watched": self.watched, "errors": self.errors}
+
+
+class Watcher:
+    """inotify watches on every folder under the roots; files to scan and dirty roots out."""
+
+    def __init__(
+        self,
+        roots: list[str],
+        excluded: Callable[[str], bool],
+        on_files: Callable[[list[str]], None],
+        on_tree: Callable[[str, str], None],
+    ) -> None:
+        from inotify_simple import INotify, flags
+
+        self.flags = flags
+        self.roots = [os.path.abspath(r) for r in roots]
+        self.excluded = excluded
+        self.on_files = on_files
+        self.on_tree = on_tree
+        self.inotify = INotify()
+        self.mask = (
+            flags.CLOSE_WRITE
+            | flags.MOVED_TO
+            | flags.CREATE
+            | flags.DELETE_SELF
+            | flags.MOVE_SELF
+            | flags.UNMOUNT
+            | flags.ONLYDIR
+            | flags.DONT_FOLLOW
+            | flags.EXCL_UNLINK
+        )
+        self.paths: dict[int, str] = {}
+        self.lost: set[str] = set()  # roots with no watch now
+        self.limit_reached = False
+        self.errors: deque[str] = deque(maxlen=HEALTH_ERRORS)
+        self.overflows = 0
+        self._lock = threading.Lock()
+
+    # -- watches -----------------------------------------------------------------------------
+
+    def _trouble(self, message: str) -> None:
+        log.warning("%s", message)
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        self.errors.append(f"{stamp} {message}"[:500])
+
+    def _add(self, directory: str) -> bool:
+        """Watch one folder; False when it cannot be (gone, not a folder, limit)."""
+        try:
+            wd = self.inotify.add_watch(directory, self.mask)
+        except OSError as e:
+            if e.errno == errno.ENOSPC:
+                if not self.limit_reached:
+                    self._trouble(
+                        "inotify watch limit reached (fs.inotify.max_user_watches): "
+                        f"{directory} and others unwatched, covered by rescans only"
+                    )
+                self.limit_reached = True
+            elif e.errno not in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
+                self._trouble(f"cannot watch {directory}: {e.strerror}")
+            return False
+        with self._lock:
+            self.paths[wd] = directory
+        return True
+
+    def add_tree(self, top: str) -> int:
+        """Watch `top` and every folder under it (not following symlinks); how many."""
+        if self.excluded(top):
+            return 0
+        if not self._add(top):
+            return 0
+        n = 1
+        for dirpath, dirnames, _ in os.walk(top, onerror=None, followlinks=False):
+            keep = []
+            for d in dirnames:
+                sub = os.path.join(dirpath, d)
+                if not self.excluded(sub) and self._add(sub):
+                    keep.append(d)
+                    n += 1
+            dirnames[:] = keep
+        return n
+
+    def start(self) -> None:
+        """Watch every root (a missing one is lost: tried again later)."""
+        for root in self.roots:
+            if not os.path.isdir(root):
+                self._lose(root, "does not exist")
+                continue
+            log.info("watching %s (%d folders)", root, self.add_tree(root))
+
+    def _lose(self, root: str, why: str) -> None:
+        if root not in self.lost:
+            self.lost.add(root)
+            self._trouble(f"watch lost on {root}: {why}")
+
+    def _retry_lost(self) -> None:
+        for root in sorted(self.lost):
+            if os.path.isdir(root):
+                self.lost.discard(root)
+                log.info("watching %s again (%d folders)", root, self.add_tree(root))
+                self.on_tree(root, "watch restored")
+
+    def health(self) -> WatchHealth:
+        """Watching now: healthy when every root is watched and the limit was not reached."""
+        with self._lock:
+            watched = len(self.paths)
+        return WatchHealth(
+            healthy=not self.lost and not self.limit_reached,
+            watched=watched,
+            errors=list(self.errors),
+        )
+
+    def _root_of(self, path: str) -> str | None:
+        for root in self.roots:
+            if path == root or path.startswith(root.rstrip("/") + "/"):
+                return root
+        return None
+
+    # -- events ------------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        """Read events until `stop` is set."""
+        last_retry = time.monotonic()
+        while not stop.is_set():
+            events = self.inotify.read(timeout=READ_MS)
+            if events:
+                self._handle(events)
+            if self.lost and time.monotonic() - last_retry > RETRY_SECONDS:
+                last_retry = time.monotonic()
+                self._retry_lost()
+
+    def _handle(self, events: list) -> None:  # type: ignore[type-arg]
+        f = self.flags
+        files: list[str] = []
+        for ev in events:
+            if ev.mask & f.Q_OVERFLOW:
+                self.overflows += 1
+                self._trouble("inotify queue overflow: events lost, every root rescanned")
+                for root in self.roots:
+                    if root not in self.lost:
+                        self.add_tree(root)  # folders made during the overflow
+                        self.on_tree(root, "overflow")
+                continue
+            with self._lock:
+                directory = self.paths.get(ev.wd)
+            if directory is None:
+                continue
+            if ev.mask & f.IGNORED:
+                with self._lock:
+                    self.paths.pop(ev.wd, None)
+                if directory in self.roots:
+                    self._lose(directory, "removed or unmounted")
+                continue
+            if ev.mask & (f.DELETE_SELF | f.MOVE_SELF | f.UNMOUNT):
+                if directory in self.roots:
+                    self._lose(directory, "moved, removed or unmounted")
+                continue
+            path = os.path.join(directory, ev.name) if ev.name else directory
+            if ev.mask & f.ISDIR:
+                if ev.mask & (f.CREATE | f.MOVED_TO) and not self.excluded(path):
+                    # Its files may be written before its watch exists: scan it once watched.
+                    self.add_tree(path)
+                    self.on_tree(path, "new folder")
+                continue
+            if ev.mask & (f.CLOSE_WRITE | f.MOVED_TO) and not self.excluded(path):
+                files.append(path)
+        if files:
+            self.on_files(files)
+
+    def close(self) -> None:
+        """Drop every watch."""
+        self.inotify.close()

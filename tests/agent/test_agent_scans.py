@@ -1,0 +1,103 @@
+"""Manual and scheduled scans reported through the agent; a catalog change reaching a running
+agent; status of an agent that is not enrolled."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from support.agent import Fleet, drop, incidents, wait_for
+from support.planted import Tree
+from support.server import Server, run_cli
+
+from vigil.fingerprint.crypto import digest_bytes
+from vigil.fingerprint.pdq import pdq_from_bytes
+from vigil.hashsets.entry import Entry
+from vigil.hashsets.export import write_vics
+
+
+def test_manual_scan_reports_through_the_spool(
+    agent_server: Server, fleet: Fleet, planted: Tree, tmp_path: Path
+) -> None:
+    """`vigil agent scan PATH` (no daemon running): matches are spooled, delivered, and are
+    incidents with detection=manual."""
+    agent = fleet.enrol(agent_server)
+    target = tmp_path / "usb"
+    shutil.copytree(planted.root / "alt", target)
+    done = run_cli("agent", "scan", "--home", str(agent.home), str(target))
+    assert done.returncode == 0, done.stderr
+    assert "spool: 0 report(s) waiting" in done.stderr
+    found = incidents(agent_server, agent_server.api_key("admin"), agent.host)
+    assert {i["path"] for i in found} == {str(p) for p in target.iterdir()}
+    assert {i["detection"] for i in found} == {"manual"}
+
+
+def test_scheduled_scan_of_roots(
+    agent_server: Server, fleet: Fleet, planted: Tree, tmp_path: Path
+) -> None:
+    """`[schedule] roots`: scanned at start (never scanned before) in a low-priority child
+    process; its matches are incidents with detection=scheduled, and the status says when."""
+    archive = tmp_path / "archive"
+    shutil.copytree(planted.root / "archive", archive)
+    agent = fleet.enrol(agent_server, toml=f'[schedule]\nroots = ["{archive}"]\nevery = "24h"\n')
+    agent.start()
+    agent.wait_ready()
+    key = agent_server.api_key("admin")
+    found = wait_for(
+        "the scheduled scan's incident",
+        lambda: agent.assert_running() or incidents(agent_server, key, agent.host),
+    )
+    assert [(i["path"], i["member"], i["detection"]) for i in found] == [
+        (str(archive / "outer.zip"), "inner.tar.gz/deep/x.jpg", "scheduled")
+    ]
+    wait_for("the last scheduled scan in the status", lambda: agent.status()["last_scheduled_scan"])
+
+
+def test_a_list_imported_into_a_running_agent_matches(
+    agent_server: Server, fleet: Fleet, planted: Tree, tmp_path: Path
+) -> None:
+    """A new hash set imported into the agent's home reaches the running agent (a new build
+    swapped in while it watches): a file dropped after that matches it."""
+    agent = fleet.enrol(agent_server)
+    agent.start()
+    agent.wait_ready()
+    newly = next(planted.root / n for n in planted.unrelated)
+    data = newly.read_bytes()
+    md5, sha1, sha256 = digest_bytes(data)
+    pdq = pdq_from_bytes(data, max_pixels=10**8).hash
+    entry = Entry({"md5": md5, "sha1": sha1, "sha256": sha256, "pdq": pdq}, id="900", category="2")
+    hashlist = tmp_path / "new.json"
+    with open(hashlist, "w") as f:
+        write_vics([entry], f)
+    before = agent.status()["catalog"]["version"]
+    done = run_cli("--home", str(agent.home), "hashset", "import", "--name", "newer", str(hashlist))
+    assert done.returncode == 0, done.stderr
+    wait_for("the new build in use", lambda: agent.status()["catalog"]["version"] != before)
+    drop(agent.watch / "later.jpg", data)
+    key = agent_server.api_key("admin")
+    found = wait_for(
+        "the incident of the newly listed file",
+        lambda: agent.assert_running() or incidents(agent_server, key, agent.host),
+    )
+    assert [(i["hashset"], i["entry"]["id"]) for i in found] == [("newer", "900")]
+
+
+def test_status_of_a_home_not_enrolled(tmp_path: Path) -> None:
+    done = run_cli("agent", "status", "--home", str(tmp_path), "--json")
+    assert done.returncode == 0, done.stderr
+    status = json.loads(done.stdout)
+    assert status["enrolled"] is False and status["running"] is False
+    assert status["spool_length"] == 0
+    done = run_cli("agent", "run", "--home", str(tmp_path), "--watch", str(tmp_path))
+    assert done.returncode == 2 and "vigil agent enroll" in done.stderr
+
+
+def test_bad_agent_toml_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "agent.toml").write_text('heartbeat = "often"\n')
+    from vigil.agent import enrolment
+
+    enrolment.save(tmp_path, enrolment.Enrolment("http://127.0.0.1:9", "a", "c", "h"))
+    done = run_cli("agent", "run", "--home", str(tmp_path))
+    assert done.returncode == 2
+    assert "agent.toml: heartbeat: not a duration" in done.stderr

@@ -1,0 +1,67 @@
+"""Watch overflow: more events than the kernel queues; every known file is still found."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from support.agent import Fleet, drop, incidents, wait_for
+from support.planted import Tree
+from support.server import Server
+
+QUEUE = Path("/proc/sys/fs/inotify/max_queued_events")
+SMALL_QUEUE = 16
+
+
+@contextmanager
+def small_queue() -> Iterator[bool]:
+    """The kernel's inotify queue lowered for inotify instances made inside the block, where
+    the test may (root, writable /proc/sys), and restored at its end: the limit is global, so
+    the block is kept to an agent's start (an instance keeps the size it was made with). False
+    where it may not: the test overflows the default queue by volume then."""
+    try:
+        before = QUEUE.read_text()
+        QUEUE.write_text(f"{SMALL_QUEUE}\n")
+    except OSError:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        QUEUE.write_text(before)
+
+
+def test_overflow_is_rescanned(agent_server: Server, fleet: Fleet, planted: Tree) -> None:
+    """A flood of files beyond the inotify queue: the overflow is seen, reported in the
+    heartbeat, and the rescan finds every known file among them."""
+    agent = fleet.enrol(agent_server)
+    with small_queue() as lowered:
+        agent.start()
+        agent.wait_ready()
+    known = (planted.root / "docs/report.txt").read_bytes()
+    flood = 300 if lowered else 20_000
+    plain = b"nothing to see here\n"
+    expected = set()
+    for i in range(flood):
+        if i % 15 == 7:
+            path = agent.watch / f"flood/{i // 100}/{i:05d}.jpg"
+            drop(path, known)
+            expected.add(str(path))
+        else:
+            drop(agent.watch / f"flood/{i // 100}/{i:05d}.txt", plain + str(i).encode())
+    key = agent_server.api_key("admin")
+
+    def found() -> bool:
+        return expected <= {i["path"] for i in incidents(agent_server, key, agent.host)}
+
+    wait_for(f"the {len(expected)} known files' incidents", found)
+    status = wait_for(
+        "the overflow in the status",
+        lambda: (
+            (s := agent.status())["watch"]
+            and any("overflow" in e for e in s["watch"]["errors"])
+            and s
+        ),
+    )
+    assert any("overflow" in e for e in status["watch"]["errors"])
