@@ -225,3 +225,22 @@ def test_a_scan_with_options_of_its_own_applies_them_on_the_workers(
         ClusterScan(cluster, [engine.matcher()], options).run([str(tree.root / "alt")], sink)
     assert sink.errors and all(e.reason == "max_file_size" for e in sink.errors)
     assert isinstance(sink.errors[0], ScanError)
+
+
+def test_daemonic_workers_are_refused_with_a_clear_error(tree: Planted) -> None:
+    """Dask's default: worker processes are daemonic, and may start no scanning process."""
+    from distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(
+            n_workers=1,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address="127.0.0.1:0",
+        ) as local,
+        Client(local) as client,
+        _engine(tree) as engine,
+    ):
+        with pytest.raises(VigilError, match="DAEMON=False"):
+            ClusterScan(client, [engine.matcher()]).run([str(tree.root)], CollectingSink())

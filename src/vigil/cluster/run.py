@@ -10,7 +10,7 @@ import tempfile
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,7 +20,7 @@ from vigil.cluster.cache import ObjectCache
 from vigil.cluster.checkpoint import Checkpoint
 from vigil.cluster.listing import Listed, Listing, Part, list_part, local_path, plan
 from vigil.cluster.results import COUNTS, ShardResult
-from vigil.cluster.shards import SHARD_BYTES, SHARD_FILES, Shard, cut
+from vigil.cluster.shards import SHARD_BYTES, SHARD_FILES, Cutter, Shard
 from vigil.cluster.worker import BuildFiles, MatcherPlugin, scan_shard
 from vigil.errors import VigilError
 from vigil.matching.matcher import Matcher, match_all
@@ -68,7 +68,7 @@ def connect(spec: str) -> Iterator[Any]:
                 threads_per_worker=1,
                 processes=True,
                 host="127.0.0.1",
-                dashboard_address=None,
+                dashboard_address="127.0.0.1:0",
                 # Worker logs would only repeat what the scan reports (and the shutdown chatter
                 # of heartbeats to a scheduler that already stopped).
                 silence_logs=logging.CRITICAL,
@@ -143,6 +143,11 @@ class _Run:
         self.last_progress = 0.0
         self.token = uuid.uuid4().hex[:8]
         self.seen: set[str] = set()
+        self.cutter = Cutter(scan.shard_files, scan.shard_bytes)
+        self.listed: dict[int, tuple[Part, Listing]] = {}
+        self.next_part = 0
+        self.parts = 0
+        self.options_held: dict[str, Any] = {}
         self.waiting: deque[tuple[Shard, ShardResult, dict[str, Any]]] = deque()
 
     def _description(self, shown: list[str]) -> dict[str, Any]:
@@ -160,9 +165,18 @@ class _Run:
         }
 
     def run(self) -> ScanSummary:
+        plugin = self._install_matchers()
+        try:
+            return self._scan(plugin)
+        finally:
+            try:
+                self.client.unregister_worker_plugin(plugin)
+            except Exception:  # noqa: BLE001 - a cluster gone already has nothing to remove
+                log.debug("could not remove the plugin %s", plugin, exc_info=True)
+
+    def _scan(self, plugin: str) -> ScanSummary:
         from distributed import as_completed
 
-        self._install_matchers()
         parts, problems = plan(self.roots, follow_symlinks=self.options.follow_symlinks)
         self._problems(problems)
         threads = max(1, sum(self.client.nthreads().values()))
@@ -177,13 +191,14 @@ class _Run:
                 key=f"vigil-list-{self.token}-{i}",
                 retries=1,
             )
-            jobs[fut] = ("list", part)
+            jobs[fut] = ("list", (i, part))
             running.add(fut)
+        self.parts = len(parts)
         in_flight = 0
         for fut in running:
             what, subject = jobs.pop(fut)
             if what == "list":
-                self._listed(fut, subject)
+                self._listed(fut, *subject)
             else:
                 in_flight -= 1
                 self._scanned(fut, *subject)
@@ -192,6 +207,7 @@ class _Run:
                 shard, partial, options = self.waiting.popleft()
                 sub = self.client.submit(
                     scan_shard,
+                    plugin,
                     shard,
                     tuple(sorted(options.items())),
                     self.scan.cache is not None,
@@ -210,7 +226,9 @@ class _Run:
 
     # -- the matcher on every worker ---------------------------------------------------------
 
-    def _install_matchers(self) -> None:
+    def _install_matchers(self) -> str:
+        """Every worker gets the builds (and so does a worker that joins later); the name of
+        the plugin that holds them there."""
         with tempfile.TemporaryDirectory(prefix="vigil-build-") as scratch:
             builds = []
             for i, m in enumerate(self.matchers):
@@ -218,35 +236,37 @@ class _Run:
                 folder.mkdir()
                 builds.append(BuildFiles.of(m, folder))
         plugin = MatcherPlugin(builds, self.options, self.token)
-        replies = self.client.register_plugin(plugin)
-        failed = {
-            w: r
-            for w, r in (replies or {}).items()
-            if isinstance(r, dict) and r.get("status") != "OK"
-        }
-        if failed:
-            worker, reply = next(iter(failed.items()))
-            raise VigilError(
-                f"the matcher could not be set up on {len(failed)} worker(s), e.g. {worker}: "
-                f"{reply.get('exception') or reply}"
-            )
+        try:
+            self.client.register_plugin(plugin)
+        except Exception as exc:  # noqa: BLE001 - Dask raises the worker's own exception
+            raise VigilError(f"the matcher could not be set up on the workers: {exc}") from exc
+        return plugin.name
 
     # -- listing -----------------------------------------------------------------------------
 
-    def _listed(self, fut: Any, part: Part) -> None:
+    def _listed(self, fut: Any, index: int, part: Part) -> None:
+        """A part listed: its files are cut into shards in the parts' order (listings that
+        come early wait for those before them), so the same tree cuts the same shards."""
         try:
             listing: Listing = fut.result()
         except Exception as exc:  # noqa: BLE001 - a part that cannot be listed is an error line
             self._problems([ScanError(part.root, None, "unreadable", f"cannot list: {exc}")])
-            return
+            listing = Listing()
         self._problems(listing.problems)
-        options = dict(part.storage_options)
-        for shard in cut(
-            listing.files,
-            part.protocol,
-            max_files=self.scan.shard_files,
-            max_bytes=self.scan.shard_bytes,
-        ):
+        self.listed[index] = (part, listing)
+        while self.next_part in self.listed:
+            part, listing = self.listed.pop(self.next_part)
+            self.next_part += 1
+            options = dict(part.storage_options)
+            if options != self.options_held:
+                self._queue(self.cutter.flush(), self.options_held)
+                self.options_held = options
+            self._queue(self.cutter.feed(listing.files, part.protocol), options)
+        if self.next_part == self.parts:
+            self._queue(self.cutter.flush(), self.options_held)
+
+    def _queue(self, shards: Iterable[Shard], options: dict[str, Any]) -> None:
+        for shard in shards:
             if shard.name in self.seen:  # the same files reached twice (overlapping roots)
                 continue
             self.seen.add(shard.name)

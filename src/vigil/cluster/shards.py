@@ -45,6 +45,39 @@ def shard_name(files: Iterable[Listed]) -> str:
     return digest.hexdigest()[:32]
 
 
+class Cutter:
+    """`cut` fed part by part: the files of many small parts (a tree of thousands of small
+    folders) fill shards together. Fed in the parts' order, it cuts the same shards every time."""
+
+    def __init__(self, max_files: int = SHARD_FILES, max_bytes: int = SHARD_BYTES) -> None:
+        if max_files < 1 or max_bytes < 1:
+            raise ValueError("a shard holds at least one file and one byte")
+        self.max_files = max_files
+        self.max_bytes = max_bytes
+        self._held: list[Listed] = []
+        self._size = 0
+        self._protocol = "file"
+
+    def feed(self, files: Iterable[Listed], protocol: str = "file") -> Iterator[Shard]:
+        """Shards filled by these files (a change of protocol ends the shard held)."""
+        if protocol != self._protocol:
+            yield from self.flush()
+            self._protocol = protocol
+        for f in files:
+            if self._held and (
+                len(self._held) >= self.max_files or self._size + f.size > self.max_bytes
+            ):
+                yield from self.flush()
+            self._held.append(f)
+            self._size += f.size
+
+    def flush(self) -> Iterator[Shard]:
+        """The shard held, if any."""
+        if self._held:
+            yield Shard(shard_name(self._held), tuple(self._held), self._protocol)
+        self._held, self._size = [], 0
+
+
 def cut(
     files: Iterable[Listed],
     protocol: str = "file",
@@ -54,15 +87,6 @@ def cut(
 ) -> Iterator[Shard]:
     """Shards of these files in their order: at most `max_files` files and, unless a single file
     is larger, `max_bytes` bytes each."""
-    if max_files < 1 or max_bytes < 1:
-        raise ValueError("a shard holds at least one file and one byte")
-    held: list[Listed] = []
-    size = 0
-    for f in files:
-        if held and (len(held) >= max_files or size + f.size > max_bytes):
-            yield Shard(shard_name(held), tuple(held), protocol)
-            held, size = [], 0
-        held.append(f)
-        size += f.size
-    if held:
-        yield Shard(shard_name(held), tuple(held), protocol)
+    cutter = Cutter(max_files, max_bytes)
+    yield from cutter.feed(files, protocol)
+    yield from cutter.flush()

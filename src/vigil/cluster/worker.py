@@ -12,6 +12,7 @@ its file, matching batched.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import shutil
 import threading
@@ -33,7 +34,9 @@ from vigil.scan.items import ItemSource, LocalFile, Opened, ScanItem
 from vigil.scan.results import Match, ScanError, ScannedItem, ScanSummary, Skipped
 from vigil.scan.scanner import ScanOptions, ScanService
 
-PLUGIN_NAME = "vigil-matcher"
+# A plugin of the same name replaces the one before it on every worker: each scan registers its
+# own (two scans sharing a cluster keep their own builds) and removes it at the end.
+PLUGIN_PREFIX = "vigil-matcher-"
 
 
 @dataclass(frozen=True)
@@ -83,13 +86,10 @@ class BuildFiles:
 class MatcherPlugin(WorkerPlugin):
     """The builds and scan options of one cluster scan, set up once per worker."""
 
-    name = PLUGIN_NAME
-
     def __init__(self, builds: list[BuildFiles], options: ScanOptions, scan_id: str) -> None:
         self.builds = builds
         self.options = replace(options, workers=1)
-        # Registering a plugin of the same name replaces it: a new scan's builds are set up.
-        self.scan_id = scan_id
+        self.name = PLUGIN_PREFIX + scan_id
         self.engines: list[Engine] = []
         self.matchers: list[Matcher] = []
         self._services: dict[int, ScanService] = {}
@@ -97,6 +97,12 @@ class MatcherPlugin(WorkerPlugin):
     def setup(self, worker: Any) -> None:
         """Install and map the builds, warm the decoders and kernels."""
         self._lock = threading.Lock()  # made here: the plugin is pickled to the workers
+        if multiprocessing.current_process().daemon:
+            raise RuntimeError(
+                "this Dask worker is a daemonic process, which may not start the processes a "
+                "scan reads files in: start the workers with DASK_DISTRIBUTED__WORKER__DAEMON="
+                "False in their environment (docs/cluster.md)"
+            )
         root = Path(worker.local_directory) / "vigil-builds"
         root.mkdir(parents=True, exist_ok=True)
         for build in self.builds:
@@ -196,12 +202,15 @@ def _item(f: Listed, shard: Shard, storage_options: tuple[tuple[str, Any], ...])
 
 
 def scan_shard(
-    shard: Shard, storage_options: tuple[tuple[str, Any], ...] = (), keep_items: bool = False
+    plugin_name: str,
+    shard: Shard,
+    storage_options: tuple[tuple[str, Any], ...] = (),
+    keep_items: bool = False,
 ) -> ShardResult:
-    """The task: scan one shard's files on this worker; everything it found, and the
-    fingerprints of clean files when the client keeps a cache."""
+    """The task: scan one shard's files on this worker with the scan's plugin; everything it
+    found, and the fingerprints of clean files when the client keeps a cache."""
     worker = get_worker()
-    plugin = cast(MatcherPlugin, worker.plugins[PLUGIN_NAME])
+    plugin = cast(MatcherPlugin, worker.plugins[plugin_name])
     service = plugin.service()
     sink = _ShardSink()
     capture = _Fingerprints()
