@@ -7,6 +7,9 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -227,20 +230,34 @@ def test_a_scan_with_options_of_its_own_applies_them_on_the_workers(
     assert isinstance(sink.errors[0], ScanError)
 
 
-def test_daemonic_workers_are_refused_with_a_clear_error(tree: Planted) -> None:
-    """Dask's default: worker processes are daemonic, and may start no scanning process."""
-    from distributed import Client, LocalCluster
+def test_daemonic_workers_are_refused_with_a_clear_error(tree: Planted, tmp_path: Path) -> None:
+    """Dask's default: worker processes are daemonic, and may start no scanning process. Run in
+    a process of its own, with Dask's default configuration (this one's cluster fixture changes
+    it)."""
+    script = tmp_path / "daemonic.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            from distributed import Client, LocalCluster
+            from vigil.cluster import ClusterScan
+            from vigil.engine import Engine
+            from vigil.errors import VigilError
+            from vigil.scan.scanner import CollectingSink
 
-    with (
-        LocalCluster(
-            n_workers=1,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address="127.0.0.1:0",
-        ) as local,
-        Client(local) as client,
-        _engine(tree) as engine,
-    ):
-        with pytest.raises(VigilError, match="DAEMON=False"):
-            ClusterScan(client, [engine.matcher()]).run([str(tree.root)], CollectingSink())
+            if __name__ == "__main__":
+                with LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                  host="127.0.0.1", dashboard_address="127.0.0.1:0") as local:
+                    with Client(local) as client, Engine.open({str(tree.home)!r}) as engine:
+                        try:
+                            ClusterScan(client, [engine.matcher()]).run(
+                                [{str(tree.root)!r}], CollectingSink())
+                        except VigilError as exc:
+                            print("refused:", exc)
+            """
+        )
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DASK_")}
+    proc = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=600
+    )
+    assert "refused:" in proc.stdout and "DAEMON=False" in proc.stdout, proc.stderr[-3000:]
