@@ -87,17 +87,8 @@ def enroll(
 
 def _save_root(home: Path, root: dict[str, Any]) -> None:
     """The server's TUF root metadata: trusted from now on to verify catalog updates."""
-    try:
-        from vigil.updates.client import save_root  # type: ignore[import-not-found]
-    except ImportError:
-        # No updates client installed yet: keep it where nothing trusts it by accident, for
-        # the client to take when it arrives.
-        from vigil.agent.enrolment import agent_dir
+    from vigil.updates.client import save_root
 
-        path = agent_dir(home) / "root.json.pending"
-        path.write_text(json.dumps(root), encoding="utf-8")
-        path.chmod(0o600)
-        return
     save_root(home, root)
 
 

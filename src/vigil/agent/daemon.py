@@ -217,11 +217,18 @@ class Agent:
 
     def _heartbeat(self, spool: Spool) -> None:
         health = self.watcher.health()
-        body = {
-            "catalog_version": self.sync.state.version,
+        catalog = self.sync.state
+        body: dict[str, Any] = {
+            "catalog_version": catalog.version,
             "spool_length": len(spool),
             "watch": health.to_dict(),
+            # The server raises `catalog_rejected` and `catalog_stale` incidents from these.
+            "catalog_error": catalog.rejected,
         }
+        if catalog.source == "server":
+            body["catalog_age_seconds"] = max(
+                0.0, time.time() - (catalog.last_fresh or self.started)
+            )
         try:
             self.conn.heartbeat(body)
             self.last_heartbeat = time.time()

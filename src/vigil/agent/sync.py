@@ -60,7 +60,7 @@ class CatalogSync:
         self.started = time.time()
         self.updater: Any = None
         try:
-            from vigil.updates.client import CatalogUpdater  # type: ignore[import-not-found]
+            from vigil.updates.client import CatalogUpdater
         except ImportError:
             log.info("no signed-update client installed: using the home's own catalog")
         else:

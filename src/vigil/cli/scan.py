@@ -209,6 +209,24 @@ def _matchers(ctx: Context, hashsets: tuple[str, ...]) -> list[Matcher]:
     is_flag=True,
     help="Decode large JPEGs at half size for PDQ: faster, a little less faithful (README).",
 )
+@click.option(
+    "--cluster",
+    metavar="local:N|tcp://HOST:PORT",
+    help="Scan on a Dask cluster: N local worker processes, or a scheduler's address; PATHS may "
+    "then be fsspec URLs too (s3://bucket/prefix ...). See docs/cluster.md.",
+)
+@click.option(
+    "--checkpoint",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="With --cluster: keep finished shards here, so the same scan run again resumes.",
+)
+@click.option(
+    "--shard-files",
+    type=click.IntRange(min=1),
+    default=2000,
+    show_default=True,
+    help="With --cluster: files per shard (a shard is one task; also cut at 4 GiB).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
 @click.option(
     "-v",
@@ -237,6 +255,9 @@ def scan(
     no_cache: bool,
     no_follow_symlinks: bool,
     fast_pdq: bool,
+    cluster: str | None,
+    checkpoint: Path | None,
+    shard_files: int,
     quiet: bool,
     verbose: bool,
 ) -> None:
@@ -260,10 +281,12 @@ def scan(
         fast_pdq=fast_pdq,
         vpdq_seconds=vpdq_seconds,
     )
+    if checkpoint is not None and cluster is None:
+        raise VigilError("--checkpoint is for cluster scans: give --cluster too")
     matchers = _matchers(ctx, hashsets)
     cache = (
         None
-        if no_cache
+        if no_cache or cluster is not None
         # The sampling and the decode mode are part of the fingerprints: another one empties the cache.
         else FingerprintCache(
             ctx.home / "cache.sqlite",
@@ -273,7 +296,20 @@ def scan(
     )
     sink = CliSink(as_json=as_json, quiet=quiet, verbose=verbose)
     try:
-        summary = Scanner(matchers, options, cache).run(list(paths), sink)
+        if cluster is not None:
+            summary = _cluster_scan(
+                ctx,
+                cluster,
+                checkpoint,
+                matchers,
+                options,
+                list(paths),
+                sink,
+                no_cache,
+                shard_files,
+            )
+        else:
+            summary = Scanner(matchers, options, cache).run(list(paths), sink)
     finally:
         sink.close()
         if cache is not None:
@@ -304,6 +340,50 @@ def scan(
             if path is not None:
                 console.print(f"{label}: {path}", markup=False, highlight=False)
     sys.exit(EXIT_ERROR if summary.errors else EXIT_FOUND if summary.matches else EXIT_CLEAN)
+
+
+def _cluster_scan(
+    ctx: Context,
+    spec: str,
+    checkpoint: Path | None,
+    matchers: list[Matcher],
+    options: ScanOptions,
+    paths: list[str],
+    sink: CliSink,
+    no_cache: bool,
+    shard_files: int,
+) -> ScanSummary:
+    """The same scan on a Dask cluster (vigil.cluster), into the same sink."""
+    try:
+        from vigil.cluster import ClusterScan, connect
+        from vigil.cluster.cache import ObjectCache
+    except ImportError as exc:
+        raise VigilError(
+            f"--cluster needs the cluster extra: pip install 'vigil[cluster]' ({exc})"
+        ) from exc
+    cache = (
+        None
+        if no_cache
+        else ObjectCache(
+            ctx.home / "cluster-cache.sqlite",
+            engine_version=f"{_engine_version()}/vpdq{options.vpdq_seconds:g}"
+            + ("+fast-pdq" if options.fast_pdq else ""),
+        )
+    )
+    try:
+        with connect(spec) as client:
+            scan = ClusterScan(
+                client,
+                matchers,
+                options,
+                checkpoint=checkpoint,
+                cache=cache,
+                shard_files=shard_files,
+            )
+            return scan.run(paths, sink)
+    finally:
+        if cache is not None:
+            cache.close()
 
 
 def _lists_build_id(files: list[Path]) -> str:
