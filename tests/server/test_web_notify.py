@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 import json
 import re
+import tomllib
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,6 +19,8 @@ from support.receivers import WEBHOOK_SECRET, WebhookReceiver, wait_for
 from support.server import Server, free_port, unique
 
 from vigil.server.models import AuditEntry
+from vigil.server.settings import parse_channel
+from vigil.server.web.notify_pages import toml_lines
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -299,3 +302,27 @@ def test_agents_are_silent_after_silent_after_in_the_api_and_pages(
         assert "catalog_rejected" in row
     with httpx.Client(base_url=server.url) as anonymous:
         assert anonymous.get("/api/v1/agents").status_code == 401
+
+
+def test_a_channels_settings_are_shown_as_toml_without_secrets() -> None:
+    """What the edit form is filled with reads back as the same channel (secret added)."""
+    config = {
+        "type": "email",
+        "host": "smtp.example.org",
+        "port": 2525,
+        "starttls": False,
+        "username": "vigil",
+        "password": 'hunter2-"quoted"',
+        "from": "vigil@example.org",
+        "to": ["a@example.org", "b@example.org"],
+        "categories": ["A", "B"],
+        "include_path": True,
+    }
+    channel = parse_channel("test", "notify", {**config, "name": "mail"}, "db", "mail")
+    lines = toml_lines(channel.public())
+    assert "hunter2" not in lines and "password" not in lines
+    back = tomllib.loads(lines)
+    again = parse_channel(
+        "test", "notify", {**back, "type": "email", "password": config["password"]}, "db", "mail"
+    )
+    assert again == channel
