@@ -139,3 +139,33 @@ def test_review_an_incident_in_the_browser(server: Server, chromium: Browser) ->
     finally:
         context.close()
     assert console.errors == []
+
+
+def test_notifications_page_in_the_browser(server: Server, chromium: Browser) -> None:
+    """An admin adds a webhook channel on the Notifications page; a screenshot of it."""
+    db = "postgresql" if server.db else "sqlite"
+    name = unique("siem")
+    context = chromium.new_context(viewport={"width": 1360, "height": 900})
+    context.set_default_timeout(WAIT_MS)
+    page = context.new_page()
+    console = Console(page)
+    try:
+        log_in(page, server, "admin", server.admin_password)
+        page.get_by_role("link", name="Notifications").click()
+        expect(page.get_by_role("heading", name="Notifications")).to_be_visible()
+        page.get_by_label("Name", exact=True).fill(name)
+        page.get_by_label("Type").select_option("webhook")
+        page.get_by_label("Settings (TOML)").fill(
+            'url = "https://siem.example.org/hooks/vigil"\n'
+            'secret = "whsec_dGVzdC1zZWNyZXQtZm9yLXZpZ2lsLXdlYmhvb2tz"\n'
+            'categories = ["1"]\n'
+        )
+        page.get_by_role("button", name="Add channel").click()
+        expect(page.get_by_role("status")).to_contain_text(f"Channel {name} added")
+        row = page.locator(f"#channel-{name}")
+        expect(row).to_contain_text("set (********)")
+        expect(row).not_to_contain_text("dGVzdC1zZWNyZXQ")
+        page.screenshot(path=artifacts() / f"notifications-{db}.png", full_page=True)
+    finally:
+        context.close()
+    assert console.errors == []

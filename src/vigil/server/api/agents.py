@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import anyio
 from fastapi import APIRouter, HTTPException, Request, status
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from vigil.server import alerts, enrolment
+from vigil.server import agent_health, alerts, enrolment
 from vigil.server.api import auth
 from vigil.server.api.schemas import (
     AgentList,
@@ -131,17 +133,22 @@ def report_incidents(
 
 @router.get("/agents", response_model=AgentList, tags=["staff"])
 def list_agents(
+    request: Request,
     s: auth.DbSession,
     principal: auth.Overseer,
 ) -> AgentList:
-    """Every enrolled agent with its health."""
-    agents = s.scalars(select(Agent).order_by(Agent.host, Agent.id))
+    """Every enrolled agent with its health as the server sees it (vigil.server.agent_health)."""
+    agents = list(s.scalars(select(Agent).order_by(Agent.host, Agent.id)))
+    found = agent_health.conditions(s, [a.id for a in agents])
+    silent_after = request.app.state.settings.silent_after
+    now = datetime.now(UTC)
     return AgentList(
         items=[
             AgentView(
                 id=a.id,
                 host=a.host,
-                status=enrolment.status(a),
+                status=agent_health.status(a, found.get(a.id, []), silent_after, now),
+                conditions=found.get(a.id, []),
                 last_heartbeat=a.last_heartbeat,
                 catalog_version=a.catalog_version,
                 spool_length=a.spool_length,

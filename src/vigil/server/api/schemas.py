@@ -173,10 +173,13 @@ class AgentView(BaseModel):
 
     id: str
     host: str
+    # enrolled | ok | silent | revoked (vigil.server.agent_health)
     status: str
     last_heartbeat: datetime | None
     catalog_version: str | None
     spool_length: int | None
+    # Open health conditions: agent_silent, catalog_rejected, watcher_unhealthy, catalog_stale.
+    conditions: list[str] = []
 
 
 class AgentList(BaseModel):

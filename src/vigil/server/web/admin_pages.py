@@ -1,4 +1,4 @@
-"""Admin and audit pages: agents, hash sets, users, the audit log, notification settings."""
+"""Admin and audit pages: agents, hash sets, users, the audit log (notifications: notify_pages)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from starlette.responses import Response
 
 from vigil.errors import VigilError
-from vigil.server import audit, enrolment
+from vigil.server import agent_health, audit, enrolment
 from vigil.server.accounts import Role, add_user
 from vigil.server.models import Agent, AuditEntry, User, WebSession
 from vigil.server.storage import ServerError
@@ -28,13 +28,6 @@ AUDIT_PAGE = 100
 UPLOAD_CHUNK = 1 << 20
 
 
-def _health(agent: Agent, now: datetime) -> str:
-    if agent.revoked_at is None and agent.last_heartbeat is not None:
-        if now - agent.last_heartbeat >= charts.SILENT_AFTER:
-            return "silent"
-    return enrolment.status(agent)
-
-
 @router.get("/agents")
 def agents(request: Request, s: DbSession, me: Reader, after: str | None = None) -> Response:
     """Agents with their health, catalog version, last heartbeat and spool; by host."""
@@ -45,13 +38,18 @@ def agents(request: Request, s: DbSession, me: Reader, after: str | None = None)
     more = len(rows) > AGENTS_PAGE
     rows = rows[:AGENTS_PAGE]
     now = datetime.now(UTC)
+    silent_after = request.app.state.settings.silent_after
+    found = agent_health.conditions(s, [a.id for a in rows])
     return render(
         request,
         "agents.html",
         me,
         nav="agents",
-        rows=[(a, _health(a, now)) for a in rows],
-        health=charts.agents_health(s, now),
+        rows=[
+            (a, agent_health.status(a, found.get(a.id, []), silent_after, now), found.get(a.id, []))
+            for a in rows
+        ],
+        health=charts.agents_health(s, now, silent_after),
         next_url=str(request.url.include_query_params(after=rows[-1].id)) if more else None,
     )
 
@@ -280,11 +278,3 @@ def audit_log(
         filters={"actor": actor or "", "action": action or ""},
         next_url=str(request.url.include_query_params(before=rows[-1].id)) if more else None,
     )
-
-
-# NOTIFICATIONS: the notification settings page (channels, outbox, failed deliveries) is built
-# with vigil.server.notify*; it replaces this placeholder route and templates/notifications.html.
-@router.get("/notifications")
-def notifications(request: Request, me: Admin) -> Response:
-    """Placeholder for the notification settings (admins)."""
-    return render(request, "notifications.html", me, nav="notifications")

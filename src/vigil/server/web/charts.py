@@ -9,13 +9,14 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import Date, case, cast, func, select
+from sqlalchemy import Date, cast, func, select
 from sqlalchemy.orm import Session
 
-from vigil.server.models import Agent, Incident
+from vigil.server import agent_health
+from vigil.server.models import Incident
 
 DAYS = 30
-# The agents' health chart: an agent with no heartbeat for this long is silent.
+# The default of `[agents] silent_after` (the pages pass server.toml's).
 SILENT_AFTER = timedelta(minutes=15)
 # Colour classes (the stylesheet gives each a fill) for categories, in order of first use.
 PALETTE = 8
@@ -105,16 +106,13 @@ def incidents_per_day(session: Session, today: date | None = None) -> Chart:
     return chart
 
 
-def agents_health(session: Session, now: datetime | None = None) -> Chart:
-    """Agents by health: ok (heard from lately), silent, never heard from, revoked."""
+def agents_health(
+    session: Session, now: datetime | None = None, silent_after: timedelta = SILENT_AFTER
+) -> Chart:
+    """Agents by health as the API says it (vigil.server.agent_health): ok, silent (an open
+    `agent_silent` episode, or nothing heard for `silent_after`), never heard from, revoked."""
     now = now or datetime.now(UTC)
-    silent_since = now - SILENT_AFTER
-    state = case(
-        (Agent.revoked_at.is_not(None), "revoked"),
-        (Agent.last_heartbeat.is_(None), "enrolled"),
-        (Agent.last_heartbeat < silent_since, "silent"),
-        else_="ok",
-    )
+    state = agent_health.status_sql(silent_after, now)
     found: dict[str, int] = dict(
         session.execute(select(state, func.count()).group_by(state)).tuples().all()
     )

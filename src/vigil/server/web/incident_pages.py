@@ -70,7 +70,7 @@ def overview(request: Request, s: DbSession, me: Reader) -> Response:
         "overview.html",
         me,
         nav="overview",
-        health=charts.agents_health(s),
+        health=charts.agents_health(s, silent_after=request.app.state.settings.silent_after),
         days=charts.DAYS,
     )
 

@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from vigil.server.web import admin_pages, incident_pages, security, sessions
+from vigil.server.web import admin_pages, incident_pages, notify_pages, security, sessions
 from vigil.server.web.deps import (
     HERE,
     PREFIX,
@@ -123,6 +123,7 @@ def install(app: FastAPI) -> None:
     """Add the dashboard (pages, static files, error pages, security headers) to `app`."""
     app.include_router(router)
     app.include_router(admin_pages.router)
+    app.include_router(notify_pages.router)
     app.mount(PREFIX + "/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.add_middleware(security.SecurityHeaders)
 
