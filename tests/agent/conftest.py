@@ -7,9 +7,10 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import create_engine, text
-from support.agent import Fleet
+from support.agent import Fleet, wait_for
 from support.planted import Tree, build
 from support.server import Server, run_cli, serve
 
@@ -38,9 +39,10 @@ def agent_postgres_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
 def agent_server(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, planted: Tree
 ) -> Iterator[Server]:
-    """`vigil server init` and `vigil server run`, on SQLite and on PostgreSQL."""
+    """`vigil server init` and `vigil server run`, on SQLite and on PostgreSQL, with the demo
+    list in its catalog and published to agents (signed) before the first agent asks."""
     home = tmp_path_factory.mktemp("server-home")
     db = ""
     args = ["server", "init", "--home", str(home)]
@@ -49,8 +51,18 @@ def agent_server(
         args += ["--db", db]
     init = run_cli(*args)
     assert init.returncode == 0, init.stderr
+    done = run_cli("--home", str(home), "hashset", "import", str(planted.hashlist))
+    assert done.returncode == 0, done.stderr
     with serve(home) as url:
+        # `init` published version 1 (empty); the import becomes version 2 once running.
+        wait_for("the demo list published", lambda: published(url) >= 2)
         yield Server(home, url, db, init.stdout.strip(), init)
+
+
+def published(url: str) -> int:
+    """The catalog version the server publishes (0 before the first)."""
+    body = httpx.get(f"{url}/readyz", timeout=10).json()
+    return int(body.get("catalog_version") or 0)
 
 
 @pytest.fixture(scope="session")

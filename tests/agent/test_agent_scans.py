@@ -3,10 +3,14 @@ agent; status of an agent that is not enrolled."""
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
+import time
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
 from support.agent import Fleet, drop, incidents, wait_for
 from support.planted import Tree
 from support.server import Server, run_cli
@@ -54,33 +58,40 @@ def test_scheduled_scan_of_roots(
     wait_for("the last scheduled scan in the status", lambda: agent.status()["last_scheduled_scan"])
 
 
-def test_a_list_imported_into_a_running_agent_matches(
-    agent_server: Server, fleet: Fleet, planted: Tree, tmp_path: Path
+def test_a_list_imported_on_the_server_reaches_a_running_agent(
+    agent_server: Server, fleet: Fleet, tmp_path: Path
 ) -> None:
-    """A new hash set imported into the agent's home reaches the running agent (a new build
-    swapped in while it watches): a file dropped after that matches it."""
-    agent = fleet.enrol(agent_server)
+    """A new hash set imported on the server is published, signed, to a running agent (a new
+    build swapped in while it watches): a file dropped after that matches it."""
+    agent = fleet.enrol(agent_server)  # polls the server every 2 s
     agent.start()
     agent.wait_ready()
-    newly = next(planted.root / n for n in planted.unrelated)
-    data = newly.read_bytes()
+    # A picture of this test's own, so the set matches nothing the other tests drop.
+    pixels = np.random.default_rng(int(time.time())).integers(0, 255, (256, 256, 3), np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "PNG")
+    data = buffer.getvalue()
     md5, sha1, sha256 = digest_bytes(data)
     pdq = pdq_from_bytes(data, max_pixels=10**8).hash
+    name = f"newer-{sha1[:8]}"
     entry = Entry({"md5": md5, "sha1": sha1, "sha256": sha256, "pdq": pdq}, id="900", category="2")
     hashlist = tmp_path / "new.json"
     with open(hashlist, "w") as f:
         write_vics([entry], f)
     before = agent.status()["catalog"]["version"]
-    done = run_cli("--home", str(agent.home), "hashset", "import", "--name", "newer", str(hashlist))
+    done = run_cli(
+        "--home", str(agent_server.home), "hashset", "import", "--name", name, str(hashlist)
+    )
     assert done.returncode == 0, done.stderr
-    wait_for("the new build in use", lambda: agent.status()["catalog"]["version"] != before)
-    drop(agent.watch / "later.jpg", data)
+    wait_for("the new version in use", lambda: agent.status()["catalog"]["version"] != before)
+    assert agent.status()["catalog"]["source"] == "server"
+    drop(agent.watch / "later.png", data)
     key = agent_server.api_key("admin")
     found = wait_for(
         "the incident of the newly listed file",
         lambda: agent.assert_running() or incidents(agent_server, key, agent.host),
     )
-    assert [(i["hashset"], i["entry"]["id"]) for i in found] == [("newer", "900")]
+    assert [(i["hashset"], i["entry"]["id"]) for i in found] == [(name, "900")]
 
 
 def test_status_of_a_home_not_enrolled(tmp_path: Path) -> None:

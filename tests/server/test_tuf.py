@@ -21,7 +21,7 @@ from vigil.catalog.store import Catalog
 from vigil.server.enrolment import revoke
 from vigil.server.publish import CatalogSettings, Repository
 from vigil.updates import bundle as B
-from vigil.updates.client import CatalogUpdater, UpdateRejected, save_root
+from vigil.updates.client import CatalogUpdater, UpdateRejected, UpdateUnavailable, save_root
 
 POSTGRES_URL = os.environ.get(
     "VIGIL_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -259,7 +259,8 @@ def test_tuf_files_need_a_live_agent_credential(tuf_server: Server, tmp_path: Pa
         finally:
             storage.close()
         assert c.get("/tuf/metadata/timestamp.json", headers=headers).status_code == 401
-    with pytest.raises(UpdateRejected, match="401"):
+    # Refused by the server: the update is unavailable (nothing rejected, the agent asks again).
+    with pytest.raises(UpdateUnavailable, match="401"):
         CatalogUpdater(tmp_path / "a", tuf_server.url, credential).update()
 
 

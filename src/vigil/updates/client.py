@@ -42,6 +42,15 @@ class UpdateRejected(VigilError):
         self.reason = reason
 
 
+class UpdateUnavailable(VigilError):
+    """The server could not be asked (unreachable, an HTTP error such as a refused credential):
+    nothing was verified or changed, and nothing was rejected; ask again later."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"catalog update unavailable: {reason}")
+        self.reason = reason
+
+
 @dataclass
 class UpdateResult:
     """The catalog version now held, whether this update changed it, when the server's
@@ -204,8 +213,11 @@ class CatalogUpdater:
             raise UpdateRejected(f"rolled back metadata: {e}") from e
         except tuf_errors.RepositoryError as e:
             raise UpdateRejected(f"metadata or target failed verification: {e}") from e
+        except tuf_errors.DownloadLengthMismatchError as e:
+            # More bytes than the signed metadata allows: an endless-data attack, or damage.
+            raise UpdateRejected(f"download longer than signed: {e}") from e
         except tuf_errors.DownloadError as e:
-            raise UpdateRejected(f"download failed: {e}") from e
+            raise UpdateUnavailable(f"download failed: {e}") from e
         finally:
             self.downloads += counting.downloads
             self.bytes_downloaded += sum(n for _, n in counting.downloads)
