@@ -31,8 +31,8 @@ from vigil.matching.builds import LEASE, POINTER
 from vigil.matching.matcher import Matcher
 from vigil.scan.cache import Verdict, encode_items
 from vigil.scan.items import ItemSource, LocalFile, Opened, ScanItem
-from vigil.scan.results import Match, ScanError, ScannedItem, ScanSummary, Skipped
-from vigil.scan.scanner import ScanOptions, ScanService
+from vigil.scan.results import ScannedItem
+from vigil.scan.scanner import CollectingSink, ScanOptions, ScanService
 
 # A plugin of the same name replaces the one before it on every worker: each scan registers its
 # own (two scans sharing a cluster keep their own builds) and removes it at the end.
@@ -134,27 +134,6 @@ class MatcherPlugin(WorkerPlugin):
             return found
 
 
-class _ShardSink:
-    """Collects what one shard's scan reports."""
-
-    def __init__(self) -> None:
-        self.matches: list[Match] = []
-        self.errors: list[ScanError] = []
-        self.skipped_items: list[Skipped] = []
-
-    def match(self, match: Match) -> None:
-        self.matches.append(match)
-
-    def error(self, error: ScanError) -> None:
-        self.errors.append(error)
-
-    def skipped(self, item: Skipped) -> None:
-        self.skipped_items.append(item)
-
-    def progress(self, summary: ScanSummary) -> None:
-        pass
-
-
 @dataclass
 class _Fingerprints:
     """Stands where the scan expects a fingerprint cache: the items of every file read cleanly,
@@ -212,7 +191,7 @@ def scan_shard(
     worker = get_worker()
     plugin = cast(MatcherPlugin, worker.plugins[plugin_name])
     service = plugin.service()
-    sink = _ShardSink()
+    sink = CollectingSink()
     capture = _Fingerprints()
     service.cache = cast(Any, capture) if keep_items else None
     items = [_item(f, shard, storage_options) for f in shard.files]
