@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -141,6 +142,17 @@ def test_scripts_demo_runs_until_ctrl_c_and_stops_every_child(tmp_path: Path) ->
         _check_the_demo(out)
         assert proc.poll() is None  # still running, serving the dashboard
         assert httpx.get(out["dashboard"], timeout=30, follow_redirects=True).status_code == 200
+        # Still watching: a file dropped now is shown as it arrives, with its e-mail.
+        watch = Path(out["watch"])
+        (watch / "later").mkdir()
+        (watch / "later" / "again.jpg").write_bytes((watch / "Desktop" / "mirror.jpg").read_bytes())
+        deadline = time.monotonic() + DEMO_SECONDS
+        while (
+            "later/again.jpg" not in errors.read_text()
+            or errors.read_text().count("e-mail to") < len(out["incidents"]) + 1
+        ):
+            assert proc.poll() is None and time.monotonic() < deadline, errors.read_text()[-5000:]
+            time.sleep(0.5)
         proc.send_signal(signal.SIGINT)  # Ctrl-C
         assert proc.wait(timeout=120) == 0, errors.read_text()[-5000:]
     finally:

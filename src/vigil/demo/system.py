@@ -263,7 +263,9 @@ def run(directory: Path | None, *, once: bool, as_json: bool) -> int:
     def interrupted(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
-    previous = {s: signal.signal(s, interrupted) for s in (signal.SIGTERM, signal.SIGHUP)}
+    # SIGINT too: a shell starts a background job with it ignored, and Python then leaves it so.
+    stops = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {s: signal.signal(s, interrupted) for s in stops}
     try:
         status = _run(demo, once=once)
     except KeyboardInterrupt:
@@ -271,12 +273,11 @@ def run(directory: Path | None, *, once: bool, as_json: bool) -> int:
         status = 0 if demo.done else 130
     finally:
         # A second Ctrl-C must not leave children behind.
-        for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        for s in stops:
             signal.signal(s, signal.SIG_IGN)
         demo.stop()
         for s, handler in previous.items():
             signal.signal(s, handler)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
     demo.say(f"stopped: server, agent and mail sink. Everything is kept in {root}")
     return status
 
