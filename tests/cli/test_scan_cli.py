@@ -262,7 +262,7 @@ def test_progress_bar_on_a_terminal_and_quiet_when_piped(tree: Tree, home: Path)
 
 
 def test_demo_finds_every_planted_copy(tmp_path: Path) -> None:
-    proc = vigil("demo", "--dir", str(tmp_path / "demo"), home=tmp_path / "unused")
+    proc = vigil("demo", "--engine", "--dir", str(tmp_path / "demo"), home=tmp_path / "unused")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "found 6 of 6 planted copies; missed: none" in proc.stdout
     report = tmp_path / "demo" / "report.html"

@@ -180,7 +180,8 @@ def server_up(url: str) -> bool:
 
 class RecordingProxy:
     """A reverse proxy on loopback that forwards everything to the server and keeps every byte
-    the agent sent (request line, headers, body)."""
+    the agent sent (request line, headers, body); `alter`, when set, rewrites each answer's body
+    on its way back (a man in the middle: `alter(path, body) -> body`)."""
 
     def __init__(self, upstream: str) -> None:
         import threading
@@ -188,6 +189,7 @@ class RecordingProxy:
 
         self.upstream = upstream.rstrip("/")
         self.sent: list[bytes] = []
+        self.alter: Callable[[str, bytes], bytes] | None = None
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -212,6 +214,9 @@ class RecordingProxy:
                 except httpx.TransportError:
                     self.send_error(502)
                     return
+                content = r.content
+                if proxy.alter is not None:
+                    content = proxy.alter(self.path, content)
                 self.send_response(r.status_code)
                 for k, v in r.headers.items():
                     if k.lower() not in (
@@ -221,9 +226,9 @@ class RecordingProxy:
                         "content-encoding",
                     ):
                         self.send_header(k, v)
-                self.send_header("Content-Length", str(len(r.content)))
+                self.send_header("Content-Length", str(len(content)))
                 self.end_headers()
-                self.wfile.write(r.content)
+                self.wfile.write(content)
 
             do_GET = do_POST = do_PUT = do_PATCH = _forward
 

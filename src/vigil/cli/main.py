@@ -23,7 +23,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "demo": (
         "vigil.cli.demo",
         "demo",
-        "Build a demo hash list from benign photos, plant altered copies, scan, and report.",
+        "Start a server, a mail sink and an agent; drop copies of known photos; show the alerts.",
     ),
     "hash": (
         "vigil.cli.hash",
