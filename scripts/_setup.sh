@@ -26,10 +26,10 @@ fi
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
-# What was installed, for which pyproject.toml and setup.py: a second run with nothing changed
-# starts at once. The `test` extras hold every other extra these scripts install.
+# What was installed, for which pyproject.toml, setup.py and C source: a second run with nothing
+# changed starts at once. The `test` extras hold every other extra these scripts install.
 stamp=.venv/.vigil-installed
-deps="$(cat pyproject.toml setup.py | sha256sum | cut -d' ' -f1)"
+deps="$(cat pyproject.toml setup.py src/vigil/fingerprint/*.c | sha256sum | cut -d' ' -f1)"
 if ! grep -qxE "($extras|test) $deps" "$stamp" 2>/dev/null; then
   .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
   .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[$extras]"
