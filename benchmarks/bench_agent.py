@@ -5,10 +5,16 @@ Starts a real `vigil server run` (SQLite) and a real `vigil agent run` watching 
 the demo list of tests/support/planted in the agent's catalog; drops `--files` known files (each a
 distinct re-encoding of a known photo, a PDQ match) one every `--gap` seconds, and polls
 `GET /api/v1/incidents` to note when each one's incident appears. Prints p50, p90, p99 and the
-worst latency, the agent's RSS and CPU time at the end, and its CPU use while idle for
-`--idle` seconds (agent.toml's defaults: heartbeat and catalog poll every 60 s).
+worst latency; the agent's footprint (RSS and PSS of its processes: PSS shares the pages the
+scanner and its workers have in common among them) busy, at the end of the files, and idle, once
+its scanner ended (`--scanner-idle`); its CPU use while idle for `--idle` seconds (agent.toml's
+defaults otherwise: heartbeat and catalog poll every 60 s).
 
-    python -m benchmarks.bench_agent --files 200 [--gap 0.25]
+`--catalog N` adds a set of N synthetic entries (MD5, SHA-1, SHA-256, PDQ each:
+benchmarks/gen_vics.py) to the server's catalog first, which the agent receives signed and
+compiles like any other: the footprint with a catalog of that size.
+
+    python -m benchmarks.bench_agent --files 200 [--gap 0.25] [--catalog 1000000]
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from support.agent import Fleet, incidents  # noqa: E402
+from support.agent import AgentHome, Fleet, incidents  # noqa: E402
 from support.planted import build, encode, photo  # noqa: E402
 from support.server import Server, run_cli, serve  # noqa: E402
 
@@ -33,6 +39,10 @@ def main() -> None:
     ap.add_argument("--files", type=int, default=200)
     ap.add_argument("--gap", type=float, default=0.25, help="seconds between two files")
     ap.add_argument("--idle", type=float, default=60, help="seconds of idleness measured after")
+    ap.add_argument(
+        "--scanner-idle", default="30s", help="agent.toml's scanner_idle (the agent's default: 5m)"
+    )
+    ap.add_argument("--catalog", type=int, default=0, help="synthetic entries added on the server")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
@@ -44,14 +54,25 @@ def main() -> None:
         home = base / "server"
         init = run_cli("server", "init", "--home", str(home))
         assert init.returncode == 0, init.stderr
+        for source in (tree.hashlist, *_synthetic(base, args.catalog)):
+            done = run_cli("--home", str(home), "hashset", "import", str(source))
+            assert done.returncode == 0, done.stderr
         with serve(home) as url:
             server = Server(home, url, "", init.stdout.strip(), init)
             fleet = Fleet(base, lambda h: shutil.copytree(catalog, h))
             agent = fleet.enrol(server)
-            (agent.home / "agent.toml").write_text("")  # the defaults (heartbeat 60 s)
+            # The defaults (heartbeat 60 s) but for the scanner's idle time.
+            (agent.home / "agent.toml").write_text(f'scanner_idle = "{args.scanner_idle}"\n')
             try:
+                t0 = time.monotonic()
                 agent.start()
                 agent.wait_ready()
+                print(f"daemon started in {time.monotonic() - t0:.2f} s")
+                version = _wait_catalog(url, agent)
+                print(
+                    f"catalog version {version} in the agent's status "
+                    f"{time.monotonic() - t0:.1f} s after the start (written every heartbeat)"
+                )
                 key = server.api_key("admin")
                 photos = [encode(photo("chelsea"), quality=40 + i % 55) for i in range(args.files)]
                 closed: dict[str, float] = {}
@@ -89,24 +110,66 @@ def main() -> None:
                     f"p90 {q[89]:.2f} s, p99 {q[98]:.2f} s, worst {lat[-1]:.2f} s"
                 )
                 assert agent.proc is not None
-                _, cpu_before = _footprint(agent.proc.pid)
+                print("busy (the end of the files):", end=" ")
+                _footprint(agent.proc.pid)
+                t1 = time.monotonic()
+                while _footprint(agent.proc.pid, quiet=True)[2] > 1:
+                    time.sleep(1)
+                print(f"scanner ended {time.monotonic() - t1:.0f} s after the last incident")
+                print("idle:", end=" ")
+                _, cpu_before, _ = _footprint(agent.proc.pid)
                 time.sleep(args.idle)
-                _, cpu_after = _footprint(agent.proc.pid)
+                _, cpu_after, _ = _footprint(agent.proc.pid, quiet=True)
                 print(
-                    f"idle: {100 * (cpu_after - cpu_before) / args.idle:.2f}% of a core "
+                    f"idle: {100 * (cpu_after - cpu_before) / args.idle:.3f}% of a core "
                     f"over {args.idle:g} s"
                 )
             finally:
                 fleet.stop_all()
 
 
-def _footprint(pgid: int) -> tuple[float, float]:
-    """RSS and CPU time of the agent's process group (the daemon and its scan workers), from
-    /proc."""
+def _synthetic(base: Path, count: int) -> list[Path]:
+    """A VICS list of `count` random entries (none of them a real photo's), or none."""
+    if not count:
+        return []
+    from benchmarks import gen_vics
+
+    path = base / f"synthetic-{count}.json"
+    with open(path, "w") as f:
+        gen_vics.write(count, f)
+    return [path]
+
+
+def _wait_catalog(url: str, agent: AgentHome) -> str:
+    """Until the agent's scanner runs a build of the catalog version the server publishes."""
+    import httpx
+
+    published = str(httpx.get(f"{url}/readyz", timeout=30).json()["catalog_version"])
+    deadline = time.monotonic() + 1800
+    while time.monotonic() < deadline:
+        status = agent.status()
+        scanner = status.get("scanner") or {}
+        if status["catalog"].get("version") == published and scanner.get("build"):
+            return published
+        time.sleep(0.5)
+    raise SystemExit(f"the agent did not take catalog version {published} in 30 minutes")
+
+
+def _pss_kib(pid: str) -> int:
+    try:
+        rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:
+        return 0
+    return next((int(ln.split()[1]) for ln in rollup.splitlines() if ln.startswith("Pss:")), 0)
+
+
+def _footprint(pgid: int, quiet: bool = False) -> tuple[float, float, int]:
+    """RSS, CPU time and number of processes of the agent's process group (the daemon, its
+    scanner and the scanner's workers), from /proc; PSS printed beside RSS."""
     import os
 
     tick = os.sysconf("SC_CLK_TCK")
-    rss_main = rss = cpu = 0.0
+    rss_main = rss = cpu = pss = 0.0
     count = 0
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -122,14 +185,16 @@ def _footprint(pgid: int) -> tuple[float, float]:
         count += 1
         kib = next((int(ln.split()[1]) for ln in status.splitlines() if ln.startswith("VmRSS:")), 0)
         rss += kib / 1024
+        pss += _pss_kib(entry) / 1024
         if int(entry) == pgid:
             rss_main = kib / 1024
         cpu += (int(fields[11]) + int(fields[12])) / tick
-    print(
-        f"agent: {count} process(es), RSS {rss:.0f} MiB in all (main {rss_main:.0f} MiB), "
-        f"CPU {cpu:.1f} s"
-    )
-    return rss, cpu
+    if not quiet:
+        print(
+            f"agent: {count} process(es), RSS {rss:.0f} MiB in all (daemon {rss_main:.0f} MiB), "
+            f"PSS {pss:.0f} MiB in all, CPU {cpu:.1f} s"
+        )
+    return rss, cpu, count
 
 
 if __name__ == "__main__":

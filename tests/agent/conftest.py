@@ -7,10 +7,9 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from sqlalchemy import create_engine, text
-from support.agent import Fleet, wait_for
+from support.agent import Fleet, published, wait_for
 from support.planted import Tree, build
 from support.server import Server, run_cli, serve
 
@@ -57,12 +56,6 @@ def agent_server(
         # `init` published version 1 (empty); the import becomes version 2 once running.
         wait_for("the demo list published", lambda: published(url) >= 2)
         yield Server(home, url, db, init.stdout.strip(), init)
-
-
-def published(url: str) -> int:
-    """The catalog version the server publishes (0 before the first)."""
-    body = httpx.get(f"{url}/readyz", timeout=10).json()
-    return int(body.get("catalog_version") or 0)
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from support.agent import Fleet, drop, incidents, wait_for
+from support.agent import Fleet, drop, incidents, published, wait_for
 from support.planted import Tree
 from support.server import Server, run_cli
 
@@ -78,7 +78,12 @@ def test_a_list_imported_on_the_server_reaches_a_running_agent(
     hashlist = tmp_path / "new.json"
     with open(hashlist, "w") as f:
         write_vics([entry], f)
-    before = agent.status()["catalog"]["version"]
+    # The agent on the server's catalog first: a version it had not received yet must not be
+    # taken for the new list's.
+    before = str(published(agent_server.url))
+    wait_for(
+        "the agent on the server's catalog", lambda: agent.status()["catalog"]["version"] == before
+    )
     done = run_cli(
         "--home", str(agent_server.home), "hashset", "import", "--name", name, str(hashlist)
     )

@@ -89,7 +89,7 @@ def test_updates_swap_the_build_and_rejections_keep_the_old(
     engine = Engine.open(home)
     try:
         sync = CatalogSync(
-            home, Enrolment("http://127.0.0.1:9", "a", "c", "h"), engine, stale_after=3600
+            home, Enrolment("http://127.0.0.1:9", "a", "c", "h"), engine.refresh, stale_after=3600
         )
         assert sync.state.source == "server"
         known = (planted.root / "docs/report.txt").read_bytes()
@@ -123,7 +123,7 @@ def test_no_fresh_timestamp_is_reported_stale(
     engine = Engine.open(tmp_path)
     try:
         sync = CatalogSync(
-            tmp_path, Enrolment("http://127.0.0.1:9", "a", "c", "h"), engine, stale_after=60
+            tmp_path, Enrolment("http://127.0.0.1:9", "a", "c", "h"), engine.refresh, stale_after=60
         )
         sync.started -= 3600  # the agent has run an hour without one fresh timestamp
         updates_client.steps = [ConnectionError("server unreachable")]

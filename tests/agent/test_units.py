@@ -9,9 +9,8 @@ from pathlib import Path
 import pytest
 
 from vigil.agent import config, enrolment
-from vigil.agent.config import ConfigError, parse, parse_duration
+from vigil.agent.config import ConfigError, exclusion, parse, parse_duration
 from vigil.agent.delivery import BACKOFF_MAX, backoff
-from vigil.agent.scanning import exclusion
 from vigil.agent.spool import Spool
 
 
@@ -41,12 +40,14 @@ def test_bad_durations_are_clear_errors(raw: object) -> None:
 def test_agent_toml(tmp_path: Path) -> None:
     (tmp_path / "agent.toml").write_text(
         'watch = ["/srv/a", "~/b"]\nexclude = ["*.part", "/srv/a/tmp"]\nheartbeat = "5s"\n'
-        'catalog_poll = "2m"\ncpu_share = 0.5\n[schedule]\nroots = ["/srv"]\nevery = "12h"\n'
+        'catalog_poll = "2m"\ncpu_share = 0.5\nscanner_idle = "10m"\n'
+        '[schedule]\nroots = ["/srv"]\nevery = "12h"\n'
     )
     cfg = config.load(tmp_path)
     assert cfg.watch == ["/srv/a", os.path.expanduser("~/b")]
     assert cfg.heartbeat == 5 and cfg.catalog_poll == 120 and cfg.cpu_share == 0.5
     assert cfg.schedule_roots == ["/srv"] and cfg.schedule_every == 43200
+    assert cfg.scanner_idle == 600
     assert config.watched_roots(cfg, ["/x"]) == ["/x"]
     assert config.watched_roots(cfg, []) == cfg.watch
 
@@ -58,6 +59,7 @@ def test_agent_toml(tmp_path: Path) -> None:
         ("wacth = ['/home']", "unknown key 'wacth'"),
         ("cpu_share = 2", "cpu_share"),
         ("heartbeat = 'often'", "heartbeat: not a duration"),
+        ("scanner_idle = 0", "scanner_idle: a duration must be positive"),
         ("[schedule]\nevery = 'daily'", "schedule.every"),
         ("[schedule]\nroot = ['/']", "schedule: unknown key 'root'"),
         ("watch = [", "not valid TOML"),

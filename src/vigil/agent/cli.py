@@ -108,7 +108,7 @@ def run(ctx: click.Context, home: str | None, watch: tuple[str, ...], verbose: b
     root = _home(ctx, home)
     cfg = config.load(root)
     journal_logging(verbose)
-    Agent(root, cfg, config.watched_roots(cfg, list(watch))).run()
+    Agent(root, cfg, config.watched_roots(cfg, list(watch)), verbose=verbose).run()
 
 
 @agent.command()
@@ -146,6 +146,7 @@ def status(ctx: click.Context, home: str | None, as_json: bool) -> None:
     if catalog.get("last_fresh"):
         out["catalog_age_seconds"] = round(time.time() - catalog["last_fresh"])
     out["last_heartbeat"] = _iso(daemon.get("last_heartbeat"))
+    out["scanner"] = daemon.get("scanner")
     schedule = read_json(root / enrolment.AGENT_DIR / SCHEDULE_FILE)
     out["last_scheduled_scan"] = _iso(schedule.get("last_finished"))
     if as_json:
@@ -209,10 +210,10 @@ def scan(
 
     from vigil.agent import enrolment, priority
     from vigil.agent.client import Connection, ServerRefused
-    from vigil.agent.config import load
+    from vigil.agent.config import exclusion, load
     from vigil.agent.daemon import journal_logging
     from vigil.agent.delivery import deliver_once
-    from vigil.agent.scanning import Scanning, SpoolSink, exclusion
+    from vigil.agent.scanning import Scanning, SpoolSink
     from vigil.agent.spool import Spool
     from vigil.engine import Engine
 

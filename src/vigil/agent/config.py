@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import re
 import tomllib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,9 +53,21 @@ class AgentConfig:
     schedule_roots: list[str] = field(default_factory=list)
     schedule_every: float = 86400.0
     cpu_share: float = 0.25
+    # The scanner process (the engine, its decoders and workers) ends after this long without
+    # work, and starts again for the next file (~1-2 s): a quiet machine holds only the daemon.
+    scanner_idle: float = 300.0
 
 
-_TOP = {"watch", "exclude", "heartbeat", "catalog_poll", "stale_after", "schedule", "cpu_share"}
+_TOP = {
+    "watch",
+    "exclude",
+    "heartbeat",
+    "catalog_poll",
+    "stale_after",
+    "scanner_idle",
+    "schedule",
+    "cpu_share",
+}
 _SCHEDULE = {"roots", "every"}
 
 
@@ -80,7 +94,7 @@ def parse(data: dict[str, Any], where: str = CONFIG_FILE) -> AgentConfig:
             cfg.watch = _paths(data["watch"], "watch")
         if "exclude" in data:
             cfg.exclude = _patterns(data["exclude"], "exclude")
-        for key in ("heartbeat", "catalog_poll", "stale_after"):
+        for key in ("heartbeat", "catalog_poll", "stale_after", "scanner_idle"):
             if key in data:
                 setattr(cfg, key, parse_duration(data[key], key))
         if "cpu_share" in data:
@@ -127,3 +141,23 @@ def watched_roots(cfg: AgentConfig, extra: list[str]) -> list[str]:
     if cfg.watch:
         return cfg.watch
     return [p for p in DEFAULT_WATCH if os.path.isdir(p)]
+
+
+def exclusion(patterns: list[str], always: Iterable[str] = ()) -> Callable[[str], bool]:
+    """A test of a path against `exclude`: a plain path excludes itself and everything under
+    it; a pattern with * ? [ is matched against the whole path and against the name."""
+    prefixes = [os.path.abspath(p).rstrip("/") for p in [*patterns, *always] if not _glob(p)]
+    globs = [p for p in patterns if _glob(p)]
+
+    def excluded(path: str) -> bool:
+        for p in prefixes:
+            if path == p or path.startswith(p + "/"):
+                return True
+        name = os.path.basename(path)
+        return any(fnmatch.fnmatchcase(path, g) or fnmatch.fnmatchcase(name, g) for g in globs)
+
+    return excluded
+
+
+def _glob(pattern: str) -> bool:
+    return any(c in pattern for c in "*?[")

@@ -1,10 +1,14 @@
 """`vigil agent run`: the daemon in the foreground (what the systemd unit runs).
 
-Threads: the watcher (inotify events → files and dirty roots), the scanner (one at a time:
-files that landed first, then trees — catch-up, new folders, rescans after an overflow), the
-deliverer (spool → server), the heartbeat (also writes the status file), the catalog sync and
-the scheduler (full scans of `[schedule] roots` in a separate low-priority process). The
-watches are in place before the catch-up scan starts, so nothing lands unseen in between.
+Threads: the watcher (inotify events → files and dirty roots), the scan loop (one request at a
+time to the scanner process: files that landed first, then trees — catch-up, new folders,
+rescans after an overflow), the deliverer (spool → server), the heartbeat (also writes the
+status file), the catalog sync and the scheduler (full scans of `[schedule] roots` in a separate
+low-priority process). The watches are in place before the catch-up scan starts, so nothing
+lands unseen in between.
+
+The engine (decoders, compiled kernels, the matcher, the scan workers) is not loaded here: it
+lives in the scanner process (vigil.agent.scanner), which ends after `scanner_idle` without work.
 """
 
 from __future__ import annotations
@@ -26,15 +30,14 @@ import httpx
 
 from vigil.agent import enrolment as enrolment_file
 from vigil.agent.client import Connection, ServerRefused
-from vigil.agent.config import AgentConfig
-from vigil.agent.delivery import Deliverer
+from vigil.agent.config import AgentConfig, exclusion
+from vigil.agent.delivery import Deliverer, backoff
 from vigil.agent.enrolment import agent_dir
 from vigil.agent.priority import workers_for
-from vigil.agent.scanning import Scanning, SpoolSink, exclusion
+from vigil.agent.scanner import ScannerFailed, ScannerProcess
 from vigil.agent.spool import Spool
 from vigil.agent.sync import CatalogSync
 from vigil.agent.watch import Watcher
-from vigil.engine import Engine
 
 log = logging.getLogger("vigil.agent")
 
@@ -42,8 +45,9 @@ STATUS_FILE = "status.json"
 SCHEDULE_FILE = "schedule.json"
 # Files that land together are scanned together: events are gathered this long at most.
 GATHER_SECONDS = 0.1
-# Workers of the realtime scan service (a file that lands is one item; a burst is a few).
-REALTIME_WORKERS = 2
+# A file or tree whose scan the scanner process failed (it died: the OOM killer, a crash, a
+# kill) is tried again, after a backoff, in a new scanner, up to this many times in all.
+SCAN_ATTEMPTS = 5
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
@@ -65,8 +69,11 @@ def read_json(path: Path) -> dict[str, Any]:
 class Agent:
     """The daemon: started by run(), stopped by SIGTERM/SIGINT or stop()."""
 
-    def __init__(self, home: Path, cfg: AgentConfig, roots: list[str]) -> None:
+    def __init__(
+        self, home: Path, cfg: AgentConfig, roots: list[str], *, verbose: bool = False
+    ) -> None:
         self.home = home
+        self.verbose = verbose
         self.cfg = cfg
         self.roots = roots
         self.enrolment = enrolment_file.load(home)
@@ -77,6 +84,7 @@ class Agent:
         self.started = time.time()
         self.last_heartbeat: float | None = None
         self.heartbeat_error: str | None = None
+        self.abandoned = 0  # files and trees given up after SCAN_ATTEMPTS failed scans
 
     # -- start and stop ----------------------------------------------------------------------
 
@@ -88,19 +96,16 @@ class Agent:
         """Run until stopped."""
         signal.signal(signal.SIGTERM, lambda *_: self.stop())
         signal.signal(signal.SIGINT, lambda *_: self.stop())
-        self.engine = Engine.open(self.home)
-        self.engine.prepare()
-        self.scanning = Scanning(self.engine, self.home, workers=REALTIME_WORKERS)
-        # Decoders and kernels loaded and the pool made before the agent's own threads start
-        # (its workers fork from this process).
-        self.scanning.service.pool()
         self.conn = Connection(
             self.enrolment.server, self.enrolment.credential, self.enrolment.ca_cert
         )
-        self.sync = CatalogSync(
-            self.home, self.enrolment, self.engine, stale_after=self.cfg.stale_after
-        )
         self.deliverer = Deliverer(Spool(self.home), self.conn, self.stop_event)
+        self.scanner = ScannerProcess(
+            self.home, self.cfg.scanner_idle, self.deliverer.wake.set, verbose=self.verbose
+        )
+        self.sync = CatalogSync(
+            self.home, self.enrolment, self._catalog_changed, stale_after=self.cfg.stale_after
+        )
         self.watcher = Watcher(self.roots, self.excluded, self._files_landed, self._tree_dirty)
         self.watcher.start()
         for root in self.roots:
@@ -129,12 +134,11 @@ class Agent:
         finally:
             self.stop()
             self.deliverer.wake.set()
+            self.scanner.stop()  # a scan in flight ends; the scan loop sees the stop
             for t in threads:
                 t.join(timeout=30)
             self.watcher.close()
-            self.scanning.close()
             self.conn.close()
-            self.engine.close()
             log.info("agent stopped")
 
     def _thread(self, name: str, target: Callable[..., None], *args: Any) -> threading.Thread:
@@ -156,45 +160,100 @@ class Agent:
     def _tree_dirty(self, root: str, why: str) -> None:
         self.jobs.put(("tree", (root, why)))
 
+    def _catalog_changed(self) -> None:
+        """A new catalog version arrived: the scanner compiles and takes its build now (started
+        for it if it was not running), so the first file after it is not kept waiting."""
+        self.jobs.put(("refresh", None))
+
     def _scan_loop(self) -> None:
-        spool = Spool(self.home)
-        sink = SpoolSink(
-            spool, "realtime", lambda: self.sync.state.version, self.deliverer.wake.set
-        )
         trees: dict[str, str] = {}
+        # Requests the scanner failed (it died under them), waiting to be made again:
+        # (when, kind, value). A file or tree is abandoned only after SCAN_ATTEMPTS failures.
+        retries: list[tuple[float, str, Any]] = []
+        failures: dict[str, int] = {}
         while not self.stop_event.is_set():
             files: list[str] = []
+            refresh = False
+            now = time.monotonic()
+            for due in [r for r in retries if r[0] <= now]:
+                retries.remove(due)
+                refresh |= self._take(due[1], due[2], files, trees)
+            wait = max(0.01, min([2.0, *(r[0] - now for r in retries)]))
             try:
-                kind, value = self.jobs.get(timeout=0.01 if trees else 2.0)
+                kind, value = self.jobs.get(timeout=0.01 if trees or files or refresh else wait)
             except queue.Empty:
-                if not trees:
+                if not (trees or files or refresh):
+                    if not retries:
+                        self.scanner.stop_if_idle()
                     continue
             else:
-                self._take(kind, value, files, trees)
+                refresh |= self._take(kind, value, files, trees)
                 deadline = time.monotonic() + GATHER_SECONDS
                 while (left := deadline - time.monotonic()) > 0:
                     try:
-                        self._take(*self.jobs.get(timeout=left), files, trees)
+                        refresh |= self._take(*self.jobs.get(timeout=left), files, trees)
                     except queue.Empty:
                         break
-            try:
-                if files:
-                    self.scanning.files(files, sink)
-                elif trees:
-                    root, why = trees.popitem()
-                    log.info("scanning %s (%s)", root, why)
-                    summary = self.scanning.trees([root], sink, self.excluded)
+            version = self.sync.state.version
+            if refresh and not self._request({"op": "refresh"}, "the new catalog"):
+                retries.append((time.monotonic() + 1.0, "refresh", None))
+            if files:
+                request = {"op": "files", "paths": files, "catalog_version": version}
+                if self._request(request, f"{len(files)} file(s) landed") is not None:
+                    for f in files:
+                        failures.pop(f, None)
+                else:
+                    for f in self._again(files, failures):
+                        retries.append((time.monotonic() + backoff(failures[f]), "files", [f]))
+            elif trees:
+                root, why = trees.popitem()
+                log.info("scanning %s (%s)", root, why)
+                request = {"op": "tree", "root": root, "catalog_version": version}
+                done = self._request(request, f"{root} ({why})")
+                if done is not None:
+                    failures.pop(root, None)
                     log.info(
-                        "scanned %s: %d file(s), %d match(es)", root, summary.files, summary.matches
+                        "scanned %s: %d file(s), %d match(es)", root, done["files"], done["matches"]
                     )
-            except Exception:
-                # One scan's failure must not end watching; what it missed is found by the
-                # next catch-up or scheduled scan.
-                log.exception("a scan failed")
-        spool.close()
+                elif self._again([root], failures):
+                    retries.append(
+                        (time.monotonic() + backoff(failures[root]), "tree", (root, why))
+                    )
+
+    def _request(self, request: dict[str, Any], what: str) -> dict[str, Any] | None:
+        """One request to the scanner; None when it failed (the scanner died under it, or the
+        agent is stopping)."""
+        if self.stop_event.is_set():
+            return None
+        try:
+            done = self.scanner.request(request)
+        except ScannerFailed as e:
+            if not self.stop_event.is_set():
+                log.error("scan of %s failed: %s", what, e)
+            return None
+        if self.sync.state.source == "local":
+            self.sync.state.version = self.scanner.build
+        return done
+
+    def _again(self, keys: list[str], failures: dict[str, int]) -> list[str]:
+        """Of the files or trees a failed request held, those to try again (each at most
+        SCAN_ATTEMPTS times: one the scanner cannot get through is given up, and said so)."""
+        again = []
+        for key in keys:
+            failures[key] = failures.get(key, 0) + 1
+            if failures[key] < SCAN_ATTEMPTS:
+                again.append(key)
+            else:
+                del failures[key]
+                self.abandoned += 1
+                log.error("%s not checked: the scanner failed %d times on it", key, SCAN_ATTEMPTS)
+        return again
 
     @staticmethod
-    def _take(kind: str, value: Any, files: list[str], trees: dict[str, str]) -> None:
+    def _take(kind: str, value: Any, files: list[str], trees: dict[str, str]) -> bool:
+        """Add a job to what is waiting; True for a catalog refresh."""
+        if kind == "refresh":
+            return True
         if kind == "files":
             files.extend(value)
         else:
@@ -202,6 +261,7 @@ class Agent:
             # A folder inside a tree already waiting is covered by it.
             if not any(root == t or root.startswith(t.rstrip("/") + "/") for t in trees):
                 trees[root] = why
+        return False
 
     # -- heartbeat and status ----------------------------------------------------------------
 
@@ -245,6 +305,12 @@ class Agent:
                 "roots": self.roots,
                 "watch": health.to_dict(),
                 "overflows": self.watcher.overflows,
+                "scanner": {
+                    "pid": self.scanner.pid,
+                    "starts": self.scanner.starts,
+                    "build": self.scanner.build,
+                    "abandoned": self.abandoned,
+                },
                 "catalog": self.sync.state.to_dict(),
                 "last_heartbeat": self.last_heartbeat,
                 "heartbeat_error": self.heartbeat_error,

@@ -3,7 +3,6 @@ the engine's scan service and fingerprint cache, every match written to the spoo
 
 from __future__ import annotations
 
-import fnmatch
 import logging
 import os
 import stat
@@ -24,26 +23,6 @@ from vigil.scan.walk import walk
 log = logging.getLogger("vigil.agent.scan")
 
 CACHE_FILE = "cache.sqlite"
-
-
-def exclusion(patterns: list[str], always: Iterable[str] = ()) -> Callable[[str], bool]:
-    """A test of a path against `exclude`: a plain path excludes itself and everything under
-    it; a pattern with * ? [ is matched against the whole path and against the name."""
-    prefixes = [os.path.abspath(p).rstrip("/") for p in [*patterns, *always] if not _glob(p)]
-    globs = [p for p in patterns if _glob(p)]
-
-    def excluded(path: str) -> bool:
-        for p in prefixes:
-            if path == p or path.startswith(p + "/"):
-                return True
-        name = os.path.basename(path)
-        return any(fnmatch.fnmatchcase(path, g) or fnmatch.fnmatchcase(name, g) for g in globs)
-
-    return excluded
-
-
-def _glob(pattern: str) -> bool:
-    return any(c in pattern for c in "*?[")
 
 
 class SpoolSink:

@@ -1,11 +1,12 @@
-"""Catalog sync: poll the server's signed catalog (vigil.updates.client, TUF-verified), and when
-it changed, have the engine take the new build; the watcher and scans in flight never pause
-(the engine's holder swaps builds, each scan keeps the one it started with).
+"""Catalog sync: poll the server's signed catalog (vigil.updates.client, TUF-verified) into the
+home's catalog, and when it changed, say so (`on_change`: the daemon has its scanner compile and
+take the new build); the watcher and scans in flight never pause (the engine's holder swaps
+builds, each scan keeps the one it started with).
 
 An update refused by the verification keeps the old catalog and is reported; no fresh timestamp
 for longer than `stale_after` is reported as a stale catalog. Where the updates client is not
-installed yet, the agent uses its home's own catalog (`vigil --home DIR hashset import`) and this
-loop only takes the newer build after a local import.
+installed yet, the agent uses its home's own catalog (`vigil --home DIR hashset import`): the
+scanner takes the newer build after a local import by itself, and this loop has nothing to do.
 """
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from vigil.agent.enrolment import Enrolment
-from vigil.engine import Engine
 from vigil.errors import VigilError
 
 log = logging.getLogger("vigil.agent.sync")
@@ -43,18 +44,18 @@ class CatalogState:
 
 
 class CatalogSync:
-    """Polls for catalog updates and swaps the engine's build when one arrived."""
+    """Polls for catalog updates; `on_change` is called when a new version is in the catalog."""
 
     def __init__(
         self,
         home: Path,
         enrolment: Enrolment,
-        engine: Engine,
+        on_change: Callable[[], object],
         *,
         stale_after: float,
     ) -> None:
         self.home = home
-        self.engine = engine
+        self.on_change = on_change
         self.stale_after = stale_after
         self.state = CatalogState()
         self.started = time.time()
@@ -81,17 +82,11 @@ class CatalogSync:
             else:
                 self.state.source = "server"
                 self.state.version = str(version) if version is not None else None
-        if self.updater is None:
-            self.state.version = engine.matcher().build_id
 
     def once(self) -> bool:
-        """One poll; True when the build in use changed."""
+        """One poll; True when a new catalog version arrived."""
         if self.updater is None:
-            changed = self.engine.refresh()
-            self.state.version = self.engine.matcher().build_id
-            if changed:
-                log.info("catalog changed locally: now build %s", self.state.version)
-            return changed
+            return False  # the home's own catalog: the scanner takes a newer build itself
         return self._from_server()
 
     def _from_server(self) -> bool:
@@ -117,9 +112,9 @@ class CatalogSync:
         self._check_stale()
         if not result.changed:
             return False
-        changed = self.engine.refresh()
-        log.info("catalog version %s in use", result.version)
-        return changed
+        log.info("catalog version %s received", result.version)
+        self.on_change()
+        return True
 
     def _check_stale(self) -> None:
         since = self.state.last_fresh or self.started
