@@ -51,6 +51,8 @@ def test_the_scanner_ends_when_idle_and_starts_for_the_next_file(
         "a second scanner", lambda: scanner(agent).get("starts", 0) >= 2 and scanner(agent)
     )
     assert status["pid"] != first
+    # The version its build was made from: the agent's catalog, compiled.
+    assert status["catalog_version"] == agent.status()["catalog"]["version"]
 
 
 def test_a_killed_scanner_is_replaced_and_nothing_is_lost(

@@ -85,6 +85,9 @@ class Agent:
         self.last_heartbeat: float | None = None
         self.heartbeat_error: str | None = None
         self.abandoned = 0  # files and trees given up after SCAN_ATTEMPTS failed scans
+        # The catalog version the scanner's build was made from (a version received is in use
+        # once the scanner compiled it: every request takes the newest build first).
+        self.in_use: str | None = None
 
     # -- start and stop ----------------------------------------------------------------------
 
@@ -225,6 +228,7 @@ class Agent:
         agent is stopping)."""
         if self.stop_event.is_set():
             return None
+        version = self.sync.state.version
         try:
             done = self.scanner.request(request)
         except ScannerFailed as e:
@@ -233,6 +237,7 @@ class Agent:
             return None
         if self.sync.state.source == "local":
             self.sync.state.version = self.scanner.build
+        self.in_use = self.sync.state.version if self.sync.state.source == "local" else version
         return done
 
     def _again(self, keys: list[str], failures: dict[str, int]) -> list[str]:
@@ -310,6 +315,7 @@ class Agent:
                     "starts": self.scanner.starts,
                     "build": self.scanner.build,
                     "abandoned": self.abandoned,
+                    "catalog_version": self.in_use,
                 },
                 "catalog": self.sync.state.to_dict(),
                 "last_heartbeat": self.last_heartbeat,
