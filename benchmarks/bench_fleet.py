@@ -89,20 +89,55 @@ def report_batch(agent: int, size: int) -> dict[str, object]:
     return {"incidents": items}
 
 
+def _stat(pid: str) -> list[str]:
+    # The fields after the command's name (which may hold spaces): state, ppid, ...
+    return (Path("/proc") / pid / "stat").read_text().rsplit(")", 1)[1].split()
+
+
 def server_cpu(home: Path) -> float:
-    """CPU seconds used so far by the `vigil server run` process of `home` (and the database
-    server's own processes are not counted)."""
+    """CPU seconds used so far by the `vigil server run` of `home` and its worker processes
+    (every thread of each; the database server's processes are not counted)."""
+    parents: set[str] = set()
+    ppid: dict[str, str] = {}
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
         try:
             cmdline = (proc / "cmdline").read_bytes().split(b"\0")
-            if b"run" in cmdline and str(home).encode() in cmdline:
-                fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
-                return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            ppid[proc.name] = _stat(proc.name)[1]
         except OSError:
             continue
-    return float("nan")
+        if b"run" in cmdline and str(home).encode() in cmdline:
+            parents.add(proc.name)
+    ours = set(parents)
+    # Its workers (spawned: their command line does not name the home) and their children.
+    while grown := {p for p, parent in ppid.items() if parent in ours} - ours:
+        ours |= grown
+    total = 0.0
+    for pid in ours:
+        try:
+            fields = _stat(pid)
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total if ours else float("nan")
+
+
+def database_cpu() -> float:
+    """CPU seconds used so far by every `postgres` process on this host (other users of the
+    database server included)."""
+    total = 0.0
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if (proc / "comm").read_text().strip() != "postgres":
+                continue
+            fields = _stat(proc.name)
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 class Connection:
@@ -194,6 +229,7 @@ async def drive(url: str, home: Path, credentials: list[str], args: argparse.Nam
     start = time.perf_counter() + 1.0
     cpu0 = os.times()
     server0 = server_cpu(home)
+    database0 = database_cpu()
     for offset, path, credential, body, into in plan:
         due = start + offset
         delay = due - time.perf_counter()
@@ -206,6 +242,7 @@ async def drive(url: str, home: Path, credentials: list[str], args: argparse.Nam
     wall = time.perf_counter() - start
     cpu1 = os.times()
     server_seconds = server_cpu(home) - server0
+    database_seconds = database_cpu() - database0
 
     minutes = args.seconds / 60
     reports = len(burst) * args.burst_size
@@ -213,7 +250,8 @@ async def drive(url: str, home: Path, credentials: list[str], args: argparse.Nam
     print(
         f"{n:,} agents, {minutes:.1f} min of heartbeats ({n / 60:,.0f}/s due), "
         f"{len(burst_agents):,} agents bursting {args.burst_size} reports each; "
-        f"{args.connections} client connections; load average before: {load_before}"
+        f"{args.connections} client connections; {args.workers} server process(es); "
+        f"load average before: {load_before}"
     )
     print(f"heartbeats answered: {len(beats):,} in {wall:.1f} s ({len(beats) / wall:,.0f}/s)")
     print(f"  latency from due time: {percentiles(beats)}")
@@ -229,6 +267,12 @@ async def drive(url: str, home: Path, credentials: list[str], args: argparse.Nam
         f"{server_seconds / max(1, len(beats)) * 1000:.2f} ms a heartbeat "
         "(burst included)" + f" over {requests:,} requests"
     )
+    if args.db:
+        print(
+            f"PostgreSQL CPU (every postgres process on the host): {database_seconds:.1f} s, "
+            f"{database_seconds / wall:.0%} of a core; "
+            f"{database_seconds / max(1, len(beats)) * 1000:.2f} ms a heartbeat"
+        )
     print(
         f"load generator CPU: {(cpu1.user + cpu1.system - cpu0.user - cpu0.system) / wall:.0%} "
         "of a core (same machine as the server)"
@@ -243,6 +287,10 @@ def main() -> None:
     parser.add_argument("--burst-agents", type=int, default=1000)
     parser.add_argument("--burst-size", type=int, default=10)
     parser.add_argument("--connections", type=int, default=200)
+    parser.add_argument("--workers", type=int, default=1, help="server processes")
+    parser.add_argument(
+        "--access-log", action="store_true", help="the server logs a line per request"
+    )
     parser.add_argument("--db", help="database URL (default: SQLite under a temporary home)")
     parser.add_argument("--server-log", metavar="FILE", help="keep the server's log here")
     args = parser.parse_args()
@@ -271,7 +319,10 @@ def main() -> None:
             )
             storage.close()
             try:
-                with serve(home) as url:
+                options = ["--workers", str(args.workers)]
+                if args.access_log:
+                    options.append("--access-log")
+                with serve(home, *options) as url:
                     asyncio.run(drive(url, home, credentials, args))
             finally:
                 if args.server_log:

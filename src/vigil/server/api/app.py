@@ -27,6 +27,14 @@ from vigil.server.publisher import Publisher
 from vigil.server.storage import Storage
 
 
+def from_environment() -> FastAPI:
+    """The application for the home in $VIGIL_HOME (each of `vigil server run --workers N`'s
+    processes makes its own)."""
+    import os
+
+    return create_app(Path(os.environ["VIGIL_HOME"]))
+
+
 def create_app(home: Path, storage: Storage | None = None) -> FastAPI:
     """The application for the server under `home`."""
 
