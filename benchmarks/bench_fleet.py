@@ -9,8 +9,10 @@ drives it over loopback HTTP from this process for `--seconds` (bounded):
   server that falls behind shows it;
 - half-way, a burst: `--burst-agents` agents each send a batch of `--burst-size` new incident
   reports, all due at the same instant;
-and prints rates and latency percentiles. The client holds at most `--connections` connections
-(a real fleet would hold one each; the server sees the same request rate).
+and prints rates and latency percentiles, the CPU of the server's processes and of PostgreSQL, and
+the server's heartbeat batches. The client holds at most `--connections` connections for
+heartbeats and as many apart for the burst (a real fleet would hold one each; the server sees the
+same request rate). `--workers N` runs `vigil server run --workers N`.
 
     python -m benchmarks.bench_fleet --agents 30000 --db postgresql://postgres@127.0.0.1/test
 """
@@ -140,6 +142,26 @@ def database_cpu() -> float:
     return total
 
 
+def batches(url: str) -> str:
+    """What the server's /metrics says of its heartbeat batches."""
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    found: dict[str, float] = {}
+    for family in text_string_to_metric_families(httpx.get(f"{url}/metrics", timeout=30).text):
+        for sample in family.samples:
+            if sample.name.startswith("vigil_server_heartbeat_") and not sample.labels:
+                found[sample.name] = sample.value
+    count = found.get("vigil_server_heartbeat_batch_count", 0)
+    if not count:
+        return "heartbeat batches: none"
+    return (
+        f"heartbeat batches: {count:,.0f} written, {found['vigil_server_heartbeat_batch_sum'] / count:.0f} "
+        f"heartbeats each on average, "
+        f"{found['vigil_server_heartbeat_write_seconds_sum'] / count * 1000:.1f} ms a write on average"
+    )
+
+
 class Connection:
     """One keep-alive HTTP/1.1 connection to the server (a minimal client: the generator must
     cost far less than the server it drives, which httpx's pool does not at thousands of
@@ -209,9 +231,14 @@ async def drive(url: str, home: Path, credentials: list[str], args: argparse.Nam
         plan.append((args.seconds / 2, "/api/v1/incidents", credentials[a], body, burst))
     plan.sort(key=lambda p: p[0])
 
-    queue: asyncio.Queue[tuple[float, str, str, bytes, list[float]] | None] = asyncio.Queue()
+    # Heartbeats and the burst on connections of their own: a burst that fills every
+    # connection of a shared pool would hold heartbeats back in this client, not in the server
+    # (a real fleet holds a connection per agent).
+    Item = tuple[float, str, str, bytes, list[float]]
+    beat_queue: asyncio.Queue[Item | None] = asyncio.Queue()
+    burst_queue: asyncio.Queue[Item | None] = asyncio.Queue()
 
-    async def connection() -> None:
+    async def connection(queue: asyncio.Queue[Item | None]) -> None:
         conn = Connection(host, int(port))
         while (item := await queue.get()) is not None:
             due, path, credential, body, into = item
@@ -225,7 +252,9 @@ async def drive(url: str, home: Path, credentials: list[str], args: argparse.Nam
             else:
                 failures[reason] = failures.get(reason, 0) + 1
 
-    workers = [asyncio.create_task(connection()) for _ in range(args.connections)]
+    workers = [asyncio.create_task(connection(beat_queue)) for _ in range(args.connections)]
+    bursting = min(len(burst_agents), args.connections)
+    workers += [asyncio.create_task(connection(burst_queue)) for _ in range(bursting)]
     start = time.perf_counter() + 1.0
     cpu0 = os.times()
     server0 = server_cpu(home)
@@ -235,9 +264,13 @@ async def drive(url: str, home: Path, credentials: list[str], args: argparse.Nam
         delay = due - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        queue.put_nowait((due, path, credential, body, into))
-    for _ in workers:
-        queue.put_nowait(None)
+        (burst_queue if into is burst else beat_queue).put_nowait(
+            (due, path, credential, body, into)
+        )
+    for _ in range(args.connections):
+        beat_queue.put_nowait(None)
+    for _ in range(bursting):
+        burst_queue.put_nowait(None)
     await asyncio.gather(*workers)
     wall = time.perf_counter() - start
     cpu1 = os.times()
@@ -250,7 +283,7 @@ async def drive(url: str, home: Path, credentials: list[str], args: argparse.Nam
     print(
         f"{n:,} agents, {minutes:.1f} min of heartbeats ({n / 60:,.0f}/s due), "
         f"{len(burst_agents):,} agents bursting {args.burst_size} reports each; "
-        f"{args.connections} client connections; {args.workers} server process(es); "
+        f"{args.connections} client connections for heartbeats, as many for the burst; {args.workers} server process(es); "
         f"load average before: {load_before}"
     )
     print(f"heartbeats answered: {len(beats):,} in {wall:.1f} s ({len(beats) / wall:,.0f}/s)")
@@ -273,6 +306,7 @@ async def drive(url: str, home: Path, credentials: list[str], args: argparse.Nam
             f"{database_seconds / wall:.0%} of a core; "
             f"{database_seconds / max(1, len(beats)) * 1000:.2f} ms a heartbeat"
         )
+    print(batches(url))
     print(
         f"load generator CPU: {(cpu1.user + cpu1.system - cpu0.user - cpu0.system) / wall:.0%} "
         "of a core (same machine as the server)"
@@ -286,7 +320,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=120, help="how long heartbeats flow")
     parser.add_argument("--burst-agents", type=int, default=1000)
     parser.add_argument("--burst-size", type=int, default=10)
-    parser.add_argument("--connections", type=int, default=200)
+    parser.add_argument(
+        "--connections", type=int, default=200, help="client connections for heartbeats"
+    )
     parser.add_argument("--workers", type=int, default=1, help="server processes")
     parser.add_argument(
         "--access-log", action="store_true", help="the server logs a line per request"
