@@ -11,6 +11,7 @@ import signal
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,7 +19,7 @@ import pytest
 from support.dashboard import Browser, staff
 from support.notifying import database, init, settings_toml
 from support.receivers import wait_for
-from support.server import Server, serve, unique
+from support.server import Server, free_port, run_cli, serve, unique
 
 LEADS = re.compile(r"process (\d+) leads")
 HEARTBEATS = re.compile(r"^vigil_server_heartbeats_total (\S+)$", re.M)
@@ -124,3 +125,16 @@ def test_one_process_leads_and_another_takes_over(workers: Server) -> None:
     time.sleep(3)  # the check runs every 0.5 s: time for a duplicate to show
     assert len(silent()) == 1
     assert leaders(workers) == [first, second]
+
+
+def test_a_home_that_cannot_serve_stops_the_start_with_one_message(tmp_path: Path) -> None:
+    listen = f"127.0.0.1:{free_port()}"
+    done = run_cli("server", "run", "--home", str(tmp_path), "--workers", "2", "--listen", listen)
+    assert done.returncode != 0
+    assert "vigil server init" in done.stderr
+    init(tmp_path, "")
+    (tmp_path / "server.toml").write_text('[agents]\nsilent_after = "soon"\n')
+    done = run_cli("server", "run", "--home", str(tmp_path), "--workers", "2", "--listen", listen)
+    assert done.returncode != 0
+    assert str(tmp_path / "server.toml") in done.stderr and "silent_after" in done.stderr
+    assert "Started server process" not in done.stderr
