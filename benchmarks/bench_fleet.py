@@ -9,8 +9,10 @@ drives it over loopback HTTP from this process for `--seconds` (bounded):
   server that falls behind shows it;
 - half-way, a burst: `--burst-agents` agents each send a batch of `--burst-size` new incident
   reports, all due at the same instant;
-and prints rates and latency percentiles. The client holds at most `--connections` connections
-(a real fleet would hold one each; the server sees the same request rate).
+and prints rates and latency percentiles, the CPU of the server's processes and of PostgreSQL, and
+the server's heartbeat batches. The client holds at most `--connections` connections for
+heartbeats and as many apart for the burst (a real fleet would hold one each; the server sees the
+same request rate). `--workers N` runs `vigil server run --workers N`.
 
     python -m benchmarks.bench_fleet --agents 30000 --db postgresql://postgres@127.0.0.1/test
 """
@@ -89,20 +91,75 @@ def report_batch(agent: int, size: int) -> dict[str, object]:
     return {"incidents": items}
 
 
+def _stat(pid: str) -> list[str]:
+    # The fields after the command's name (which may hold spaces): state, ppid, ...
+    return (Path("/proc") / pid / "stat").read_text().rsplit(")", 1)[1].split()
+
+
 def server_cpu(home: Path) -> float:
-    """CPU seconds used so far by the `vigil server run` process of `home` (and the database
-    server's own processes are not counted)."""
+    """CPU seconds used so far by the `vigil server run` of `home` and its worker processes
+    (every thread of each; the database server's processes are not counted)."""
+    parents: set[str] = set()
+    ppid: dict[str, str] = {}
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
         try:
             cmdline = (proc / "cmdline").read_bytes().split(b"\0")
-            if b"run" in cmdline and str(home).encode() in cmdline:
-                fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
-                return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            ppid[proc.name] = _stat(proc.name)[1]
         except OSError:
             continue
-    return float("nan")
+        if b"run" in cmdline and str(home).encode() in cmdline:
+            parents.add(proc.name)
+    ours = set(parents)
+    # Its workers (spawned: their command line does not name the home) and their children.
+    while grown := {p for p, parent in ppid.items() if parent in ours} - ours:
+        ours |= grown
+    total = 0.0
+    for pid in ours:
+        try:
+            fields = _stat(pid)
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total if ours else float("nan")
+
+
+def database_cpu() -> float:
+    """CPU seconds used so far by every `postgres` process on this host (other users of the
+    database server included)."""
+    total = 0.0
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if (proc / "comm").read_text().strip() != "postgres":
+                continue
+            fields = _stat(proc.name)
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def batches(url: str) -> str:
+    """What the server's /metrics says of its heartbeat batches."""
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    found: dict[str, float] = {}
+    for family in text_string_to_metric_families(httpx.get(f"{url}/metrics", timeout=30).text):
+        for sample in family.samples:
+            if sample.name.startswith("vigil_server_heartbeat_") and not sample.labels:
+                found[sample.name] = sample.value
+    count = found.get("vigil_server_heartbeat_batch_count", 0)
+    if not count:
+        return "heartbeat batches: none"
+    return (
+        f"heartbeat batches: {count:,.0f} written, {found['vigil_server_heartbeat_batch_sum'] / count:.0f} "
+        f"heartbeats each on average, "
+        f"{found['vigil_server_heartbeat_write_seconds_sum'] / count * 1000:.1f} ms a write on average"
+    )
 
 
 class Connection:
@@ -174,9 +231,14 @@ async def drive(url: str, home: Path, credentials: list[str], args: argparse.Nam
         plan.append((args.seconds / 2, "/api/v1/incidents", credentials[a], body, burst))
     plan.sort(key=lambda p: p[0])
 
-    queue: asyncio.Queue[tuple[float, str, str, bytes, list[float]] | None] = asyncio.Queue()
+    # Heartbeats and the burst on connections of their own: a burst that fills every
+    # connection of a shared pool would hold heartbeats back in this client, not in the server
+    # (a real fleet holds a connection per agent).
+    Item = tuple[float, str, str, bytes, list[float]]
+    beat_queue: asyncio.Queue[Item | None] = asyncio.Queue()
+    burst_queue: asyncio.Queue[Item | None] = asyncio.Queue()
 
-    async def connection() -> None:
+    async def connection(queue: asyncio.Queue[Item | None]) -> None:
         conn = Connection(host, int(port))
         while (item := await queue.get()) is not None:
             due, path, credential, body, into = item
@@ -190,22 +252,30 @@ async def drive(url: str, home: Path, credentials: list[str], args: argparse.Nam
             else:
                 failures[reason] = failures.get(reason, 0) + 1
 
-    workers = [asyncio.create_task(connection()) for _ in range(args.connections)]
+    workers = [asyncio.create_task(connection(beat_queue)) for _ in range(args.connections)]
+    bursting = min(len(burst_agents), args.connections)
+    workers += [asyncio.create_task(connection(burst_queue)) for _ in range(bursting)]
     start = time.perf_counter() + 1.0
     cpu0 = os.times()
     server0 = server_cpu(home)
+    database0 = database_cpu()
     for offset, path, credential, body, into in plan:
         due = start + offset
         delay = due - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        queue.put_nowait((due, path, credential, body, into))
-    for _ in workers:
-        queue.put_nowait(None)
+        (burst_queue if into is burst else beat_queue).put_nowait(
+            (due, path, credential, body, into)
+        )
+    for _ in range(args.connections):
+        beat_queue.put_nowait(None)
+    for _ in range(bursting):
+        burst_queue.put_nowait(None)
     await asyncio.gather(*workers)
     wall = time.perf_counter() - start
     cpu1 = os.times()
     server_seconds = server_cpu(home) - server0
+    database_seconds = database_cpu() - database0
 
     minutes = args.seconds / 60
     reports = len(burst) * args.burst_size
@@ -213,7 +283,8 @@ async def drive(url: str, home: Path, credentials: list[str], args: argparse.Nam
     print(
         f"{n:,} agents, {minutes:.1f} min of heartbeats ({n / 60:,.0f}/s due), "
         f"{len(burst_agents):,} agents bursting {args.burst_size} reports each; "
-        f"{args.connections} client connections; load average before: {load_before}"
+        f"{args.connections} client connections for heartbeats, as many for the burst; {args.workers} server process(es); "
+        f"load average before: {load_before}"
     )
     print(f"heartbeats answered: {len(beats):,} in {wall:.1f} s ({len(beats) / wall:,.0f}/s)")
     print(f"  latency from due time: {percentiles(beats)}")
@@ -229,6 +300,13 @@ async def drive(url: str, home: Path, credentials: list[str], args: argparse.Nam
         f"{server_seconds / max(1, len(beats)) * 1000:.2f} ms a heartbeat "
         "(burst included)" + f" over {requests:,} requests"
     )
+    if args.db:
+        print(
+            f"PostgreSQL CPU (every postgres process on the host): {database_seconds:.1f} s, "
+            f"{database_seconds / wall:.0%} of a core; "
+            f"{database_seconds / max(1, len(beats)) * 1000:.2f} ms a heartbeat"
+        )
+    print(batches(url))
     print(
         f"load generator CPU: {(cpu1.user + cpu1.system - cpu0.user - cpu0.system) / wall:.0%} "
         "of a core (same machine as the server)"
@@ -242,7 +320,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=120, help="how long heartbeats flow")
     parser.add_argument("--burst-agents", type=int, default=1000)
     parser.add_argument("--burst-size", type=int, default=10)
-    parser.add_argument("--connections", type=int, default=200)
+    parser.add_argument(
+        "--connections", type=int, default=200, help="client connections for heartbeats"
+    )
+    parser.add_argument("--workers", type=int, default=1, help="server processes")
+    parser.add_argument(
+        "--access-log", action="store_true", help="the server logs a line per request"
+    )
     parser.add_argument("--db", help="database URL (default: SQLite under a temporary home)")
     parser.add_argument("--server-log", metavar="FILE", help="keep the server's log here")
     args = parser.parse_args()
@@ -271,7 +355,10 @@ def main() -> None:
             )
             storage.close()
             try:
-                with serve(home) as url:
+                options = ["--workers", str(args.workers)]
+                if args.access_log:
+                    options.append("--access-log")
+                with serve(home, *options) as url:
                     asyncio.run(drive(url, home, credentials, args))
             finally:
                 if args.server_log:

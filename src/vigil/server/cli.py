@@ -119,29 +119,73 @@ def init(ctx: click.Context, home: str | None, db_url: str | None) -> None:
     type=click.Path(exists=True, dir_okay=False),
     help="The certificate's private key (PEM).",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Server processes sharing the port (one of them runs the background work).",
+)
+@click.option(
+    "--access-log/--no-access-log",
+    default=False,
+    show_default=True,
+    help="Log a line per request (off: at hundreds of heartbeats a second it costs more CPU "
+    "than the heartbeat; /metrics counts and times requests by route).",
+)
 @click.pass_context
 def run(
-    ctx: click.Context, home: str | None, listen: str, tls_cert: str | None, tls_key: str | None
+    ctx: click.Context,
+    home: str | None,
+    listen: str,
+    tls_cert: str | None,
+    tls_key: str | None,
+    workers: int,
+    access_log: bool,
 ) -> None:
     """Serve the API until stopped."""
+    import tempfile
+
     import uvicorn
 
     from vigil.server.api.app import create_app
+    from vigil.server.api.metrics import MULTIPROCESS_ENV
 
     host, sep, port = listen.rpartition(":")
     if not sep or not port.isdigit():
         raise click.BadParameter(f"expected HOST:PORT, got {listen!r}", param_hint="--listen")
     if bool(tls_cert) != bool(tls_key):
         raise click.UsageError("--tls-cert and --tls-key go together")
-    app = create_app(_home(ctx, home))
-    uvicorn.run(
-        app,
-        host=host.strip("[]") or "127.0.0.1",
-        port=int(port),
-        ssl_certfile=tls_cert,
-        ssl_keyfile=tls_key,
-        log_level="info",
-    )
+    root = _home(ctx, home)
+    options: dict[str, object] = {
+        "host": host.strip("[]") or "127.0.0.1",
+        "port": int(port),
+        "ssl_certfile": tls_cert,
+        "ssl_keyfile": tls_key,
+        "log_level": "info",
+        "access_log": access_log,
+    }
+    if workers == 1:
+        uvicorn.run(create_app(root), **options)  # type: ignore[arg-type]
+        return
+    from vigil.server import settings
+    from vigil.server.storage import Storage
+
+    # Checked here, once, so a mistake stops the start with one clear message (each process
+    # reads them again when it starts).
+    settings.read(root)
+    Storage.open(root).close()
+    # The processes are started afresh (spawned) and find the home and the metrics' directory
+    # in their environment; the directory must be new for each run (prometheus_client).
+    with tempfile.TemporaryDirectory(prefix="vigil-metrics-") as metrics_dir:
+        os.environ["VIGIL_HOME"] = str(root)
+        os.environ[MULTIPROCESS_ENV] = metrics_dir
+        uvicorn.run(
+            "vigil.server.api.app:from_environment",
+            factory=True,
+            workers=workers,
+            **options,  # type: ignore[arg-type]
+        )
 
 
 @server.command(name="upgrade")

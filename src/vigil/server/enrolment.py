@@ -1,21 +1,18 @@
-"""Agents: enrolment by a single-use token, their own credential, heartbeats, revocation."""
+"""Agents: enrolment by a single-use token, their own credential, revocation (heartbeats:
+vigil.server.heartbeats)."""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, text, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from vigil.server import audit
 from vigil.server.credentials import AGENT_PREFIX, new_secret, secret_sha256
 from vigil.server.models import Agent, EnrolmentToken
-
-if TYPE_CHECKING:
-    from vigil.server.settings import Settings
 
 
 class EnrolmentRefused(Exception):
@@ -62,59 +59,6 @@ def agent_for_credential(session: Session, credential: str) -> Agent | None:
             Agent.secret_sha256 == secret_sha256(credential), Agent.revoked_at.is_(None)
         )
     )
-
-
-def heartbeat(
-    session: Session,
-    settings: Settings,
-    credential: str,
-    catalog_version: str | None,
-    spool_length: int | None,
-    watch: dict[str, Any] | None,
-    *,
-    catalog_error: str | None = None,
-    catalog_age_seconds: float | None = None,
-) -> str | None:
-    """Record what an agent says of itself; the agent's id (None: unknown or revoked).
-
-    The common case (a well agent with no open episode) is one UPDATE and one indexed read: a
-    fleet of 30,000 agents sends 500 of these a second. Only a heartbeat that opens or ends an
-    episode of agent health loads the agent and goes through vigil.server.health.
-    """
-    from vigil.server import health
-
-    now = datetime.now(UTC)
-    agent_id = session.execute(
-        update(Agent)
-        .where(Agent.secret_sha256 == secret_sha256(credential), Agent.revoked_at.is_(None))
-        .values(
-            last_heartbeat=now,
-            catalog_version=catalog_version,
-            spool_length=spool_length,
-            watch=watch,
-        )
-        .returning(Agent.id)
-        .execution_options(synchronize_session=False)
-    ).scalar()
-    if agent_id is None:
-        return None
-    reported = health.reported_conditions(
-        settings,
-        catalog_error=catalog_error,
-        catalog_age_seconds=catalog_age_seconds,
-        watch=watch,
-    )
-    conditions = health.open_conditions(session, agent_id)
-    if not reported and not conditions:
-        if session.get_bind().dialect.name == "postgresql":
-            # Nothing but the time of a heartbeat, sent again within a minute: not worth a
-            # flush of the WAL to disk before answering (a crash loses at most this one).
-            session.execute(text("SET LOCAL synchronous_commit TO OFF"))
-        return str(agent_id)
-    agent = session.get(Agent, agent_id)
-    assert agent is not None
-    health.on_heartbeat(session, settings, agent, reported, conditions)
-    return str(agent_id)
 
 
 def revoke(session: Session, agent_id: str, actor: str) -> bool:

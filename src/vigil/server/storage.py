@@ -44,6 +44,8 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 # requests at once (see api/gate.py).
 POOL_SIZE = 10
 POOL_OVERFLOW = 10
+# Connections the gate leaves for the heartbeat writer and the background tasks.
+RESERVED = 4
 
 
 def open_engine(url: str) -> Engine:
@@ -100,8 +102,10 @@ class Storage:
 
     @property
     def connections(self) -> int:
-        """How many connections the pool may hold at once."""
-        return POOL_SIZE + POOL_OVERFLOW
+        """How many requests may use a connection at once: the pool's size, less those kept
+        for the process's own work (the heartbeat writer, the background tasks), which would
+        otherwise wait behind a burst of requests holding every connection."""
+        return POOL_SIZE + POOL_OVERFLOW - RESERVED
 
     @classmethod
     def open(cls, home: Path, *, check: bool = True) -> Storage:

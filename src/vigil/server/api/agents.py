@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import anyio
 from fastapi import APIRouter, HTTPException, Request, status
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from vigil.server import agent_health, alerts, enrolment
+from vigil.server import agent_health, alerts, enrolment, heartbeats
 from vigil.server.api import auth
 from vigil.server.api.schemas import (
     AgentList,
@@ -50,16 +49,12 @@ async def heartbeat(
     request: Request,
     given: auth.Bearer,
 ) -> dict[str, str]:
-    """An agent's catalog version, spool length and watch health."""
+    """An agent's catalog version, spool length and watch health (answered once written)."""
     credential = auth.agent_credential(request, given)
     state = request.app.state
-
-    def record() -> str | None:
-        # One trip to a worker thread for the whole of it (a heartbeat is the commonest request).
-        with state.storage.session() as s:
-            return enrolment.heartbeat(
-                s,
-                state.settings,
+    try:
+        await state.heartbeats.submit(
+            heartbeats.beat(
                 credential,
                 body.catalog_version,
                 body.spool_length,
@@ -67,9 +62,15 @@ async def heartbeat(
                 catalog_error=body.catalog_error,
                 catalog_age_seconds=body.catalog_age_seconds,
             )
-
-    if await anyio.to_thread.run_sync(record) is None:
-        raise auth.refuse(request, "agent")
+        )
+    except heartbeats.Refused:
+        raise auth.refuse(request, "agent") from None
+    except Exception:  # noqa: BLE001 - its batch was not written: the agent sends it again
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            "heartbeat not recorded; send it again",
+            headers={"Retry-After": "5"},
+        ) from None
     state.metrics.heartbeats.inc()
     return {"status": "ok"}
 

@@ -11,18 +11,28 @@ from typing import Any
 
 from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from vigil import __version__
 from vigil.server import settings
 from vigil.server.api import agents, incidents, notifications, tuf
 from vigil.server.api import export as incident_export
-from vigil.server.api.background import notify_tasks, stop_tasks
+from vigil.server.api.background import logs, notify_tasks, stop_tasks
 from vigil.server.api.gate import Gate
 from vigil.server.api.metrics import Metrics
+from vigil.server.heartbeats import Batcher
+from vigil.server.leader import Leadership, lead
 from vigil.server.publish import Repository, catalog_settings
 from vigil.server.publisher import Publisher
 from vigil.server.storage import Storage
+
+
+def from_environment() -> FastAPI:
+    """The application for the home in $VIGIL_HOME (each of `vigil server run --workers N`'s
+    processes makes its own)."""
+    import os
+
+    return create_app(Path(os.environ["VIGIL_HOME"]))
 
 
 def create_app(home: Path, storage: Storage | None = None) -> FastAPI:
@@ -32,18 +42,36 @@ def create_app(home: Path, storage: Storage | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         from vigil.catalog.store import Catalog
 
+        logs()
         # The hash sets agents are given: the engine's catalog under the same home.
         app.state.catalog = Catalog.open(home)
-        # Signed catalog publication: a change becomes a new version within seconds.
-        publishing = asyncio.create_task(
-            Publisher(app.state.repository, app.state.catalog).run(), name="catalog-publisher"
+        app.state.heartbeats = Batcher(
+            app.state.storage.session,
+            app.state.settings,
+            on_batch=app.state.metrics.observe_heartbeat_batch,
         )
-        background = notify_tasks(app)
+        app.state.heartbeats.start()
+        background: list[asyncio.Task[None]] = []
+
+        async def start() -> None:
+            # Signed catalog publication: a change becomes a new version within seconds.
+            background.append(
+                asyncio.create_task(
+                    Publisher(app.state.repository, app.state.catalog).run(),
+                    name="catalog-publisher",
+                )
+            )
+            background.extend(notify_tasks(app))
+
+        async def stop() -> None:
+            await stop_tasks(app, background)
+
+        leading = asyncio.create_task(lead(Leadership(home), start, stop), name="vigil-leadership")
         yield
-        await stop_tasks(app, background)
-        publishing.cancel()
+        leading.cancel()
         with contextlib.suppress(asyncio.CancelledError):
-            await publishing
+            await leading
+        await app.state.heartbeats.stop()
         app.state.catalog.close()
         app.state.storage.close()
 
@@ -95,7 +123,7 @@ def create_app(home: Path, storage: Storage | None = None) -> FastAPI:
     @app.get("/metrics", tags=["health"])
     def metrics() -> Response:
         """Prometheus metrics."""
-        return Response(generate_latest(app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(app.state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     # The dashboard (pages under /ui, its security headers on every response).
     from vigil.server.web.routes import install as install_dashboard

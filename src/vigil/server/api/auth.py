@@ -49,9 +49,12 @@ def agent_credential(request: Request, given: HTTPAuthorizationCredentials | Non
     return given.credentials
 
 
-def agent(request: Request, s: DbSession, given: Bearer) -> Agent:
-    """The live agent the request comes from."""
-    found = agent_for_credential(s, agent_credential(request, given))
+def agent(request: Request, given: Bearer) -> Agent:
+    """The live agent the request comes from (checked in a transaction of its own, so the
+    request does not hold a connection through it beside the one its work takes)."""
+    credential = agent_credential(request, given)
+    with request.app.state.storage.session() as s:
+        found = agent_for_credential(s, credential)
     if found is None:
         raise refuse(request, "agent")
     return found

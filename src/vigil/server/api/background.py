@@ -14,7 +14,7 @@ from vigil.server.outbox import Sender
 log = logging.getLogger("vigil.server.notify")
 
 
-def _logging() -> None:
+def logs() -> None:
     """Our lines beside uvicorn's on standard error, unless the operator configured logging.
 
     httpx logs each request's URL at INFO: a webhook URL may carry a token, so httpx says
@@ -31,9 +31,9 @@ def _logging() -> None:
 
 
 def notify_tasks(app: FastAPI) -> list[asyncio.Task[None]]:
-    """Start the sender and the silence check (each server process runs its own: the outbox's
-    leases and the conditions' keys keep them from doing one thing twice)."""
-    _logging()
+    """Start the sender and the silence check (in the process that leads the home, see
+    vigil.server.leader; the outbox's leases and the conditions' keys would keep several from
+    doing one thing twice)."""
     storage = app.state.storage
     settings = app.state.settings
     sender = Sender(storage.session, settings, delivery.send)
@@ -52,7 +52,10 @@ async def stop_tasks(app: FastAPI, tasks: list[asyncio.Task[None]]) -> None:
     for task in tasks:
         with contextlib.suppress(asyncio.CancelledError):
             await task
+    sender = getattr(app.state, "sender", None)
+    if sender is None:  # never led: nothing leased
+        return
     try:
-        await asyncio.to_thread(app.state.sender.let_go)
+        await asyncio.to_thread(sender.let_go)
     except Exception:  # noqa: BLE001 - the database may be gone: the leases then just expire
         log.exception("could not give back the notification leases")
