@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -44,13 +46,30 @@ def test_overflow_is_rescanned(agent_server: Server, fleet: Fleet, planted: Tree
     flood = 300 if lowered else 20_000
     plain = b"nothing to see here\n"
     expected = set()
-    for i in range(flood):
-        if i % 15 == 7:
-            path = agent.watch / f"flood/{i // 100}/{i:05d}.jpg"
-            drop(path, known)
-            expected.add(str(path))
-        else:
-            drop(agent.watch / f"flood/{i // 100}/{i:05d}.txt", plain + str(i).encode())
+    # The folders first, watched; then the daemon is stopped while the files land in them (as a
+    # machine under load may hold it off the CPU), so the kernel's queue overflows for certain:
+    # a watcher that keeps up would drain it.
+    folders = sorted({i // 100 for i in range(flood)})
+    for n in folders:
+        (agent.watch / f"flood/{n}").mkdir(parents=True)
+
+    def watched() -> bool:
+        status = json.loads((agent.home / "agent" / "status.json").read_text())
+        return (status.get("watch") or {}).get("watched", 0) >= 2 + len(folders)
+
+    wait_for("the flood's folders watched", watched)
+    assert agent.proc is not None
+    os.kill(agent.proc.pid, signal.SIGSTOP)
+    try:
+        for i in range(flood):
+            if i % 15 == 7:
+                path = agent.watch / f"flood/{i // 100}/{i:05d}.jpg"
+                drop(path, known)
+                expected.add(str(path))
+            else:
+                drop(agent.watch / f"flood/{i // 100}/{i:05d}.txt", plain + str(i).encode())
+    finally:
+        os.kill(agent.proc.pid, signal.SIGCONT)
     key = agent_server.api_key("admin")
 
     def found() -> bool:
