@@ -59,10 +59,11 @@ def test_scheduled_scan_of_roots(
 
 
 def test_a_list_imported_on_the_server_reaches_a_running_agent(
-    agent_server: Server, fleet: Fleet, tmp_path: Path
+    agent_server: Server, fleet: Fleet, planted: Tree, tmp_path: Path
 ) -> None:
     """A new hash set imported on the server is published, signed, to a running agent (a new
-    build swapped in while it watches): a file dropped after that matches it."""
+    build swapped in while it watches): a file dropped after that matches it, and so does one
+    that was already there (the watched folders matched again through the fingerprint cache)."""
     agent = fleet.enrol(agent_server)  # polls the server every 2 s
     agent.start()
     agent.wait_ready()
@@ -84,19 +85,37 @@ def test_a_list_imported_on_the_server_reaches_a_running_agent(
     wait_for(
         "the agent on the server's catalog", lambda: agent.status()["catalog"]["version"] == before
     )
+    key = agent_server.api_key("admin")
+    # A file that is not listed yet lands, and is scanned: a known one landing after it is
+    # reported, and files are scanned in the order they land.
+    drop(agent.watch / "earlier.png", data)
+    drop(agent.watch / "known.jpg", (planted.root / "alt/chelsea-q50.jpg").read_bytes())
+    wait_for(
+        "the known file's incident",
+        lambda: agent.assert_running() or incidents(agent_server, key, agent.host),
+    )
     done = run_cli(
         "--home", str(agent_server.home), "hashset", "import", "--name", name, str(hashlist)
     )
     assert done.returncode == 0, done.stderr
-    wait_for("the new version in use", lambda: agent.status()["catalog"]["version"] != before)
+
+    def in_use() -> object:
+        return (agent.status().get("scanner") or {}).get("catalog_version")
+
+    wait_for("the new version in use", lambda: in_use() not in (None, before))
     assert agent.status()["catalog"]["source"] == "server"
     drop(agent.watch / "later.png", data)
-    key = agent_server.api_key("admin")
-    found = wait_for(
-        "the incident of the newly listed file",
-        lambda: agent.assert_running() or incidents(agent_server, key, agent.host),
-    )
-    assert [(i["hashset"], i["entry"]["id"]) for i in found] == [(name, "900")]
+
+    def listed() -> list[dict[str, object]]:
+        agent.assert_running()
+        return [i for i in incidents(agent_server, key, agent.host) if i["hashset"] == name]
+
+    # Both: the file that was there before the list, and the one dropped after it.
+    found = wait_for("both newly listed files", lambda: len(got := listed()) >= 2 and got)
+    assert sorted((i["path"], i["entry"]["id"]) for i in found) == [
+        (str(agent.watch / "earlier.png"), "900"),
+        (str(agent.watch / "later.png"), "900"),
+    ]
 
 
 def test_status_of_a_home_not_enrolled(tmp_path: Path) -> None:

@@ -198,8 +198,18 @@ class Agent:
                     except queue.Empty:
                         break
             version = self.sync.state.version
-            if refresh and not self._request({"op": "refresh"}, "the new catalog"):
-                retries.append((time.monotonic() + 1.0, "refresh", None))
+            if refresh:
+                # The build before (a scanner started for this request takes the newest itself).
+                before = self.scanner.build
+                done = self._request({"op": "refresh"}, "the new catalog")
+                if done is None:
+                    retries.append((time.monotonic() + 1.0, "refresh", None))
+                elif self.scanner.build != before:
+                    # What is already on the machine is matched against the new catalog: the
+                    # watched roots rescanned through the fingerprint cache, so an unchanged
+                    # file costs a stat and its cached fingerprints are matched, not read again.
+                    for root in self.roots:
+                        self._take("tree", (root, "catalog changed"), files, trees)
             if files:
                 request = {"op": "files", "paths": files, "catalog_version": version}
                 if self._request(request, f"{len(files)} file(s) landed") is not None:

@@ -11,6 +11,7 @@ scanner takes the newer build after a local import by itself, and this loop has 
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import threading
 import time
@@ -112,6 +113,7 @@ class CatalogSync:
         self._check_stale()
         if not result.changed:
             return False
+        _release_memory()  # the bundle (tens of MB at a million entries) is gone: give it back
         log.info("catalog version %s received", result.version)
         self.on_change()
         return True
@@ -137,3 +139,12 @@ class CatalogSync:
                 log.exception("catalog poll failed")
             if stop.wait(every):
                 return
+
+
+def _release_memory() -> None:
+    """Give the heap pages a decoded bundle held back to the system (glibc keeps them
+    otherwise: the daemon stayed at the size of its largest update)."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
