@@ -347,6 +347,52 @@ def test_a_revoked_api_key_is_refused(server: Server) -> None:
         assert c.get("/api/v1/incidents", params={"limit": 1}).status_code == 401
 
 
+def test_api_keys_are_made_listed_and_revoked_over_the_api(
+    server: Server, keys: dict[str, str]
+) -> None:
+    """An admin makes a key for a user (its secret shown once) and revokes any key; a reviewer
+    sees and revokes only their own; a revoked key is refused on its next request; audited."""
+    reviewer = unique("rev")
+    own = server.user(reviewer, "reviewer")
+    with server.client(keys["admin"]) as admin:
+        made = admin.post("/api/v1/apikeys", json={"user": reviewer})
+        assert made.status_code == 201, made.text
+        second = made.json()
+        assert second["user"] == reviewer and second["revoked_at"] is None
+        assert admin.post("/api/v1/apikeys", json={"user": unique("nobody")}).status_code == 404
+        listed = admin.get("/api/v1/apikeys").json()["items"]
+        assert {second["id"]} <= {k["id"] for k in listed if k["user"] == reviewer}
+        assert all("key" not in k and "secret_sha256" not in k for k in listed)
+        others = [k["id"] for k in listed if k["user"] != reviewer and k["revoked_at"] is None]
+    with server.client(second["key"]) as c:
+        mine = c.get("/api/v1/apikeys").json()["items"]
+        assert {k["user"] for k in mine} == {reviewer} and len(mine) == 2
+        # Another user's key is not the reviewer's to see or revoke.
+        assert c.post(f"/api/v1/apikeys/{others[0]}/revoke").status_code == 404
+        assert c.post("/api/v1/apikeys", json={"user": reviewer}).status_code == 403
+        first = next(k["id"] for k in mine if k["id"] != second["id"])
+        revoked = c.post(f"/api/v1/apikeys/{first}/revoke")
+        assert revoked.status_code == 200 and revoked.json()["revoked_at"] is not None
+    with server.client(own) as c:
+        assert c.get("/api/v1/incidents", params={"limit": 1}).status_code == 401
+    with server.client(keys["admin"]) as admin:
+        assert admin.post(f"/api/v1/apikeys/{second['id']}/revoke").status_code == 200
+        assert admin.post("/api/v1/apikeys/999999999/revoke").status_code == 404
+    with server.client(second["key"]) as c:
+        assert c.get("/api/v1/apikeys").status_code == 401
+    storage = server.storage()
+    try:
+        with storage.session() as s:
+            revocations = [
+                (r.actor, (r.detail or {}).get("api_key"))
+                for r in s.scalars(select(AuditEntry).where(AuditEntry.action == "apikey.revoke"))
+            ]
+    finally:
+        storage.close()
+    assert (f"user:{reviewer}", first) in revocations
+    assert ("user:admin", second["id"]) in revocations
+
+
 def test_views_and_changes_are_audited(server: Server, keys: dict[str, str]) -> None:
     host = unique("pc")
     agent_id, agent = server.enroll(host)

@@ -112,6 +112,58 @@ def principal_for_key(session: Session, key: str) -> Principal | None:
     return Principal(row.id, row.name, Role(row.role))
 
 
+@dataclass(frozen=True)
+class ApiKeyInfo:
+    """An API key as staff see it: never its secret."""
+
+    id: int
+    user: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+def api_keys(session: Session, user_id: int | None = None) -> list[ApiKeyInfo]:
+    """Every API key (of one user when `user_id` is given), newest first."""
+    query = (
+        select(ApiKey.id, User.name, ApiKey.created_at, ApiKey.revoked_at)
+        .join(User, User.id == ApiKey.user_id)
+        .order_by(ApiKey.id.desc())
+    )
+    if user_id is not None:
+        query = query.where(ApiKey.user_id == user_id)
+    return [ApiKeyInfo(*row) for row in session.execute(query)]
+
+
+def new_api_key_info(
+    session: Session, user_name: str, actor: str = audit.CLI_ACTOR
+) -> tuple[ApiKeyInfo, str]:
+    """`new_api_key`, with what staff see of it."""
+    key = new_api_key(session, user_name, actor)
+    session.flush()
+    row = session.execute(
+        select(ApiKey.id, User.name, ApiKey.created_at, ApiKey.revoked_at)
+        .join(User, User.id == ApiKey.user_id)
+        .where(ApiKey.secret_sha256 == secret_sha256(key))
+    ).one()
+    return ApiKeyInfo(*row), key
+
+
+def revoke_api_key_id(
+    session: Session, key_id: int, actor: str, owner: int | None = None
+) -> ApiKeyInfo | None:
+    """Revoke an API key by its id (only one of `owner`'s when given); the key as it is now,
+    None when there is no such key (or not the owner's). Revoking a revoked key changes
+    nothing."""
+    row = session.get(ApiKey, key_id)
+    if row is None or (owner is not None and row.user_id != owner):
+        return None
+    if row.revoked_at is None:
+        row.revoked_at = datetime.now(UTC)
+        audit.record(session, actor, "apikey.revoke", detail={"api_key": row.id})
+    user = session.get(User, row.user_id)
+    return ApiKeyInfo(row.id, user.name if user else "?", row.created_at, row.revoked_at)
+
+
 def revoke_api_key(session: Session, key: str, actor: str = audit.CLI_ACTOR) -> bool:
     """Revoke an API key; False when there was no such live key."""
     row = session.scalar(

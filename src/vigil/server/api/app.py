@@ -15,7 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from vigil import __version__
 from vigil.server import settings
-from vigil.server.api import agents, incidents, notifications, tuf
+from vigil.server.api import agents, incidents, keys, notifications, tuf
 from vigil.server.api import export as incident_export
 from vigil.server.api.background import logs, notify_tasks, stop_tasks
 from vigil.server.api.gate import Gate
@@ -93,6 +93,7 @@ def create_app(home: Path, storage: Storage | None = None) -> FastAPI:
     app.state.repository = Repository(home, catalog_settings(home))
     app.include_router(tuf.router)
     app.include_router(notifications.router)
+    app.include_router(keys.router)
 
     app.add_middleware(Gate, limit=app.state.storage.connections, metrics=app.state.metrics)
 

@@ -186,3 +186,30 @@ class AgentList(BaseModel):
     """Every enrolled agent."""
 
     items: list[AgentView]
+
+
+class ApiKeyView(BaseModel):
+    """An API key as the API shows it (never its secret)."""
+
+    id: int
+    user: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class ApiKeyList(BaseModel):
+    """API keys: all of them for an admin, one's own for other users."""
+
+    items: list[ApiKeyView]
+
+
+class ApiKeyRequest(BaseModel):
+    """A new API key for a user (admins only)."""
+
+    user: str
+
+
+class ApiKeyCreated(ApiKeyView):
+    """A new API key: its secret, shown this once."""
+
+    key: str
