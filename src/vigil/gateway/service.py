@@ -1,0 +1,488 @@
+"""The ICAP service on asyncio: OPTIONS, RESPMOD (downloads) and REQMOD (uploads).
+
+One task per connection, persistent connections, requests in order on each. The event loop only
+moves bytes and decides from a preview; fingerprinting runs in a thread pool through the engine
+facade, so one slow body never stalls another connection. What the gateway does with a body:
+
+- sniffed from the preview (Content-Encoding undone) as neither image, video nor archive, or
+  declared larger than `max_object_size`: 204 from the preview, never read further;
+- otherwise 100 Continue, the whole body read (in memory, then a temporary file), fingerprinted
+  and matched; a match is written durably (spool or incidents.jsonl) before the answer;
+- the answer: a block page (block mode, a match), else 204 when the client allows it (in a
+  preview, or `Allow: 204`), else 200 with the message echoed, body included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import email.utils
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import IO, BinaryIO, cast
+
+from vigil import __version__
+from vigil.engine import Engine
+from vigil.fingerprint.mediatype import SNIFF_BYTES, is_archive, is_image, is_video, sniff
+from vigil.gateway import protocol
+from vigil.gateway.config import GatewayConfig
+from vigil.gateway.content import (
+    Body,
+    Decoded,
+    TooLarge,
+    Unsupported,
+    decode_head,
+    multipart_boundary,
+    split_multipart,
+)
+from vigil.gateway.incidents import Exchange, Incidents, report
+from vigil.gateway.metrics import Metrics
+from vigil.gateway.protocol import (
+    LAST_CHUNK,
+    ChunkedBody,
+    HttpHead,
+    IcapError,
+    Request,
+    chunk,
+    response,
+)
+from vigil.scan.results import Match
+
+log = logging.getLogger("vigil.gateway")
+
+SERVICES = {"respmod": "RESPMOD", "reqmod": "REQMOD"}
+
+
+def wanted_type(media_type: str) -> bool:
+    """Content the gateway fingerprints: images, videos, archives."""
+    return is_image(media_type) or is_video(media_type) or is_archive(media_type)
+
+
+@dataclass
+class Verdict:
+    """What fingerprinting one body found."""
+
+    matches: list[Match] = field(default_factory=list)
+    reason: str = "clean"  # the pass reason when nothing matched
+    errors: list[str] = field(default_factory=list)
+
+
+class _Answer:
+    """The writer of one connection, remembering whether this request's answer has begun
+    (after that, an error can only close the connection)."""
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self.writer = writer
+        self.started = False
+
+    async def send(self, data: bytes) -> None:
+        self.started = True
+        self.writer.write(data)
+        await self.writer.drain()
+
+
+class Gateway:
+    """The ICAP server: `await serve()` until `stop()`."""
+
+    def __init__(
+        self,
+        cfg: GatewayConfig,
+        engine: Engine,
+        incidents: Incidents,
+        metrics: Metrics,
+        catalog_version: Callable[[], str | None],
+    ) -> None:
+        self.cfg = cfg
+        self.engine = engine.with_options(
+            limits=dataclasses.replace(
+                engine.options.limits,
+                item_seconds=cfg.object_seconds,
+                max_file_size=cfg.max_object_size,
+            )
+        )
+        self.incidents = incidents
+        self.metrics = metrics
+        self.catalog_version = catalog_version
+        self.pool = ThreadPoolExecutor(max_workers=cfg.workers, thread_name_prefix="fingerprint")
+        self.active = 0
+        self._stop: asyncio.Event | None = None
+        self._istag = ("", "")
+        for name, value, _, _ in cfg.limits_table():
+            metrics.limits.labels(name).set(value)
+
+    # -- the server --------------------------------------------------------------------------
+
+    async def serve(self, ready: Callable[[list[str]], None] = lambda _: None) -> None:
+        """Listen until stop(); `ready` gets the addresses listened on."""
+        self._stop = asyncio.Event()
+        server = await asyncio.start_server(
+            self._connection,
+            self.cfg.host,
+            self.cfg.port,
+            limit=protocol.MAX_HEAD,
+            backlog=1024,
+        )
+        addresses = [f"{s.getsockname()[0]}:{s.getsockname()[1]}" for s in server.sockets or []]
+        ready(addresses)
+        async with server:
+            await self._stop.wait()
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+    def stop(self) -> None:
+        """End serve() (from the loop's thread or a signal handler)."""
+        if self._stop is not None:
+            self._stop.set()
+
+    def istag(self) -> str:
+        """The service's tag: changes whenever the catalog build (or the mode) does, so the
+        proxy drops what it cached from answers made with the old one."""
+        build = self.engine.matcher().build_id
+        if self._istag[0] != build:
+            digest = hashlib.sha256(f"{build}\0{self.cfg.mode}".encode()).hexdigest()[:24]
+            self._istag = (build, f'"vigil-{digest}"')
+        return self._istag[1]
+
+    def _headers(self) -> list[tuple[str, str]]:
+        return [
+            ("ISTag", self.istag()),
+            ("Date", email.utils.formatdate(usegmt=True)),
+            ("Server", f"vigil-gateway/{__version__}"),
+        ]
+
+    # -- a connection ------------------------------------------------------------------------
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.active >= self.cfg.max_connections:
+            self.metrics.refused.inc()
+            self.metrics.errors.labels("503").inc()
+            try:
+                writer.write(response(503, [*self._headers(), ("Connection", "close")]))
+                await writer.drain()
+            except (ConnectionError, OSError):
+                pass
+            writer.close()
+            return
+        self.active += 1
+        self.metrics.connections.inc()
+        try:
+            while await self._one(reader, writer):
+                pass
+        finally:
+            self.active -= 1
+            self.metrics.connections.dec()
+            writer.close()
+            try:
+                await writer.wait_closed()
+            except (ConnectionError, OSError):
+                pass
+
+    async def _one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        """Serve one request; False when the connection must close."""
+        answer = _Answer(writer)
+        method = "?"
+        try:
+            req = await asyncio.wait_for(protocol.read_request(reader), self.cfg.read_seconds)
+            if req is None:
+                return False
+            method = req.method
+            keep = await self._dispatch(req, reader, answer)
+            return keep and req.keep_alive
+        except IcapError as e:
+            log.info("bad ICAP request (%d): %s", e.status, e)
+            await self._error(answer, method, e.status)
+            return False
+        except TimeoutError:
+            await self._error(answer, method, 408)
+            return False
+        except (asyncio.IncompleteReadError, ConnectionError, OSError):
+            return False  # the client went away: nothing to answer
+        except Exception:
+            log.exception("failed to serve an ICAP request")
+            await self._error(answer, method, 500)
+            return False
+
+    async def _error(self, answer: _Answer, method: str, status: int) -> None:
+        self.metrics.errors.labels(str(status)).inc()
+        if answer.started:
+            return
+        self.metrics.requests.labels(_label(method), str(status)).inc()
+        try:
+            await answer.send(response(status, [*self._headers(), ("Connection", "close")]))
+        except (ConnectionError, OSError):
+            pass
+
+    async def _dispatch(self, req: Request, reader: asyncio.StreamReader, answer: _Answer) -> bool:
+        if req.method not in ("OPTIONS", "RESPMOD", "REQMOD"):
+            raise IcapError(501, f"method {req.method[:20]!r} not implemented")
+        wanted = SERVICES.get(req.service)
+        if wanted is None:
+            raise IcapError(404, f"no service {req.service[:80]!r} (services: respmod, reqmod)")
+        if req.method == "OPTIONS":
+            if req.body_kind is not None:
+                await ChunkedBody(reader).drain()
+            await answer.send(self._options(wanted))
+            self.metrics.requests.labels("OPTIONS", "200").inc()
+            return True
+        if req.method != wanted:
+            raise IcapError(405, f"{req.method} is not served by /{req.service}")
+        started = time.monotonic()
+        status = await self._modify(req, reader, answer)
+        self.metrics.requests.labels(req.method, str(status)).inc()
+        self.metrics.latency.labels(req.method).observe(time.monotonic() - started)
+        return True
+
+    def _options(self, method: str) -> bytes:
+        headers = [
+            ("Methods", method),
+            ("Service", f"Vigil gateway {__version__} ({self.cfg.mode})"),
+            *self._headers(),
+            ("Max-Connections", str(self.cfg.max_connections)),
+            ("Options-TTL", str(self.cfg.options_ttl)),
+            ("Allow", "204"),
+            ("Preview", str(self.cfg.preview)),
+            # Every body is previewed: its type is sniffed from content, never from its name.
+            ("Transfer-Preview", "*"),
+        ]
+        return response(200, headers)
+
+    # -- RESPMOD and REQMOD ------------------------------------------------------------------
+
+    async def _modify(self, req: Request, reader: asyncio.StreamReader, answer: _Answer) -> int:
+        """Serve one RESPMOD or REQMOD; the ICAP status answered."""
+        if req.method == "RESPMOD":
+            http, body_name = req.res_head, "res-body"
+        else:
+            http, body_name = req.req_head, "req-body"
+        if http is None:
+            raise IcapError(400, f"{req.method} without its encapsulated HTTP head")
+        kind = req.body_kind
+        if kind not in (None, body_name):
+            raise IcapError(400, f"{req.method} with a {kind}")
+        preview = req.preview
+        exchange = Exchange(
+            url=request_url(req.req_head),
+            client=req.headers.get("X-Client-IP"),
+            user=req.headers.get("X-Client-Username"),
+            method=req.method,
+        )
+        if kind is None:
+            self.metrics.passes.labels("no_body").inc()
+            return await self._pass(req, http, answer, None, None, in_preview=preview is not None)
+
+        body = ChunkedBody(reader)
+        store = Body(self.cfg.memory_per_object, self.cfg.temp_dir)
+        try:
+            # The preview, or (without one) enough of the body to sniff.
+            while preview is not None or store.size < SNIFF_BYTES:
+                piece = await self._piece(body)
+                if piece is None:
+                    break
+                store.write(piece)
+            complete = body.ieof if preview is not None else body.done
+            reason = self._pass_reason(req, http, store, complete)
+            if reason is not None:
+                self.metrics.passes.labels(reason).inc()
+                if preview is not None:
+                    return await self._pass(req, http, answer, None, None, in_preview=True)
+                return await self._pass(req, http, answer, store, body, in_preview=False)
+            continued = False
+            if preview is not None and not complete:
+                await answer.send(b"ICAP/1.0 100 Continue\r\n\r\n")
+                body.resume()
+                continued = True
+            while (piece := await self._piece(body)) is not None:
+                store.write(piece)
+                if store.size > self.cfg.max_object_size:
+                    self.metrics.passes.labels("too_large").inc()
+                    return await self._pass(req, http, answer, store, body, in_preview=False)
+            verdict = await self._fingerprint(store, http, exchange)
+            if verdict.matches and self.cfg.mode == "block":
+                self.metrics.blocked.inc()
+                await answer.send(self._block_page())
+                return 200
+            self.metrics.passes.labels("monitor" if verdict.matches else verdict.reason).inc()
+            return await self._pass(
+                req, http, answer, store, None, in_preview=preview is not None and not continued
+            )
+        finally:
+            store.close()
+
+    async def _piece(self, body: ChunkedBody) -> bytes | None:
+        piece = await asyncio.wait_for(body.piece(), self.cfg.read_seconds)
+        if piece is not None:
+            self.metrics.bytes.inc(len(piece))
+        return piece
+
+    def _pass_reason(self, req: Request, http: HttpHead, store: Body, complete: bool) -> str | None:
+        """Why this body passes without being read further; None to fingerprint it."""
+        length = http.content_length()
+        if length is not None and length > self.cfg.max_object_size:
+            return "too_large"
+        if req.method == "REQMOD" and multipart_boundary(http.headers.get("Content-Type")):
+            return None  # the parts are sniffed one by one once the upload is whole
+        head = store.head(SNIFF_BYTES)
+        if not head:
+            return None if not complete else "no_body"
+        decoded = decode_head(head, http.content_encodings(), self.cfg.max_object_size)
+        if decoded is None:
+            return "unsupported_encoding"
+        if not decoded and not complete:
+            return None
+        return None if wanted_type(sniff(decoded)) else "not_media"
+
+    async def _pass(
+        self,
+        req: Request,
+        http: HttpHead,
+        answer: _Answer,
+        store: Body | None,
+        rest: ChunkedBody | None,
+        *,
+        in_preview: bool,
+    ) -> int:
+        """Let the message through unchanged: 204 where allowed, else 200 echoing it whole
+        (what was read, then what is still to come, streamed)."""
+        if in_preview or req.allow_204:
+            if rest is not None and not rest.done:
+                while await self._piece(rest) is not None:
+                    pass
+            await answer.send(response(204, self._headers()))
+            return 204
+        sections: list[tuple[str, bytes]] = []
+        if req.method == "REQMOD":
+            sections.append(("req-hdr", http.raw))
+            body_name = "req-body"
+        else:
+            sections.append(("res-hdr", http.raw))
+            body_name = "res-body"
+        if req.body_kind is None:
+            await answer.send(response(200, self._headers(), sections, None))
+            return 200
+        await answer.send(response(200, self._headers(), sections, body_name))
+        if store is not None:
+            for data in store.pieces():
+                answer.writer.write(chunk(data))
+                await answer.writer.drain()
+        if rest is not None:
+            while (more := await self._piece(rest)) is not None:
+                answer.writer.write(chunk(more))
+                await answer.writer.drain()
+        await answer.send(LAST_CHUNK)
+        return 200
+
+    def _block_page(self) -> bytes:
+        page = self.cfg.block_page.encode("utf-8")
+        head = (
+            "HTTP/1.1 403 Forbidden\r\n"
+            "Content-Type: text/html; charset=utf-8\r\n"
+            f"Content-Length: {len(page)}\r\n"
+            "Cache-Control: no-store\r\n"
+            "X-Vigil: blocked\r\n"
+            "\r\n"
+        ).encode("latin-1")
+        return response(200, self._headers(), [("res-hdr", head)], "res-body") + (
+            chunk(page) + LAST_CHUNK
+        )
+
+    # -- fingerprinting ----------------------------------------------------------------------
+
+    async def _fingerprint(self, store: Body, http: HttpHead, exchange: Exchange) -> Verdict:
+        loop = asyncio.get_running_loop()
+        source = store.reader()
+        job = loop.run_in_executor(self.pool, self._check, source, http, exchange)
+        try:
+            # A little over the engine's own item_seconds, which stops the work itself.
+            return await asyncio.wait_for(asyncio.shield(job), self.cfg.object_seconds + 5)
+        except TimeoutError:
+            log.warning(
+                "%s: fingerprinting took over %gs: passed", exchange.url, self.cfg.object_seconds
+            )
+            return Verdict(reason="timeout")
+
+    def _check(self, source: IO[bytes], http: HttpHead, exchange: Exchange) -> Verdict:
+        """In a pool thread: undo the encoding, fingerprint (each part of a multipart upload),
+        match, and keep every match's report durably before returning."""
+        try:
+            verdict = self._fingerprint_body(source, http, exchange)
+        except TooLarge:
+            return Verdict(reason="too_large")
+        except Unsupported:
+            return Verdict(reason="unsupported_encoding")
+        except Exception as e:  # noqa: BLE001 — a body that cannot be read passes, logged
+            log.info("%s: not fingerprinted: %s", exchange.url, e)
+            return Verdict(reason="error", errors=[str(e)])
+        finally:
+            source.close()
+        version = self.catalog_version()
+        for m in verdict.matches:
+            added = self.incidents.add(report(m, exchange, version), exchange)
+            log.warning(
+                "match%s: %s%s from %s user %s (set %s, entry %s, %s, distance %d, %s)",
+                "" if added else " (again)",
+                exchange.url,
+                f" [{m.member}]" if m.member else "",
+                exchange.client or "-",
+                exchange.user or "-",
+                m.hashset,
+                m.entry.id,
+                m.kind,
+                m.distance,
+                self.cfg.mode,
+            )
+        if verdict.matches:
+            self.metrics.matches.labels(self.cfg.mode).inc(len(verdict.matches))
+        self.metrics.fingerprinted.inc()
+        return verdict
+
+    def _fingerprint_body(self, source: IO[bytes], http: HttpHead, exchange: Exchange) -> Verdict:
+        limit = self.cfg.max_object_size
+        stream = cast(BinaryIO, Decoded(source, http.content_encodings(), limit))
+        boundary = multipart_boundary(http.headers.get("Content-Type"))
+        if boundary is None:
+            checked = self.engine.check(stream, exchange.url)
+            return _verdict(checked.matches, [str(e) for e in checked.errors])
+        matches: list[Match] = []
+        errors: list[str] = []
+        parts = split_multipart(stream, boundary, self.cfg.memory_per_object, limit)
+        try:
+            for n, part in enumerate(parts, 1):
+                head = part.body.head(SNIFF_BYTES)
+                if not head or not wanted_type(sniff(head)):
+                    continue
+                checked = self.engine.check(cast(BinaryIO, part.body.reader()), exchange.url)
+                name = part.filename or part.name or f"part{n}"
+                for m in checked.matches:
+                    member = f"{name}/{m.member}" if m.member else name
+                    matches.append(dataclasses.replace(m, member=member))
+                errors += [str(e) for e in checked.errors]
+        finally:
+            for part in parts:
+                part.body.close()
+        return _verdict(matches, errors)
+
+
+def _verdict(matches: list[Match], errors: list[str]) -> Verdict:
+    return Verdict(matches, "error" if errors and not matches else "clean", errors)
+
+
+def _label(method: str) -> str:
+    return method if method in ("OPTIONS", "RESPMOD", "REQMOD") else "other"
+
+
+def request_url(head: HttpHead | None) -> str:
+    """The URL of the encapsulated HTTP request (absolute in a proxy's request line; else its
+    Host and path)."""
+    if head is None:
+        return "unknown:"
+    parts = head.start.split(" ")
+    target = parts[1] if len(parts) >= 2 else ""
+    if "://" in target:
+        return target
+    host = head.headers.get("Host")
+    if host and target.startswith("/"):
+        return f"http://{host}{target}"
+    return target or "unknown:"
