@@ -75,6 +75,8 @@ def test_enrolled_gateway_reports_to_the_server(
         "--token", server.secret("token"), "--name", name,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
+    # The agent's intervals, read by an enrolled gateway too.
+    (home / "agent.toml").write_text('heartbeat = "1s"\ncatalog_poll = "2s"\n')
     g = start_gateway(home, "--mode", "block")
     try:
         key = server.api_key("admin")

@@ -21,15 +21,14 @@ from vigil.gateway.service import Gateway
 
 log = logging.getLogger("vigil.gateway")
 
-HEARTBEAT_SECONDS = 60.0
-# An enrolled gateway's catalog is stale without a fresh timestamp from the server this long.
-STALE_AFTER = 86400.0
-
 
 class Enrolled:
-    """An enrolled home's threads: catalog sync (TUF), delivery of the spool, heartbeat."""
+    """An enrolled home's threads: catalog sync (TUF), delivery of the spool, heartbeat; their
+    intervals are agent.toml's `heartbeat`, `catalog_poll` and `stale_after` (the agent's
+    defaults without one; its other keys are the agent's own)."""
 
     def __init__(self, home: Path, engine: Engine, cfg: GatewayConfig) -> None:
+        from vigil.agent import config as agent_config
         from vigil.agent.client import Connection
         from vigil.agent.delivery import Deliverer
         from vigil.agent.spool import Spool
@@ -38,11 +37,14 @@ class Enrolled:
         self.enrolment = enrolment_file.load(home)
         self.home = home
         self.cfg = cfg
+        self.intervals = agent_config.load(home)
         self.stop_event = threading.Event()
         self.conn = Connection(
             self.enrolment.server, self.enrolment.credential, self.enrolment.ca_cert
         )
-        self.sync = CatalogSync(home, self.enrolment, engine, stale_after=STALE_AFTER)
+        self.sync = CatalogSync(
+            home, self.enrolment, engine, stale_after=self.intervals.stale_after
+        )
         self.spool = Spool(home)
         self.deliverer = Deliverer(self.spool, self.conn, self.stop_event)
         self.started = time.time()
@@ -51,7 +53,7 @@ class Enrolled:
     def start(self) -> None:
         """Start the threads."""
         self.threads = [
-            _thread("sync", self.sync.run, self.cfg.catalog_poll, self.stop_event),
+            _thread("sync", self.sync.run, self.intervals.catalog_poll, self.stop_event),
             _thread("deliver", self.deliverer.run),
             _thread("heartbeat", self._heartbeat_loop),
         ]
@@ -76,7 +78,7 @@ class Enrolled:
                 self.conn.heartbeat(body)
             except (httpx.HTTPError, ServerRefused) as e:
                 log.warning("heartbeat failed: %s", e)
-            if self.stop_event.wait(HEARTBEAT_SECONDS):
+            if self.stop_event.wait(self.intervals.heartbeat):
                 return
 
     def stop(self) -> None:

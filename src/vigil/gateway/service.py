@@ -15,6 +15,7 @@ facade, so one slow body never stalls another connection. What the gateway does 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import dataclasses
 import email.utils
 import hashlib
@@ -53,6 +54,9 @@ from vigil.gateway.protocol import (
 from vigil.scan.results import Match
 
 log = logging.getLogger("vigil.gateway")
+
+# What became of the request being served (for the log line), per connection task.
+_OUTCOME: contextvars.ContextVar[str] = contextvars.ContextVar("outcome", default="-")
 
 SERVICES = {"respmod": "RESPMOD", "reqmod": "REQMOD"}
 
@@ -230,9 +234,20 @@ class Gateway:
         if req.method != wanted:
             raise IcapError(405, f"{req.method} is not served by /{req.service}")
         started = time.monotonic()
+        _OUTCOME.set("blocked")
         status = await self._modify(req, reader, answer)
+        took = time.monotonic() - started
         self.metrics.requests.labels(req.method, str(status)).inc()
-        self.metrics.latency.labels(req.method).observe(time.monotonic() - started)
+        self.metrics.latency.labels(req.method).observe(took)
+        log.debug(
+            "%s %s from %s: %d (%s) in %.1f ms",
+            req.method,
+            request_url(req.req_head),
+            req.headers.get("X-Client-IP") or "-",
+            status,
+            _OUTCOME.get(),
+            took * 1000,
+        )
         return True
 
     def _options(self, method: str) -> bytes:
@@ -270,7 +285,7 @@ class Gateway:
             method=req.method,
         )
         if kind is None:
-            self.metrics.passes.labels("no_body").inc()
+            self._passed("no_body")
             return await self._pass(req, http, answer, None, None, in_preview=preview is not None)
 
         body = ChunkedBody(reader)
@@ -285,7 +300,7 @@ class Gateway:
             complete = body.ieof if preview is not None else body.done
             reason = self._pass_reason(req, http, store, complete)
             if reason is not None:
-                self.metrics.passes.labels(reason).inc()
+                self._passed(reason)
                 if preview is not None:
                     return await self._pass(req, http, answer, None, None, in_preview=True)
                 return await self._pass(req, http, answer, store, body, in_preview=False)
@@ -297,19 +312,23 @@ class Gateway:
             while (piece := await self._piece(body)) is not None:
                 store.write(piece)
                 if store.size > self.cfg.max_object_size:
-                    self.metrics.passes.labels("too_large").inc()
+                    self._passed("too_large")
                     return await self._pass(req, http, answer, store, body, in_preview=False)
             verdict = await self._fingerprint(store, http, exchange)
             if verdict.matches and self.cfg.mode == "block":
                 self.metrics.blocked.inc()
                 await answer.send(self._block_page())
                 return 200
-            self.metrics.passes.labels("monitor" if verdict.matches else verdict.reason).inc()
+            self._passed("monitor" if verdict.matches else verdict.reason)
             return await self._pass(
                 req, http, answer, store, None, in_preview=preview is not None and not continued
             )
         finally:
             store.close()
+
+    def _passed(self, reason: str) -> None:
+        _OUTCOME.set(reason)
+        self.metrics.passes.labels(reason).inc()
 
     async def _piece(self, body: ChunkedBody) -> bytes | None:
         piece = await asyncio.wait_for(body.piece(), self.cfg.read_seconds)
