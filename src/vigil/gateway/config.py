@@ -52,6 +52,8 @@ class GatewayConfig:
     # How often the catalog is looked at for a newer build (unenrolled homes: local imports).
     catalog_poll: float = 10.0
     temp_dir: str | None = None
+    # JPEGs decoded at half size for PDQ (the engine's opt-in fast mode: see the README).
+    fast_pdq: bool = False
 
     def limits_table(self) -> list[tuple[str, float, str, str]]:
         """(name, value, unit, what reaching it does) for the docs and the metrics."""

@@ -102,6 +102,7 @@ class Gateway:
     ) -> None:
         self.cfg = cfg
         self.engine = engine.with_options(
+            fast_pdq=cfg.fast_pdq or engine.options.fast_pdq,
             limits=dataclasses.replace(
                 engine.options.limits,
                 item_seconds=cfg.object_seconds,
