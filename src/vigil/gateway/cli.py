@@ -53,9 +53,9 @@ def gateway() -> None:
 @click.option(
     "--preview",
     type=click.IntRange(-1, 65536),
-    default=4096,
-    show_default=True,
-    help="Preview size asked of the proxy in OPTIONS (bytes).",
+    default=None,
+    help="Preview size asked of the proxy in OPTIONS (bytes; -1: none). Default: 4096, but "
+    "none for /respmod in block mode (Squid 5.7; docs/gateway.md).",
 )
 @click.option(
     "--max-object-size",
@@ -125,7 +125,7 @@ def run(
     mode: str,
     metrics: str | None,
     block_page: Path | None,
-    preview: int,
+    preview: int | None,
     max_object_size: str,
     memory_per_object: str,
     object_seconds: float,

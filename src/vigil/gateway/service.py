@@ -32,7 +32,7 @@ from typing import Any
 
 from pebble import ProcessPool
 
-from vigil import __version__
+from vigil import __version__, kinds
 from vigil.engine import Engine
 from vigil.fingerprint.mediatype import SNIFF_BYTES, sniff
 from vigil.gateway import protocol, worker
@@ -269,9 +269,10 @@ class Gateway:
             ("Options-TTL", str(self.cfg.options_ttl)),
             *([("Allow", "204")] if self.cfg.offer_204 else []),
         ]
-        if self.cfg.preview >= 0:
+        preview = self.cfg.preview_for(method)
+        if preview >= 0:
             # Every body is previewed: its type is sniffed from content, never from its name.
-            headers += [("Preview", str(self.cfg.preview)), ("Transfer-Preview", "*")]
+            headers += [("Preview", str(preview)), ("Transfer-Preview", "*")]
         return response(200, headers)
 
     # -- RESPMOD and REQMOD ------------------------------------------------------------------
@@ -528,8 +529,16 @@ class Gateway:
                 matches.append(m)
             errors += [str(e) for e in fingerprinted.errors]
         version = self.catalog_version()
+        # One finding per (member, set, entry): an exact copy matches by MD5, SHA-1, SHA-256
+        # and PDQ at once. Every kind's report is kept (the server makes them one incident with
+        # its `kinds`); the strongest kind names it here.
+        groups: dict[tuple[str | None, str, str | None], list[Match]] = {}
         for m in matches:
-            added = self.incidents.add(report(m, exchange, version), exchange)
+            groups.setdefault((m.member, m.hashset, m.entry.id), []).append(m)
+        for group in groups.values():
+            group.sort(key=lambda m: kinds.kind(m.kind).rank, reverse=True)
+            added = self.incidents.add([report(m, exchange, version) for m in group], exchange)
+            m = group[0]
             log.warning(
                 "match%s: %s%s from %s user %s (set %s, entry %s, %s, distance %d, %s)",
                 "" if added else " (again)",
@@ -539,7 +548,7 @@ class Gateway:
                 exchange.user or "-",
                 m.hashset,
                 m.entry.id,
-                m.kind,
+                "+".join(x.kind for x in group),
                 m.distance,
                 self.cfg.mode,
             )
