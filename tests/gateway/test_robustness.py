@@ -6,17 +6,20 @@ from __future__ import annotations
 import json
 import random
 import shutil
+import signal
 import socket
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
 import pytest
 from support.agent import wait_for
 from support.gateway import (
     Conn,
     GatewayProcess,
+    chunked,
     http_request_head,
     http_response_head,
     respmod,
@@ -258,3 +261,35 @@ def test_connections_over_the_limit_get_503(tmp_path: Path, catalog_home: Path) 
             c.close()
     finally:
         assert g.stop() == 0
+
+
+def test_sigterm_finishes_the_request_in_progress(
+    tmp_path: Path, catalog_home: Path, planted: Tree
+) -> None:
+    home = tmp_path / "home"
+    shutil.copytree(catalog_home, home)
+    g = start_gateway(home, "--mode", "block", metrics=True)
+    data = planted.originals["astronaut"]
+    whole = valid_request(data)
+    head = whole[: whole.index(b"HTTP/1.1 200 OK")]
+    head = whole[: whole.index(b"\r\n\r\n", len(head)) + 4]  # up to the res-hdr's end
+    full = head + chunked(data, 4096)
+    cut = len(full) // 2
+    with Conn(g.port) as c:
+        c.send(full[:cut])  # the head and half the body
+
+        def body_bytes() -> float:
+            text = httpx.get(f"http://127.0.0.1:{g.metrics_port}/metrics", timeout=30).text
+            line = next(
+                x for x in text.splitlines() if x.startswith("vigil_gateway_body_bytes_total")
+            )
+            return float(line.split()[1])
+
+        wait_for("the gateway reading the body", lambda: body_bytes() > 0)
+        g.proc.send_signal(signal.SIGTERM)
+        c.send(full[cut:])
+        r = c.reply()
+    assert r.status == 200 and r.http_status == 403
+    assert g.proc.wait(timeout=120) == 0
+    lines = (home / "incidents.jsonl").read_text().splitlines()
+    assert [json.loads(x)["url"] for x in lines] == ["http://origin.test/x.jpg"]

@@ -119,6 +119,7 @@ class Gateway:
         # Matching and durable reporting (short; off the event loop: the reports are synced).
         self.reporting = ThreadPoolExecutor(max_workers=2, thread_name_prefix="report")
         self.active = 0
+        self.busy = 0  # requests being served
         self._stop: asyncio.Event | None = None
         self._istag = ("", "")
         self._background: set[asyncio.Task[Verdict]] = set()
@@ -139,12 +140,21 @@ class Gateway:
         )
         addresses = [f"{s.getsockname()[0]}:{s.getsockname()[1]}" for s in server.sockets or []]
         ready(addresses)
-        async with server:
-            await self._stop.wait()
+        await self._stop.wait()
+        # No new connections; idle ones are closed when the loop ends (not awaited: from
+        # Python 3.12 wait_closed() waits for every connection, idle keep-alives included).
+        server.close()
+        # Requests in progress are finished (their matches reported), within a bound.
+        deadline = time.monotonic() + self.cfg.object_seconds + self.cfg.read_seconds
+        while self.busy and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
         # Bodies already answered (stream mode) are still fingerprinted and reported.
         if self._background:
             await asyncio.wait(self._background, timeout=self.cfg.object_seconds + 10)
         self.reporting.shutdown(wait=True, cancel_futures=True)
+
+    def _stop_requested(self) -> bool:
+        return self._stop is not None and self._stop.is_set()
 
     def stop(self) -> None:
         """End serve() (from the loop's thread or a signal handler)."""
@@ -203,8 +213,13 @@ class Gateway:
             if req is None:
                 return False
             method = req.method
-            keep = await self._dispatch(req, reader, answer)
-            return keep and req.keep_alive
+            self.busy += 1
+            try:
+                keep = await self._dispatch(req, reader, answer)
+            finally:
+                self.busy -= 1
+            # After a stop, the request in progress is finished, then the connection closed.
+            return keep and req.keep_alive and not self._stop_requested()
         except IcapError as e:
             log.info("bad ICAP request (%d): %s", e.status, e)
             await self._error(answer, method, e.status)
