@@ -21,6 +21,7 @@ from support.gateway import (
     start_gateway,
 )
 from support.planted import Tree
+from support.server import run_cli
 
 from vigil.gateway.config import BLOCK_PAGE
 
@@ -349,3 +350,20 @@ def test_block_mode_without_preview_streams_non_media(block: GatewayProcess) -> 
             res_head=http_response_head(len(page), "text/html"),
         )
     assert r.status == 200 and r.body == page
+
+
+def test_transfer_lists_are_advertised(tmp_path: Path, catalog_home: Path) -> None:
+    home = tmp_path / "home"
+    shutil.copytree(catalog_home, home)
+    g = start_gateway(home, "--transfer-ignore", "css, .js", "--transfer-complete", "mp4")
+    try:
+        with Conn(g.port) as c:
+            c.send(_icap("OPTIONS", "respmod", "", "null-body=0"))
+            r = c.reply()
+        assert r.headers["transfer-ignore"] == "css, js"
+        assert r.headers["transfer-complete"] == "mp4"
+        assert r.headers["transfer-preview"] == "*"
+    finally:
+        assert g.stop() == 0
+    bad = run_cli("gateway", "run", "--home", str(home), "--transfer-ignore", "*")
+    assert bad.returncode == 2 and "not a file extension" in bad.stderr

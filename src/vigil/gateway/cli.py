@@ -112,6 +112,19 @@ def gateway() -> None:
     "once whole (Squid 5.7 stalls otherwise; docs/gateway.md).",
 )
 @click.option(
+    "--transfer-ignore",
+    metavar="EXT,...",
+    default="",
+    help="File extensions the proxy need not send at all (OPTIONS' Transfer-Ignore). Default: "
+    "none (types are sniffed from content; a name is the sender's choice).",
+)
+@click.option(
+    "--transfer-complete",
+    metavar="EXT,...",
+    default="",
+    help="File extensions the proxy sends whole, without a preview (Transfer-Complete).",
+)
+@click.option(
     "--fast-pdq",
     is_flag=True,
     help="Decode JPEGs at half size for PDQ: faster, slightly less faithful (see the README).",
@@ -134,6 +147,8 @@ def run(
     workers: int | None,
     offer_204: bool,
     stream: bool,
+    transfer_ignore: str,
+    transfer_complete: str,
     fast_pdq: bool,
     verbose: bool,
 ) -> None:
@@ -159,6 +174,8 @@ def run(
         fast_pdq=fast_pdq,
         offer_204=offer_204,
         stream=stream,
+        transfer_ignore=config.extensions(transfer_ignore, "--transfer-ignore"),
+        transfer_complete=config.extensions(transfer_complete, "--transfer-complete"),
     )
     if workers:
         cfg.workers = workers

@@ -64,6 +64,11 @@ class GatewayConfig:
     # ... once a body is longer than this (a shorter one is answered after it is fingerprinted,
     # with its incident written first).
     stream_after: int = 32768
+    # File extensions OPTIONS asks the proxy never to send (Transfer-Ignore) or to send whole,
+    # without a preview (Transfer-Complete). Empty by default: a type is sniffed from content,
+    # and a name is whatever the sender chose.
+    transfer_ignore: tuple[str, ...] = ()
+    transfer_complete: tuple[str, ...] = ()
     # JPEGs decoded at half size for PDQ (the engine's opt-in fast mode: see the README).
     fast_pdq: bool = False
 
@@ -106,6 +111,15 @@ def host_port(value: str, what: str) -> tuple[str, int]:
     if not sep or not port.isdigit() or not 0 < int(port) < 65536 or not host:
         raise GatewayConfigError(f"{what}: expected HOST:PORT, got {value!r}")
     return host.strip("[]"), int(port)
+
+
+def extensions(value: str, what: str) -> tuple[str, ...]:
+    """'css, js,woff2' as ('css', 'js', 'woff2')."""
+    out = tuple(e.strip().lstrip(".").lower() for e in value.split(",") if e.strip())
+    for e in out:
+        if not e.replace("-", "").replace("_", "").isalnum() or e == "*":
+            raise GatewayConfigError(f"{what}: not a file extension: {e!r}")
+    return out
 
 
 def size(value: str, what: str) -> int:

@@ -288,6 +288,10 @@ class Gateway:
         if preview >= 0:
             # Every body is previewed: its type is sniffed from content, never from its name.
             headers += [("Preview", str(preview)), ("Transfer-Preview", "*")]
+        if self.cfg.transfer_ignore:
+            headers.append(("Transfer-Ignore", ", ".join(self.cfg.transfer_ignore)))
+        if self.cfg.transfer_complete:
+            headers.append(("Transfer-Complete", ", ".join(self.cfg.transfer_complete)))
         return response(200, headers)
 
     # -- RESPMOD and REQMOD ------------------------------------------------------------------
