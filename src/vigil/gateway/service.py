@@ -135,7 +135,7 @@ class Gateway:
             self._connection,
             self.cfg.host,
             self.cfg.port,
-            limit=protocol.MAX_HEAD,
+            limit=protocol.READ_BUFFER,
             backlog=1024,
         )
         addresses = [f"{s.getsockname()[0]}:{s.getsockname()[1]}" for s in server.sockets or []]
