@@ -123,6 +123,8 @@ class Gateway:
         self._stop: asyncio.Event | None = None
         self._istag = ("", "")
         self._background: set[asyncio.Task[Verdict]] = set()
+        # Streamed bodies being fingerprinted or waiting for a worker, at most.
+        self._queue = asyncio.Semaphore(cfg.workers * BACKLOG_PER_WORKER)
         for name, value, _, _ in cfg.limits_table():
             metrics.limits.labels(name).set(value)
 
@@ -373,38 +375,54 @@ class Gateway:
         is fingerprinted once the body is whole, its matches reported after the answer."""
         sections = [("req-hdr" if req.method == "REQMOD" else "res-hdr", http.raw)]
         body_name = "req-body" if req.method == "REQMOD" else "res-body"
-        await answer.send(response(200, self._headers(), sections, body_name))
+        # A place in the fingerprinting queue before answering: when the workers are behind,
+        # answers wait (the proxy holds its clients a little longer) rather than the gateway
+        # queueing ever more bodies answered already, and reporting them ever later.
+        await self._queue.acquire()
+        self.metrics.backlog.inc()
+        try:
+            await answer.send(response(200, self._headers(), sections, body_name))
+        except BaseException:
+            self._give_back()
+            raise
         writer = answer.writer
-        for data in store.pieces():
-            writer.write(chunk(data))
         keep = True
-        while (piece := await self._piece(body)) is not None:
-            writer.write(chunk(piece))
-            # Read and write at once: the proxy reads the echo while it sends the rest (a
-            # client that only reads once it has sent all would wait on us, and we on it).
-            if writer.transport.get_write_buffer_size() > self.cfg.memory_per_object:
-                await asyncio.wait_for(writer.drain(), self.cfg.read_seconds)
-            if keep:
-                store.write(piece)
-                if store.size > self.cfg.max_object_size:
-                    keep = False
-        await answer.send(LAST_CHUNK)
+        try:
+            for data in store.pieces():
+                writer.write(chunk(data))
+            while (piece := await self._piece(body)) is not None:
+                writer.write(chunk(piece))
+                # Read and write at once: the proxy reads the echo while it sends the rest (a
+                # client that only reads once it has sent all would wait on us, and we on it).
+                if writer.transport.get_write_buffer_size() > self.cfg.memory_per_object:
+                    await asyncio.wait_for(writer.drain(), self.cfg.read_seconds)
+                if keep:
+                    store.write(piece)
+                    if store.size > self.cfg.max_object_size:
+                        keep = False
+            await answer.send(LAST_CHUNK)
+        except BaseException:
+            self._give_back()
+            raise
         if not keep:
+            self._give_back()
             self._passed("too_large")
             return 200
-        # The connection is free for the next request while this body is fingerprinted, unless
-        # too many are waiting already: then this connection waits (the proxy slows down
-        # rather than the gateway holding ever more bodies).
+        # The connection is free for the next request while this body is fingerprinted; its
+        # place in the queue is given back when that is done.
         _OUTCOME.set("streamed")
         task = asyncio.create_task(self._fingerprint(store, http, exchange))
         self._background.add(task)
         task.add_done_callback(self._after_stream)
-        if len(self._background) > self.cfg.workers * BACKLOG_PER_WORKER:
-            await asyncio.wait({task})
         return 200
+
+    def _give_back(self) -> None:
+        self._queue.release()
+        self.metrics.backlog.dec()
 
     def _after_stream(self, task: asyncio.Task[Verdict]) -> None:
         self._background.discard(task)
+        self._give_back()
         if not task.cancelled() and (e := task.exception()) is not None:
             log.error("fingerprinting a streamed body failed", exc_info=e)
         elif not task.cancelled():
