@@ -42,6 +42,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "agent",
         "The endpoint agent: enrol, watch folders, report matches to the server.",
     ),
+    "gateway": (
+        "vigil.gateway.cli",
+        "gateway",
+        "The ICAP service: the web proxy hands it images and videos to check.",
+    ),
 }
 
 

@@ -1,0 +1,118 @@
+"""An enrolled gateway: its catalog from a real `vigil server` (signed, TUF), its incidents
+through the agent's durable spool to the server's API, with client address, user and URL.
+On SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, text
+from support.agent import incidents, wait_for
+from support.gateway import Conn, respmod, start_gateway
+from support.planted import Tree
+from support.server import Server, run_cli, serve, unique
+
+POSTGRES_URL = os.environ.get(
+    "VIGIL_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+
+
+@pytest.fixture(scope="module")
+def gateway_postgres_url() -> Iterator[str]:
+    """A PostgreSQL schema of this module's own, dropped at the end."""
+    name = f"vigil_gateway_test_{os.getpid()}"
+    admin = create_engine(POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://", 1))
+    try:
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA IF EXISTS {name} CASCADE"))
+            conn.execute(text(f"CREATE SCHEMA {name}"))
+    except Exception as e:  # noqa: BLE001
+        pytest.fail(f"PostgreSQL at {POSTGRES_URL} is not reachable ({e})")
+    sep = "&" if "?" in POSTGRES_URL else "?"
+    yield f"{POSTGRES_URL}{sep}options=-csearch_path%3D{name}"
+    with admin.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA IF EXISTS {name} CASCADE"))
+    admin.dispose()
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, planted: Tree
+) -> Iterator[Server]:
+    """`vigil server init` and `run` with the demo list in its catalog, published."""
+    home = tmp_path_factory.mktemp("gw-server")
+    args = ["server", "init", "--home", str(home)]
+    db = ""
+    if request.param == "postgresql":
+        db = request.getfixturevalue("gateway_postgres_url")
+        args += ["--db", db]
+    init = run_cli(*args)
+    assert init.returncode == 0, init.stderr
+    done = run_cli("--home", str(home), "hashset", "import", str(planted.hashlist))
+    assert done.returncode == 0, done.stderr
+    with serve(home) as url:
+
+        def published() -> bool:
+            body = httpx.get(f"{url}/readyz", timeout=10).json()
+            return int(body.get("catalog_version") or 0) >= 2
+
+        wait_for("the demo list published", published)
+        yield Server(home, url, db, init.stdout.strip(), init)
+
+
+def test_enrolled_gateway_reports_to_the_server(
+    server: Server, planted: Tree, tmp_path: Path
+) -> None:
+    home = tmp_path / "gw-home"
+    home.mkdir()
+    name = unique("gateway")
+    done = run_cli(
+        "agent", "enroll", "--home", str(home), "--server", server.url,
+        "--token", server.secret("token"), "--name", name,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    # The agent's intervals, read by an enrolled gateway too.
+    (home / "agent.toml").write_text('heartbeat = "1s"\ncatalog_poll = "2s"\n')
+    g = start_gateway(home, "--mode", "block")
+    try:
+        key = server.api_key("admin")
+        url = f"http://photos.test/{name}/cat.jpg"
+        known = (planted.root / "alt/chelsea-q50.jpg").read_bytes()
+
+        def blocked() -> bool:
+            # Until the signed catalog arrived, the home's own (empty) one matches nothing.
+            with Conn(g.port) as c:
+                r = respmod(
+                    c,
+                    g.port,
+                    known,
+                    url=url,
+                    headers="X-Client-IP: 192.0.2.44\r\nX-Client-Username: bob\r\n",
+                )
+            return r.http_status == 403
+
+        wait_for("the server's catalog in the gateway", blocked)
+        found = wait_for("the incident in the API", lambda: incidents(server, key, name))
+        assert len(found) == 1
+        incident = found[0]
+        assert incident["path"] == url
+        assert incident["owner"] == "192.0.2.44"
+        assert incident["user"] == "bob"
+        assert incident["detection"] == "gateway"
+        assert incident["entry"]["id"] == "502"
+        assert incident["kind"] == "pdq"
+        # An unknown photo passes and raises nothing.
+        with Conn(g.port) as c:
+            r = respmod(c, g.port, (planted.root / "other/moon.jpg").read_bytes(), url=url + "?2")
+        assert r.status == 204
+        assert not (home / "incidents.jsonl").exists()
+        with server.client(key) as c:
+            agents = c.get("/api/v1/agents").json()["items"]
+        # The gateway is known to the server as one of its agents (it sends heartbeats).
+        assert [a["host"] for a in agents if a["host"] == name] == [name]
+    finally:
+        assert g.stop() == 0, g.log_text()[-3000:]
