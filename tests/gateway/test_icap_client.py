@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from support.agent import wait_for
 from support.planted import Tree
 
 from vigil.gateway.config import BLOCK_PAGE
@@ -24,12 +25,12 @@ def icap_client(port: int, *args: str) -> str:
     done = subprocess.run(
         [CLIENT, "-i", "127.0.0.1", "-p", str(port), *args],
         capture_output=True,
-        text=True,
         timeout=120,
         check=False,
     )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout + done.stderr
+    out = (done.stdout + done.stderr).decode("utf-8", "replace")
+    assert done.returncode == 0, out
+    return out
 
 
 def incidents(home: Path) -> list[dict[str, object]]:
@@ -103,7 +104,8 @@ def test_respmod_without_preview_echoes_known_image_in_monitor_mode(
         "-resp", "http://photos.test/a.jpg",
     )  # fmt: skip
     assert out.read_bytes() == photo.read_bytes()
-    found = incidents(g.home)
+    # Over 32 KiB, the body was echoed as it arrived and fingerprinted after the answer.
+    found = wait_for("the incident", lambda: incidents(g.home))
     assert [i["transform"] for i in found] == ["flipy"]
 
 
@@ -113,7 +115,7 @@ def test_reqmod_upload_of_known_image(gateway, planted: Tree) -> None:
         g.port, "-s", "reqmod", "-req", "http://upload.test/put", "-method", "POST",
         "-f", str(planted.root / "docs/report.txt"), "-x", "X-Client-IP: 10.9.9.9",
     )  # fmt: skip
-    found = incidents(g.home)
+    found = wait_for("the incidents", lambda: incidents(g.home))
     assert found, g.log_text()
     assert {(i["url"], i["icap"], i["client"]) for i in found} == {
         ("http://upload.test/put", "REQMOD", "10.9.9.9")

@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.agent import wait_for
 from support.gateway import (
     Conn,
     GatewayProcess,
@@ -270,3 +272,54 @@ def test_reqmod_echo_without_204(monitor: GatewayProcess, planted: Tree) -> None
     assert r.status == 200
     assert r.sections["req-hdr"].startswith(b"POST http://example.test/upload HTTP/1.1\r\n")
     assert r.body == data
+
+
+def test_monitor_mode_streams_a_large_body_and_reports_after(
+    monitor: GatewayProcess, planted: Tree
+) -> None:
+    """Over 32 KiB, monitor mode answers 200 at once and echoes the body as it arrives (Squid
+    5.7 stops reading a fast origin until the service answers); the copy is fingerprinted once
+    whole and its incident follows the answer."""
+    data = planted.originals["astronaut"]
+    assert len(data) > 32 * 1024
+    with Conn(monitor.port) as c:
+        r = respmod(c, monitor.port, data, url="http://stream.test/a.jpg")
+    assert r.continued and r.status == 200 and r.body == data
+
+    def reported() -> list[dict[str, object]]:
+        lines = (monitor.home / "incidents.jsonl").read_text().splitlines()
+        return [i for i in map(json.loads, lines) if i["url"] == "http://stream.test/a.jpg"]
+
+    assert wait_for("the streamed body's incident", reported)
+
+
+def test_no_stream_answers_after_the_whole_body(
+    tmp_path: Path, catalog_home: Path, planted: Tree
+) -> None:
+    home = tmp_path / "home"
+    shutil.copytree(catalog_home, home)
+    g = start_gateway(home, "--no-stream")
+    try:
+        with Conn(g.port) as c:
+            r = respmod(c, g.port, planted.originals["astronaut"], url="http://whole.test/a.jpg")
+        assert r.continued and r.status == 204
+        # The incident was on disk before the answer.
+        lines = (home / "incidents.jsonl").read_text().splitlines()
+        assert {json.loads(x)["url"] for x in lines} == {"http://whole.test/a.jpg"}
+    finally:
+        assert g.stop() == 0
+
+
+def test_options_without_preview_or_204(tmp_path: Path, catalog_home: Path) -> None:
+    home = tmp_path / "home"
+    shutil.copytree(catalog_home, home)
+    g = start_gateway(home, "--preview", "-1", "--no-offer-204")
+    try:
+        with Conn(g.port) as c:
+            c.send(_icap("OPTIONS", "respmod", "", "null-body=0"))
+            r = c.reply()
+        assert r.status == 200
+        assert "preview" not in r.headers and "allow" not in r.headers
+        assert "transfer-preview" not in r.headers
+    finally:
+        assert g.stop() == 0

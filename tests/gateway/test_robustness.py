@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from support.agent import wait_for
 from support.gateway import (
     Conn,
     GatewayProcess,
@@ -151,8 +152,9 @@ def test_slow_loris_is_cut_and_stalls_nobody(gw: GatewayProcess, planted: Tree) 
             r = respmod(
                 c, gw.port, planted.originals["rocket"], headers="X-Client-IP: 10.0.0.77\r\n"
             )
-            assert r.status == 204
-        assert any(i["client"] == "10.0.0.77" for i in incidents(gw))
+            # Monitor mode: passed (a body over 32 KiB is echoed as it arrives).
+            assert r.status == 204 or r.body == planted.originals["rocket"]
+        wait_for("the incident", lambda: any(i["client"] == "10.0.0.77" for i in incidents(gw)))
         # The slow ones, a byte now and then, are answered 408 and closed.
         for s in slow:
             s.sendall(b"H")

@@ -120,6 +120,26 @@ class Conn:
         """Raw bytes to the gateway."""
         self.sock.sendall(data)
 
+    def send_reading(self, data: bytes) -> Reply:
+        """Send while reading the reply, as a proxy does (a gateway may answer early and echo
+        the body as it arrives)."""
+        import threading
+
+        failed: list[BaseException] = []
+
+        def write() -> None:
+            try:
+                self.sock.sendall(data)
+            except OSError as e:
+                failed.append(e)
+
+        t = threading.Thread(target=write, daemon=True)
+        t.start()
+        try:
+            return self.reply()
+        finally:
+            t.join(timeout=120)
+
     def _fill(self) -> bool:
         data = self.sock.recv(65536)
         self.buf += data
@@ -297,8 +317,7 @@ def _modify(
         conn.send(msg)
         return conn.reply()
     if preview is None:
-        conn.send(msg + chunked(body))
-        return conn.reply()
+        return conn.send_reading(msg + chunked(body))
     first, rest = body[:preview], body[preview:]
     if rest:
         conn.send(msg + (b"%x\r\n%s\r\n" % (len(first), first) if first else b"") + b"0\r\n\r\n")
@@ -310,7 +329,6 @@ def _modify(
     r = conn.reply()
     if r.status != 100:
         return r
-    conn.send(chunked(rest))
-    final = conn.reply()
+    final = conn.send_reading(chunked(rest))
     final.continued = True
     return final

@@ -52,7 +52,7 @@ def gateway() -> None:
 )
 @click.option(
     "--preview",
-    type=click.IntRange(0, 65536),
+    type=click.IntRange(-1, 65536),
     default=4096,
     show_default=True,
     help="Preview size asked of the proxy in OPTIONS (bytes).",
@@ -99,6 +99,19 @@ def gateway() -> None:
     help="Fingerprinting threads. Default: one per CPU.",
 )
 @click.option(
+    "--offer-204/--no-offer-204",
+    default=True,
+    show_default=True,
+    help="Offer `Allow: 204` in OPTIONS (see docs/gateway.md, Squid).",
+)
+@click.option(
+    "--stream/--no-stream",
+    default=True,
+    show_default=True,
+    help="Monitor mode: answer at once and echo a body as it arrives, fingerprinting the copy "
+    "once whole (Squid 5.7 stalls otherwise; docs/gateway.md).",
+)
+@click.option(
     "--fast-pdq",
     is_flag=True,
     help="Decode JPEGs at half size for PDQ: faster, slightly less faithful (see the README).",
@@ -119,6 +132,8 @@ def run(
     max_connections: int,
     read_seconds: float,
     workers: int | None,
+    offer_204: bool,
+    stream: bool,
     fast_pdq: bool,
     verbose: bool,
 ) -> None:
@@ -142,6 +157,8 @@ def run(
         max_connections=max_connections,
         read_seconds=read_seconds,
         fast_pdq=fast_pdq,
+        offer_204=offer_204,
+        stream=stream,
     )
     if workers:
         cfg.workers = workers

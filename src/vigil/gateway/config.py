@@ -52,6 +52,16 @@ class GatewayConfig:
     # How often the catalog is looked at for a newer build (unenrolled homes: local imports).
     catalog_poll: float = 10.0
     temp_dir: str | None = None
+    # Offer `Allow: 204` in OPTIONS (the proxy may then let the gateway answer 204 after the
+    # whole body, keeping a copy of it meanwhile).
+    offer_204: bool = True
+    # Monitor mode: answer at once and echo the body as it arrives, fingerprinting the copy
+    # once it is whole (instead of answering after the whole body: Debian's Squid 5.7 stops
+    # reading a fast origin until the service answers).
+    stream: bool = True
+    # ... once a body is longer than this (a shorter one is answered after it is fingerprinted,
+    # with its incident written first).
+    stream_after: int = 32 * 1024
     # JPEGs decoded at half size for PDQ (the engine's opt-in fast mode: see the README).
     fast_pdq: bool = False
 

@@ -107,7 +107,7 @@ class Gateway:
                 engine.options.limits,
                 item_seconds=cfg.object_seconds,
                 max_file_size=cfg.max_object_size,
-            )
+            ),
         )
         self.incidents = incidents
         self.metrics = metrics
@@ -116,6 +116,7 @@ class Gateway:
         self.active = 0
         self._stop: asyncio.Event | None = None
         self._istag = ("", "")
+        self._background: set[asyncio.Task[Verdict]] = set()
         for name, value, _, _ in cfg.limits_table():
             metrics.limits.labels(name).set(value)
 
@@ -135,7 +136,10 @@ class Gateway:
         ready(addresses)
         async with server:
             await self._stop.wait()
-        self.pool.shutdown(wait=False, cancel_futures=True)
+        # Bodies already answered (stream mode) are still fingerprinted and reported.
+        if self._background:
+            await asyncio.wait(self._background, timeout=self.cfg.object_seconds + 10)
+        self.pool.shutdown(wait=True, cancel_futures=True)
 
     def stop(self) -> None:
         """End serve() (from the loop's thread or a signal handler)."""
@@ -258,11 +262,11 @@ class Gateway:
             *self._headers(),
             ("Max-Connections", str(self.cfg.max_connections)),
             ("Options-TTL", str(self.cfg.options_ttl)),
-            ("Allow", "204"),
-            ("Preview", str(self.cfg.preview)),
-            # Every body is previewed: its type is sniffed from content, never from its name.
-            ("Transfer-Preview", "*"),
+            *([("Allow", "204")] if self.cfg.offer_204 else []),
         ]
+        if self.cfg.preview >= 0:
+            # Every body is previewed: its type is sniffed from content, never from its name.
+            headers += [("Preview", str(self.cfg.preview)), ("Transfer-Preview", "*")]
         return response(200, headers)
 
     # -- RESPMOD and REQMOD ------------------------------------------------------------------
@@ -310,12 +314,15 @@ class Gateway:
                 await answer.send(b"ICAP/1.0 100 Continue\r\n\r\n")
                 body.resume()
                 continued = True
+            stream = self.cfg.stream and self.cfg.mode == "monitor"
             while (piece := await self._piece(body)) is not None:
                 store.write(piece)
+                if stream and store.size > self.cfg.stream_after:
+                    return await self._stream_through(req, http, answer, store, body, exchange)
                 if store.size > self.cfg.max_object_size:
                     self._passed("too_large")
                     return await self._pass(req, http, answer, store, body, in_preview=False)
-            verdict = await self._fingerprint(store, http, exchange)
+            verdict = await self._fingerprint(store.reader(), http, exchange)
             if verdict.matches and self.cfg.mode == "block":
                 self.metrics.blocked.inc()
                 await answer.send(self._block_page())
@@ -326,6 +333,52 @@ class Gateway:
             )
         finally:
             store.close()
+
+    async def _stream_through(
+        self,
+        req: Request,
+        http: HttpHead,
+        answer: _Answer,
+        store: Body,
+        body: ChunkedBody,
+        exchange: Exchange,
+    ) -> int:
+        """Monitor mode, `stream`: answer 200 at once and echo the body as it arrives (some
+        proxies stop reading their origin until the service answers); the copy kept meanwhile
+        is fingerprinted once the body is whole, its matches reported after the answer."""
+        sections = [("req-hdr" if req.method == "REQMOD" else "res-hdr", http.raw)]
+        body_name = "req-body" if req.method == "REQMOD" else "res-body"
+        await answer.send(response(200, self._headers(), sections, body_name))
+        writer = answer.writer
+        for data in store.pieces():
+            writer.write(chunk(data))
+        keep = True
+        while (piece := await self._piece(body)) is not None:
+            writer.write(chunk(piece))
+            # Read and write at once: the proxy reads the echo while it sends the rest (a
+            # client that only reads once it has sent all would wait on us, and we on it).
+            if writer.transport.get_write_buffer_size() > self.cfg.memory_per_object:
+                await asyncio.wait_for(writer.drain(), self.cfg.read_seconds)
+            if keep:
+                store.write(piece)
+                if store.size > self.cfg.max_object_size:
+                    keep = False
+        await answer.send(LAST_CHUNK)
+        if not keep:
+            self._passed("too_large")
+            return 200
+        # The connection is free for the next request while this body is fingerprinted.
+        _OUTCOME.set("streamed")
+        task = asyncio.create_task(self._fingerprint(store.reader(), http, exchange))
+        self._background.add(task)
+        task.add_done_callback(self._after_stream)
+        return 200
+
+    def _after_stream(self, task: asyncio.Task[Verdict]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is None:
+            verdict = task.result()
+            self.metrics.passes.labels("monitor" if verdict.matches else verdict.reason).inc()
 
     def _passed(self, reason: str) -> None:
         _OUTCOME.set(reason)
@@ -410,9 +463,8 @@ class Gateway:
 
     # -- fingerprinting ----------------------------------------------------------------------
 
-    async def _fingerprint(self, store: Body, http: HttpHead, exchange: Exchange) -> Verdict:
+    async def _fingerprint(self, source: IO[bytes], http: HttpHead, exchange: Exchange) -> Verdict:
         loop = asyncio.get_running_loop()
-        source = store.reader()
         job = loop.run_in_executor(self.pool, self._check, source, http, exchange)
         try:
             # A little over the engine's own item_seconds, which stops the work itself.
