@@ -65,9 +65,10 @@ def icap_lines(icap_port: int, host: str = "127.0.0.1") -> list[str]:
 # Squid 5.7 as Debian ships it re-arms a paused origin read only from the client side or from a
 # delay pool (docs/gateway.md "Squid"). In block mode the gateway must read a whole body before
 # answering, so nothing reaches the client side: a delay pool with a huge, finite rate (-1/-1
-# creates no pool member) kicks a stalled read within a second, and a 16 KB first read leaves
-# room in Squid's 64 KB ICAP buffer. Uploads stay out of the pool: with them in it, Squid 5.7
-# never delivers the body of a block page answered to a REQMOD.
+# creates no pool member) kicks a stalled read within a second, a 16 KB first read leaves room
+# in Squid's 64 KB ICAP buffer, and without a preview Squid does not hold the body back while it
+# waits for the preview's answer (which makes the stall certain). Uploads stay out of the pool:
+# with them in it, Squid 5.7 never delivers the body of a block page answered to a REQMOD.
 BLOCK_MODE_LINES = [
     "acl vigil_upload method POST PUT",
     "delay_pools 1",
@@ -76,6 +77,7 @@ BLOCK_MODE_LINES = [
     "delay_access 1 deny vigil_upload",
     "delay_access 1 allow all",
     "reply_header_max_size 16 KB",
+    "icap_preview_enable off",
 ]
 
 
