@@ -25,6 +25,7 @@ import httpx
 import pytest
 from gateway import squid_fixture
 from gateway.squid_fixture import BLOCK_MODE_LINES, Origin, SquidProcess
+from sqlalchemy import create_engine, text
 from support.agent import incidents as api_incidents
 from support.agent import wait_for
 from support.gateway import start_gateway
@@ -280,11 +281,41 @@ def test_an_upload_of_a_known_photo_is_caught(
 # -- an enrolled gateway: incidents in the server's API ---------------------------------------
 
 
+POSTGRES_URL = os.environ.get(
+    "VIGIL_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+
+
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, planted: Tree) -> Iterator[Server]:
-    """`vigil server init` and `run` (SQLite) with the demo list published to enrolled homes."""
+def squid_postgres_url() -> Iterator[str]:
+    """A PostgreSQL schema of this module's own, dropped at the end."""
+    name = f"vigil_squid_test_{os.getpid()}"
+    admin = create_engine(POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://", 1))
+    try:
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA IF EXISTS {name} CASCADE"))
+            conn.execute(text(f"CREATE SCHEMA {name}"))
+    except Exception as e:  # noqa: BLE001
+        pytest.fail(f"PostgreSQL at {POSTGRES_URL} is not reachable ({e})")
+    sep = "&" if "?" in POSTGRES_URL else "?"
+    yield f"{POSTGRES_URL}{sep}options=-csearch_path%3D{name}"
+    with admin.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA IF EXISTS {name} CASCADE"))
+    admin.dispose()
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, planted: Tree
+) -> Iterator[Server]:
+    """`vigil server init` and `run` with the demo list published to enrolled homes."""
     home = tmp_path_factory.mktemp("squid-server")
-    init = run_cli("server", "init", "--home", str(home))
+    args = ["server", "init", "--home", str(home)]
+    db = ""
+    if request.param == "postgresql":
+        db = request.getfixturevalue("squid_postgres_url")
+        args += ["--db", db]
+    init = run_cli(*args)
     assert init.returncode == 0, init.stderr
     done = run_cli("--home", str(home), "hashset", "import", str(planted.hashlist))
     assert done.returncode == 0, done.stderr
@@ -295,7 +326,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, planted: Tree) -> Iterator[
             return int(body.get("catalog_version") or 0) >= 2
 
         wait_for("the demo list published", published)
-        yield Server(home, url, "", init.stdout.strip(), init)
+        yield Server(home, url, db, init.stdout.strip(), init)
 
 
 @pytest.mark.parametrize("mode", ["monitor", "block"])
