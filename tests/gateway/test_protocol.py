@@ -21,6 +21,7 @@ from support.gateway import (
     start_gateway,
 )
 from support.planted import Tree
+from support.server import run_cli
 
 from vigil.gateway.config import BLOCK_PAGE
 
@@ -323,3 +324,46 @@ def test_options_without_preview_or_204(tmp_path: Path, catalog_home: Path) -> N
         assert "transfer-preview" not in r.headers
     finally:
         assert g.stop() == 0
+
+
+def test_block_mode_offers_no_preview_for_downloads(block: GatewayProcess) -> None:
+    """Squid 5.7 stalls a fast origin behind a preview the service answers only after the
+    whole body (block mode's case): /respmod offers none there; uploads keep theirs."""
+    with Conn(block.port) as c:
+        c.send(_icap("OPTIONS", "respmod", "", "null-body=0"))
+        resp = c.reply()
+        c.send(_icap("OPTIONS", "reqmod", "", "null-body=0"))
+        req = c.reply()
+    assert "preview" not in resp.headers and resp.headers["allow"] == "204"
+    assert req.headers["preview"] == "4096" and req.headers["transfer-preview"] == "*"
+
+
+def test_block_mode_without_preview_streams_non_media(block: GatewayProcess) -> None:
+    page = b"<html>" + b"w" * 300_000 + b"</html>"
+    with Conn(block.port) as c:
+        r = respmod(
+            c,
+            block.port,
+            page,
+            preview=None,
+            allow_204=False,
+            res_head=http_response_head(len(page), "text/html"),
+        )
+    assert r.status == 200 and r.body == page
+
+
+def test_transfer_lists_are_advertised(tmp_path: Path, catalog_home: Path) -> None:
+    home = tmp_path / "home"
+    shutil.copytree(catalog_home, home)
+    g = start_gateway(home, "--transfer-ignore", "css, .js", "--transfer-complete", "mp4")
+    try:
+        with Conn(g.port) as c:
+            c.send(_icap("OPTIONS", "respmod", "", "null-body=0"))
+            r = c.reply()
+        assert r.headers["transfer-ignore"] == "css, js"
+        assert r.headers["transfer-complete"] == "mp4"
+        assert r.headers["transfer-preview"] == "*"
+    finally:
+        assert g.stop() == 0
+    bad = run_cli("gateway", "run", "--home", str(home), "--transfer-ignore", "*")
+    assert bad.returncode == 2 and "not a file extension" in bad.stderr

@@ -6,17 +6,20 @@ from __future__ import annotations
 import json
 import random
 import shutil
+import signal
 import socket
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
 import pytest
 from support.agent import wait_for
 from support.gateway import (
     Conn,
     GatewayProcess,
+    chunked,
     http_request_head,
     http_response_head,
     respmod,
@@ -256,5 +259,88 @@ def test_connections_over_the_limit_get_503(tmp_path: Path, catalog_home: Path) 
             raise AssertionError("a freed connection slot was not reused")
         for c in held:
             c.close()
+    finally:
+        assert g.stop() == 0
+
+
+def test_sigterm_finishes_the_request_in_progress(
+    tmp_path: Path, catalog_home: Path, planted: Tree
+) -> None:
+    home = tmp_path / "home"
+    shutil.copytree(catalog_home, home)
+    g = start_gateway(home, "--mode", "block", metrics=True)
+    data = planted.originals["astronaut"]
+    whole = valid_request(data)
+    head = whole[: whole.index(b"HTTP/1.1 200 OK")]
+    head = whole[: whole.index(b"\r\n\r\n", len(head)) + 4]  # up to the res-hdr's end
+    full = head + chunked(data, 4096)
+    cut = len(full) // 2
+    with Conn(g.port) as c:
+        c.send(full[:cut])  # the head and half the body
+
+        def body_bytes() -> float:
+            text = httpx.get(f"http://127.0.0.1:{g.metrics_port}/metrics", timeout=30).text
+            line = next(
+                x for x in text.splitlines() if x.startswith("vigil_gateway_body_bytes_total")
+            )
+            return float(line.split()[1])
+
+        wait_for("the gateway reading the body", lambda: body_bytes() > 0)
+        g.proc.send_signal(signal.SIGTERM)
+        c.send(full[cut:])
+        r = c.reply()
+    assert r.status == 200 and r.http_status == 403
+    assert g.proc.wait(timeout=120) == 0
+    lines = (home / "incidents.jsonl").read_text().splitlines()
+    assert [json.loads(x)["url"] for x in lines] == ["http://origin.test/x.jpg"]
+
+
+def test_streamed_bodies_queue_is_bounded(
+    tmp_path: Path, catalog_home: Path, planted: Tree
+) -> None:
+    """Monitor mode answers before fingerprinting; when the worker is behind, new answers wait
+    for a place in the queue (1 worker: 4 places) instead of the queue growing with traffic,
+    and every body is still reported."""
+    import io
+
+    from PIL import Image
+
+    home = tmp_path / "home"
+    shutil.copytree(catalog_home, home)
+    g = start_gateway(home, "--workers", "1", metrics=True)
+    big = Image.open(io.BytesIO(planted.originals["astronaut"])).resize((3000, 3000))
+    buf = io.BytesIO()
+    big.save(buf, "JPEG", quality=90)
+    data = buf.getvalue()
+    seen: list[float] = []
+    done = False
+
+    def sample() -> None:
+        while not done:
+            text = httpx.get(f"http://127.0.0.1:{g.metrics_port}/metrics", timeout=30).text
+            line = next(
+                x for x in text.splitlines() if x.startswith("vigil_gateway_streamed_backlog ")
+            )
+            seen.append(float(line.split()[1]))
+
+    def one(i: int) -> bytes | None:
+        with Conn(g.port) as c:
+            return respmod(c, g.port, data, url=f"http://queue.test/{i}").body
+
+    try:
+        with ThreadPoolExecutor(max_workers=13) as pool:
+            sampler = pool.submit(sample)
+            bodies = list(pool.map(one, range(12)))
+            done = True
+            sampler.result()
+        assert all(b == data for b in bodies)
+        # Full (the worker was behind), and never over.
+        assert max(seen) == 4, max(seen)
+        wait_for(
+            "every body reported",
+            lambda: (
+                {i["url"] for i in incidents(g)} == {f"http://queue.test/{i}" for i in range(12)}
+            ),
+        )
     finally:
         assert g.stop() == 0

@@ -27,11 +27,18 @@ class GatewayProcess:
     metrics_port: int | None = None
 
     def rss_kib(self) -> int:
-        """Resident memory of the gateway process (KiB)."""
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-        raise AssertionError("no VmRSS")
+        """Resident memory of the gateway and its worker processes (KiB)."""
+        pids = [self.proc.pid]
+        for task in Path(f"/proc/{self.proc.pid}/task").iterdir():
+            pids += [int(p) for p in (task / "children").read_text().split()]
+        total = 0
+        for pid in pids:
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except FileNotFoundError:
+                continue
+            total += next(int(x.split()[1]) for x in status.splitlines() if x.startswith("VmRSS:"))
+        return total
 
     def alive(self) -> bool:
         """The process has not exited."""

@@ -53,9 +53,9 @@ def gateway() -> None:
 @click.option(
     "--preview",
     type=click.IntRange(-1, 65536),
-    default=4096,
-    show_default=True,
-    help="Preview size asked of the proxy in OPTIONS (bytes).",
+    default=None,
+    help="Preview size asked of the proxy in OPTIONS (bytes; -1: none). Default: 4096, but "
+    "none for /respmod in block mode (Squid 5.7; docs/gateway.md).",
 )
 @click.option(
     "--max-object-size",
@@ -112,6 +112,19 @@ def gateway() -> None:
     "once whole (Squid 5.7 stalls otherwise; docs/gateway.md).",
 )
 @click.option(
+    "--transfer-ignore",
+    metavar="EXT,...",
+    default="",
+    help="File extensions the proxy need not send at all (OPTIONS' Transfer-Ignore). Default: "
+    "none (types are sniffed from content; a name is the sender's choice).",
+)
+@click.option(
+    "--transfer-complete",
+    metavar="EXT,...",
+    default="",
+    help="File extensions the proxy sends whole, without a preview (Transfer-Complete).",
+)
+@click.option(
     "--fast-pdq",
     is_flag=True,
     help="Decode JPEGs at half size for PDQ: faster, slightly less faithful (see the README).",
@@ -125,7 +138,7 @@ def run(
     mode: str,
     metrics: str | None,
     block_page: Path | None,
-    preview: int,
+    preview: int | None,
     max_object_size: str,
     memory_per_object: str,
     object_seconds: float,
@@ -134,6 +147,8 @@ def run(
     workers: int | None,
     offer_204: bool,
     stream: bool,
+    transfer_ignore: str,
+    transfer_complete: str,
     fast_pdq: bool,
     verbose: bool,
 ) -> None:
@@ -159,6 +174,8 @@ def run(
         fast_pdq=fast_pdq,
         offer_204=offer_204,
         stream=stream,
+        transfer_ignore=config.extensions(transfer_ignore, "--transfer-ignore"),
+        transfer_complete=config.extensions(transfer_complete, "--transfer-complete"),
     )
     if workers:
         cfg.workers = workers

@@ -11,6 +11,7 @@ from vigil.errors import VigilError
 
 DEFAULT_LISTEN = "127.0.0.1:1344"
 MiB = 1024 * 1024
+DEFAULT_PREVIEW = 4096
 
 BLOCK_PAGE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Blocked</title></head>
@@ -33,8 +34,9 @@ class GatewayConfig:
     mode: str = "monitor"  # monitor | block
     metrics: tuple[str, int] | None = None
     block_page: str = BLOCK_PAGE
-    # Bytes of a body the proxy sends before the gateway decides (OPTIONS' Preview).
-    preview: int = 4096
+    # Bytes of a body the proxy sends before the gateway decides (OPTIONS' Preview; -1: no
+    # preview; None: 4096, except none for RESPMOD in block mode, see preview_for).
+    preview: int | None = None
     # Bodies larger than this pass unchecked (counted as too_large).
     max_object_size: int = 100 * MiB
     # A body is held in memory up to this, in a temporary file above it.
@@ -61,9 +63,25 @@ class GatewayConfig:
     stream: bool = True
     # ... once a body is longer than this (a shorter one is answered after it is fingerprinted,
     # with its incident written first).
-    stream_after: int = 32 * 1024
+    stream_after: int = 32768
+    # File extensions OPTIONS asks the proxy never to send (Transfer-Ignore) or to send whole,
+    # without a preview (Transfer-Complete). Empty by default: a type is sniffed from content,
+    # and a name is whatever the sender chose.
+    transfer_ignore: tuple[str, ...] = ()
+    transfer_complete: tuple[str, ...] = ()
     # JPEGs decoded at half size for PDQ (the engine's opt-in fast mode: see the README).
     fast_pdq: bool = False
+
+    def preview_for(self, method: str) -> int:
+        """The preview offered for RESPMOD or REQMOD (-1: none).
+
+        Block mode answers only after the whole body; Squid 5.7 keeps a preview's backup of the
+        body until the service's 100 Continue and meanwhile fills its 64 KB buffer from a fast
+        origin, then never reads the origin again by itself (docs/gateway.md, "Squid"): without
+        a preview the body flows at once. Uploads are not affected."""
+        if self.preview is not None:
+            return self.preview
+        return -1 if self.mode == "block" and method == "RESPMOD" else DEFAULT_PREVIEW
 
     def limits_table(self) -> list[tuple[str, float, str, str]]:
         """(name, value, unit, what reaching it does) for the docs and the metrics."""
@@ -78,7 +96,12 @@ class GatewayConfig:
             ("object_seconds", self.object_seconds, "seconds", "slower bodies pass, counted"),
             ("max_connections", self.max_connections, "connections", "more are answered 503"),
             ("read_seconds", self.read_seconds, "seconds", "a slower client is answered 408"),
-            ("preview", self.preview, "bytes", "bytes sniffed before the body is asked for"),
+            (
+                "preview",
+                self.preview_for("RESPMOD"),
+                "bytes",
+                "bytes sniffed before the body is asked for (-1: no preview)",
+            ),
         ]
 
 
@@ -88,6 +111,15 @@ def host_port(value: str, what: str) -> tuple[str, int]:
     if not sep or not port.isdigit() or not 0 < int(port) < 65536 or not host:
         raise GatewayConfigError(f"{what}: expected HOST:PORT, got {value!r}")
     return host.strip("[]"), int(port)
+
+
+def extensions(value: str, what: str) -> tuple[str, ...]:
+    """'css, js,woff2' as ('css', 'js', 'woff2')."""
+    out = tuple(e.strip().lstrip(".").lower() for e in value.split(",") if e.strip())
+    for e in out:
+        if not e.replace("-", "").replace("_", "").isalnum() or e == "*":
+            raise GatewayConfigError(f"{what}: not a file extension: {e!r}")
+    return out
 
 
 def size(value: str, what: str) -> int:

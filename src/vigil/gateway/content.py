@@ -25,20 +25,25 @@ class TooLarge(VigilError):
 
 
 class Body:
-    """Raw body bytes as received: in memory up to `memory` bytes, then in an unnamed
-    temporary file (gone when closed, or when the process ends)."""
+    """Raw body bytes as received: in memory up to `memory` bytes, then in a temporary file
+    (removed when the last holder closes it: the gateway, and a worker fingerprinting it)."""
 
     def __init__(self, memory: int, directory: str | None = None) -> None:
         self.memory = memory
         self.directory = directory
         self.buffer = bytearray()
         self.file: IO[bytes] | None = None
+        self.path: str | None = None
         self.size = 0
+        self.holders = 1
 
     def write(self, data: bytes) -> None:
         """Append body bytes."""
         if self.file is None and len(self.buffer) + len(data) > self.memory:
-            self.file = tempfile.TemporaryFile(dir=self.directory)  # noqa: SIM115 — close()
+            self.file = tempfile.NamedTemporaryFile(  # noqa: SIM115 — closed by close()
+                prefix="vigil-body-", dir=self.directory, delete=False
+            )
+            self.path = self.file.name
             self.file.write(self.buffer)
             self.buffer = bytearray()
         if self.file is not None:
@@ -64,24 +69,44 @@ class Body:
             reader.close()
 
     def reader(self) -> IO[bytes]:
-        """A reader of the body with its own position and lifetime (a thread may go on
-        reading it after the body is closed here)."""
+        """A reader of the body with its own position and lifetime."""
         if self.file is None:
             return io.BytesIO(bytes(self.buffer))
         self.file.flush()
         return io.BufferedReader(_PositionalReader(os.dup(self.file.fileno()), self.size))
+
+    def data(self) -> bytes | None:
+        """The body's bytes when held in memory (None when in a file: see `path`)."""
+        if self.file is not None:
+            self.file.flush()
+            return None
+        return bytes(self.buffer)
 
     @property
     def spilled(self) -> bool:
         """The body went to disk."""
         return self.file is not None
 
+    def hold(self) -> Body:
+        """One more holder: the body stays until each has closed it."""
+        self.holders += 1
+        return self
+
     def close(self) -> None:
-        """Drop the body (its temporary file too)."""
+        """Drop this holder's hold; the last one drops the body (its file too)."""
+        self.holders -= 1
+        if self.holders > 0:
+            return
         self.buffer = bytearray()
         if self.file is not None:
             self.file.close()
             self.file = None
+        if self.path is not None:
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:
+                pass
+            self.path = None
 
 
 class _PositionalReader(io.RawIOBase):

@@ -12,8 +12,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pebble import ProcessPool
+
 from vigil.agent import enrolment as enrolment_file
 from vigil.engine import Engine
+from vigil.gateway import worker
 from vigil.gateway.config import GatewayConfig
 from vigil.gateway.incidents import Incidents, JsonLines, Spooled
 from vigil.gateway.metrics import Metrics
@@ -103,10 +106,30 @@ def _thread(name: str, target: Callable[..., None], *args: Any) -> threading.Thr
     return t
 
 
+def start_workers(engine: Engine, workers: int) -> ProcessPool:
+    """The fingerprinting processes, forked from this prepared process and all started."""
+    worker.use(engine)
+    pool = ProcessPool(max_workers=workers, initializer=_init_worker)
+    started = [pool.schedule(worker.warm) for _ in range(workers)]
+    for future in started:
+        future.result(timeout=120)
+    return pool
+
+
+def _init_worker() -> None:
+    from threadpoolctl import threadpool_limits
+
+    # One process per core: BLAS threads inside each would only fight over the same cores.
+    threadpool_limits(1)
+
+
 def run(home: Path, cfg: GatewayConfig) -> None:
     """Serve until SIGTERM or SIGINT."""
     engine = Engine.open(home)
     engine.prepare()
+    # The workers fork now, before any thread of the gateway's starts (a fork copies only the
+    # forking thread: a lock held by another would stay locked in the child forever).
+    pool = start_workers(engine, cfg.workers)
     enrolled: Enrolled | None = None
     incidents: Incidents
     catalog_version: Callable[[], str | None]
@@ -126,7 +149,7 @@ def run(home: Path, cfg: GatewayConfig) -> None:
     metrics = Metrics()
     if cfg.metrics is not None:
         metrics.serve(*cfg.metrics)
-    gateway = Gateway(cfg, engine, incidents, metrics, catalog_version)
+    gateway = Gateway(cfg, engine, incidents, metrics, catalog_version, pool)
 
     def ready(addresses: list[str]) -> None:
         log.info(
@@ -148,6 +171,8 @@ def run(home: Path, cfg: GatewayConfig) -> None:
     try:
         asyncio.run(main())
     finally:
+        pool.stop()
+        pool.join()
         if enrolled is not None:
             enrolled.stop()
         incidents.close()

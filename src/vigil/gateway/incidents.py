@@ -50,8 +50,9 @@ def report(match: Match, exchange: Exchange, catalog_version: str | None) -> dic
 class Incidents(Protocol):
     """Takes a match's report and keeps it durably before returning."""
 
-    def add(self, report: dict[str, Any], exchange: Exchange) -> bool:
-        """Keep one report; True when it was new."""
+    def add(self, reports: list[dict[str, Any]], exchange: Exchange) -> bool:
+        """Keep the reports of one finding (one per kind that matched, strongest first);
+        True when it was new."""
         ...
 
     def close(self) -> None:
@@ -68,11 +69,16 @@ class JsonLines:
         self.lock = threading.Lock()
         self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
 
-    def add(self, report: dict[str, Any], exchange: Exchange) -> bool:
-        """Append the report with the exchange's URL, client, user and ICAP method."""
-        line = dict(report)
+    def add(self, reports: list[dict[str, Any]], exchange: Exchange) -> bool:
+        """Append one line for the finding: the strongest kind's report, every kind that
+        matched (`kinds`), the exchange's URL, client, user and ICAP method."""
+        line = dict(reports[0])
         line.update(
-            url=exchange.url, client=exchange.client, user=exchange.user, icap=exchange.method
+            kinds=[r["kind"] for r in reports],
+            url=exchange.url,
+            client=exchange.client,
+            user=exchange.user,
+            icap=exchange.method,
         )
         data = (json.dumps(line, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
         with self.lock:
@@ -95,10 +101,10 @@ class Spooled:
         self.wake = wake
         self.lock = threading.Lock()
 
-    def add(self, report: dict[str, Any], exchange: Exchange) -> bool:
-        """Spool the report (committed before return) and wake the deliverer."""
+    def add(self, reports: list[dict[str, Any]], exchange: Exchange) -> bool:
+        """Spool the reports (committed before return) and wake the deliverer."""
         with self.lock:
-            added = self.spool.add([report]) > 0
+            added = self.spool.add(reports) > 0
         self.wake.set()
         return added
 

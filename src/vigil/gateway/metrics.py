@@ -47,6 +47,11 @@ class Metrics:
             ["status"],
             registry=r,
         )
+        self.backlog = Gauge(
+            "vigil_gateway_streamed_backlog",
+            "Streamed bodies (monitor mode) answered or being answered and not fingerprinted yet",
+            registry=r,
+        )
         self.connections = Gauge("vigil_gateway_connections", "Open ICAP connections", registry=r)
         self.refused = Counter(
             "vigil_gateway_connections_refused", "Connections over max_connections", registry=r

@@ -18,8 +18,13 @@ MAX_HEAD = 64 * 1024
 MAX_HTTP_HEADS = 256 * 1024
 # A chunk-size line: hex digits and extensions ("0; ieof").
 MAX_CHUNK_LINE = 1024
-# Body bytes handed on at a time.
-PIECE = 64 * 1024
+# Body bytes handed on at a time, at most: whatever has arrived, read in one go (the socket
+# toward the proxy must not fill while a body streams in: Squid 5.7 then stops reading its
+# origin).
+PIECE = 1024 * 1024
+# What the connection's reader buffers before it stops reading the socket (asyncio pauses the
+# transport past twice this).
+READ_BUFFER = 1024 * 1024
 
 ENCAPSULATED_NAMES = frozenset(
     {"req-hdr", "res-hdr", "req-body", "res-body", "null-body", "opt-body"}
@@ -205,6 +210,8 @@ async def read_request(reader: asyncio.StreamReader) -> Request | None:
         raise IcapError(400, "connection ended inside a request head") from None
     except asyncio.LimitOverrunError:
         raise IcapError(400, f"request head over {MAX_HEAD} bytes") from None
+    if len(head) > MAX_HEAD:
+        raise IcapError(400, f"request head over {MAX_HEAD} bytes")
     # Empty lines between messages are tolerated (RFC 9112 2.2, also for ICAP clients).
     text = head.decode("latin-1").lstrip("\r\n")
     lines = text.split("\r\n")[:-2]
@@ -275,9 +282,10 @@ class ChunkedBody:
                 self.done = True
                 return None
             self.left = size
-        n = min(self.left, PIECE)
-        data = await self.reader.readexactly(n)
-        self.left -= n
+        data = await self.reader.read(min(self.left, PIECE))
+        if not data:
+            raise asyncio.IncompleteReadError(b"", self.left)
+        self.left -= len(data)
         if self.left == 0:
             crlf = await self.reader.readexactly(2)
             if crlf != b"\r\n":

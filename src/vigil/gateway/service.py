@@ -1,44 +1,48 @@
 """The ICAP service on asyncio: OPTIONS, RESPMOD (downloads) and REQMOD (uploads).
 
 One task per connection, persistent connections, requests in order on each. The event loop only
-moves bytes and decides from a preview; fingerprinting runs in a thread pool through the engine
-facade, so one slow body never stalls another connection. What the gateway does with a body:
+moves bytes and decides from a preview; fingerprinting runs in worker processes (vigil.gateway.
+worker) and matching and reporting in a thread, so one slow body never stalls another
+connection. What the gateway does with a body:
 
 - sniffed from the preview (Content-Encoding undone) as neither image, video nor archive, or
   declared larger than `max_object_size`: 204 from the preview, never read further;
-- otherwise 100 Continue, the whole body read (in memory, then a temporary file), fingerprinted
-  and matched; a match is written durably (spool or incidents.jsonl) before the answer;
-- the answer: a block page (block mode, a match), else 204 when the client allows it (in a
-  preview, or `Allow: 204`), else 200 with the message echoed, body included.
+- otherwise 100 Continue and the body is read (in memory, then a temporary file). Block mode:
+  the whole body, fingerprinted and matched, then a block page for a match, else 204 where the
+  client allows it or 200 echoing the message whole. Monitor mode: a body longer than
+  `stream_after` is answered at once and echoed as it arrives (Squid 5.7 stops reading a fast
+  origin until the service answers), its copy fingerprinted once whole; a shorter one as in
+  block mode. Every match is written durably (spool or incidents.jsonl) once found.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures as cf
 import contextvars
 import dataclasses
 import email.utils
 import hashlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import IO, BinaryIO, cast
+from typing import Any
 
-from vigil import __version__
+from pebble import ProcessPool
+
+from vigil import __version__, kinds
 from vigil.engine import Engine
-from vigil.fingerprint.mediatype import SNIFF_BYTES, is_archive, is_image, is_video, sniff
-from vigil.gateway import protocol
+from vigil.fingerprint.mediatype import SNIFF_BYTES, sniff
+from vigil.gateway import protocol, worker
 from vigil.gateway.config import GatewayConfig
 from vigil.gateway.content import (
     Body,
-    Decoded,
     TooLarge,
     Unsupported,
     decode_head,
     multipart_boundary,
-    split_multipart,
 )
 from vigil.gateway.incidents import Exchange, Incidents, report
 from vigil.gateway.metrics import Metrics
@@ -58,12 +62,10 @@ log = logging.getLogger("vigil.gateway")
 # What became of the request being served (for the log line), per connection task.
 _OUTCOME: contextvars.ContextVar[str] = contextvars.ContextVar("outcome", default="-")
 
+# Bodies answered already (stream mode) waiting for a fingerprinting thread, per thread.
+BACKLOG_PER_WORKER = 4
+
 SERVICES = {"respmod": "RESPMOD", "reqmod": "REQMOD"}
-
-
-def wanted_type(media_type: str) -> bool:
-    """Content the gateway fingerprints: images, videos, archives."""
-    return is_image(media_type) or is_video(media_type) or is_archive(media_type)
 
 
 @dataclass
@@ -99,6 +101,7 @@ class Gateway:
         incidents: Incidents,
         metrics: Metrics,
         catalog_version: Callable[[], str | None],
+        pool: ProcessPool,
     ) -> None:
         self.cfg = cfg
         self.engine = engine.with_options(
@@ -112,11 +115,16 @@ class Gateway:
         self.incidents = incidents
         self.metrics = metrics
         self.catalog_version = catalog_version
-        self.pool = ThreadPoolExecutor(max_workers=cfg.workers, thread_name_prefix="fingerprint")
+        self.pool = pool
+        # Matching and durable reporting (short; off the event loop: the reports are synced).
+        self.reporting = ThreadPoolExecutor(max_workers=2, thread_name_prefix="report")
         self.active = 0
+        self.busy = 0  # requests being served
         self._stop: asyncio.Event | None = None
         self._istag = ("", "")
         self._background: set[asyncio.Task[Verdict]] = set()
+        # Streamed bodies being fingerprinted or waiting for a worker, at most.
+        self._queue = asyncio.Semaphore(cfg.workers * BACKLOG_PER_WORKER)
         for name, value, _, _ in cfg.limits_table():
             metrics.limits.labels(name).set(value)
 
@@ -129,17 +137,26 @@ class Gateway:
             self._connection,
             self.cfg.host,
             self.cfg.port,
-            limit=protocol.MAX_HEAD,
+            limit=protocol.READ_BUFFER,
             backlog=1024,
         )
         addresses = [f"{s.getsockname()[0]}:{s.getsockname()[1]}" for s in server.sockets or []]
         ready(addresses)
-        async with server:
-            await self._stop.wait()
+        await self._stop.wait()
+        # No new connections; idle ones are closed when the loop ends (not awaited: from
+        # Python 3.12 wait_closed() waits for every connection, idle keep-alives included).
+        server.close()
+        # Requests in progress are finished (their matches reported), within a bound.
+        deadline = time.monotonic() + self.cfg.object_seconds + self.cfg.read_seconds
+        while self.busy and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
         # Bodies already answered (stream mode) are still fingerprinted and reported.
         if self._background:
             await asyncio.wait(self._background, timeout=self.cfg.object_seconds + 10)
-        self.pool.shutdown(wait=True, cancel_futures=True)
+        self.reporting.shutdown(wait=True, cancel_futures=True)
+
+    def _stop_requested(self) -> bool:
+        return self._stop is not None and self._stop.is_set()
 
     def stop(self) -> None:
         """End serve() (from the loop's thread or a signal handler)."""
@@ -198,8 +215,13 @@ class Gateway:
             if req is None:
                 return False
             method = req.method
-            keep = await self._dispatch(req, reader, answer)
-            return keep and req.keep_alive
+            self.busy += 1
+            try:
+                keep = await self._dispatch(req, reader, answer)
+            finally:
+                self.busy -= 1
+            # After a stop, the request in progress is finished, then the connection closed.
+            return keep and req.keep_alive and not self._stop_requested()
         except IcapError as e:
             log.info("bad ICAP request (%d): %s", e.status, e)
             await self._error(answer, method, e.status)
@@ -264,9 +286,14 @@ class Gateway:
             ("Options-TTL", str(self.cfg.options_ttl)),
             *([("Allow", "204")] if self.cfg.offer_204 else []),
         ]
-        if self.cfg.preview >= 0:
+        preview = self.cfg.preview_for(method)
+        if preview >= 0:
             # Every body is previewed: its type is sniffed from content, never from its name.
-            headers += [("Preview", str(self.cfg.preview)), ("Transfer-Preview", "*")]
+            headers += [("Preview", str(preview)), ("Transfer-Preview", "*")]
+        if self.cfg.transfer_ignore:
+            headers.append(("Transfer-Ignore", ", ".join(self.cfg.transfer_ignore)))
+        if self.cfg.transfer_complete:
+            headers.append(("Transfer-Complete", ", ".join(self.cfg.transfer_complete)))
         return response(200, headers)
 
     # -- RESPMOD and REQMOD ------------------------------------------------------------------
@@ -322,7 +349,7 @@ class Gateway:
                 if store.size > self.cfg.max_object_size:
                     self._passed("too_large")
                     return await self._pass(req, http, answer, store, body, in_preview=False)
-            verdict = await self._fingerprint(store.reader(), http, exchange)
+            verdict = await self._fingerprint(store, http, exchange)
             if verdict.matches and self.cfg.mode == "block":
                 self.metrics.blocked.inc()
                 await answer.send(self._block_page())
@@ -348,35 +375,57 @@ class Gateway:
         is fingerprinted once the body is whole, its matches reported after the answer."""
         sections = [("req-hdr" if req.method == "REQMOD" else "res-hdr", http.raw)]
         body_name = "req-body" if req.method == "REQMOD" else "res-body"
-        await answer.send(response(200, self._headers(), sections, body_name))
+        # A place in the fingerprinting queue before answering: when the workers are behind,
+        # answers wait (the proxy holds its clients a little longer) rather than the gateway
+        # queueing ever more bodies answered already, and reporting them ever later.
+        await self._queue.acquire()
+        self.metrics.backlog.inc()
+        try:
+            await answer.send(response(200, self._headers(), sections, body_name))
+        except BaseException:
+            self._give_back()
+            raise
         writer = answer.writer
-        for data in store.pieces():
-            writer.write(chunk(data))
         keep = True
-        while (piece := await self._piece(body)) is not None:
-            writer.write(chunk(piece))
-            # Read and write at once: the proxy reads the echo while it sends the rest (a
-            # client that only reads once it has sent all would wait on us, and we on it).
-            if writer.transport.get_write_buffer_size() > self.cfg.memory_per_object:
-                await asyncio.wait_for(writer.drain(), self.cfg.read_seconds)
-            if keep:
-                store.write(piece)
-                if store.size > self.cfg.max_object_size:
-                    keep = False
-        await answer.send(LAST_CHUNK)
+        try:
+            for data in store.pieces():
+                writer.write(chunk(data))
+            while (piece := await self._piece(body)) is not None:
+                writer.write(chunk(piece))
+                # Read and write at once: the proxy reads the echo while it sends the rest (a
+                # client that only reads once it has sent all would wait on us, and we on it).
+                if writer.transport.get_write_buffer_size() > self.cfg.memory_per_object:
+                    await asyncio.wait_for(writer.drain(), self.cfg.read_seconds)
+                if keep:
+                    store.write(piece)
+                    if store.size > self.cfg.max_object_size:
+                        keep = False
+            await answer.send(LAST_CHUNK)
+        except BaseException:
+            self._give_back()
+            raise
         if not keep:
+            self._give_back()
             self._passed("too_large")
             return 200
-        # The connection is free for the next request while this body is fingerprinted.
+        # The connection is free for the next request while this body is fingerprinted; its
+        # place in the queue is given back when that is done.
         _OUTCOME.set("streamed")
-        task = asyncio.create_task(self._fingerprint(store.reader(), http, exchange))
+        task = asyncio.create_task(self._fingerprint(store, http, exchange))
         self._background.add(task)
         task.add_done_callback(self._after_stream)
         return 200
 
+    def _give_back(self) -> None:
+        self._queue.release()
+        self.metrics.backlog.dec()
+
     def _after_stream(self, task: asyncio.Task[Verdict]) -> None:
         self._background.discard(task)
-        if not task.cancelled() and task.exception() is None:
+        self._give_back()
+        if not task.cancelled() and (e := task.exception()) is not None:
+            log.error("fingerprinting a streamed body failed", exc_info=e)
+        elif not task.cancelled():
             verdict = task.result()
             self.metrics.passes.labels("monitor" if verdict.matches else verdict.reason).inc()
 
@@ -405,7 +454,7 @@ class Gateway:
             return "unsupported_encoding"
         if not decoded and not complete:
             return None
-        return None if wanted_type(sniff(decoded)) else "not_media"
+        return None if worker.wanted_type(sniff(decoded)) else "not_media"
 
     async def _pass(
         self,
@@ -463,23 +512,33 @@ class Gateway:
 
     # -- fingerprinting ----------------------------------------------------------------------
 
-    async def _fingerprint(self, source: IO[bytes], http: HttpHead, exchange: Exchange) -> Verdict:
-        loop = asyncio.get_running_loop()
-        job = loop.run_in_executor(self.pool, self._check, source, http, exchange)
+    def _fingerprint(
+        self, store: Body, http: HttpHead, exchange: Exchange
+    ) -> Coroutine[Any, Any, Verdict]:
+        """Fingerprint the body in a worker process, then match and report it here. The body
+        is held from now until the worker is done with it (the caller may close it at once)."""
+        job = worker.Job(
+            name=exchange.url,
+            codings=http.content_encodings(),
+            boundary=multipart_boundary(http.headers.get("Content-Type")),
+            limit=self.cfg.max_object_size,
+            memory=self.cfg.memory_per_object,
+            data=store.data(),
+            path=store.path,
+        )
+        return self._run(job, store.hold(), exchange)
+
+    async def _run(self, job: worker.Job, store: Body, exchange: Exchange) -> Verdict:
         try:
-            # A little over the engine's own item_seconds, which stops the work itself.
-            return await asyncio.wait_for(asyncio.shield(job), self.cfg.object_seconds + 5)
-        except TimeoutError:
+            future = self.pool.schedule(
+                worker.fingerprint, args=(job,), timeout=self.cfg.object_seconds
+            )
+            found = await asyncio.wrap_future(future)
+        except cf.TimeoutError:
             log.warning(
                 "%s: fingerprinting took over %gs: passed", exchange.url, self.cfg.object_seconds
             )
             return Verdict(reason="timeout")
-
-    def _check(self, source: IO[bytes], http: HttpHead, exchange: Exchange) -> Verdict:
-        """In a pool thread: undo the encoding, fingerprint (each part of a multipart upload),
-        match, and keep every match's report durably before returning."""
-        try:
-            verdict = self._fingerprint_body(source, http, exchange)
         except TooLarge:
             return Verdict(reason="too_large")
         except Unsupported:
@@ -488,10 +547,35 @@ class Gateway:
             log.info("%s: not fingerprinted: %s", exchange.url, e)
             return Verdict(reason="error", errors=[str(e)])
         finally:
-            source.close()
+            store.close()
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.reporting, self._report, found, exchange)
+
+    def _report(self, found: worker.Found, exchange: Exchange) -> Verdict:
+        """In a reporting thread: match against the build in use, keep every match's report
+        durably before returning."""
+        matcher = self.engine.matcher()
+        matches: list[Match] = []
+        errors: list[str] = []
+        for member, fingerprinted in found.objects:
+            for m in self.engine.match(fingerprinted.items, matcher=matcher):
+                if member is not None:
+                    m = dataclasses.replace(
+                        m, member=f"{member}/{m.member}" if m.member else member
+                    )
+                matches.append(m)
+            errors += [str(e) for e in fingerprinted.errors]
         version = self.catalog_version()
-        for m in verdict.matches:
-            added = self.incidents.add(report(m, exchange, version), exchange)
+        # One finding per (member, set, entry): an exact copy matches by MD5, SHA-1, SHA-256
+        # and PDQ at once. Every kind's report is kept (the server makes them one incident with
+        # its `kinds`); the strongest kind names it here.
+        groups: dict[tuple[str | None, str, str | None], list[Match]] = {}
+        for m in matches:
+            groups.setdefault((m.member, m.hashset, m.entry.id), []).append(m)
+        for group in groups.values():
+            group.sort(key=lambda m: kinds.kind(m.kind).rank, reverse=True)
+            added = self.incidents.add([report(m, exchange, version) for m in group], exchange)
+            m = group[0]
             log.warning(
                 "match%s: %s%s from %s user %s (set %s, entry %s, %s, distance %d, %s)",
                 "" if added else " (again)",
@@ -501,39 +585,13 @@ class Gateway:
                 exchange.user or "-",
                 m.hashset,
                 m.entry.id,
-                m.kind,
+                "+".join(x.kind for x in group),
                 m.distance,
                 self.cfg.mode,
             )
-        if verdict.matches:
-            self.metrics.matches.labels(self.cfg.mode).inc(len(verdict.matches))
+        if matches:
+            self.metrics.matches.labels(self.cfg.mode).inc(len(matches))
         self.metrics.fingerprinted.inc()
-        return verdict
-
-    def _fingerprint_body(self, source: IO[bytes], http: HttpHead, exchange: Exchange) -> Verdict:
-        limit = self.cfg.max_object_size
-        stream = cast(BinaryIO, Decoded(source, http.content_encodings(), limit))
-        boundary = multipart_boundary(http.headers.get("Content-Type"))
-        if boundary is None:
-            checked = self.engine.check(stream, exchange.url)
-            return _verdict(checked.matches, [str(e) for e in checked.errors])
-        matches: list[Match] = []
-        errors: list[str] = []
-        parts = split_multipart(stream, boundary, self.cfg.memory_per_object, limit)
-        try:
-            for n, part in enumerate(parts, 1):
-                head = part.body.head(SNIFF_BYTES)
-                if not head or not wanted_type(sniff(head)):
-                    continue
-                checked = self.engine.check(cast(BinaryIO, part.body.reader()), exchange.url)
-                name = part.filename or part.name or f"part{n}"
-                for m in checked.matches:
-                    member = f"{name}/{m.member}" if m.member else name
-                    matches.append(dataclasses.replace(m, member=member))
-                errors += [str(e) for e in checked.errors]
-        finally:
-            for part in parts:
-                part.body.close()
         return _verdict(matches, errors)
 
 
