@@ -66,8 +66,8 @@ def icap_lines(icap_port: int, host: str = "127.0.0.1") -> list[str]:
 # delay pool (docs/gateway.md "Squid"). In block mode the gateway must read a whole body before
 # answering, so nothing reaches the client side: a delay pool with a huge, finite rate (-1/-1
 # creates no pool member) kicks a stalled read within a second, a 16 KB first read leaves room
-# in Squid's 64 KB ICAP buffer, and without a preview Squid does not hold the body back while it
-# waits for the preview's answer (which makes the stall certain). Uploads stay out of the pool:
+# in Squid's 64 KB ICAP buffer (the gateway offers no preview for downloads in block mode: Squid
+# would hold the body back while it waits for the preview's answer). Uploads stay out of the pool:
 # with them in it, Squid 5.7 never delivers the body of a block page answered to a REQMOD.
 BLOCK_MODE_LINES = [
     "acl vigil_upload method POST PUT",
@@ -77,7 +77,6 @@ BLOCK_MODE_LINES = [
     "delay_access 1 deny vigil_upload",
     "delay_access 1 allow all",
     "reply_header_max_size 16 KB",
-    "icap_preview_enable off",
 ]
 
 
