@@ -230,8 +230,10 @@ def main() -> None:
                         f"{n_g / (t_g + backlog):.1f}"
                     )
                 rows.append((label, n_p / t_p, n_g / t_g, b_p / t_p / 1e6, b_g / t_g / 1e6))
-                for name, errors in (("plain", e_p), ("gateway", e_g)):
+                for name, errors, squid in (("plain", e_p, plain), ("gateway", e_g, gated)):
                     if errors:
+                        odd = [line for line in squid.access_log() if "/200 " not in line]
+                        print(f"  {name} Squid's access.log, not 200 (last 3):", *odd[-3:])
                         print(
                             f"  {label}, {name}: {len(errors)} failed fetches, first: {errors[0]}"
                         )
