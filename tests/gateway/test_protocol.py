@@ -88,6 +88,7 @@ TABLE: list[tuple[str, bytes, int, bool]] = [
     ("HTTP, not ICAP", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", 400, True),
     ("garbage", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", 400, True),
     ("request line of two words", b"OPTIONS icap://127.0.0.1/respmod\r\n\r\n", 400, True),
+    ("empty method", b" icap://127.0.0.1/respmod ICAP/1.0\r\n\r\n", 400, True),
     ("header without colon", _icap("OPTIONS", "respmod", "Broken header\r\n"), 400, True),
     ("RESPMOD without Encapsulated", _icap("RESPMOD", "respmod", "Allow: 204\r\n"), 400, True),
     (
@@ -367,3 +368,19 @@ def test_transfer_lists_are_advertised(tmp_path: Path, catalog_home: Path) -> No
         assert g.stop() == 0
     bad = run_cli("gateway", "run", "--home", str(home), "--transfer-ignore", "*")
     assert bad.returncode == 2 and "not a file extension" in bad.stderr
+
+
+def test_idle_connections_are_closed_silently(tmp_path: Path, catalog_home: Path) -> None:
+    """Between requests a connection may idle up to --idle-seconds, then it is closed without
+    an answer (an ICAP error there would meet a request the proxy just started sending)."""
+    home = tmp_path / "home"
+    shutil.copytree(catalog_home, home)
+    g = start_gateway(home, "--idle-seconds", "1")
+    try:
+        with Conn(g.port) as c:
+            c.send(_icap("OPTIONS", "respmod", "", "null-body=0"))
+            assert c.reply().status == 200
+            assert c.closed_by_peer()  # after a second of silence: closed, nothing sent
+            assert c.buf == b""
+    finally:
+        assert g.stop() == 0

@@ -93,6 +93,13 @@ def gateway() -> None:
     help="Time for a request head, and between pieces of a body.",
 )
 @click.option(
+    "--idle-seconds",
+    type=click.FloatRange(1, 86400),
+    default=600.0,
+    show_default=True,
+    help="Time a connection may wait for its next request before it is closed.",
+)
+@click.option(
     "--workers",
     type=click.IntRange(1, 256),
     default=None,
@@ -144,6 +151,7 @@ def run(
     object_seconds: float,
     max_connections: int,
     read_seconds: float,
+    idle_seconds: float,
     workers: int | None,
     offer_204: bool,
     stream: bool,
@@ -171,6 +179,7 @@ def run(
         object_seconds=object_seconds,
         max_connections=max_connections,
         read_seconds=read_seconds,
+        idle_seconds=idle_seconds,
         fast_pdq=fast_pdq,
         offer_204=offer_204,
         stream=stream,

@@ -45,8 +45,12 @@ class GatewayConfig:
     object_seconds: float = 30.0
     # Open connections at once; more are answered 503 and closed.
     max_connections: int = 1000
-    # A request head must arrive within this, a piece of body within this after the last.
+    # A request head must arrive within this once begun, a piece of body within this after
+    # the last.
     read_seconds: float = 30.0
+    # A connection may wait this long for its next request (the proxy's persistent
+    # connections; closing one the proxy is about to reuse costs it a failed request).
+    idle_seconds: float = 600.0
     # How long the proxy may keep OPTIONS' answer (it also sees the ISTag on every answer).
     options_ttl: int = 300
     # Threads that fingerprint (default: one per CPU).
@@ -96,6 +100,7 @@ class GatewayConfig:
             ("object_seconds", self.object_seconds, "seconds", "slower bodies pass, counted"),
             ("max_connections", self.max_connections, "connections", "more are answered 503"),
             ("read_seconds", self.read_seconds, "seconds", "a slower client is answered 408"),
+            ("idle_seconds", self.idle_seconds, "seconds", "an idle connection is closed"),
             (
                 "preview",
                 self.preview_for("RESPMOD"),

@@ -9,6 +9,7 @@ whatever does not parse is an `IcapError` carrying the ICAP status to answer wit
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -30,6 +31,9 @@ ENCAPSULATED_NAMES = frozenset(
     {"req-hdr", "res-hdr", "req-body", "res-body", "null-body", "opt-body"}
 )
 BODY_NAMES = frozenset({"req-body", "res-body", "null-body", "opt-body"})
+
+# RFC 9110's token: what a method may be made of.
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 REASONS = {
     100: "Continue",
@@ -200,12 +204,13 @@ def parse_encapsulated(value: str) -> list[tuple[str, int]]:
     return out
 
 
-async def read_request(reader: asyncio.StreamReader) -> Request | None:
-    """The next request head and its HTTP heads; None at a clean end of the connection."""
+async def read_request(reader: asyncio.StreamReader, first: bytes = b"") -> Request | None:
+    """The next request head and its HTTP heads (`first`: its bytes already read); None at a
+    clean end of the connection."""
     try:
-        head = await reader.readuntil(b"\r\n\r\n")
+        head = first + await reader.readuntil(b"\r\n\r\n")
     except asyncio.IncompleteReadError as e:
-        if not e.partial.strip():
+        if not (first + e.partial).strip():
             return None
         raise IcapError(400, "connection ended inside a request head") from None
     except asyncio.LimitOverrunError:
@@ -221,6 +226,8 @@ async def read_request(reader: asyncio.StreamReader) -> Request | None:
     if len(parts) != 3:
         raise IcapError(400, f"malformed request line: {lines[0][:120]!r}")
     method, uri, version = parts
+    if not _TOKEN.fullmatch(method):
+        raise IcapError(400, f"malformed method: {method[:40]!r}")
     if not version.startswith("ICAP/"):
         raise IcapError(400, f"not an ICAP request: {lines[0][:120]!r}")
     if version != "ICAP/1.0":

@@ -211,7 +211,17 @@ class Gateway:
         answer = _Answer(writer)
         method = "?"
         try:
-            req = await asyncio.wait_for(protocol.read_request(reader), self.cfg.read_seconds)
+            # Between requests a connection may idle (the proxy keeps it for the next one); once
+            # a request has begun, its head must come within read_seconds.
+            try:
+                first = await asyncio.wait_for(reader.read(1), self.cfg.idle_seconds)
+            except TimeoutError:
+                return False  # idle too long: closed without a word, as HTTP servers do
+            if not first:
+                return False
+            req = await asyncio.wait_for(
+                protocol.read_request(reader, first), self.cfg.read_seconds
+            )
             if req is None:
                 return False
             method = req.method
