@@ -160,7 +160,7 @@ def suffix(transfer: str) -> str:
 
 @pytest.mark.parametrize("transfer", TRANSFERS)
 def test_monitor_mode_passes_everything_and_reports_the_known(
-    transfer: str, origin: Origin, media: list[Item], home: Path, squid_for, tmp_path: Path
+    transfer: str, origin: Origin, media: list[Item], home: Path, squid_for
 ) -> None:
     # A stock squid.conf (the README's lines only): the gateway must keep Squid reading
     # fast origins by itself.
