@@ -1,0 +1,308 @@
+"""A real Squid (Debian's `squid`, run by the test as `squid -N -f FILE`) in front of a gateway,
+and a local origin that serves bodies written at once or trickled.
+
+Squid listens on a loopback port, keeps its pid file and logs in a temporary folder, caches
+nothing, and calls the gateway with the squid.conf lines the README documents (`icap_lines`).
+The origin writes a response's head and whole body in one `sendall` (what a fast server or a
+CDN does; Squid 5.7 stalls there unless the ICAP service streams or a delay pool kicks it, see
+docs/gateway.md "Squid"), or in 8 KB pieces 5 ms apart with `?trickle=1`.
+
+Used by tests/gateway/test_squid.py and benchmarks/bench_gateway.py.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+START_SECONDS = 60
+TRICKLE_PIECE = 8192
+TRICKLE_PAUSE = 0.005
+
+
+def squid_binary() -> str:
+    """Debian's squid (in /usr/sbin, often not on a user's PATH)."""
+    found = shutil.which("squid") or (
+        "/usr/sbin/squid" if Path("/usr/sbin/squid").exists() else None
+    )
+    if found is None:
+        raise AssertionError(
+            "squid is not installed (Debian package `squid`; scripts/test installs it)"
+        )
+    return found
+
+
+def icap_lines(icap_port: int, host: str = "127.0.0.1") -> list[str]:
+    """The squid.conf lines of the README: every response and upload through the gateway."""
+    return [
+        "icap_enable on",
+        f"icap_service vigil_resp respmod_precache bypass=off icap://{host}:{icap_port}/respmod",
+        f"icap_service vigil_req reqmod_precache bypass=off icap://{host}:{icap_port}/reqmod",
+        "adaptation_access vigil_resp allow all",
+        "adaptation_access vigil_req allow all",
+        "icap_send_client_ip on",
+        "icap_send_client_username on",
+        # Squid suspends a service after 10 failures by default, turning one early error into
+        # errors for everything after it.
+        "icap_service_failure_limit -1",
+    ]
+
+
+# Squid 5.7 as Debian ships it re-arms a paused origin read only from the client side or from a
+# delay pool (docs/gateway.md "Squid"). In block mode the gateway must read a whole body before
+# answering, so nothing reaches the client side: a delay pool with a huge, finite rate (-1/-1
+# creates no pool member) kicks a stalled read within a second, a 16 KB first read leaves room
+# in Squid's 64 KB ICAP buffer (the gateway offers no preview for downloads in block mode: Squid
+# would hold the body back while it waits for the preview's answer). Uploads stay out of the pool:
+# with them in it, Squid 5.7 never delivers the body of a block page answered to a REQMOD.
+BLOCK_MODE_LINES = [
+    "acl vigil_upload method POST PUT",
+    "delay_pools 1",
+    "delay_class 1 1",
+    "delay_parameters 1 1000000000/1000000000",
+    "delay_access 1 deny vigil_upload",
+    "delay_access 1 allow all",
+    "reply_header_max_size 16 KB",
+]
+
+
+@dataclass
+class SquidProcess:
+    """A running Squid: its folder, HTTP port and process."""
+
+    folder: Path
+    port: int
+    proc: subprocess.Popen[bytes]
+
+    @property
+    def proxy(self) -> str:
+        """The proxy URL for clients."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def cache_log(self) -> str:
+        """Squid's cache.log (its diagnostics)."""
+        path = self.folder / "cache.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def access_log(self) -> list[str]:
+        """Squid's access.log lines."""
+        path = self.folder / "access.log"
+        return path.read_text(errors="replace").splitlines() if path.exists() else []
+
+    def alive(self) -> bool:
+        """The process has not exited."""
+        return self.proc.poll() is None
+
+    def stop(self) -> int:
+        """SIGTERM (shutdown_lifetime 0), wait; its exit status."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on (just now)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_squid(folder: Path, lines: Sequence[str]) -> SquidProcess:
+    """`squid -N -f folder/squid.conf` on a free loopback port with `lines` added; returns once
+    Squid accepts connections."""
+    folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o755)
+    port = free_port()
+    conf = [
+        f"http_port 127.0.0.1:{port}",
+        f"pid_filename {folder}/squid.pid",
+        f"access_log stdio:{folder}/access.log",
+        f"cache_log {folder}/cache.log",
+        "cache_store_log none",
+        f"coredump_dir {folder}",
+        "cache deny all",
+        "cache_mem 8 MB",
+        "pinger_enable off",
+        "shutdown_lifetime 0 seconds",
+        "http_access allow localhost",
+        "http_access deny all",
+        *lines,
+    ]
+    (folder / "squid.conf").write_text("\n".join(conf) + "\n")
+    if os.geteuid() == 0:
+        # Squid drops root for its cache_effective_user (Debian: proxy), which must write here.
+        user = pwd.getpwnam("proxy")
+        for path in [folder, *folder.iterdir()]:
+            os.chown(path, user.pw_uid, user.pw_gid)
+    out = open(folder / "squid.out", "wb")  # noqa: SIM115 — kept open by the process
+    proc = subprocess.Popen(
+        [squid_binary(), "-N", "-f", str(folder / "squid.conf")],
+        stdout=out,
+        stderr=subprocess.STDOUT,
+    )
+    out.close()
+    squid = SquidProcess(folder, port, proc)
+    deadline = time.monotonic() + START_SECONDS
+    while "Accepting HTTP Socket connections" not in squid.cache_log():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            squid.stop()
+            raise AssertionError(
+                "squid did not start: "
+                + (folder / "squid.out").read_text(errors="replace")[-3000:]
+                + squid.cache_log()[-3000:]
+            )
+        time.sleep(0.1)
+    return squid
+
+
+@dataclass
+class Resource:
+    """What the origin serves at one path."""
+
+    body: bytes
+    content_type: str
+    encoding: str | None = None
+
+
+@dataclass
+class Upload:
+    """A request body the origin received."""
+
+    path: str
+    content_type: str
+    body: bytes
+
+
+@dataclass
+class Origin:
+    """A local HTTP/1.1 origin (keep-alive): GET serves a resource at once, or trickled with
+    `?trickle=1`; POST and PUT keep what they received and answer `received N`."""
+
+    server: ThreadingHTTPServer
+    resources: dict[str, Resource] = field(default_factory=dict)
+    uploads: list[Upload] = field(default_factory=list)
+
+    @property
+    def base(self) -> str:
+        """http://127.0.0.1:PORT"""
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def add(self, path: str, body: bytes, content_type: str, encoding: str | None = None) -> str:
+        """Serve `body` at `path`; its URL."""
+        self.resources[path] = Resource(body, content_type, encoding)
+        return self.base + path
+
+    def stop(self) -> None:
+        """Stop serving."""
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def start_origin() -> Origin:
+    """An origin on a free loopback port, served by a thread."""
+    origin: Origin
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            pass
+
+        def do_GET(self) -> None:  # noqa: N802
+            parts = urlsplit(self.path)
+            res = origin.resources.get(parts.path)
+            if res is None:
+                self._send(404, b"not here\n", "text/plain")
+                return
+            self._send(200, res.body, res.content_type, res.encoding, "trickle=1" in parts.query)
+
+        def do_POST(self) -> None:  # noqa: N802
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length)
+            origin.uploads.append(
+                Upload(urlsplit(self.path).path, self.headers.get("Content-Type", ""), body)
+            )
+            self._send(200, f"received {len(body)}\n".encode(), "text/plain")
+
+        do_PUT = do_POST  # noqa: N815
+
+        def _send(
+            self,
+            status: int,
+            body: bytes,
+            content_type: str,
+            encoding: str | None = None,
+            trickle: bool = False,
+        ) -> None:
+            head = (
+                f"HTTP/1.1 {status} {'OK' if status == 200 else 'Not Found'}\r\n"
+                f"Content-Type: {content_type}\r\n"
+                f"Content-Length: {len(body)}\r\n"
+                + (f"Content-Encoding: {encoding}\r\n" if encoding else "")
+                + "Cache-Control: no-store\r\n\r\n"
+            ).encode("latin-1")
+            if not trickle:
+                self.connection.sendall(head + body)  # head and whole body in one write
+                return
+            self.connection.sendall(head)
+            for i in range(0, len(body), TRICKLE_PIECE):
+                self.connection.sendall(body[i : i + TRICKLE_PIECE])
+                time.sleep(TRICKLE_PAUSE)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    origin = Origin(server)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return origin
+
+
+@pytest.fixture(scope="module")
+def origin() -> Iterator[Origin]:
+    """The local origin, for a module's tests."""
+    o = start_origin()
+    yield o
+    o.stop()
+
+
+def squid_folder() -> Path:
+    """A temporary folder Squid's user can reach (pytest's own are private to root)."""
+    return Path(tempfile.mkdtemp(prefix="vigil-squid-"))
+
+
+@pytest.fixture
+def squid_for() -> Iterator[object]:
+    """Start Squids in front of gateways: `squid_for(icap_port, *extra_lines)`; each is
+    stopped (and its folder removed) at the end and must not have died during the test."""
+    started: list[SquidProcess] = []
+
+    def start(icap_port: int, *extra: str) -> SquidProcess:
+        s = start_squid(squid_folder(), [*icap_lines(icap_port), *extra])
+        started.append(s)
+        return s
+
+    yield start
+    for s in started:
+        alive = s.alive()
+        s.stop()
+        log = s.cache_log()
+        shutil.rmtree(s.folder, ignore_errors=True)
+        assert alive, f"squid died during the test: {log[-3000:]}"
