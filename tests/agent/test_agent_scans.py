@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from support.agent import Fleet, drop, incidents, published, wait_for
+from support.agent import Fleet, drop, incidents, wait_for
 from support.planted import Tree
-from support.server import Server, run_cli
+from support.server import Server, published, run_cli
 
 from vigil.fingerprint.crypto import digest_bytes
 from vigil.fingerprint.pdq import pdq_from_bytes

@@ -4,39 +4,21 @@ On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
-from sqlalchemy import create_engine, text
 from support.agent import incidents, wait_for
 from support.gateway import Conn, respmod, start_gateway
 from support.planted import Tree
-from support.server import Server, run_cli, serve, unique
-
-POSTGRES_URL = os.environ.get(
-    "VIGIL_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
-)
+from support.server import Server, listed_server, postgres_schema, run_cli, unique
 
 
 @pytest.fixture(scope="module")
 def gateway_postgres_url() -> Iterator[str]:
     """A PostgreSQL schema of this module's own, dropped at the end."""
-    name = f"vigil_gateway_test_{os.getpid()}"
-    admin = create_engine(POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://", 1))
-    try:
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA IF EXISTS {name} CASCADE"))
-            conn.execute(text(f"CREATE SCHEMA {name}"))
-    except Exception as e:  # noqa: BLE001
-        pytest.fail(f"PostgreSQL at {POSTGRES_URL} is not reachable ({e})")
-    sep = "&" if "?" in POSTGRES_URL else "?"
-    yield f"{POSTGRES_URL}{sep}options=-csearch_path%3D{name}"
-    with admin.begin() as conn:
-        conn.execute(text(f"DROP SCHEMA IF EXISTS {name} CASCADE"))
-    admin.dispose()
+    with postgres_schema("vigil_gateway_test") as url:
+        yield url
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -44,24 +26,9 @@ def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, planted: Tree
 ) -> Iterator[Server]:
     """`vigil server init` and `run` with the demo list in its catalog, published."""
-    home = tmp_path_factory.mktemp("gw-server")
-    args = ["server", "init", "--home", str(home)]
-    db = ""
-    if request.param == "postgresql":
-        db = request.getfixturevalue("gateway_postgres_url")
-        args += ["--db", db]
-    init = run_cli(*args)
-    assert init.returncode == 0, init.stderr
-    done = run_cli("--home", str(home), "hashset", "import", str(planted.hashlist))
-    assert done.returncode == 0, done.stderr
-    with serve(home) as url:
-
-        def published() -> bool:
-            body = httpx.get(f"{url}/readyz", timeout=10).json()
-            return int(body.get("catalog_version") or 0) >= 2
-
-        wait_for("the demo list published", published)
-        yield Server(home, url, db, init.stdout.strip(), init)
+    db = request.getfixturevalue("gateway_postgres_url") if request.param == "postgresql" else ""
+    with listed_server(tmp_path_factory.mktemp("gw-server"), db, planted.hashlist) as server:
+        yield server
 
 
 def test_enrolled_gateway_reports_to_the_server(

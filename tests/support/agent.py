@@ -255,9 +255,3 @@ def spooled_paths(home: Path) -> set[str]:
         return {json.loads(body)["path"] for (body,) in db.execute("SELECT body FROM outbox")}
     finally:
         db.close()
-
-
-def published(url: str) -> int:
-    """The catalog version the server publishes (0 before the first)."""
-    body = httpx.get(f"{url}/readyz", timeout=10).json()
-    return int(body.get("catalog_version") or 0)

@@ -141,3 +141,61 @@ def serve(home: Path, *options: str, verify: ssl.SSLContext | bool = True) -> It
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+POSTGRES_URL = os.environ.get(
+    "VIGIL_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+
+
+@contextmanager
+def postgres_schema(prefix: str) -> Iterator[str]:
+    """A PostgreSQL schema of the caller's own (`prefix` and this process), dropped at the end;
+    yields a plain postgresql:// URL whose search_path is that schema (the server must read such
+    a URL as psycopg 3). Fails the test where PostgreSQL is not reachable: never skipped."""
+    from sqlalchemy import create_engine, text
+
+    name = f"{prefix}_{os.getpid()}"
+    admin = create_engine(POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://", 1))
+    try:
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA IF EXISTS {name} CASCADE"))
+            conn.execute(text(f"CREATE SCHEMA {name}"))
+    except Exception as e:  # noqa: BLE001
+        import pytest
+
+        pytest.fail(f"PostgreSQL at {POSTGRES_URL} is not reachable ({e})")
+    sep = "&" if "?" in POSTGRES_URL else "?"
+    try:
+        yield f"{POSTGRES_URL}{sep}options=-csearch_path%3D{name}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA IF EXISTS {name} CASCADE"))
+        admin.dispose()
+
+
+def published(url: str) -> int:
+    """The catalog version a server publishes (0 before the first)."""
+    body = httpx.get(f"{url}/readyz", timeout=10).json()
+    return int(body.get("catalog_version") or 0)
+
+
+@contextmanager
+def listed_server(home: Path, db: str = "", hashlist: Path | None = None) -> Iterator[Server]:
+    """`vigil server init` (on `db`, else SQLite) and `vigil server run` until the block ends;
+    with `hashlist` imported and published (signed, to enrolled homes) before it is yielded."""
+    args = ["server", "init", "--home", str(home), *(["--db", db] if db else [])]
+    init = run_cli(*args)
+    assert init.returncode == 0, init.stderr
+    if hashlist is not None:
+        done = run_cli("--home", str(home), "hashset", "import", str(hashlist))
+        assert done.returncode == 0, done.stderr
+    with serve(home) as url:
+        if hashlist is not None:
+            # `init` published version 1 (empty); the import becomes version 2 once running.
+            deadline = time.monotonic() + START_SECONDS
+            while published(url) < 2:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"the list was not published: {url}")
+                time.sleep(0.3)
+        yield Server(home, url, db, init.stdout.strip(), init)
