@@ -306,6 +306,7 @@ def low_quality_copy(im: Image.Image, rng: random.Random) -> Image.Image:
 
 
 TRANSFORMS: dict[str, Transform] = {
+    "crop 3% all sides": crop_all(0.03, 0.03),
     "crop 2-4% all sides": crop_all(0.02, 0.04),
     "crop 5-10% all sides": crop_all(0.05, 0.10),
     "crop 2-5% one side": crop_one(0.02, 0.05),

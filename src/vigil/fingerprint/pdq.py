@@ -212,8 +212,7 @@ def variant_hashes(pixels: np.ndarray) -> tuple[tuple[str, str, int], ...]:
     """(name, hex hash, quality) of each scanned-side variant (vigil.fingerprint.variants) of
     decoded pixels (as `downscale_pixels` takes them, or a float luma plane), in the original
     orientation only. Each is PDQ's own downscale of the re-framed picture, from the pixels."""
-    shape = (pixels.shape[0], pixels.shape[1])
-    frames = variant_frames(thumbnail(pixels), shape)
+    frames = variant_frames(pixels, thumbnail(pixels))
     if not frames:
         return ()
     blocks = [downscale_banded(pixels, rows, cols) for _, rows, cols in frames]

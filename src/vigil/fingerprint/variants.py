@@ -20,6 +20,7 @@ is one more query, matched under the tighter rule of `vigil.matching.settings.Va
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 import numba
 import numpy as np
@@ -32,8 +33,8 @@ THUMB = 256
 
 # The re-padding fractions (share of the scanned picture's side added on each side) and the
 # centred crops (share of each side taken away), chosen with benchmarks/bench_robustness.py.
-PAD_SHARES: tuple[int, ...] = (3, 6)
-CROP_SHARES: tuple[int, ...] = (8,)
+PAD_SHARES: tuple[int, ...] = (2, 3, 4, 5)
+CROP_SHARES: tuple[int, ...] = ()
 
 # The smallest side (pixels) of a region worth hashing.
 MIN_SIDE = 16
@@ -42,13 +43,13 @@ MIN_SIDE = 16
 _MIN_BORDER = 0.02
 _MIN_SIDE_BORDER = 0.03
 _MIN_CONTENT = 0.4
-# A solid border row/column: within this of the edge's level, with this little spread (0..255).
-_SOLID_LEVEL = 6.0
-_SOLID_SPREAD = 4.0
-# A blurred border: its detail (mean absolute step between bins) under this share of the
-# picture's median detail and under _BLUR_MAX outright.
-_BLUR_SHARE = 0.2
-_BLUR_MAX = 1.5
+# A flat line of the thumbnail: three quarters of its steps under this (levels of 0..255).
+_FLAT_STEP = 0.5
+# A straight edge: the median step across a line of bins at least this, and at least
+# _EDGE_SHARE times the median over all lines; looked for within _MAX_EDGE of each side.
+_EDGE_STEP = 3.0
+_EDGE_SHARE = 4.0
+_MAX_EDGE = 0.35
 # A mirrored border: rows k-1-i and k+i differ by under this share of the typical difference
 # between unrelated rows of the picture.
 _MIRROR_SHARE = 0.12
@@ -160,43 +161,99 @@ def _mirror_run(lines: np.ndarray, typical: float) -> int:
     return int(_mirror_scan(np.ascontiguousarray(lines), lo, hi, _MIRROR_SHARE * typical))
 
 
-def _border(lines: np.ndarray, detail: np.ndarray, blur_limit: float, typical: float) -> int:
-    """Rows at the start of `lines` that are a border: solid, blurred or mirrored."""
-    edge = float(np.median(lines[0]))
-    solid = (np.abs(lines.mean(axis=1) - edge) < _SOLID_LEVEL) & (lines.std(axis=1) < _SOLID_SPREAD)
-    blurred = detail < blur_limit
-    return max(_run(solid | blurred), _mirror_run(lines, typical))
+def _flat_run(lines: np.ndarray) -> int:
+    """Lines at the start of `lines` that are flat along their length: a solid border, a
+    gradient, or window chrome (a title bar is flat but for its text: the upper quartile of the
+    steps along it is still about 0, where a photograph's is not)."""
+    steps = np.abs(np.diff(lines, axis=1))
+    flat = np.percentile(steps, 75, axis=1) < _FLAT_STEP
+    return _run(flat)
 
 
-def trim_box(thumb: np.ndarray) -> tuple[int, int, int, int] | None:
-    """(top, bottom, left, right) bins of border around the picture in `thumb`, or None."""
-    rows, cols = thumb.shape
-    if rows < 16 or cols < 16:
-        return None
-    # Detail of each row (column): mean absolute step along it and to the next one.
-    dx = np.abs(np.diff(thumb, axis=1))
-    dy = np.abs(np.diff(thumb, axis=0))
-    row_detail = dx.mean(axis=1)
-    row_detail[:-1] += dy.mean(axis=1)
-    col_detail = dy.mean(axis=0)
-    col_detail[:-1] += dx.mean(axis=0)
-    blur_rows = min(_BLUR_MAX, _BLUR_SHARE * float(np.median(row_detail)))
-    blur_cols = min(_BLUR_MAX, _BLUR_SHARE * float(np.median(col_detail)))
-    # How much two unrelated rows (columns) differ: the mirror test's yardstick.
-    typical_r = float(np.abs(thumb[: rows // 2] - thumb[rows // 2 : rows // 2 * 2]).mean())
-    typical_c = float(np.abs(thumb[:, : cols // 2] - thumb[:, cols // 2 : cols // 2 * 2]).mean())
-    top = _border(thumb, row_detail, blur_rows, typical_r)
-    bottom = _border(thumb[::-1], row_detail[::-1], blur_rows, typical_r)
-    left = _border(thumb.T, col_detail, blur_cols, typical_c)
-    right = _border(thumb.T[::-1], col_detail[::-1], blur_cols, typical_c)
+def _edge_at(lines: np.ndarray) -> int:
+    """Lines before the strongest straight edge across `lines` near their start (the boundary
+    of a picture pasted on a blurred copy of itself, into a frame or a screenshot), or 0."""
+    n = lines.shape[0]
+    across = np.median(np.abs(np.diff(lines, axis=0)), axis=1)  # across[i]: lines i | i+1
+    lo, hi = max(1, int(_MIN_SIDE_BORDER * n)), int(_MAX_EDGE * n)
+    if hi <= lo:
+        return 0
+    i = lo - 1 + int(np.argmax(across[lo - 1 : hi]))
+    floor = max(_EDGE_STEP, _EDGE_SHARE * float(np.median(across)))
+    return i + 1 if across[i] >= floor else 0
+
+
+def _sides(thumb: np.ndarray, find: Callable[[np.ndarray], int]) -> tuple[int, int, int, int]:
+    return find(thumb), find(thumb[::-1]), find(thumb.T), find(thumb.T[::-1])
+
+
+def _checked(
+    box: tuple[int, int, int, int], rows: int, cols: int
+) -> tuple[int, int, int, int] | None:
+    top, bottom, left, right = box
     # A side trimmed by less than _MIN_SIDE_BORDER is the picture's own quiet edge, not a border.
     top, bottom = (0 if b < _MIN_SIDE_BORDER * rows else b for b in (top, bottom))
     left, right = (0 if b < _MIN_SIDE_BORDER * cols else b for b in (left, right))
     if rows - top - bottom < _MIN_CONTENT * rows or cols - left - right < _MIN_CONTENT * cols:
         return None
-    if top + bottom < _MIN_BORDER * rows and left + right < _MIN_BORDER * cols:
+    if top + bottom == 0 and left + right == 0:
         return None
     return top, bottom, left, right
+
+
+def trim_boxes(thumb: np.ndarray) -> dict[str, tuple[int, int, int, int]]:
+    """(top, bottom, left, right) bins of border around the picture in `thumb`, by how it was
+    found: 'trim' (flat or mirrored borders), 'frame' (the strongest straight edges)."""
+    rows, cols = thumb.shape
+    out: dict[str, tuple[int, int, int, int]] = {}
+    if rows < 16 or cols < 16:
+        return out
+    # How much two unrelated rows (columns) differ: the mirror test's yardstick.
+    typical_r = float(np.abs(thumb[: rows // 2] - thumb[rows // 2 : rows // 2 * 2]).mean())
+    typical_c = float(np.abs(thumb[:, : cols // 2] - thumb[:, cols // 2 : cols // 2 * 2]).mean())
+    t, b, left, r = _sides(thumb, _flat_run)
+    box = (
+        max(t, _mirror_run(thumb, typical_r)),
+        max(b, _mirror_run(thumb[::-1], typical_r)),
+        max(left, _mirror_run(thumb.T, typical_c)),
+        max(r, _mirror_run(thumb.T[::-1], typical_c)),
+    )
+    trim = _checked(box, rows, cols)
+    if trim is not None:
+        out["trim"] = trim
+    frame = _checked(_sides(thumb, _edge_at), rows, cols)
+    if frame is not None and frame != trim:
+        out["frame"] = frame
+    return out
+
+
+def _luma_lines(pixels: np.ndarray, lo: int, hi: int, axis: int) -> np.ndarray:
+    """Luma of pixel rows (axis 0) or columns (axis 1) lo..hi-1, as rows, at most 512 samples
+    along each."""
+    n = pixels.shape[1 - axis]
+    step = max(1, n // 512)
+    part = pixels[lo:hi, ::step] if axis == 0 else pixels[::step, lo:hi].swapaxes(0, 1)
+    if part.ndim == 3:
+        return part[..., 0] * 0.299 + part[..., 1] * 0.587 + part[..., 2] * 0.114
+    return np.asarray(part, dtype=np.float32)
+
+
+def _refine(pixels: np.ndarray, edge: int, n: int, bins: int, axis: int, flip: bool) -> int:
+    """The border's width in pixels: the strongest step between pixel lines near the start of
+    thumbnail bin `edge` (counted from the far end when `flip`)."""
+    if edge == 0:
+        return 0
+    lo = _first_pixel(max(edge - 1, 0), n, bins)
+    hi = _first_pixel(min(edge + 1, bins), n, bins)
+    if flip:
+        lo, hi = n - hi, n - lo
+    lo, hi = max(lo, 1), min(hi, n - 1)
+    if hi - lo < 1:
+        return _first_pixel(edge, n, bins)
+    lines = _luma_lines(pixels, lo - 1, hi + 1, axis)
+    across = np.median(np.abs(np.diff(lines, axis=0)), axis=1)  # across[j]: lo-1+j | lo+j
+    y = lo + int(np.argmax(across))  # the first line of the picture (or of the border)
+    return n - y if flip else y
 
 
 @functools.lru_cache(maxsize=256)
@@ -229,19 +286,21 @@ def _first_pixel(bin_: int, n: int, bins: int) -> int:
     return -(-bin_ * n // bins)
 
 
-def variant_frames(thumb: np.ndarray, shape: tuple[int, int]) -> list[tuple[str, Band, Band]]:
-    """(name, row band, column band) of every variant of a picture of `shape` (rows, columns)
-    whose thumbnail is `thumb`: the bands give its 64x64 block from the decoded pixels."""
-    rows, cols = shape
+def variant_frames(pixels: np.ndarray, thumb: np.ndarray) -> list[tuple[str, Band, Band]]:
+    """(name, row band, column band) of every variant of decoded `pixels` whose thumbnail is
+    `thumb`: the bands give the variant's 64x64 block from the pixels."""
+    rows, cols = pixels.shape[0], pixels.shape[1]
     trows, tcols = thumb.shape
     out: list[tuple[str, Band, Band]] = []
-    box = trim_box(thumb)
-    if box is not None:
-        top, bottom, left, right = box
-        r0, r1 = _first_pixel(top, rows, trows), _first_pixel(trows - bottom, rows, trows)
-        c0, c1 = _first_pixel(left, cols, tcols), _first_pixel(tcols - right, cols, tcols)
-        if r1 - r0 >= MIN_SIDE and c1 - c0 >= MIN_SIDE:
-            out.append(("trim", crop_band(r0, r1 - r0), crop_band(c0, c1 - c0)))
+    seen: set[tuple[int, int, int, int]] = set()
+    for name, (top, bottom, left, right) in trim_boxes(thumb).items():
+        r0 = _refine(pixels, top, rows, trows, 0, False)
+        r1 = rows - _refine(pixels, bottom, rows, trows, 0, True)
+        c0 = _refine(pixels, left, cols, tcols, 1, False)
+        c1 = cols - _refine(pixels, right, cols, tcols, 1, True)
+        if r1 - r0 >= MIN_SIDE and c1 - c0 >= MIN_SIDE and (r0, r1, c0, c1) not in seen:
+            seen.add((r0, r1, c0, c1))
+            out.append((name, crop_band(r0, r1 - r0), crop_band(c0, c1 - c0)))
     for share in PAD_SHARES:
         pr, pc = max(1, round(rows * share / 100)), max(1, round(cols * share / 100))
         out.append((f"pad{share}", pad_band(rows, pr), pad_band(cols, pc)))
