@@ -20,7 +20,6 @@ is one more query, matched under the tighter rule of `vigil.matching.settings.Va
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
 
 import numba
 import numpy as np
@@ -134,31 +133,46 @@ def _run(flags: np.ndarray) -> int:
 
 
 @numba.njit(cache=True, nogil=True)
-def _mirror_scan(lines: np.ndarray, lo: int, hi: int, limit: float) -> int:  # pragma: no cover
-    # Line k-1-i against line k+i for i < k: the mean absolute difference must stay under
-    # `limit`; most k fail on their first pairs, so the scan is about one pass over the lines.
+def _mirror_errors(
+    lines: np.ndarray, lo: int, hi: int, limit: float
+) -> np.ndarray:  # pragma: no cover
+    # err[h]: mean absolute difference between the lines mirrored about half-bin position h/2
+    # (h even: between lines h/2-1 and h/2; odd: through the middle of line h//2), over the
+    # lines before the axis; inf past `limit` (most positions fail on their first pairs, so the
+    # scan is about one pass over the lines).
     n, width = lines.shape
-    best, best_err = 0, limit
-    for k in range(lo, min(hi, n // 2) + 1):
+    err = np.full(2 * hi + 2, np.inf)
+    for h in range(2 * lo, 2 * min(hi, (n - 1) // 2) + 1):
+        k = h // 2
+        gap = h & 1  # 1: the axis line itself is not compared
         total = 0.0
-        budget = best_err * k * width
+        budget = limit * k * width
         for i in range(k):
             a = lines[k - 1 - i]
-            b = lines[k + i]
+            b = lines[k + gap + i]
             for x in range(width):
                 total += abs(a[x] - b[x])
             if total > budget:
                 break
         if total <= budget:
-            best, best_err = k, total / (k * width)
-    return best
+            err[h] = total / (k * width)
+    return err
 
 
-def _mirror_run(lines: np.ndarray, typical: float) -> int:
-    """Width of a mirrored border at the start of `lines` (rows of the thumbnail), or 0."""
+def _mirror_pair(lines: np.ndarray, typical: float) -> tuple[float, float]:
+    """Widths (in bins, to half a bin) of mirrored borders at the start and the end of `lines`:
+    the same on both sides when the two agree on one (a centred picture), else each its own."""
     n = lines.shape[0]
     lo, hi = max(2, int(_MIN_BORDER * n)), int(_MAX_MIRROR * n)
-    return int(_mirror_scan(np.ascontiguousarray(lines), lo, hi, _MIRROR_SHARE * typical))
+    limit = _MIRROR_SHARE * typical
+    start = _mirror_errors(np.ascontiguousarray(lines), lo, hi, 2 * limit)
+    end = _mirror_errors(np.ascontiguousarray(lines[::-1]), lo, hi, 2 * limit)
+    both = (start + end) / 2
+    h = int(np.argmin(both))
+    if both[h] < limit:
+        return h / 2, h / 2
+    hs, he = int(np.argmin(start)), int(np.argmin(end))
+    return (hs / 2 if start[hs] < limit else 0.0), (he / 2 if end[he] < limit else 0.0)
 
 
 def _flat_run(lines: np.ndarray) -> int:
@@ -170,30 +184,41 @@ def _flat_run(lines: np.ndarray) -> int:
     return _run(flat)
 
 
-def _edge_at(lines: np.ndarray) -> int:
-    """Lines before the strongest straight edge across `lines` near their start (the boundary
-    of a picture pasted on a blurred copy of itself, into a frame or a screenshot), or 0."""
+def _flat_pair(lines: np.ndarray) -> tuple[float, float]:
+    return float(_flat_run(lines)), float(_flat_run(lines[::-1]))
+
+
+def _edge_pair(lines: np.ndarray) -> tuple[float, float]:
+    """Lines before the strongest straight edge across `lines` near their start and after the
+    one near their end (the boundary of a picture pasted on a blurred copy of itself, into a
+    frame or a screenshot): the same on both sides when one such pair stands out (a centred
+    picture), else each side's own, or 0."""
     n = lines.shape[0]
     across = np.median(np.abs(np.diff(lines, axis=0)), axis=1)  # across[i]: lines i | i+1
     lo, hi = max(1, int(_MIN_SIDE_BORDER * n)), int(_MAX_EDGE * n)
     if hi <= lo:
-        return 0
-    i = lo - 1 + int(np.argmax(across[lo - 1 : hi]))
+        return 0.0, 0.0
     floor = max(_EDGE_STEP, _EDGE_SHARE * float(np.median(across)))
-    return i + 1 if across[i] >= floor else 0
+    start = across[lo - 1 : hi]
+    end = across[::-1][lo - 1 : hi]
+    both = start + end
+    k = int(np.argmax(both))
+    if both[k] >= 1.5 * floor and min(start[k], end[k]) >= 0.5 * floor:
+        return float(lo + k), float(lo + k)
+    ks, ke = int(np.argmax(start)), int(np.argmax(end))
+    first = float(lo + ks) if start[ks] >= floor else 0.0
+    last = float(lo + ke) if end[ke] >= floor else 0.0
+    return first, last
 
 
-def _sides(thumb: np.ndarray, find: Callable[[np.ndarray], int]) -> tuple[int, int, int, int]:
-    return find(thumb), find(thumb[::-1]), find(thumb.T), find(thumb.T[::-1])
+Box = tuple[float, float, float, float]
 
 
-def _checked(
-    box: tuple[int, int, int, int], rows: int, cols: int
-) -> tuple[int, int, int, int] | None:
+def _checked(box: Box, rows: int, cols: int) -> Box | None:
     top, bottom, left, right = box
     # A side trimmed by less than _MIN_SIDE_BORDER is the picture's own quiet edge, not a border.
-    top, bottom = (0 if b < _MIN_SIDE_BORDER * rows else b for b in (top, bottom))
-    left, right = (0 if b < _MIN_SIDE_BORDER * cols else b for b in (left, right))
+    top, bottom = (0.0 if b < _MIN_SIDE_BORDER * rows else b for b in (top, bottom))
+    left, right = (0.0 if b < _MIN_SIDE_BORDER * cols else b for b in (left, right))
     if rows - top - bottom < _MIN_CONTENT * rows or cols - left - right < _MIN_CONTENT * cols:
         return None
     if top + bottom == 0 and left + right == 0:
@@ -201,29 +226,26 @@ def _checked(
     return top, bottom, left, right
 
 
-def trim_boxes(thumb: np.ndarray) -> dict[str, tuple[int, int, int, int]]:
+def trim_boxes(thumb: np.ndarray) -> dict[str, Box]:
     """(top, bottom, left, right) bins of border around the picture in `thumb`, by how it was
-    found: 'trim' (flat or mirrored borders), 'frame' (the strongest straight edges)."""
+    found: 'trim' (flat lines: solid borders, window chrome), 'frame' (straight edges: a blurred
+    fill, a frame), 'mirror' (the picture reflected into its margins)."""
     rows, cols = thumb.shape
-    out: dict[str, tuple[int, int, int, int]] = {}
+    out: dict[str, Box] = {}
     if rows < 16 or cols < 16:
         return out
     # How much two unrelated rows (columns) differ: the mirror test's yardstick.
     typical_r = float(np.abs(thumb[: rows // 2] - thumb[rows // 2 : rows // 2 * 2]).mean())
     typical_c = float(np.abs(thumb[:, : cols // 2] - thumb[:, cols // 2 : cols // 2 * 2]).mean())
-    t, b, left, r = _sides(thumb, _flat_run)
-    box = (
-        max(t, _mirror_run(thumb, typical_r)),
-        max(b, _mirror_run(thumb[::-1], typical_r)),
-        max(left, _mirror_run(thumb.T, typical_c)),
-        max(r, _mirror_run(thumb.T[::-1], typical_c)),
-    )
-    trim = _checked(box, rows, cols)
-    if trim is not None:
-        out["trim"] = trim
-    frame = _checked(_sides(thumb, _edge_at), rows, cols)
-    if frame is not None and frame != trim:
-        out["frame"] = frame
+    found: dict[str, Box] = {
+        "trim": (*_flat_pair(thumb), *_flat_pair(thumb.T)),
+        "frame": (*_edge_pair(thumb), *_edge_pair(thumb.T)),
+        "mirror": (*_mirror_pair(thumb, typical_r), *_mirror_pair(thumb.T, typical_c)),
+    }
+    for name, box in found.items():
+        checked = _checked(box, rows, cols)
+        if checked is not None and checked not in out.values():
+            out[name] = checked
     return out
 
 
@@ -238,22 +260,28 @@ def _luma_lines(pixels: np.ndarray, lo: int, hi: int, axis: int) -> np.ndarray:
     return np.asarray(part, dtype=np.float32)
 
 
-def _refine(pixels: np.ndarray, edge: int, n: int, bins: int, axis: int, flip: bool) -> int:
+def _refine(pixels: np.ndarray, edge: float, n: int, bins: int, axis: int, flip: bool) -> int:
     """The border's width in pixels: the strongest step between pixel lines near the start of
     thumbnail bin `edge` (counted from the far end when `flip`)."""
     if edge == 0:
         return 0
-    lo = _first_pixel(max(edge - 1, 0), n, bins)
-    hi = _first_pixel(min(edge + 1, bins), n, bins)
+    whole = int(edge)
+    lo = _first_pixel(max(whole - 1, 0), n, bins)
+    hi = _first_pixel(min(whole + 1, bins), n, bins)
     if flip:
         lo, hi = n - hi, n - lo
     lo, hi = max(lo, 1), min(hi, n - 1)
     if hi - lo < 1:
-        return _first_pixel(edge, n, bins)
+        return _first_pixel(whole, n, bins)
     lines = _luma_lines(pixels, lo - 1, hi + 1, axis)
     across = np.median(np.abs(np.diff(lines, axis=0)), axis=1)  # across[j]: lo-1+j | lo+j
     y = lo + int(np.argmax(across))  # the first line of the picture (or of the border)
     return n - y if flip else y
+
+
+def _to_pixels(edge: float, n: int, bins: int) -> int:
+    """A border of `edge` bins (to half a bin) in pixels."""
+    return round(edge * n / bins)
 
 
 @functools.lru_cache(maxsize=256)
@@ -294,10 +322,14 @@ def variant_frames(pixels: np.ndarray, thumb: np.ndarray) -> list[tuple[str, Ban
     out: list[tuple[str, Band, Band]] = []
     seen: set[tuple[int, int, int, int]] = set()
     for name, (top, bottom, left, right) in trim_boxes(thumb).items():
-        r0 = _refine(pixels, top, rows, trows, 0, False)
-        r1 = rows - _refine(pixels, bottom, rows, trows, 0, True)
-        c0 = _refine(pixels, left, cols, tcols, 1, False)
-        c1 = cols - _refine(pixels, right, cols, tcols, 1, True)
+        if name == "mirror":  # no step at a mirror's axis to find: its position, to half a bin
+            r0, r1 = _to_pixels(top, rows, trows), rows - _to_pixels(bottom, rows, trows)
+            c0, c1 = _to_pixels(left, cols, tcols), cols - _to_pixels(right, cols, tcols)
+        else:
+            r0 = _refine(pixels, top, rows, trows, 0, False)
+            r1 = rows - _refine(pixels, bottom, rows, trows, 0, True)
+            c0 = _refine(pixels, left, cols, tcols, 1, False)
+            c1 = cols - _refine(pixels, right, cols, tcols, 1, True)
         if r1 - r0 >= MIN_SIDE and c1 - c0 >= MIN_SIDE and (r0, r1, c0, c1) not in seen:
             seen.add((r0, r1, c0, c1))
             out.append((name, crop_band(r0, r1 - r0), crop_band(c0, c1 - c0)))
@@ -316,7 +348,7 @@ def warm() -> None:
     thumbnail(np.zeros((8, 8, 4), dtype=np.uint8))
     thumbnail(np.zeros((8, 8), dtype=np.uint8))
     thumbnail(np.zeros((8, 8), dtype=np.float32))
-    _mirror_scan(np.zeros((32, 8), dtype=np.float32), 2, 8, 1.0)
+    _mirror_errors(np.zeros((32, 8), dtype=np.float32), 2, 8, 1.0)
     from vigil.fingerprint.downscale import downscale_pixels
 
     downscale_pixels(np.zeros((8, 8), dtype=np.float32))
