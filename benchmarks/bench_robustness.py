@@ -367,6 +367,52 @@ def fingerprints(data: bytes) -> Fingerprints:
     return fp
 
 
+def speed(n: int) -> None:
+    """CPU time of `fingerprint_file` (digests, sniffing, decode, PDQ) per photo with and without
+    the variants, interleaved in chunks of 10 on one core (the corpus of bench_images.py)."""
+    import os
+    import statistics
+    from functools import partial
+
+    from threadpoolctl import threadpool_limits
+
+    from benchmarks.corpus import photos as corpus_photos
+    from benchmarks.corpus import warm
+    from vigil.fingerprint import pdq
+    from vigil.limits import Limits
+    from vigil.scan import worker
+
+    files = corpus_photos(n)
+    warm(files)
+    cores = sorted(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, {cores[0]})
+    limits = Limits()
+    with_variants = pdq.pdq_from_bytes
+    without = partial(pdq.pdq_from_bytes, variants=False)
+    times: dict[str, list[float]] = {"without variants": [], "with variants": []}
+    with threadpool_limits(1):
+        for f in files[:3]:
+            worker.fingerprint_file(str(f), limits)
+        for start in range(0, len(files), 10):
+            for label, fn in (("without variants", without), ("with variants", with_variants)):
+                worker.pdq_from_bytes = fn  # type: ignore[assignment]
+                for f in files[start : start + 10]:
+                    t = time.process_time()
+                    worker.fingerprint_file(str(f), limits)
+                    times[label].append(time.process_time() - t)
+    worker.pdq_from_bytes = with_variants  # type: ignore[assignment]
+    os.sched_setaffinity(0, set(cores))
+    print(f"\nfingerprint_file CPU time per photo ({len(files)} JPEGs of 1-3 MP, one core):")
+    for label, ts in times.items():
+        ms = sorted(1000 * t for t in ts)
+        print(
+            f"{label:20} mean {statistics.mean(ms):6.2f} ms  p50 {ms[len(ms) // 2]:6.2f}  "
+            f"p90 {ms[int(len(ms) * 0.9)]:6.2f}  p99 {ms[min(len(ms) - 1, int(len(ms) * 0.99))]:6.2f}"
+        )
+    ratio = sum(times["with variants"]) / sum(times["without variants"])
+    print(f"ratio with/without: {ratio:.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
@@ -374,9 +420,17 @@ def main() -> None:
     parser.add_argument("--unrelated", type=int, default=10_000)
     parser.add_argument("--random-hashes", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--speed", type=int, default=300, metavar="N", help="photos timed (0: no timing)"
+    )
+    parser.add_argument("--speed-only", action="store_true")
     args = parser.parse_args()
+    if args.speed_only:
+        speed(args.speed)
+        return
     if args.quick:
         args.samples, args.unrelated, args.random_hashes = 1, 1000, 100_000
+        args.speed = min(args.speed, 100)
     rng = random.Random(args.seed)
     started = time.perf_counter()
 
@@ -531,6 +585,10 @@ def main() -> None:
             for k, v in SETTINGS.items()
         )
     )
+
+
+    if args.speed:
+        speed(args.speed)
 
 
 if __name__ == "__main__":

@@ -212,10 +212,13 @@ def variant_hashes(pixels: np.ndarray) -> tuple[tuple[str, str, int], ...]:
     """(name, hex hash, quality) of each scanned-side variant (vigil.fingerprint.variants) of
     decoded pixels (as `downscale_pixels` takes them, or a float luma plane), in the original
     orientation only. Each is PDQ's own downscale of the re-framed picture, from the pixels."""
-    frames = variant_frames(pixels, thumbnail(pixels))
+    thumb = thumbnail(pixels)
+    exact, padded = variant_frames(pixels, thumb)
+    frames = exact + padded
     if not frames:
         return ()
-    blocks = [downscale_banded(pixels, rows, cols) for _, rows, cols in frames]
+    blocks = [downscale_banded(pixels, rows, cols) for _, rows, cols in exact]
+    blocks += [downscale_banded(thumb, rows, cols) for _, rows, cols in padded]
     dcts = np.stack([((_DCT @ block) @ _DCT_T).ravel() for block in blocks])
     hashes = _hashes_hex(dcts)
     return tuple(

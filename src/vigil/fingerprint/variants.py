@@ -33,7 +33,6 @@ THUMB = 256
 # The re-padding fractions (share of the scanned picture's side added on each side) and the
 # centred crops (share of each side taken away), chosen with benchmarks/bench_robustness.py.
 PAD_SHARES: tuple[int, ...] = (2, 3, 4, 5)
-CROP_SHARES: tuple[int, ...] = ()
 
 # The smallest side (pixels) of a region worth hashing.
 MIN_SIDE = 16
@@ -138,23 +137,26 @@ def _mirror_errors(
 ) -> np.ndarray:  # pragma: no cover
     # err[h]: mean absolute difference between the lines mirrored about half-bin position h/2
     # (h even: between lines h/2-1 and h/2; odd: through the middle of line h//2), over the
-    # lines before the axis; inf past `limit` (most positions fail on their first pairs, so the
-    # scan is about one pass over the lines).
+    # lines before the axis; inf past `limit`. The outermost pairs (the farthest apart) are
+    # compared first: where there is no mirror they differ at once and the position is dropped
+    # after a few pairs, so the whole scan costs about one pass over the lines.
     n, width = lines.shape
     err = np.full(2 * hi + 2, np.inf)
     for h in range(2 * lo, 2 * min(hi, (n - 1) // 2) + 1):
         k = h // 2
         gap = h & 1  # 1: the axis line itself is not compared
         total = 0.0
-        budget = limit * k * width
-        for i in range(k):
+        ok = True
+        for m in range(k):
+            i = k - 1 - m
             a = lines[k - 1 - i]
             b = lines[k + gap + i]
             for x in range(width):
                 total += abs(a[x] - b[x])
-            if total > budget:
+            if total > limit * max(m + 1, 4) * width:
+                ok = False
                 break
-        if total <= budget:
+        if ok:
             err[h] = total / (k * width)
     return err
 
@@ -175,17 +177,19 @@ def _mirror_pair(lines: np.ndarray, typical: float) -> tuple[float, float]:
     return (hs / 2 if start[hs] < limit else 0.0), (he / 2 if end[he] < limit else 0.0)
 
 
-def _flat_run(lines: np.ndarray) -> int:
-    """Lines at the start of `lines` that are flat along their length: a solid border, a
-    gradient, or window chrome (a title bar is flat but for its text: the upper quartile of the
-    steps along it is still about 0, where a photograph's is not)."""
-    steps = np.abs(np.diff(lines, axis=1))
-    flat = np.percentile(steps, 75, axis=1) < _FLAT_STEP
-    return _run(flat)
+def _quantile_rows(values: np.ndarray, share: float) -> np.ndarray:
+    """The `share` quantile (lower) of each row of `values` (np.partition: a tenth of the cost
+    of np.percentile on these small arrays)."""
+    k = min(values.shape[1] - 1, int(share * (values.shape[1] - 1)))
+    return np.partition(values, k, axis=1)[:, k]
 
 
 def _flat_pair(lines: np.ndarray) -> tuple[float, float]:
-    return float(_flat_run(lines)), float(_flat_run(lines[::-1]))
+    """Lines at the start and at the end of `lines` that are flat along their length: a solid
+    border, a gradient, or window chrome (a title bar is flat but for its text: the upper
+    quartile of the steps along it is still about 0, where a photograph's is not)."""
+    flat = _quantile_rows(np.abs(np.diff(lines, axis=1)), 0.75) < _FLAT_STEP
+    return float(_run(flat)), float(_run(flat[::-1]))
 
 
 def _edge_pair(lines: np.ndarray) -> tuple[float, float]:
@@ -194,7 +198,7 @@ def _edge_pair(lines: np.ndarray) -> tuple[float, float]:
     frame or a screenshot): the same on both sides when one such pair stands out (a centred
     picture), else each side's own, or 0."""
     n = lines.shape[0]
-    across = np.median(np.abs(np.diff(lines, axis=0)), axis=1)  # across[i]: lines i | i+1
+    across = _quantile_rows(np.abs(np.diff(lines, axis=0)), 0.5)  # across[i]: lines i | i+1
     lo, hi = max(1, int(_MIN_SIDE_BORDER * n)), int(_MAX_EDGE * n)
     if hi <= lo:
         return 0.0, 0.0
@@ -234,14 +238,21 @@ def trim_boxes(thumb: np.ndarray) -> dict[str, Box]:
     out: dict[str, Box] = {}
     if rows < 16 or cols < 16:
         return out
-    # How much two unrelated rows (columns) differ: the mirror test's yardstick.
-    typical_r = float(np.abs(thumb[: rows // 2] - thumb[rows // 2 : rows // 2 * 2]).mean())
-    typical_c = float(np.abs(thumb[:, : cols // 2] - thumb[:, cols // 2 : cols // 2 * 2]).mean())
     found: dict[str, Box] = {
         "trim": (*_flat_pair(thumb), *_flat_pair(thumb.T)),
         "frame": (*_edge_pair(thumb), *_edge_pair(thumb.T)),
-        "mirror": (*_mirror_pair(thumb, typical_r), *_mirror_pair(thumb.T, typical_c)),
     }
+    # Mirrors are looked for on the thumbnail halved (the scan is the costliest part; a quarter
+    # of the work), to half a bin of it.
+    half = _halved(thumb)
+    scale_r, scale_c = rows / half.shape[0], cols / half.shape[1]
+    hr, hc = half.shape
+    # How much two unrelated rows (columns) differ: the mirror test's yardstick.
+    typical_r = float(np.abs(half[: hr // 2] - half[hr // 2 : hr // 2 * 2]).mean())
+    typical_c = float(np.abs(half[:, : hc // 2] - half[:, hc // 2 : hc // 2 * 2]).mean())
+    top, bottom = _mirror_pair(half, typical_r)
+    left, right = _mirror_pair(half.T, typical_c)
+    found["mirror"] = (top * scale_r, bottom * scale_r, left * scale_c, right * scale_c)
     for name, box in found.items():
         checked = _checked(box, rows, cols)
         if checked is not None and checked not in out.values():
@@ -274,7 +285,7 @@ def _refine(pixels: np.ndarray, edge: float, n: int, bins: int, axis: int, flip:
     if hi - lo < 1:
         return _first_pixel(whole, n, bins)
     lines = _luma_lines(pixels, lo - 1, hi + 1, axis)
-    across = np.median(np.abs(np.diff(lines, axis=0)), axis=1)  # across[j]: lo-1+j | lo+j
+    across = _quantile_rows(np.abs(np.diff(lines, axis=0)), 0.5)  # across[j]: lo-1+j | lo+j
     y = lo + int(np.argmax(across))  # the first line of the picture (or of the border)
     return n - y if flip else y
 
@@ -309,17 +320,31 @@ def pad_band(n: int, margin: int) -> Band:
     return _band(folded)
 
 
+def _halved(thumb: np.ndarray) -> np.ndarray:
+    """Means of 2x2 bins (the thumbnail itself when it is small)."""
+    rows, cols = thumb.shape
+    if rows < 64 or cols < 64:
+        return thumb
+    r, c = rows // 2, cols // 2
+    return thumb[: 2 * r, : 2 * c].reshape(r, 2, c, 2).mean(axis=(1, 3))
+
+
 def _first_pixel(bin_: int, n: int, bins: int) -> int:
     """The first of the n pixels in thumbnail bin `bin_` (pixel i is in bin i * bins // n)."""
     return -(-bin_ * n // bins)
 
 
-def variant_frames(pixels: np.ndarray, thumb: np.ndarray) -> list[tuple[str, Band, Band]]:
+def variant_frames(
+    pixels: np.ndarray, thumb: np.ndarray
+) -> tuple[list[tuple[str, Band, Band]], list[tuple[str, Band, Band]]]:
     """(name, row band, column band) of every variant of decoded `pixels` whose thumbnail is
-    `thumb`: the bands give the variant's 64x64 block from the pixels."""
+    `thumb`: the bands give the variant's 64x64 block, from the pixels (first list: the borders
+    taken off, exactly) or from the thumbnail (second list: the re-padded ones, whose made-up
+    margins already differ from the original more than the thumbnail does)."""
     rows, cols = pixels.shape[0], pixels.shape[1]
-    trows, tcols = thumb.shape
     out: list[tuple[str, Band, Band]] = []
+    padded: list[tuple[str, Band, Band]] = []
+    trows, tcols = thumb.shape
     seen: set[tuple[int, int, int, int]] = set()
     for name, (top, bottom, left, right) in trim_boxes(thumb).items():
         if name == "mirror":  # no step at a mirror's axis to find: its position, to half a bin
@@ -334,13 +359,12 @@ def variant_frames(pixels: np.ndarray, thumb: np.ndarray) -> list[tuple[str, Ban
             seen.add((r0, r1, c0, c1))
             out.append((name, crop_band(r0, r1 - r0), crop_band(c0, c1 - c0)))
     for share in PAD_SHARES:
-        pr, pc = max(1, round(rows * share / 100)), max(1, round(cols * share / 100))
-        out.append((f"pad{share}", pad_band(rows, pr), pad_band(cols, pc)))
-    for share in CROP_SHARES:
-        cr, cc = round(rows * share / 100), round(cols * share / 100)
-        if rows - 2 * cr >= MIN_SIDE and cols - 2 * cc >= MIN_SIDE:
-            out.append((f"crop{share}", crop_band(cr, rows - 2 * cr), crop_band(cc, cols - 2 * cc)))
-    return out
+        prow = max(1, round(thumb.shape[0] * share / 100))
+        pcol = max(1, round(thumb.shape[1] * share / 100))
+        padded.append(
+            (f"pad{share}", pad_band(thumb.shape[0], prow), pad_band(thumb.shape[1], pcol))
+        )
+    return out, padded
 
 
 def warm() -> None:
