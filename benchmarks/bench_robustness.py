@@ -354,8 +354,7 @@ SETTINGS: dict[str, MatchSettings] = {
         pdq_variants=False, pdq_low_quality=MatchSettings.pdq_quality
     ),
     "vigil default": MatchSettings(),
-    "variants d<=20": MatchSettings(pdq_variant_distance=20),
-    "variants d<=28": MatchSettings(pdq_variant_distance=28),
+    "variants d<=24": MatchSettings(pdq_variant_distance=24),
     "variants d<=31": MatchSettings(pdq_variant_distance=31),
     "low gate q>=20 d<=24": MatchSettings(pdq_low_quality=20, pdq_low_quality_distance=24),
 }
@@ -585,7 +584,6 @@ def main() -> None:
             for k, v in SETTINGS.items()
         )
     )
-
 
     if args.speed:
         speed(args.speed)

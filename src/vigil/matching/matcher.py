@@ -392,6 +392,9 @@ class Matcher:
         hexes: list[str] = []
         radii: list[int] = []
         names: list[str] = []
+        # The extra chances are never looser than the plain hash's distance.
+        low_radius = min(settings.pdq_low_quality_distance, settings.pdq_distance)
+        variant_radius = min(settings.pdq_variant_distance, settings.pdq_distance)
         for i, fp in enumerate(fps):
             if fp.pdq is None:
                 continue
@@ -399,7 +402,7 @@ class Matcher:
             if pdq.quality >= settings.pdq_quality:
                 radius = settings.pdq_distance
             elif pdq.quality >= settings.pdq_low_quality:
-                radius = settings.pdq_low_quality_distance
+                radius = low_radius
             else:
                 continue
             variants = pdq.dihedral if settings.rotations and pdq.dihedral else (pdq.hash,)
@@ -412,7 +415,7 @@ class Matcher:
                     if quality >= settings.pdq_quality:
                         owners.append(i)
                         hexes.append(hex_)
-                        radii.append(settings.pdq_variant_distance)
+                        radii.append(variant_radius)
                         names.append(name)
         if not hexes:
             return good, hits

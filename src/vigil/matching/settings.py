@@ -31,7 +31,7 @@ _VPDQ = _video_thresholds(VPDQ)
 # crops) are extra chances to match, so each gets a tighter distance than the plain hash: chosen
 # with benchmarks/bench_robustness.py (README, "Robustness"), where it kept every unrelated image
 # unmatched.
-PDQ_VARIANT_DISTANCE = 24
+PDQ_VARIANT_DISTANCE = 28
 # Copies of a listed picture whose quality falls just under the gate (a resized or blurred copy
 # of a low-contrast photo) are matched down to this quality, but only within a tighter distance;
 # flat and near-flat images (quality near 0) stay out.
@@ -61,6 +61,7 @@ class MatchSettings:
     rotations: bool = True
     # Scanned-side variants matched (within `pdq_variant_distance`, each of quality at least
     # `pdq_quality`): a copy cropped, padded or framed is found. False: the reference's rule.
+    # Neither this distance nor the low-quality one is ever looser than `pdq_distance`.
     pdq_variants: bool = True
     pdq_variant_distance: int = PDQ_VARIANT_DISTANCE
     # Images of quality in [pdq_low_quality, pdq_quality) are matched within
