@@ -43,6 +43,10 @@ _MIN_SIDE_BORDER = 0.03
 _MIN_CONTENT = 0.4
 # A flat line of the thumbnail: three quarters of its steps under this (levels of 0..255).
 _FLAT_STEP = 0.5
+# A blurred fill: the lines just inside it have _BLUR_RATIO times its detail (mean step along a
+# line; _BLUR_FLOOR keeps a perfectly smooth fill from dividing by 0).
+_BLUR_RATIO = 4.0
+_BLUR_FLOOR = 0.05
 # A straight edge: the median step across a line of bins at least this, and at least
 # _EDGE_SHARE times the median over all lines; looked for within _MAX_EDGE of each side.
 _EDGE_STEP = 3.0
@@ -184,12 +188,44 @@ def _quantile_rows(values: np.ndarray, share: float) -> np.ndarray:
     return np.partition(values, k, axis=1)[:, k]
 
 
-def _flat_pair(lines: np.ndarray) -> tuple[float, float]:
+def _flat_pair(lines: np.ndarray, steps: np.ndarray) -> tuple[float, float]:
     """Lines at the start and at the end of `lines` that are flat along their length: a solid
-    border, a gradient, or window chrome (a title bar is flat but for its text: the upper
-    quartile of the steps along it is still about 0, where a photograph's is not)."""
-    flat = _quantile_rows(np.abs(np.diff(lines, axis=1)), 0.75) < _FLAT_STEP
+    border, a gradient, or window chrome (a title bar is flat but for its text: the median step
+    along it is still about 0, where a photograph's is not). `steps`: |steps| along each line."""
+    flat = _quantile_rows(steps, 0.5) < _FLAT_STEP
     return float(_run(flat)), float(_run(flat[::-1]))
+
+
+def _blur_side(detail: np.ndarray, lo: int, hi: int, window: int) -> np.ndarray:
+    """For each border width k in lo..hi-1: how much more detail the `window` lines after it
+    have than the k lines before it (a blurred fill is smooth, the picture is not)."""
+    total = np.concatenate([[0.0], np.cumsum(detail)])
+    k = np.arange(lo, hi)
+    before = total[k] / k
+    after = (total[np.minimum(k + window, len(detail))] - total[k]) / window
+    return np.asarray(after / (before + _BLUR_FLOOR))
+
+
+def _blur_pair(steps: np.ndarray) -> tuple[float, float]:
+    """Widths of blurred fills at the start and the end of the lines whose |steps| along them
+    are `steps`: the same on both sides when one width stands out on both (a centred picture),
+    else each side's own, or 0."""
+    n = steps.shape[0]
+    detail = steps.mean(axis=1)
+    lo, hi = max(1, int(_MIN_SIDE_BORDER * n)), int(_MAX_EDGE * n)
+    if hi <= lo:
+        return 0.0, 0.0
+    window = max(4, n // 32)
+    start = _blur_side(detail, lo, hi, window)
+    end = _blur_side(detail[::-1], lo, hi, window)
+    both = np.minimum(start, end)
+    k = int(np.argmax(both))
+    if both[k] >= _BLUR_RATIO:
+        return float(lo + k), float(lo + k)
+    ks, ke = int(np.argmax(start)), int(np.argmax(end))
+    first = float(lo + ks) if start[ks] >= _BLUR_RATIO else 0.0
+    last = float(lo + ke) if end[ke] >= _BLUR_RATIO else 0.0
+    return first, last
 
 
 def _edge_pair(lines: np.ndarray) -> tuple[float, float]:
@@ -232,15 +268,19 @@ def _checked(box: Box, rows: int, cols: int) -> Box | None:
 
 def trim_boxes(thumb: np.ndarray) -> dict[str, Box]:
     """(top, bottom, left, right) bins of border around the picture in `thumb`, by how it was
-    found: 'trim' (flat lines: solid borders, window chrome), 'frame' (straight edges: a blurred
-    fill, a frame), 'mirror' (the picture reflected into its margins)."""
+    found: 'trim' (flat lines: solid borders, window chrome), 'frame' (straight edges: a frame,
+    a fill), 'unblur' (a blurred fill: much smoother than the picture), 'mirror' (the picture
+    reflected into its margins)."""
     rows, cols = thumb.shape
     out: dict[str, Box] = {}
     if rows < 16 or cols < 16:
         return out
+    along_rows = np.abs(np.diff(thumb, axis=1))
+    along_cols = np.abs(np.diff(thumb, axis=0)).T
     found: dict[str, Box] = {
-        "trim": (*_flat_pair(thumb), *_flat_pair(thumb.T)),
+        "trim": (*_flat_pair(thumb, along_rows), *_flat_pair(thumb.T, along_cols)),
         "frame": (*_edge_pair(thumb), *_edge_pair(thumb.T)),
+        "unblur": (*_blur_pair(along_rows), *_blur_pair(along_cols)),
     }
     # Mirrors are looked for on the thumbnail halved (the scan is the costliest part; a quarter
     # of the work), to half a bin of it.
