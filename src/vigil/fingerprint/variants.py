@@ -43,6 +43,9 @@ _MIN_SIDE_BORDER = 0.03
 _MIN_CONTENT = 0.4
 # A flat line of the thumbnail: three quarters of its steps under this (levels of 0..255).
 _FLAT_STEP = 0.5
+# A border found on the halved thumbnail is refined to the pixel within this many bins of the
+# thumbnail either side.
+_REFINE_BINS = 2
 # A blurred fill: the lines just inside it have _BLUR_RATIO times its detail (mean step along a
 # line; _BLUR_FLOOR keeps a perfectly smooth fill from dividing by 0).
 _BLUR_RATIO = 4.0
@@ -275,25 +278,32 @@ def trim_boxes(thumb: np.ndarray) -> dict[str, Box]:
     out: dict[str, Box] = {}
     if rows < 16 or cols < 16:
         return out
-    along_rows = np.abs(np.diff(thumb, axis=1))
-    along_cols = np.abs(np.diff(thumb, axis=0)).T
-    found: dict[str, Box] = {
-        "trim": (*_flat_pair(thumb, along_rows), *_flat_pair(thumb.T, along_cols)),
-        "frame": (*_edge_pair(thumb), *_edge_pair(thumb.T)),
-        "unblur": (*_blur_pair(along_rows), *_blur_pair(along_cols)),
-    }
-    # Mirrors are looked for on the thumbnail halved (the scan is the costliest part; a quarter
-    # of the work), to half a bin of it.
+    # Borders are looked for on the thumbnail halved (a quarter of the work; found to a bin of
+    # it, then refined to the pixel), mirrors to half a bin of it.
     half = _halved(thumb)
-    scale_r, scale_c = rows / half.shape[0], cols / half.shape[1]
     hr, hc = half.shape
+    along_rows = np.abs(np.diff(half, axis=1))
+    along_cols = np.abs(np.diff(half, axis=0)).T
     # How much two unrelated rows (columns) differ: the mirror test's yardstick.
     typical_r = float(np.abs(half[: hr // 2] - half[hr // 2 : hr // 2 * 2]).mean())
     typical_c = float(np.abs(half[:, : hc // 2] - half[:, hc // 2 : hc // 2 * 2]).mean())
-    top, bottom = _mirror_pair(half, typical_r)
-    left, right = _mirror_pair(half.T, typical_c)
-    found["mirror"] = (top * scale_r, bottom * scale_r, left * scale_c, right * scale_c)
-    for name, box in found.items():
+    found: dict[str, tuple[float, ...]] = {
+        "trim": (*_flat_pair(half, along_rows), *_flat_pair(half.T, along_cols)),
+        "frame": (*_edge_pair(half), *_edge_pair(half.T)),
+        "mirror": (*_mirror_pair(half, typical_r), *_mirror_pair(half.T, typical_c)),
+    }
+    scale_r, scale_c = rows / hr, cols / hc
+    # A blurred fill's lack of detail is found on the thumbnail itself (the halved one blurs
+    # the picture's fine detail towards the fill's; means only, little work).
+    fill = (
+        *_blur_pair(np.abs(np.diff(thumb, axis=1))),
+        *_blur_pair(np.abs(np.diff(thumb, axis=0)).T),
+    )
+    found["unblur"] = tuple(
+        b / scale for b, scale in zip(fill, (scale_r, scale_r, scale_c, scale_c))
+    )
+    for name, (top, bottom, left, right) in found.items():
+        box = (top * scale_r, bottom * scale_r, left * scale_c, right * scale_c)
         checked = _checked(box, rows, cols)
         if checked is not None and checked not in out.values():
             out[name] = checked
@@ -317,8 +327,8 @@ def _refine(pixels: np.ndarray, edge: float, n: int, bins: int, axis: int, flip:
     if edge == 0:
         return 0
     whole = int(edge)
-    lo = _first_pixel(max(whole - 1, 0), n, bins)
-    hi = _first_pixel(min(whole + 1, bins), n, bins)
+    lo = _first_pixel(max(whole - _REFINE_BINS, 0), n, bins)
+    hi = _first_pixel(min(whole + _REFINE_BINS, bins), n, bins)
     if flip:
         lo, hi = n - hi, n - lo
     lo, hi = max(lo, 1), min(hi, n - 1)
