@@ -4,17 +4,22 @@ Police lists hold the PDQ of the original only. PDQ samples the whole picture on
 a copy with a border added (padding, a screenshot's frame) or a few percent cut away (a crop) is
 sampled on a shifted, rescaled grid and most of its bits move, although the picture is the same.
 The video path already hashes a frame without its black bars (`video._cropped_hash`); this module
-does the same for still images, and more:
+does the same for still images, and more. Each variant is named in the match's `transform`:
 
-- `trim`: the picture without uniform, blurred or mirrored borders;
+- `trim`: the picture without flat borders (solid colour, gradients, window chrome);
+- `frame`: the picture inside the strongest straight edges near its sides (a frame, a fill);
+- `unblur`: the picture without a blurred fill (its margins much smoother than it);
+- `mirror`: the picture without margins that reflect it;
 - `padN`: the picture with N% of each side added back by repeating its edges (a copy cropped by
-  about that much on every side lines up with the original again);
-- `cropN`: the centre without N% of each side (a framed copy whose frame is not uniform).
+  about that much on every side lines up with the original again).
 
-All are computed from one small box-averaged luma thumbnail (`THUMB` bins a side), made in the
-same pass over the decoded pixels as nothing else: the variants cost a few 256x256 products,
-never another decode. The plain PDQ hash is untouched (bit-exact with the reference); a variant
-is one more query, matched under the tighter rule of `vigil.matching.settings.VariantRule`.
+Borders are looked for on a small box-averaged luma thumbnail (`THUMB` bins a side, one pass over
+the decoded pixels) and refined to the pixel; the picture inside them is then hashed exactly as
+PDQ would hash that region of the file (its band matrices placed on the region, over the same
+pixels: no copy, no second decode). The re-padded variants are hashed from the thumbnail: their
+made-up margins already differ from the original more than the thumbnail does. The plain PDQ
+hash is untouched (bit-exact with the reference); a variant is one more query, matched under the
+tighter distance of `vigil.matching.settings` (`pdq_variant_distance`).
 """
 
 from __future__ import annotations
@@ -30,18 +35,19 @@ from vigil.fingerprint.downscale import Band, _band, pixel_words
 # so 256 bins keep 4 per output pixel (its box windows fall on whole bins).
 THUMB = 256
 
-# The re-padding fractions (share of the scanned picture's side added on each side) and the
-# centred crops (share of each side taken away), chosen with benchmarks/bench_robustness.py.
+# The re-padding fractions (share of the scanned picture's side added on each side), chosen
+# with benchmarks/bench_robustness.py (a copy cropped by 2-4% on every side).
 PAD_SHARES: tuple[int, ...] = (2, 3, 4, 5)
 
 # The smallest side (pixels) of a region worth hashing.
 MIN_SIDE = 16
-# A border is at least this share of a side in total (less is JPEG ringing at the edge, not a
-# frame) and leaves at least MIN_CONTENT of each side.
+# A mirror is looked for from _MIN_BORDER of a side; a border on one side counts from
+# _MIN_SIDE_BORDER of it (less is the picture's own quiet edge), and borders leave at least
+# _MIN_CONTENT of each side.
 _MIN_BORDER = 0.02
 _MIN_SIDE_BORDER = 0.03
 _MIN_CONTENT = 0.4
-# A flat line of the thumbnail: three quarters of its steps under this (levels of 0..255).
+# A flat line of the thumbnail: its median step under this (levels of 0..255).
 _FLAT_STEP = 0.5
 # A border found on the halved thumbnail is refined to the pixel within this many bins of the
 # thumbnail either side.
@@ -300,7 +306,7 @@ def trim_boxes(thumb: np.ndarray) -> dict[str, Box]:
         *_blur_pair(np.abs(np.diff(thumb, axis=0)).T),
     )
     found["unblur"] = tuple(
-        b / scale for b, scale in zip(fill, (scale_r, scale_r, scale_c, scale_c))
+        b / scale for b, scale in zip(fill, (scale_r, scale_r, scale_c, scale_c), strict=True)
     )
     for name, (top, bottom, left, right) in found.items():
         box = (top * scale_r, bottom * scale_r, left * scale_c, right * scale_c)
