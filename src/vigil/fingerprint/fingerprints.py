@@ -138,7 +138,8 @@ class Fingerprints:
                 p["hash"],
                 p["quality"],
                 tuple(p["dihedral"]),
-                tuple((n, h, q) for n, h, q in p["variants"]),
+                # Absent from fingerprints stored before the variants (a cluster checkpoint).
+                tuple((n, h, q) for n, h, q in p.get("variants", ())),
             ),
             d["pdq_error"],
             None if v is None else [VPDQFrame(**f) for f in v],
