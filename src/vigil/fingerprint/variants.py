@@ -11,7 +11,8 @@ does the same for still images, and more. Each variant is named in the match's `
 - `unblur`: the picture without a blurred fill (its margins much smoother than it);
 - `mirror`: the picture without margins that reflect it;
 - `padN`: the picture with N% of each side added back by repeating its edges (a copy cropped by
-  about that much on every side lines up with the original again).
+  about that much on every side lines up with the original again); `pad4t`, `pad4b`, `pad4l`,
+  `pad4r`: 4% added on the top, bottom, left or right side only (a copy cut on one side).
 
 Borders are looked for on a small box-averaged luma thumbnail (`THUMB` bins a side, one pass over
 the decoded pixels) and refined to the pixel; the picture inside them is then hashed exactly as
@@ -38,6 +39,9 @@ THUMB = 256
 # The re-padding fractions (share of the scanned picture's side added on each side), chosen
 # with benchmarks/bench_robustness.py (a copy cropped by 2-4% on every side).
 PAD_SHARES: tuple[int, ...] = (2, 3, 4, 5)
+# The share added back on one side only (`pad4t`, `pad4b`, `pad4l`, `pad4r`: top, bottom, left,
+# right), for a copy cut on one side.
+SIDE_SHARE = 4
 
 # The smallest side (pixels) of a region worth hashing.
 MIN_SIDE = 16
@@ -364,15 +368,15 @@ def crop_band(start: int, length: int) -> Band:
 
 
 @functools.lru_cache(maxsize=64)
-def pad_band(n: int, margin: int) -> Band:
-    """PDQ's band matrix of an axis of n pixels with `margin` more on each side repeating the
-    edge pixel: the weights of the margins folded onto the first and last pixel."""
+def pad_band(n: int, before: int, after: int) -> Band:
+    """PDQ's band matrix of an axis of n pixels with `before` more pixels ahead of it and `after`
+    more behind, repeating the edge pixels: the margins' weights folded onto the edge pixels."""
     from vigil.fingerprint.pdq import _downscale_matrix
 
-    dense = _downscale_matrix(n + 2 * margin)
-    folded = np.array(dense[:, margin : margin + n], dtype=np.float32)
-    folded[:, 0] += dense[:, :margin].sum(axis=1)
-    folded[:, n - 1] += dense[:, margin + n :].sum(axis=1)
+    dense = _downscale_matrix(n + before + after)
+    folded = np.array(dense[:, before : before + n], dtype=np.float32)
+    folded[:, 0] += dense[:, :before].sum(axis=1)
+    folded[:, n - 1] += dense[:, before + n :].sum(axis=1)
     return _band(folded)
 
 
@@ -414,12 +418,20 @@ def variant_frames(
         if r1 - r0 >= MIN_SIDE and c1 - c0 >= MIN_SIDE and (r0, r1, c0, c1) not in seen:
             seen.add((r0, r1, c0, c1))
             out.append((name, crop_band(r0, r1 - r0), crop_band(c0, c1 - c0)))
+    trows, tcols = thumb.shape
     for share in PAD_SHARES:
-        prow = max(1, round(thumb.shape[0] * share / 100))
-        pcol = max(1, round(thumb.shape[1] * share / 100))
-        padded.append(
-            (f"pad{share}", pad_band(thumb.shape[0], prow), pad_band(thumb.shape[1], pcol))
-        )
+        prow, pcol = max(1, round(trows * share / 100)), max(1, round(tcols * share / 100))
+        padded.append((f"pad{share}", pad_band(trows, prow, prow), pad_band(tcols, pcol, pcol)))
+    # One side only (a copy cut on one side), at one share.
+    prow, pcol = max(1, round(trows * SIDE_SHARE / 100)), max(1, round(tcols * SIDE_SHARE / 100))
+    rows_as_is, cols_as_is = pad_band(trows, 0, 0), pad_band(tcols, 0, 0)
+    for side, row_band, col_band in (
+        ("t", pad_band(trows, prow, 0), cols_as_is),
+        ("b", pad_band(trows, 0, prow), cols_as_is),
+        ("l", rows_as_is, pad_band(tcols, pcol, 0)),
+        ("r", rows_as_is, pad_band(tcols, 0, pcol)),
+    ):
+        padded.append((f"pad{SIDE_SHARE}{side}", row_band, col_band))
     return out, padded
 
 
