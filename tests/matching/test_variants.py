@@ -87,6 +87,10 @@ def crop_all_sides(im: Image.Image, share: float = 0.03) -> Image.Image:
     return im.crop((dx, dy, im.width - dx, im.height - dy))
 
 
+def crop_left(im: Image.Image, share: float = 0.04) -> Image.Image:
+    return im.crop((round(im.width * share), 0, im.width, im.height))
+
+
 @dataclass(frozen=True)
 class Case:
     how: str
@@ -96,6 +100,7 @@ class Case:
 
 
 SOLID = ("trim", "frame", "unblur")
+PADS = ("pad2", "pad3", "pad4", "pad5", "pad4t", "pad4b", "pad4l", "pad4r")
 CASES = (
     # A solid border is flat, a straight edge and without detail: 'trim', 'frame' or 'unblur',
     # whichever is nearest.
@@ -105,7 +110,8 @@ CASES = (
     Case("blurred padding 15%", blurred_pad, SOLID, len(PHOTOS) // 2),
     Case("mirrored padding 12%", mirrored_pad, ("mirror",), len(PHOTOS) - 2),
     # Re-padding is a guess at what was cut away: most, not all, come within the distance.
-    Case("crop 3% all sides", crop_all_sides, ("pad2", "pad3", "pad4", "pad5"), len(PHOTOS) - 2),
+    Case("crop 3% all sides", crop_all_sides, PADS, len(PHOTOS) - 2),
+    Case("crop 4% off the left", crop_left, PADS, len(PHOTOS) - 2),
 )
 
 
