@@ -99,7 +99,7 @@ class Case:
     at_least: int  # of the PHOTOS
 
 
-SOLID = ("trim", "frame", "unblur")
+SOLID = ("trim", "frame", "unblur", "centre")
 PADS = ("pad2", "pad3", "pad4", "pad5", "pad4t", "pad4b", "pad4l", "pad4r")
 CASES = (
     # A solid border is flat, a straight edge and without detail: 'trim', 'frame' or 'unblur',
@@ -108,7 +108,7 @@ CASES = (
     # Black bars around the Hubble deep field (black sky at its edges) are not told from it.
     Case("letterbox", letterbox, SOLID, len(PHOTOS) - 1),
     Case("blurred padding 15%", blurred_pad, SOLID, len(PHOTOS) // 2),
-    Case("mirrored padding 12%", mirrored_pad, ("mirror",), len(PHOTOS) - 2),
+    Case("mirrored padding 12%", mirrored_pad, ("mirror", "centre"), len(PHOTOS) - 2),
     # Re-padding is a guess at what was cut away: most, not all, come within the distance.
     Case("crop 3% all sides", crop_all_sides, PADS, len(PHOTOS) - 2),
     Case("crop 4% off the left", crop_left, PADS, len(PHOTOS) - 2),

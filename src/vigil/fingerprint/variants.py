@@ -26,6 +26,7 @@ tighter distance of `vigil.matching.settings` (`pdq_variant_distance`).
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 
 import numba
 import numpy as np
@@ -312,12 +313,28 @@ def trim_boxes(thumb: np.ndarray) -> dict[str, Box]:
     found["unblur"] = tuple(
         b / scale for b, scale in zip(fill, (scale_r, scale_r, scale_c, scale_c), strict=True)
     )
-    for name, (top, bottom, left, right) in found.items():
-        box = (top * scale_r, bottom * scale_r, left * scale_c, right * scale_c)
+    boxes = {
+        name: (top * scale_r, bottom * scale_r, left * scale_c, right * scale_c)
+        for name, (top, bottom, left, right) in found.items()
+    }
+    boxes["centre"] = _centred(boxes.values(), rows, cols)
+    for name, box in boxes.items():
         checked = _checked(box, rows, cols)
         if checked is not None and checked not in out.values():
             out[name] = checked
     return out
+
+
+def _centred(boxes: Iterable[Box], rows: int, cols: int) -> Box:
+    """One border width per axis, on both sides: the narrowest any finder saw on either side of
+    it. Padding is mostly centred, and a finder often sees one side of it only (a blurred fill
+    as smooth as the picture's edge on the other side, a mirror's axis on a quiet line)."""
+    boxes = list(boxes)
+    row_widths = [w for box in boxes for w in box[:2] if w >= _MIN_SIDE_BORDER * rows]
+    col_widths = [w for box in boxes for w in box[2:] if w >= _MIN_SIDE_BORDER * cols]
+    r = min(row_widths, default=0.0)
+    c = min(col_widths, default=0.0)
+    return r, r, c, c
 
 
 def _luma_lines(pixels: np.ndarray, lo: int, hi: int, axis: int) -> np.ndarray:
