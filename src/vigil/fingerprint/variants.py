@@ -10,6 +10,8 @@ does the same for still images, and more. Each variant is named in the match's `
 - `frame`: the picture inside the strongest straight edges near its sides (a frame, a fill);
 - `unblur`: the picture without a blurred fill (its margins much smoother than it);
 - `mirror`: the picture without margins that reflect it;
+- `centre`: the picture without one border width per axis on both sides, the narrowest any of
+  the above saw (padding is mostly centred, and a finder often sees one side of it only);
 - `padN`: the picture with N% of each side added back by repeating its edges (a copy cropped by
   about that much on every side lines up with the original again); `pad4t`, `pad4b`, `pad4l`,
   `pad4r`: 4% added on the top, bottom, left or right side only (a copy cut on one side).
