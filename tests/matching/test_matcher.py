@@ -84,9 +84,15 @@ def test_pdq_radius_quality_and_transform(catalog: Catalog) -> None:
     hits = m.lookup(fp(pdq=PDQ(near, 90, (near, *others))))
     assert [(h.kind, h.distance, h.transform) for h in hits] == [("pdq", 20, "original")]
     assert m.lookup(fp(pdq=PDQ(far, 90, (far, *others)))) == []
-    # Quality below the threshold: not matched, unless the threshold is lowered.
-    assert m.lookup(fp(pdq=PDQ(near, 30, (near, *others)))) == []
-    assert len(m.lookup(fp(pdq=PDQ(near, 30, (near, *others))), MatchSettings(pdq_quality=20))) == 1
+    # Quality below the gate: not matched, unless the gate is lowered.
+    assert m.lookup(fp(pdq=PDQ(near, 29, (near, *others)))) == []
+    assert len(m.lookup(fp(pdq=PDQ(near, 29, (near, *others))), MatchSettings(pdq_quality=20))) == 1
+    # Just under the gate (pdq_low_quality..pdq_quality): matched within the tighter distance only.
+    assert len(m.lookup(fp(pdq=PDQ(near, 30, (near, *others))))) == 1
+    closer = flip_bits(known, 21)
+    assert m.lookup(fp(pdq=PDQ(closer, 49, (closer, *others)))) == []
+    off = MatchSettings(pdq_low_quality=50)
+    assert m.lookup(fp(pdq=PDQ(near, 49, (near, *others))), off) == []
     # The known image mirrored: only the flipx variant of the scanned hash is near.
     variants = (rand_hex(32),) * 4 + (flip_bits(known, 3),) + (rand_hex(32),) * 3
     hits = m.lookup(fp(pdq=PDQ(variants[0], 90, variants)))

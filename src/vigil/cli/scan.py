@@ -181,6 +181,19 @@ def _matchers(ctx: Context, hashsets: tuple[str, ...]) -> list[Matcher]:
     "--no-rotations", is_flag=True, help="Match PDQ as is, without the 8 rotations/flips."
 )
 @click.option(
+    "--no-pdq-variants",
+    is_flag=True,
+    help="Match only the picture as it is (and its rotations), not its scanned-side variants "
+    "(borders trimmed, re-padded: README, Robustness).",
+)
+@click.option(
+    "--pdq-variant-distance",
+    type=click.IntRange(0, 128),
+    default=MatchSettings.pdq_variant_distance,
+    show_default=True,
+    help="Largest PDQ distance of a scanned-side variant that is a match.",
+)
+@click.option(
     "--vpdq-match-percent",
     "vpdq_query",
     type=click.FloatRange(0, 100),
@@ -248,6 +261,8 @@ def scan(
     pdq_distance: int,
     pdq_quality: int,
     no_rotations: bool,
+    no_pdq_variants: bool,
+    pdq_variant_distance: int,
     vpdq_query: float,
     vpdq_compared: float,
     vpdq_seconds: float,
@@ -274,6 +289,8 @@ def scan(
             pdq_distance=pdq_distance,
             pdq_quality=pdq_quality,
             rotations=not no_rotations,
+            pdq_variants=not no_pdq_variants,
+            pdq_variant_distance=pdq_variant_distance,
             vpdq_query_percent=vpdq_query,
             vpdq_compared_percent=vpdq_compared,
         ),

@@ -196,17 +196,33 @@ def downscale_pixels(pixels: np.ndarray, full_shape: tuple[int, int] | None = No
     """
     rows, cols = pixels.shape[0], pixels.shape[1]
     rstart, rweights, cstart, cweights = axis_bands((rows, cols), full_shape)
+    return downscale_banded(pixels, (rstart, rweights), (cstart, cweights))
+
+
+Band = tuple[np.ndarray, np.ndarray]
+
+
+def pixel_words(pixels: np.ndarray) -> np.ndarray:
+    """HxW uint32 RGBX words of HxWx3/HxWx4 pixels (the decoder's buffer itself when it can)."""
+    rows, cols = pixels.shape[0], pixels.shape[1]
+    if _LITTLE and pixels.shape[2] == 4 and pixels.flags.c_contiguous:
+        return pixels.view(np.uint32).reshape(rows, cols)  # the decoder's buffer as it is
+    # RGB, or another byte order: the same words, built (an extra pass; rare)
+    return (
+        pixels[..., 0].astype(np.uint32)
+        | (pixels[..., 1].astype(np.uint32) << 8)
+        | (pixels[..., 2].astype(np.uint32) << 16)
+    )
+
+
+def downscale_banded(pixels: np.ndarray, row_band: Band, col_band: Band) -> np.ndarray:
+    """The 64x64 block of pixels (as `downscale_pixels` takes them, or an HxW float luma plane)
+    under any band matrices of the image's rows and columns (e.g. those of a region of it, or
+    of it with margins added: vigil.fingerprint.variants)."""
+    rstart, rweights = row_band
+    cstart, cweights = col_band
     if pixels.ndim == 3:
-        words: np.ndarray
-        if _LITTLE and pixels.shape[2] == 4 and pixels.flags.c_contiguous:
-            words = pixels.view(np.uint32).reshape(rows, cols)  # the decoder's buffer as it is
-        else:  # RGB, or another byte order: the same words, built (an extra pass; rare)
-            words = (
-                pixels[..., 0].astype(np.uint32)
-                | (pixels[..., 1].astype(np.uint32) << 8)
-                | (pixels[..., 2].astype(np.uint32) << 16)
-            )
-        acc = _rows_rgbx(words, rstart, rweights)
+        acc = _rows_rgbx(pixel_words(pixels), rstart, rweights)
         return _columns(acc, cstart, cweights, np.float32(1.0 / 1000.0))
     acc = _rows_grey(np.ascontiguousarray(pixels), rstart, rweights)
     return _columns(acc, cstart, cweights, np.float32(1.0))

@@ -32,6 +32,9 @@ class PDQ:
     quality: int
     # Hex hashes in DIHEDRAL_NAMES order; dihedral[0] == hash.
     dihedral: tuple[str, ...] = ()
+    # Scanned-side variants (vigil.fingerprint.variants): (name, hex hash, quality) each, e.g.
+    # ("trim", ..., 71): the picture without its borders. Not part of the reference output.
+    variants: tuple[tuple[str, str, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -129,7 +132,15 @@ class Fingerprints:
             d["sha1"],
             d["sha256"],
             d["media_type"],
-            None if p is None else PDQ(p["hash"], p["quality"], tuple(p["dihedral"])),
+            None
+            if p is None
+            else PDQ(
+                p["hash"],
+                p["quality"],
+                tuple(p["dihedral"]),
+                # Absent from fingerprints stored before the variants (a cluster checkpoint).
+                tuple((n, h, q) for n, h, q in p.get("variants", ())),
+            ),
             d["pdq_error"],
             None if v is None else [VPDQFrame(**f) for f in v],
             d["vpdq_error"],
@@ -152,7 +163,12 @@ class Fingerprints:
             "media_type": self.media_type,
             "pdq": None
             if pdq is None
-            else {"hash": pdq.hash, "quality": pdq.quality, "dihedral": list(pdq.dihedral)},
+            else {
+                "hash": pdq.hash,
+                "quality": pdq.quality,
+                "dihedral": list(pdq.dihedral),
+                "variants": [list(v) for v in pdq.variants],
+            },
             "pdq_error": self.pdq_error,
             "vpdq": None
             if self.vpdq is None

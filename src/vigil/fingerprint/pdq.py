@@ -18,7 +18,7 @@ import functools
 import numba
 import numpy as np
 
-from vigil.fingerprint.downscale import downscale_pixels, jarosz_band
+from vigil.fingerprint.downscale import downscale_banded, downscale_pixels, jarosz_band
 from vigil.fingerprint.downscale import warm as downscale_warm
 from vigil.fingerprint.fingerprints import PDQ
 from vigil.fingerprint.image import (
@@ -28,6 +28,8 @@ from vigil.fingerprint.image import (
     decode_luma_sized,
     reduced_jpeg_decode,
 )
+from vigil.fingerprint.variants import thumbnail, variant_frames
+from vigil.fingerprint.variants import warm as variants_warm
 from vigil.kinds import (  # noqa: F401  (the thresholds are the PDQ kind's, named here too)
     PDQ_MATCH_DISTANCE,
     PDQ_QUALITY_THRESHOLD,
@@ -206,11 +208,37 @@ def pdq_from_block(block: np.ndarray) -> PDQ:
     return PDQ(hashes[0], quality, hashes)
 
 
-def pdq_from_bytes(data: bytes, *, max_pixels: int, fast: bool = False) -> PDQ:
+def variant_hashes(pixels: np.ndarray) -> tuple[tuple[str, str, int], ...]:
+    """(name, hex hash, quality) of each scanned-side variant (vigil.fingerprint.variants) of
+    decoded pixels (as `downscale_pixels` takes them, or a float luma plane), in the original
+    orientation only. Each is PDQ's own downscale of the re-framed picture, from the pixels."""
+    thumb = thumbnail(pixels)
+    exact, padded = variant_frames(pixels, thumb)
+    frames = exact + padded
+    if not frames:
+        return ()
+    blocks = [downscale_banded(pixels, rows, cols) for _, rows, cols in exact]
+    blocks += [downscale_banded(thumb, rows, cols) for _, rows, cols in padded]
+    dcts = np.stack([((_DCT @ block) @ _DCT_T).ravel() for block in blocks])
+    hashes = _hashes_hex(dcts)
+    return tuple(
+        (name, h, _quality(block))
+        for (name, _, _), h, block in zip(frames, hashes, blocks, strict=True)
+    )
+
+
+def _with_variants(pdq: PDQ, source: np.ndarray) -> PDQ:
+    return PDQ(pdq.hash, pdq.quality, pdq.dihedral, variant_hashes(source))
+
+
+def pdq_from_bytes(
+    data: bytes, *, max_pixels: int, fast: bool = False, variants: bool = True
+) -> PDQ:
     """PDQ of an encoded image (any format `decode_luma` reads).
 
     `fast`: decode large JPEGs at half size (opt-in; its agreement with the full decode is in
-    the README and `tests/fingerprint/test_pdq_faithful.py`).
+    the README and `tests/fingerprint/test_pdq_faithful.py`). `variants`: also hash the
+    scanned-side variants (`vigil.fingerprint.variants`), from the same decoded pixels.
 
     JPEGs (the common case) are decoded by libjpeg-turbo into a NumPy array of 8-bit pixels
     and downscaled in one compiled pass (`downscale.downscale_pixels`); everything else, and
@@ -221,16 +249,23 @@ def pdq_from_bytes(data: bytes, *, max_pixels: int, fast: bool = False) -> PDQ:
         pixels, (rows, cols) = direct
         if rows < MIN_HASHABLE_DIM or cols < MIN_HASHABLE_DIM:
             return PDQ(_ZERO_HASH, 0, (_ZERO_HASH,) * 8)
-        return pdq_from_block(downscale_pixels(pixels, (rows, cols)))
+        pdq = pdq_from_block(downscale_pixels(pixels, (rows, cols)))
+        return _with_variants(pdq, pixels) if variants else pdq
     if not fast:
-        return pdq_from_luma(decode_luma(data, max_pixels=max_pixels))
-    luma, full = decode_luma_sized(data, max_pixels=max_pixels, decode=reduced_jpeg_decode)
-    return pdq_from_luma(luma, full)
+        luma = decode_luma(data, max_pixels=max_pixels)
+        pdq = pdq_from_luma(luma)
+    else:
+        luma, full = decode_luma_sized(data, max_pixels=max_pixels, decode=reduced_jpeg_decode)
+        pdq = pdq_from_luma(luma, full)
+    if not variants or pdq.quality == 0 and pdq.hash == _ZERO_HASH:
+        return pdq
+    return _with_variants(pdq, luma)
 
 
 def warm() -> None:
     """Load (or compile) the compiled kernels now, e.g. in a parent before it forks workers."""
     downscale_warm()
+    variants_warm()
     _gradient_sum(np.zeros((64, 64), dtype=np.float32))
 
 

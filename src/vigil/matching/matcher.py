@@ -390,30 +390,50 @@ class Matcher:
             return good, hits
         owners: list[int] = []
         hexes: list[str] = []
+        radii: list[int] = []
+        names: list[str] = []
+        # The extra chances are never looser than the plain hash's distance.
+        low_radius = min(settings.pdq_low_quality_distance, settings.pdq_distance)
+        variant_radius = min(settings.pdq_variant_distance, settings.pdq_distance)
         for i, fp in enumerate(fps):
-            if fp.pdq is None or fp.pdq.quality < settings.pdq_quality:
+            if fp.pdq is None:
                 continue
-            variants = fp.pdq.dihedral if settings.rotations and fp.pdq.dihedral else (fp.pdq.hash,)
+            pdq = fp.pdq
+            if pdq.quality >= settings.pdq_quality:
+                radius = settings.pdq_distance
+            elif pdq.quality >= settings.pdq_low_quality:
+                radius = low_radius
+            else:
+                continue
+            variants = pdq.dihedral if settings.rotations and pdq.dihedral else (pdq.hash,)
             owners.extend([i] * len(variants))
             hexes.extend(variants)
+            radii.extend([radius] * len(variants))
+            names.extend(DIHEDRAL_NAMES[: len(variants)])
+            if settings.pdq_variants:
+                for name, hex_, quality in pdq.variants:
+                    if quality >= settings.pdq_quality:
+                        owners.append(i)
+                        hexes.append(hex_)
+                        radii.append(variant_radius)
+                        names.append(name)
         if not hexes:
             return good, hits
         queries_pdq = np.frombuffer(bytes.fromhex("".join(hexes)), dtype=np.uint8).reshape(-1, 32)
-        first_row: dict[int, int] = {}
-        for qi, owner in enumerate(owners):
-            first_row.setdefault(owner, qi)
-        best: dict[tuple[int, int], tuple[int, int, int]] = {}  # (item, entry) -> (d, v, set)
-        for qi, row, dist in self._pdq.search(queries_pdq, settings.pdq_distance):
+        # (item, entry) -> (distance, query, set): the nearest query wins, the first on a tie
+        # (the plain hash before its rotations, those before the scanned-side variants).
+        best: dict[tuple[int, int], tuple[int, int, int]] = {}
+        for qi, row, dist in self._pdq.search(queries_pdq, max(radii)):
+            if dist > radii[qi]:
+                continue
             entry_id, set_id = int(self._pdq_entries[row]), int(self._pdq_sets[row])
             if not self._reportable(set_id):
                 continue
-            owner = owners[qi]
-            key = (owner, entry_id)
-            variant = qi - first_row[owner]
-            if key not in best or (dist, variant) < best[key][:2]:
-                best[key] = (dist, variant, set_id)
-        for (owner, entry_id), (dist, variant, set_id) in sorted(best.items()):
-            hits[owner].append(Hit(entry_id, set_id, PDQ.name, dist, DIHEDRAL_NAMES[variant]))
+            key = (owners[qi], entry_id)
+            if key not in best or (dist, qi) < best[key][:2]:
+                best[key] = (dist, qi, set_id)
+        for (owner, entry_id), (dist, qi, set_id) in sorted(best.items()):
+            hits[owner].append(Hit(entry_id, set_id, PDQ.name, dist, names[qi]))
         return good, hits
 
     def _exact_one_by_one(

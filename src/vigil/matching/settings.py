@@ -27,6 +27,17 @@ def _video_thresholds(kind: HashKind) -> VideoThresholds:
 _PDQ = _thresholds(PDQ)
 _VPDQ = _video_thresholds(VPDQ)
 
+# The scanned-side variants (vigil.fingerprint.variants: trimmed borders, re-padded and centred
+# crops) are extra chances to match, so each gets a tighter distance than the plain hash: chosen
+# with benchmarks/bench_robustness.py (README, "Robustness"), where it kept every unrelated image
+# unmatched.
+PDQ_VARIANT_DISTANCE = 28
+# Copies of a listed picture whose quality falls just under the gate (a resized or blurred copy
+# of a low-contrast photo) are matched down to this quality, but only within a tighter distance;
+# flat and near-flat images (quality near 0) stay out.
+PDQ_LOW_QUALITY = 30
+PDQ_LOW_QUALITY_DISTANCE = 20
+
 
 @dataclass(frozen=True)
 class VideoRule:
@@ -48,6 +59,15 @@ class MatchSettings:
     pdq_distance: int = _PDQ.distance
     pdq_quality: int = _PDQ.quality
     rotations: bool = True
+    # Scanned-side variants matched (within `pdq_variant_distance`, each of quality at least
+    # `pdq_quality`): a copy cropped, padded or framed is found. False: the reference's rule.
+    # Neither this distance nor the low-quality one is ever looser than `pdq_distance`.
+    pdq_variants: bool = True
+    pdq_variant_distance: int = PDQ_VARIANT_DISTANCE
+    # Images of quality in [pdq_low_quality, pdq_quality) are matched within
+    # `pdq_low_quality_distance` (a value >= pdq_quality turns this off).
+    pdq_low_quality: int = PDQ_LOW_QUALITY
+    pdq_low_quality_distance: int = PDQ_LOW_QUALITY_DISTANCE
     # vPDQ: P and Q of the video rule (percent of the scanned / of the known video's frames).
     vpdq_query_percent: float = _VPDQ.query_match_percent
     vpdq_compared_percent: float = _VPDQ.compared_match_percent

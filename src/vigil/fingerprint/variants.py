@@ -1,0 +1,465 @@
+"""Scanned-side PDQ variants: hashes of the picture re-framed to line up with the original's grid.
+
+Police lists hold the PDQ of the original only. PDQ samples the whole picture on a 64x64 grid, so
+a copy with a border added (padding, a screenshot's frame) or a few percent cut away (a crop) is
+sampled on a shifted, rescaled grid and most of its bits move, although the picture is the same.
+The video path already hashes a frame without its black bars (`video._cropped_hash`); this module
+does the same for still images, and more. Each variant is named in the match's `transform`:
+
+- `trim`: the picture without flat borders (solid colour, gradients, window chrome);
+- `frame`: the picture inside the strongest straight edges near its sides (a frame, a fill);
+- `unblur`: the picture without a blurred fill (its margins much smoother than it);
+- `mirror`: the picture without margins that reflect it;
+- `centre`: the picture without one border width per axis on both sides, the narrowest any of
+  the above saw (padding is mostly centred, and a finder often sees one side of it only);
+- `padN`: the picture with N% of each side added back by repeating its edges (a copy cropped by
+  about that much on every side lines up with the original again); `pad4t`, `pad4b`, `pad4l`,
+  `pad4r`: 4% added on the top, bottom, left or right side only (a copy cut on one side).
+
+Borders are looked for on a small box-averaged luma thumbnail (`THUMB` bins a side, one pass over
+the decoded pixels) and refined to the pixel; the picture inside them is then hashed exactly as
+PDQ would hash that region of the file (its band matrices placed on the region, over the same
+pixels: no copy, no second decode). The re-padded variants are hashed from the thumbnail: their
+made-up margins already differ from the original more than the thumbnail does. The plain PDQ
+hash is untouched (bit-exact with the reference); a variant is one more query, matched under the
+tighter distance of `vigil.matching.settings` (`pdq_variant_distance`).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable
+
+import numba
+import numpy as np
+
+from vigil.fingerprint.downscale import Band, _band, pixel_words
+
+# Bins a side of the thumbnail the variants are cut from: PDQ's own blur spans 1/64 of a side,
+# so 256 bins keep 4 per output pixel (its box windows fall on whole bins).
+THUMB = 256
+
+# The re-padding fractions (share of the scanned picture's side added on each side), chosen
+# with benchmarks/bench_robustness.py (a copy cropped by 2-4% on every side).
+PAD_SHARES: tuple[int, ...] = (2, 3, 4, 5)
+# The share added back on one side only (`pad4t`, `pad4b`, `pad4l`, `pad4r`: top, bottom, left,
+# right), for a copy cut on one side.
+SIDE_SHARE = 4
+
+# The smallest side (pixels) of a region worth hashing.
+MIN_SIDE = 16
+# A mirror is looked for from _MIN_BORDER of a side; a border on one side counts from
+# _MIN_SIDE_BORDER of it (less is the picture's own quiet edge), and borders leave at least
+# _MIN_CONTENT of each side.
+_MIN_BORDER = 0.02
+_MIN_SIDE_BORDER = 0.03
+_MIN_CONTENT = 0.4
+# A flat line of the thumbnail: its median step under this (levels of 0..255).
+_FLAT_STEP = 0.5
+# A border found on the halved thumbnail is refined to the pixel within this many bins of the
+# thumbnail either side.
+_REFINE_BINS = 2
+# A blurred fill: the lines just inside it have _BLUR_RATIO times its detail (mean step along a
+# line; _BLUR_FLOOR keeps a perfectly smooth fill from dividing by 0).
+_BLUR_RATIO = 4.0
+_BLUR_FLOOR = 0.05
+# A straight edge: the median step across a line of bins at least this, and at least
+# _EDGE_SHARE times the median over all lines; looked for within _MAX_EDGE of each side.
+_EDGE_STEP = 3.0
+_EDGE_SHARE = 4.0
+_MAX_EDGE = 0.35
+# A mirrored border: rows k-1-i and k+i differ by under this share of the typical difference
+# between unrelated rows of the picture.
+_MIRROR_SHARE = 0.12
+_MAX_MIRROR = 0.25
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _bin_words(words: np.ndarray, out_rows: int, out_cols: int) -> np.ndarray:  # pragma: no cover
+    # The rows of a bin summed first (a straight loop the compiler vectorises), then the sum
+    # spread over the bins of its columns: one pass over the pixels.
+    height, width = words.shape
+    acc = np.zeros((out_rows, out_cols), dtype=np.float32)
+    line = np.empty(width, dtype=np.float32)
+    cidx = (np.arange(width) * out_cols) // width
+    y = 0
+    for r in range(out_rows):
+        end = ((r + 1) * height + out_rows - 1) // out_rows
+        line[:] = 0.0
+        while y < end:
+            row = words[y]
+            for x in range(width):
+                p = row[x]
+                line[x] += np.float32(
+                    np.int32(p & 255) * 299
+                    + np.int32((p >> 8) & 255) * 587
+                    + np.int32((p >> 16) & 255) * 114
+                )
+            y += 1
+        a = acc[r]
+        for x in range(width):
+            a[cidx[x]] += line[x]
+    return acc
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _bin_plane(plane: np.ndarray, out_rows: int, out_cols: int) -> np.ndarray:  # pragma: no cover
+    height, width = plane.shape
+    acc = np.zeros((out_rows, out_cols), dtype=np.float32)
+    line = np.empty(width, dtype=np.float32)
+    cidx = (np.arange(width) * out_cols) // width
+    y = 0
+    for r in range(out_rows):
+        end = ((r + 1) * height + out_rows - 1) // out_rows
+        line[:] = 0.0
+        while y < end:
+            row = plane[y]
+            for x in range(width):
+                line[x] += np.float32(row[x])
+            y += 1
+        a = acc[r]
+        for x in range(width):
+            a[cidx[x]] += line[x]
+    return acc
+
+
+def _counts(n: int, bins: int) -> np.ndarray:
+    """Pixels in each bin of an axis of n pixels: pixel i is in bin i * bins // n (the kernels'
+    row bins end at the first row of the next, the same rule)."""
+    return np.bincount((np.arange(n) * bins) // n, minlength=bins).astype(np.float32)
+
+
+def thumbnail(pixels: np.ndarray) -> np.ndarray:
+    """Box-averaged luma (float32, 0..255) of at most THUMB x THUMB bins of decoded pixels:
+    HxWx4 RGBX / HxWx3 RGB uint8 as the JPEG decoder gives them, or an HxW grey/luma plane."""
+    rows, cols = pixels.shape[0], pixels.shape[1]
+    out_rows, out_cols = min(rows, THUMB), min(cols, THUMB)
+    if pixels.ndim == 3:
+        words = pixel_words(pixels)
+        acc = _bin_words(words, out_rows, out_cols)
+        scale = np.float32(1000.0)
+    else:
+        acc = _bin_plane(np.ascontiguousarray(pixels), out_rows, out_cols)
+        scale = np.float32(1.0)
+    acc /= _counts(rows, out_rows)[:, None] * _counts(cols, out_cols)[None, :] * scale
+    return acc
+
+
+def _run(flags: np.ndarray) -> int:
+    """Length of the run of True at the start of `flags`."""
+    off = np.flatnonzero(~flags)
+    return int(off[0]) if off.size else len(flags)
+
+
+@numba.njit(cache=True, nogil=True)
+def _mirror_errors(
+    lines: np.ndarray, lo: int, hi: int, limit: float
+) -> np.ndarray:  # pragma: no cover
+    # err[h]: mean absolute difference between the lines mirrored about half-bin position h/2
+    # (h even: between lines h/2-1 and h/2; odd: through the middle of line h//2), over the
+    # lines before the axis; inf past `limit`. The outermost pairs (the farthest apart) are
+    # compared first: where there is no mirror they differ at once and the position is dropped
+    # after a few pairs, so the whole scan costs about one pass over the lines.
+    n, width = lines.shape
+    err = np.full(2 * hi + 2, np.inf)
+    for h in range(2 * lo, 2 * min(hi, (n - 1) // 2) + 1):
+        k = h // 2
+        gap = h & 1  # 1: the axis line itself is not compared
+        total = 0.0
+        ok = True
+        for m in range(k):
+            i = k - 1 - m
+            a = lines[k - 1 - i]
+            b = lines[k + gap + i]
+            for x in range(width):
+                total += abs(a[x] - b[x])
+            if total > limit * max(m + 1, 4) * width:
+                ok = False
+                break
+        if ok:
+            err[h] = total / (k * width)
+    return err
+
+
+def _mirror_pair(lines: np.ndarray, typical: float) -> tuple[float, float]:
+    """Widths (in bins, to half a bin) of mirrored borders at the start and the end of `lines`:
+    the same on both sides when the two agree on one (a centred picture), else each its own."""
+    n = lines.shape[0]
+    lo, hi = max(2, int(_MIN_BORDER * n)), int(_MAX_MIRROR * n)
+    limit = _MIRROR_SHARE * typical
+    start = _mirror_errors(np.ascontiguousarray(lines), lo, hi, 2 * limit)
+    end = _mirror_errors(np.ascontiguousarray(lines[::-1]), lo, hi, 2 * limit)
+    both = (start + end) / 2
+    h = int(np.argmin(both))
+    if both[h] < limit:
+        return h / 2, h / 2
+    hs, he = int(np.argmin(start)), int(np.argmin(end))
+    return (hs / 2 if start[hs] < limit else 0.0), (he / 2 if end[he] < limit else 0.0)
+
+
+def _quantile_rows(values: np.ndarray, share: float) -> np.ndarray:
+    """The `share` quantile (lower) of each row of `values` (np.partition: a tenth of the cost
+    of np.percentile on these small arrays)."""
+    k = min(values.shape[1] - 1, int(share * (values.shape[1] - 1)))
+    return np.partition(values, k, axis=1)[:, k]
+
+
+def _flat_pair(lines: np.ndarray, steps: np.ndarray) -> tuple[float, float]:
+    """Lines at the start and at the end of `lines` that are flat along their length: a solid
+    border, a gradient, or window chrome (a title bar is flat but for its text: the median step
+    along it is still about 0, where a photograph's is not). `steps`: |steps| along each line."""
+    flat = _quantile_rows(steps, 0.5) < _FLAT_STEP
+    return float(_run(flat)), float(_run(flat[::-1]))
+
+
+def _blur_side(detail: np.ndarray, lo: int, hi: int, window: int) -> np.ndarray:
+    """For each border width k in lo..hi-1: how much more detail the `window` lines after it
+    have than the k lines before it (a blurred fill is smooth, the picture is not)."""
+    total = np.concatenate([[0.0], np.cumsum(detail)])
+    k = np.arange(lo, hi)
+    before = total[k] / k
+    after = (total[np.minimum(k + window, len(detail))] - total[k]) / window
+    return np.asarray(after / (before + _BLUR_FLOOR))
+
+
+def _blur_pair(steps: np.ndarray) -> tuple[float, float]:
+    """Widths of blurred fills at the start and the end of the lines whose |steps| along them
+    are `steps`: the same on both sides when one width stands out on both (a centred picture),
+    else each side's own, or 0."""
+    n = steps.shape[0]
+    detail = steps.mean(axis=1)
+    lo, hi = max(1, int(_MIN_SIDE_BORDER * n)), int(_MAX_EDGE * n)
+    if hi <= lo:
+        return 0.0, 0.0
+    window = max(4, n // 32)
+    start = _blur_side(detail, lo, hi, window)
+    end = _blur_side(detail[::-1], lo, hi, window)
+    both = np.minimum(start, end)
+    k = int(np.argmax(both))
+    if both[k] >= _BLUR_RATIO:
+        return float(lo + k), float(lo + k)
+    ks, ke = int(np.argmax(start)), int(np.argmax(end))
+    first = float(lo + ks) if start[ks] >= _BLUR_RATIO else 0.0
+    last = float(lo + ke) if end[ke] >= _BLUR_RATIO else 0.0
+    return first, last
+
+
+def _edge_pair(lines: np.ndarray) -> tuple[float, float]:
+    """Lines before the strongest straight edge across `lines` near their start and after the
+    one near their end (the boundary of a picture pasted on a blurred copy of itself, into a
+    frame or a screenshot): the same on both sides when one such pair stands out (a centred
+    picture), else each side's own, or 0."""
+    n = lines.shape[0]
+    across = _quantile_rows(np.abs(np.diff(lines, axis=0)), 0.5)  # across[i]: lines i | i+1
+    lo, hi = max(1, int(_MIN_SIDE_BORDER * n)), int(_MAX_EDGE * n)
+    if hi <= lo:
+        return 0.0, 0.0
+    floor = max(_EDGE_STEP, _EDGE_SHARE * float(np.median(across)))
+    start = across[lo - 1 : hi]
+    end = across[::-1][lo - 1 : hi]
+    both = start + end
+    k = int(np.argmax(both))
+    if both[k] >= 1.5 * floor and min(start[k], end[k]) >= 0.5 * floor:
+        return float(lo + k), float(lo + k)
+    ks, ke = int(np.argmax(start)), int(np.argmax(end))
+    first = float(lo + ks) if start[ks] >= floor else 0.0
+    last = float(lo + ke) if end[ke] >= floor else 0.0
+    return first, last
+
+
+Box = tuple[float, float, float, float]
+
+
+def _checked(box: Box, rows: int, cols: int) -> Box | None:
+    top, bottom, left, right = box
+    # A side trimmed by less than _MIN_SIDE_BORDER is the picture's own quiet edge, not a border.
+    top, bottom = (0.0 if b < _MIN_SIDE_BORDER * rows else b for b in (top, bottom))
+    left, right = (0.0 if b < _MIN_SIDE_BORDER * cols else b for b in (left, right))
+    if rows - top - bottom < _MIN_CONTENT * rows or cols - left - right < _MIN_CONTENT * cols:
+        return None
+    if top + bottom == 0 and left + right == 0:
+        return None
+    return top, bottom, left, right
+
+
+def trim_boxes(thumb: np.ndarray) -> dict[str, Box]:
+    """(top, bottom, left, right) bins of border around the picture in `thumb`, by how it was
+    found: 'trim' (flat lines: solid borders, window chrome), 'frame' (straight edges: a frame,
+    a fill), 'unblur' (a blurred fill: much smoother than the picture), 'mirror' (the picture
+    reflected into its margins)."""
+    rows, cols = thumb.shape
+    out: dict[str, Box] = {}
+    if rows < 16 or cols < 16:
+        return out
+    # Borders are looked for on the thumbnail halved (a quarter of the work; found to a bin of
+    # it, then refined to the pixel), mirrors to half a bin of it.
+    half = _halved(thumb)
+    hr, hc = half.shape
+    along_rows = np.abs(np.diff(half, axis=1))
+    along_cols = np.abs(np.diff(half, axis=0)).T
+    # How much two unrelated rows (columns) differ: the mirror test's yardstick.
+    typical_r = float(np.abs(half[: hr // 2] - half[hr // 2 : hr // 2 * 2]).mean())
+    typical_c = float(np.abs(half[:, : hc // 2] - half[:, hc // 2 : hc // 2 * 2]).mean())
+    found: dict[str, tuple[float, ...]] = {
+        "trim": (*_flat_pair(half, along_rows), *_flat_pair(half.T, along_cols)),
+        "frame": (*_edge_pair(half), *_edge_pair(half.T)),
+        "mirror": (*_mirror_pair(half, typical_r), *_mirror_pair(half.T, typical_c)),
+    }
+    scale_r, scale_c = rows / hr, cols / hc
+    # A blurred fill's lack of detail is found on the thumbnail itself (the halved one blurs
+    # the picture's fine detail towards the fill's; means only, little work).
+    fill = (
+        *_blur_pair(np.abs(np.diff(thumb, axis=1))),
+        *_blur_pair(np.abs(np.diff(thumb, axis=0)).T),
+    )
+    found["unblur"] = tuple(
+        b / scale for b, scale in zip(fill, (scale_r, scale_r, scale_c, scale_c), strict=True)
+    )
+    boxes = {
+        name: (top * scale_r, bottom * scale_r, left * scale_c, right * scale_c)
+        for name, (top, bottom, left, right) in found.items()
+    }
+    boxes["centre"] = _centred(boxes.values(), rows, cols)
+    for name, box in boxes.items():
+        checked = _checked(box, rows, cols)
+        if checked is not None and checked not in out.values():
+            out[name] = checked
+    return out
+
+
+def _centred(boxes: Iterable[Box], rows: int, cols: int) -> Box:
+    """One border width per axis, on both sides: the narrowest any finder saw on either side of
+    it. Padding is mostly centred, and a finder often sees one side of it only (a blurred fill
+    as smooth as the picture's edge on the other side, a mirror's axis on a quiet line)."""
+    boxes = list(boxes)
+    row_widths = [w for box in boxes for w in box[:2] if w >= _MIN_SIDE_BORDER * rows]
+    col_widths = [w for box in boxes for w in box[2:] if w >= _MIN_SIDE_BORDER * cols]
+    r = min(row_widths, default=0.0)
+    c = min(col_widths, default=0.0)
+    return r, r, c, c
+
+
+def _luma_lines(pixels: np.ndarray, lo: int, hi: int, axis: int) -> np.ndarray:
+    """Luma of pixel rows (axis 0) or columns (axis 1) lo..hi-1, as rows, at most 512 samples
+    along each."""
+    n = pixels.shape[1 - axis]
+    step = max(1, n // 512)
+    part = pixels[lo:hi, ::step] if axis == 0 else pixels[::step, lo:hi].swapaxes(0, 1)
+    if part.ndim == 3:
+        return part[..., 0] * 0.299 + part[..., 1] * 0.587 + part[..., 2] * 0.114
+    return np.asarray(part, dtype=np.float32)
+
+
+def _refine(pixels: np.ndarray, edge: float, n: int, bins: int, axis: int, flip: bool) -> int:
+    """The border's width in pixels: the strongest step between pixel lines near the start of
+    thumbnail bin `edge` (counted from the far end when `flip`)."""
+    if edge == 0:
+        return 0
+    whole = int(edge)
+    lo = _first_pixel(max(whole - _REFINE_BINS, 0), n, bins)
+    hi = _first_pixel(min(whole + _REFINE_BINS, bins), n, bins)
+    if flip:
+        lo, hi = n - hi, n - lo
+    lo, hi = max(lo, 1), min(hi, n - 1)
+    if hi - lo < 1:
+        return _first_pixel(whole, n, bins)
+    lines = _luma_lines(pixels, lo - 1, hi + 1, axis)
+    across = _quantile_rows(np.abs(np.diff(lines, axis=0)), 0.5)  # across[j]: lo-1+j | lo+j
+    y = lo + int(np.argmax(across))  # the first line of the picture (or of the border)
+    return n - y if flip else y
+
+
+def _to_pixels(edge: float, n: int, bins: int) -> int:
+    """A border of `edge` bins (to half a bin) in pixels."""
+    return round(edge * n / bins)
+
+
+@functools.lru_cache(maxsize=256)
+def crop_band(start: int, length: int) -> Band:
+    """PDQ's band matrix (vigil.fingerprint.pdq.downscale_band) of `length` pixels of an axis
+    from pixel `start` on: the downscale of that region, on the whole image's pixels."""
+    from vigil.fingerprint.pdq import downscale_band
+
+    first, weights = downscale_band(length)
+    shifted = first + start
+    shifted.setflags(write=False)
+    return shifted, weights
+
+
+@functools.lru_cache(maxsize=64)
+def pad_band(n: int, before: int, after: int) -> Band:
+    """PDQ's band matrix of an axis of n pixels with `before` more pixels ahead of it and `after`
+    more behind, repeating the edge pixels: the margins' weights folded onto the edge pixels."""
+    from vigil.fingerprint.pdq import _downscale_matrix
+
+    dense = _downscale_matrix(n + before + after)
+    folded = np.array(dense[:, before : before + n], dtype=np.float32)
+    folded[:, 0] += dense[:, :before].sum(axis=1)
+    folded[:, n - 1] += dense[:, before + n :].sum(axis=1)
+    return _band(folded)
+
+
+def _halved(thumb: np.ndarray) -> np.ndarray:
+    """Means of 2x2 bins (the thumbnail itself when it is small)."""
+    rows, cols = thumb.shape
+    if rows < 64 or cols < 64:
+        return thumb
+    r, c = rows // 2, cols // 2
+    return thumb[: 2 * r, : 2 * c].reshape(r, 2, c, 2).mean(axis=(1, 3))
+
+
+def _first_pixel(bin_: int, n: int, bins: int) -> int:
+    """The first of the n pixels in thumbnail bin `bin_` (pixel i is in bin i * bins // n)."""
+    return -(-bin_ * n // bins)
+
+
+def variant_frames(
+    pixels: np.ndarray, thumb: np.ndarray
+) -> tuple[list[tuple[str, Band, Band]], list[tuple[str, Band, Band]]]:
+    """(name, row band, column band) of every variant of decoded `pixels` whose thumbnail is
+    `thumb`: the bands give the variant's 64x64 block, from the pixels (first list: the borders
+    taken off, exactly) or from the thumbnail (second list: the re-padded ones, whose made-up
+    margins already differ from the original more than the thumbnail does)."""
+    rows, cols = pixels.shape[0], pixels.shape[1]
+    out: list[tuple[str, Band, Band]] = []
+    padded: list[tuple[str, Band, Band]] = []
+    trows, tcols = thumb.shape
+    seen: set[tuple[int, int, int, int]] = set()
+    for name, (top, bottom, left, right) in trim_boxes(thumb).items():
+        if name == "mirror":  # no step at a mirror's axis to find: its position, to half a bin
+            r0, r1 = _to_pixels(top, rows, trows), rows - _to_pixels(bottom, rows, trows)
+            c0, c1 = _to_pixels(left, cols, tcols), cols - _to_pixels(right, cols, tcols)
+        else:
+            r0 = _refine(pixels, top, rows, trows, 0, False)
+            r1 = rows - _refine(pixels, bottom, rows, trows, 0, True)
+            c0 = _refine(pixels, left, cols, tcols, 1, False)
+            c1 = cols - _refine(pixels, right, cols, tcols, 1, True)
+        if r1 - r0 >= MIN_SIDE and c1 - c0 >= MIN_SIDE and (r0, r1, c0, c1) not in seen:
+            seen.add((r0, r1, c0, c1))
+            out.append((name, crop_band(r0, r1 - r0), crop_band(c0, c1 - c0)))
+    trows, tcols = thumb.shape
+    for share in PAD_SHARES:
+        prow, pcol = max(1, round(trows * share / 100)), max(1, round(tcols * share / 100))
+        padded.append((f"pad{share}", pad_band(trows, prow, prow), pad_band(tcols, pcol, pcol)))
+    # One side only (a copy cut on one side), at one share.
+    prow, pcol = max(1, round(trows * SIDE_SHARE / 100)), max(1, round(tcols * SIDE_SHARE / 100))
+    rows_as_is, cols_as_is = pad_band(trows, 0, 0), pad_band(tcols, 0, 0)
+    for side, row_band, col_band in (
+        ("t", pad_band(trows, prow, 0), cols_as_is),
+        ("b", pad_band(trows, 0, prow), cols_as_is),
+        ("l", rows_as_is, pad_band(tcols, pcol, 0)),
+        ("r", rows_as_is, pad_band(tcols, 0, pcol)),
+    ):
+        padded.append((f"pad{SIDE_SHARE}{side}", row_band, col_band))
+    return out, padded
+
+
+def warm() -> None:
+    """Load (or compile) the thumbnail kernels now."""
+    thumbnail(np.zeros((8, 8, 4), dtype=np.uint8))
+    thumbnail(np.zeros((8, 8), dtype=np.uint8))
+    thumbnail(np.zeros((8, 8), dtype=np.float32))
+    _mirror_errors(np.zeros((32, 8), dtype=np.float32), 2, 8, 1.0)
+    from vigil.fingerprint.downscale import downscale_pixels
+
+    downscale_pixels(np.zeros((8, 8), dtype=np.float32))

@@ -1,0 +1,91 @@
+"""Scanned-side PDQ variants as fingerprints: where the borders are found, that a variant is PDQ
+of the region itself, every decode path, and the cache's round trip."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image
+from skimage import data as skdata
+
+from vigil.fingerprint.fingerprints import Fingerprints
+from vigil.fingerprint.pdq import hamming, pdq_from_bytes
+from vigil.fingerprint.variants import thumbnail, trim_boxes, variant_frames
+
+MAX = 50_000_000
+
+
+def encode(image: Image.Image, fmt: str) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, fmt, **({"quality": 95} if fmt == "JPEG" else {}))
+    return buf.getvalue()
+
+
+def padded(image: Image.Image, top: int, bottom: int, left: int, right: int) -> Image.Image:
+    canvas = Image.new(image.mode, (image.width + left + right, image.height + top + bottom), 30)
+    canvas.paste(image, (left, top))
+    return canvas
+
+
+def variants(data: bytes) -> dict[str, tuple[str, int]]:
+    pdq = pdq_from_bytes(data, max_pixels=MAX)
+    return {name: (h, q) for name, h, q in pdq.variants}
+
+
+def test_uneven_solid_borders_are_found_to_the_pixel() -> None:
+    image = Image.fromarray(skdata.astronaut())
+    plain = pdq_from_bytes(encode(image, "PNG"), max_pixels=MAX).hash
+    copy = np.asarray(padded(image, 37, 61, 90, 25).convert("RGB"))
+    exact, padding = variant_frames(copy, thumbnail(copy))
+    assert [name for name, _, _ in padding] == [
+        *("pad2", "pad3", "pad4", "pad5"),
+        *("pad4t", "pad4b", "pad4l", "pad4r"),
+    ]
+    assert "trim" in [name for name, _, _ in exact]
+    # Lossless: the picture inside the borders found hashes to the original's very hash.
+    got = variants(encode(padded(image, 37, 61, 90, 25), "PNG"))
+    assert hamming(got["trim"][0], plain) == 0
+
+
+def test_the_trimmed_variant_is_the_pdq_of_the_picture_inside() -> None:
+    image = Image.fromarray(skdata.coffee())
+    plain = pdq_from_bytes(encode(image, "PNG"), max_pixels=MAX).hash
+    got = variants(encode(padded(image, 40, 40, 60, 60), "PNG"))
+    assert hamming(got["trim"][0], plain) == 0  # a lossless copy: the very same hash
+
+
+def test_every_decode_path_gives_variants() -> None:
+    image = Image.fromarray(skdata.chelsea())
+    plain = pdq_from_bytes(encode(image, "PNG"), max_pixels=MAX).hash
+    framed = padded(image, 50, 50, 50, 50)
+    for data in (
+        encode(framed, "JPEG"),  # libjpeg-turbo straight into pixels
+        encode(framed.convert("L"), "JPEG"),  # greyscale JPEG
+        encode(framed, "PNG"),  # Pillow's float luma
+        encode(framed, "WEBP"),
+    ):
+        got = variants(data)
+        assert min(hamming(h, plain) for name, (h, _) in got.items() if name != "pad2") <= 16
+    fast = pdq_from_bytes(encode(framed, "JPEG"), max_pixels=MAX, fast=True)
+    assert min(hamming(h, plain) for _, h, _ in fast.variants) <= 20
+
+
+def test_no_border_no_trimmed_variant_and_tiny_images() -> None:
+    image = np.asarray(Image.fromarray(skdata.astronaut()).convert("L"), dtype=np.float32)
+    assert trim_boxes(thumbnail(image)) == {}
+    tiny = pdq_from_bytes(encode(Image.new("RGB", (4, 4), 9), "PNG"), max_pixels=MAX)
+    assert tiny.variants == ()
+
+
+def test_variants_survive_the_cache_round_trip() -> None:
+    data = encode(padded(Image.fromarray(skdata.rocket()), 30, 30, 30, 30), "JPEG")
+    fp = Fingerprints(len(data), "0" * 32, "0" * 40, "0" * 64, "image/jpeg")
+    fp.pdq = pdq_from_bytes(data, max_pixels=MAX)
+    assert fp.pdq.variants
+    back = Fingerprints.from_dict(fp.to_json_state())
+    assert back == fp
+    # Stored before the variants existed (a cluster checkpoint): read back without them.
+    state = fp.to_json_state()
+    del state["pdq"]["variants"]
+    assert Fingerprints.from_dict(state).pdq.variants == ()  # type: ignore[union-attr]

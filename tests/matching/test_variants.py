@@ -1,0 +1,300 @@
+"""Scanned-side PDQ variants: padded, framed and cropped copies of benign photos that plain PDQ
+misses are found, named by their variant; flat, near-flat and unrelated images are not."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageFilter
+from skimage import data as skdata
+
+from vigil.catalog.store import Catalog
+from vigil.fingerprint.fingerprints import Fingerprints
+from vigil.fingerprint.pdq import hamming, pdq_from_bytes
+from vigil.hashsets.entry import Entry, ParseReport
+from vigil.matching.matcher import Matcher, MatchSettings
+from vigil.matching.settings import PDQ_VARIANT_DISTANCE
+
+MAX = 50_000_000
+PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry")
+REFERENCE = MatchSettings(pdq_variants=False, pdq_low_quality=MatchSettings.pdq_quality)
+
+
+def photo(name: str) -> Image.Image:
+    return Image.fromarray(getattr(skdata, name)()).convert("RGB")
+
+
+def jpeg(image: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, "JPEG", quality=92)
+    return buf.getvalue()
+
+
+def fingerprints(data: bytes) -> Fingerprints:
+    return Fingerprints(
+        size=len(data),
+        md5="0" * 32,
+        sha1="0" * 40,
+        sha256="0" * 64,
+        media_type="image/jpeg",
+        pdq=pdq_from_bytes(data, max_pixels=MAX),
+    )
+
+
+# -- the copies ----------------------------------------------------------------------------------
+
+
+def solid_pad(
+    im: Image.Image, share: float = 0.15, colour: tuple[int, int, int] = (20, 60, 200)
+) -> Image.Image:
+    px, py = round(im.width * share), round(im.height * share)
+    canvas = Image.new("RGB", (im.width + 2 * px, im.height + 2 * py), colour)
+    canvas.paste(im, (px, py))
+    return canvas
+
+
+def letterbox(im: Image.Image) -> Image.Image:
+    """Black bars above and below (a 4:3 picture in a 16:9 frame)."""
+    height = round(im.width * 9 / 16) if im.width * 9 / 16 > im.height else im.height * 4 // 3
+    canvas = Image.new("RGB", (im.width, max(height, im.height + 2 * im.height // 6)), (0, 0, 0))
+    canvas.paste(im, (0, (canvas.height - im.height) // 2))
+    return canvas
+
+
+def blurred_pad(im: Image.Image, share: float = 0.15) -> Image.Image:
+    px, py = round(im.width * share), round(im.height * share)
+    size = (im.width + 2 * px, im.height + 2 * py)
+    canvas = im.resize(size).filter(ImageFilter.GaussianBlur(max(size) / 40))
+    canvas.paste(im, (px, py))
+    return canvas
+
+
+def mirrored_pad(im: Image.Image, share: float = 0.12) -> Image.Image:
+    px, py = round(im.width * share), round(im.height * share)
+    return Image.fromarray(np.pad(np.asarray(im), ((py, py), (px, px), (0, 0)), mode="symmetric"))
+
+
+def crop_all_sides(im: Image.Image, share: float = 0.03) -> Image.Image:
+    dx, dy = round(im.width * share), round(im.height * share)
+    return im.crop((dx, dy, im.width - dx, im.height - dy))
+
+
+def crop_left(im: Image.Image, share: float = 0.04) -> Image.Image:
+    return im.crop((round(im.width * share), 0, im.width, im.height))
+
+
+@dataclass(frozen=True)
+class Case:
+    how: str
+    make: object  # Callable[[Image.Image], Image.Image]
+    variants: tuple[str, ...]  # the names the copy may be found by
+    at_least: int  # of the PHOTOS
+
+
+SOLID = ("trim", "frame", "unblur", "centre")
+PADS = ("pad2", "pad3", "pad4", "pad5", "pad4t", "pad4b", "pad4l", "pad4r")
+CASES = (
+    # A solid border is flat, a straight edge and without detail: 'trim', 'frame' or 'unblur',
+    # whichever is nearest.
+    Case("solid padding 15%", solid_pad, SOLID, len(PHOTOS)),
+    # Black bars around the Hubble deep field (black sky at its edges) are not told from it.
+    Case("letterbox", letterbox, SOLID, len(PHOTOS) - 1),
+    Case("blurred padding 15%", blurred_pad, SOLID, len(PHOTOS) // 2),
+    Case("mirrored padding 12%", mirrored_pad, ("mirror", "centre"), len(PHOTOS) - 2),
+    # Re-padding is a guess at what was cut away: most, not all, come within the distance.
+    Case("crop 3% all sides", crop_all_sides, PADS, len(PHOTOS) - 2),
+    Case("crop 4% off the left", crop_left, PADS, len(PHOTOS) - 2),
+)
+
+
+@pytest.fixture(scope="module")
+def originals() -> dict[str, Image.Image]:
+    return {name: photo(name) for name in PHOTOS}
+
+
+@pytest.fixture(scope="module")
+def copies(originals: dict[str, Image.Image]) -> dict[tuple[str, str], Fingerprints]:
+    return {
+        (case.how, name): fingerprints(jpeg(case.make(image)))  # type: ignore[operator]
+        for case in CASES
+        for name, image in originals.items()
+    }
+
+
+def listed(catalog: Catalog, originals: dict[str, Image.Image]) -> Matcher:
+    """A catalog listing the PDQ of each original (the plain hash of the original file)."""
+    entries = [
+        Entry({"pdq": pdq_from_bytes(jpeg(image), max_pixels=MAX).hash}, id=name)
+        for name, image in originals.items()
+    ]
+    catalog.import_entries("police", entries, ParseReport(format="pdq"), source="p", version="1")
+    return Matcher.compile(catalog)
+
+
+# -- the tests -----------------------------------------------------------------------------------
+
+
+def test_variants_leave_the_plain_hash_as_it_was(originals: dict[str, Image.Image]) -> None:
+    for image in originals.values():
+        data = jpeg(solid_pad(image))
+        with_variants = pdq_from_bytes(data, max_pixels=MAX)
+        plain = pdq_from_bytes(data, max_pixels=MAX, variants=False)
+        assert (with_variants.hash, with_variants.quality, with_variants.dihedral) == (
+            plain.hash,
+            plain.quality,
+            plain.dihedral,
+        )
+        assert plain.variants == ()
+        assert {name for name, _, _ in with_variants.variants} >= {"trim", "pad3"}
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.how)
+def test_each_variant_finds_copies_plain_pdq_misses(
+    catalog: Catalog,
+    originals: dict[str, Image.Image],
+    copies: dict[tuple[str, str], Fingerprints],
+    case: Case,
+) -> None:
+    matcher = listed(catalog, originals)
+    found = 0
+    for name in originals:
+        fp = copies[(case.how, name)]
+        # Plain PDQ (with its 8 rotations) misses the copy: that is what the variant is for.
+        assert matcher.lookup(fp, REFERENCE) == [], (case.how, name)
+        hits = matcher.lookup(fp)
+        assert all(matcher.entry(h.entry_id).ext_id == name for h in hits), (case.how, name)
+        if hits:
+            (hit,) = hits
+            assert hit.kind == "pdq"
+            assert hit.transform in case.variants, (case.how, name, hit)
+            assert hit.distance <= PDQ_VARIANT_DISTANCE
+            found += 1
+    assert found >= case.at_least, (case.how, found)
+
+
+def test_variant_distance_is_the_tighter_one(
+    catalog: Catalog, originals: dict[str, Image.Image], copies: dict[tuple[str, str], Fingerprints]
+) -> None:
+    matcher = listed(catalog, originals)
+    for name in originals:
+        fp = copies[("solid padding 15%", name)]
+        assert fp.pdq is not None
+        (hit,) = matcher.lookup(fp)
+        assert hit.transform in SOLID
+        # The variants' own distance is what decides, not the plain hash's.
+        assert matcher.lookup(fp, MatchSettings(pdq_variant_distance=hit.distance)) == [hit]
+        if hit.distance:
+            tight = MatchSettings(pdq_variant_distance=hit.distance - 1)
+            assert all(h.distance < hit.distance for h in matcher.lookup(fp, tight))
+        # Never looser than the plain hash's distance.
+        capped = MatchSettings(pdq_distance=hit.distance - 1, pdq_variant_distance=31)
+        assert all(h.distance < hit.distance for h in matcher.lookup(fp, capped))
+
+
+def flat_images() -> list[Image.Image]:
+    """Solid colours, faint gradients and faint noise (PDQ quality under the low-quality gate),
+    some with borders of their own."""
+    rng = np.random.default_rng(3)
+    colours = ((0, 0, 0), (255, 255, 255), (90, 140, 30), (200, 40, 40))
+    out = [Image.new("RGB", (640, 480), colour) for colour in colours]
+    for rise in (4, 8):
+        g = np.add.outer(np.linspace(0, rise, 480), np.linspace(100, 100 + rise, 640))
+        out.append(Image.fromarray(g.astype(np.uint8)).convert("RGB"))
+        out.append(Image.fromarray(g.T.astype(np.uint8)).convert("RGB"))
+    for level in (0.5, 1.0):
+        noise = 128 + rng.normal(0, level, (480, 640))
+        out.append(Image.fromarray(np.clip(noise, 0, 255).astype(np.uint8)).convert("RGB"))
+    framed = []
+    for im in out[:8]:
+        # A border a few levels off the picture's own colour: the whole is still near-flat.
+        level = tuple(min(255, c + 6) for c in im.getpixel((0, 0)))  # type: ignore[union-attr]
+        framed.append(solid_pad(im, 0.1, level))  # type: ignore[arg-type]
+        framed.append(mirrored_pad(im, 0.1))
+        framed.append(blurred_pad(im, 0.1))
+    return out + framed
+
+
+def test_flat_and_near_flat_images_never_match(catalog: Catalog) -> None:
+    flats = flat_images()
+    # The list holds flat pictures too (police lists do: a hash of any quality can be listed).
+    entries = [
+        Entry({"pdq": pdq_from_bytes(jpeg(im), max_pixels=MAX).hash}, id=f"flat{i}")
+        for i, im in enumerate(flats[::2])
+    ]
+    catalog.import_entries("police", entries, ParseReport(format="pdq"), source="p", version="1")
+    matcher = Matcher.compile(catalog)
+    for im in flats[1::2]:
+        fp = fingerprints(jpeg(im))
+        # The premise: flat, and so are its variants (a solid border around a flat picture).
+        assert fp.pdq is not None and fp.pdq.quality < MatchSettings.pdq_low_quality
+        assert all(q < MatchSettings.pdq_quality for _, _, q in fp.pdq.variants)
+        assert matcher.lookup(fp) == []
+
+
+def test_unrelated_photos_never_match(
+    catalog: Catalog, originals: dict[str, Image.Image], copies: dict[tuple[str, str], Fingerprints]
+) -> None:
+    # Half the photos listed; every copy of the other half, and the other half themselves,
+    # with every variant: no match.
+    names = list(originals)
+    matcher = listed(catalog, {n: originals[n] for n in names[::2]})
+    for name in names[1::2]:
+        assert matcher.lookup(fingerprints(jpeg(originals[name]))) == [], name
+        for case in CASES:
+            assert matcher.lookup(copies[(case.how, name)]) == [], (case.how, name)
+
+
+def test_the_variant_is_named_in_the_scan_output(
+    tmp_path: Path, originals: dict[str, Image.Image]
+) -> None:
+    original = originals["astronaut"]
+    listing = tmp_path / "police.pdq"
+    listing.write_text(f"pdq {pdq_from_bytes(jpeg(original), max_pixels=MAX).hash} astronaut\n")
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "framed.jpg").write_bytes(jpeg(solid_pad(original)))
+    (tree / "holiday.jpg").write_bytes(jpeg(originals["coffee"]))
+    env = {**os.environ, "VIGIL_HOME": str(tmp_path / "home")}
+    run = [sys.executable, "-m", "vigil.cli"]
+    imported = subprocess.run(
+        [*run, "hashset", "import", str(listing), "--name", "police"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert imported.returncode == 0, imported.stderr
+    proc = subprocess.run(
+        [*run, "scan", str(tree), "--json"], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert proc.returncode == 1, proc.stderr
+    (match,) = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert Path(match["path"]).name == "framed.jpg"
+    assert match["kind"] == "pdq"
+    assert match["transform"] in SOLID
+    assert match["distance"] <= PDQ_VARIANT_DISTANCE
+    # The reference's rule (no variants) finds nothing.
+    proc = subprocess.run(
+        [*run, "scan", str(tree), "--json", "--no-cache", "--no-pdq-variants"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == ""
+    assert (
+        hamming(
+            pdq_from_bytes(jpeg(solid_pad(original)), max_pixels=MAX).hash,
+            pdq_from_bytes(jpeg(original), max_pixels=MAX).hash,
+        )
+        > MatchSettings.pdq_distance
+    )
