@@ -100,13 +100,9 @@ def test_a_file_landing_is_an_incident_an_email_and_a_signed_webhook(
             found = [i for i in incidents(server, key, agent.host) if i["path"] == path]
             return found[0] if found else None
 
-        wait_for(f"the incident of {rel}", arrived, seconds=INCIDENT_SECONDS)
-        # An exact copy's reports (MD5, SHA-1, SHA-256, PDQ) may arrive in more than one batch:
-        # the incident is there at the first, its strongest kind once the last is merged.
-        incident = wait_for(
-            f"{rel} matched by {kind}",
-            lambda path=path, kind=kind: (i := arrived(path)) and i["kind"] == kind and i,
-        )
+        # An exact copy's reports (MD5, SHA-1, SHA-256, PDQ) are spooled and sent together: its
+        # incident is never seen with a weaker kind first.
+        incident = wait_for(f"the incident of {rel}", arrived, seconds=INCIDENT_SECONDS)
         assert incident["member"] == member
         assert incident["entry"]["id"] == entry and incident["kind"] == kind
         assert incident["host"] == agent.host and incident["detection"] == "realtime"
@@ -123,6 +119,7 @@ def test_a_file_landing_is_an_incident_an_email_and_a_signed_webhook(
         number = incident["id"]
         [mail] = wait_for(f"the e-mail about {rel}", lambda n=number: smtp.about(n))
         text = mail.get_content()
+        assert f"kind: {incident['kind']}" in text  # the strongest kind, from the first message
         assert agent.host in text and f"category: {incident['entry']['category']}" in text
         assert f"{PUBLIC_URL}/incidents/{number}" in text
         assert rel not in mail.as_string()  # no path unless a channel asks for it

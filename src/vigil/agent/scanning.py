@@ -26,7 +26,9 @@ CACHE_FILE = "cache.sqlite"
 
 
 class SpoolSink:
-    """A scan sink that spools a report per match the moment it is found."""
+    """A scan sink that spools the reports of an item together, the moment its matches are all
+    found: an exact copy matched by MD5, SHA-1, SHA-256 and PDQ goes to the server in one batch,
+    so its incident is never seen (nor announced) with a weaker kind first."""
 
     def __init__(
         self,
@@ -40,6 +42,12 @@ class SpoolSink:
         self.catalog_version = catalog_version
         self.spooled = spooled
         self.matches = 0
+        # The matches of the item met last (the scan reports an item's matches together),
+        # spooled when the next item's first match or the scan's progress comes.
+        self._item: tuple[str, str | None] | None = None
+        self._pending: list[tuple[Match, dict[str, object]]] = []
+        self._stat: os.stat_result | None = None
+        self._seen: datetime | None = None
 
     def _seen_at(self, path: str, st: os.stat_result | None) -> datetime:
         if st is None:
@@ -48,15 +56,28 @@ class SpoolSink:
         return datetime.fromtimestamp(at, UTC)
 
     def match(self, match: Match) -> None:
-        try:
-            st: os.stat_result | None = os.stat(match.path)
-        except OSError:
-            st = None
+        item = (match.path, match.member)
+        if item != self._item:
+            self.flush()
+            self._item = item
+            try:
+                self._stat = os.stat(match.path)
+            except OSError:
+                self._stat = None
+            self._seen = self._seen_at(match.path, self._stat)
+        assert self._seen is not None
         report = reports.build(
-            match, self.detection, self.catalog_version(), st, self._seen_at(match.path, st)
+            match, self.detection, self.catalog_version(), self._stat, self._seen
         )
         self.matches += 1
-        if self.spool.add([report]):
+        self._pending.append((match, report))
+
+    def flush(self) -> None:
+        """Spool what is pending (in one transaction), then say so."""
+        pending, self._pending, self._item = self._pending, [], None
+        if not pending or not self.spool.add([r for _, r in pending]):
+            return
+        for match, _ in pending:
             log.warning(
                 "match: %s%s (set %s, entry %s, %s, detection %s)",
                 match.path,
@@ -66,7 +87,7 @@ class SpoolSink:
                 match.kind,
                 self.detection,
             )
-            self.spooled()
+        self.spooled()
 
     def error(self, error: ScanError) -> None:
         log.info("not checked: %s", error)
@@ -75,7 +96,7 @@ class SpoolSink:
         pass
 
     def progress(self, summary: ScanSummary) -> None:
-        pass
+        self.flush()  # called now and then during a scan, and at its end
 
 
 class Scanning:
