@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from support.gateway import GatewayProcess, start_gateway
 from support.planted import Tree, build
-from support.server import run_cli
+from support.server import Server, listed_server, postgres_schema, run_cli
 
 
 @pytest.fixture(scope="session")
@@ -51,3 +51,22 @@ def gateway(tmp_path: Path, catalog_home: Path) -> Iterator[StartGateway]:
         status = g.stop()
         assert alive, f"the gateway died during the test: {g.log_text()[-3000:]}"
         assert status == 0, f"the gateway exited with {status}: {g.log_text()[-3000:]}"
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, planted: Tree
+) -> Iterator[Server]:
+    """`vigil server init` and `run` for enrolled gateways (a PostgreSQL schema of the module's
+    own), with the demo list in its catalog, published."""
+    home = tmp_path_factory.mktemp("gw-server")
+    if request.param == "sqlite":
+        with listed_server(home, "", planted.hashlist) as server:
+            yield server
+        return
+    module = request.module.__name__.rsplit(".", 1)[-1]
+    with (
+        postgres_schema(f"vigil_{module}") as db,
+        listed_server(home, db, planted.hashlist) as server,
+    ):
+        yield server

@@ -4,31 +4,12 @@ On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from support.agent import incidents, wait_for
 from support.gateway import Conn, respmod, start_gateway
 from support.planted import Tree
-from support.server import Server, listed_server, postgres_schema, run_cli, unique
-
-
-@pytest.fixture(scope="module")
-def gateway_postgres_url() -> Iterator[str]:
-    """A PostgreSQL schema of this module's own, dropped at the end."""
-    with postgres_schema("vigil_gateway_test") as url:
-        yield url
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def server(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, planted: Tree
-) -> Iterator[Server]:
-    """`vigil server init` and `run` with the demo list in its catalog, published."""
-    db = request.getfixturevalue("gateway_postgres_url") if request.param == "postgresql" else ""
-    with listed_server(tmp_path_factory.mktemp("gw-server"), db, planted.hashlist) as server:
-        yield server
+from support.server import Server, run_cli, unique
 
 
 def test_enrolled_gateway_reports_to_the_server(

@@ -17,7 +17,6 @@ import json
 import os
 import shutil
 import zipfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +28,7 @@ from support.agent import incidents as api_incidents
 from support.agent import wait_for
 from support.gateway import start_gateway
 from support.planted import Tree
-from support.server import Server, listed_server, postgres_schema, run_cli, unique
+from support.server import Server, run_cli, unique
 from support.videos import slideshow_frames, write
 
 # The fixture module's fixtures, used here by name.
@@ -278,23 +277,6 @@ def test_an_upload_of_a_known_photo_is_caught(
 
 
 # -- an enrolled gateway: incidents in the server's API ---------------------------------------
-
-
-@pytest.fixture(scope="module")
-def squid_postgres_url() -> Iterator[str]:
-    """A PostgreSQL schema of this module's own, dropped at the end."""
-    with postgres_schema("vigil_squid_test") as url:
-        yield url
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def server(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, planted: Tree
-) -> Iterator[Server]:
-    """`vigil server init` and `run` with the demo list in its catalog, published."""
-    db = request.getfixturevalue("squid_postgres_url") if request.param == "postgresql" else ""
-    with listed_server(tmp_path_factory.mktemp("squid-server"), db, planted.hashlist) as server:
-        yield server
 
 
 @pytest.mark.parametrize("mode", ["monitor", "block"])

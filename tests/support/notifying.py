@@ -14,8 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
-from sqlalchemy import create_engine, text
 
 from support.receivers import (
     SMTP_PASSWORD,
@@ -25,7 +23,7 @@ from support.receivers import (
     SyslogListener,
     WebhookReceiver,
 )
-from support.server import Server, run_cli, serve, unique
+from support.server import Server, postgres_schema, run_cli, serve, unique
 
 POSTGRES_URL = os.environ.get(
     "VIGIL_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -39,20 +37,8 @@ def database(kind: str) -> Iterator[str]:
     if kind == "sqlite":
         yield ""
         return
-    name = f"vigil_notify_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://", 1))
-    try:
-        with admin.begin() as conn:
-            conn.execute(text(f"CREATE SCHEMA {name}"))
-    except Exception as e:  # noqa: BLE001
-        pytest.fail(f"PostgreSQL at {POSTGRES_URL} is not reachable ({e})")
-    sep = "&" if "?" in POSTGRES_URL else "?"
-    try:
-        yield f"{POSTGRES_URL}{sep}options=-csearch_path%3D{name}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA IF EXISTS {name} CASCADE"))
-        admin.dispose()
+    with postgres_schema(f"vigil_notify_{uuid.uuid4().hex[:8]}") as url:
+        yield url
 
 
 def init(home: Path, db: str) -> tuple[str, object]:
