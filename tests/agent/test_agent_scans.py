@@ -130,7 +130,7 @@ def test_status_of_a_home_not_enrolled(tmp_path: Path) -> None:
 
 def test_bad_agent_toml_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "agent.toml").write_text('heartbeat = "often"\n')
-    from vigil.agent import enrolment
+    from vigil.endpoint import enrolment
 
     enrolment.save(tmp_path, enrolment.Enrolment("http://127.0.0.1:9", "a", "c", "h"))
     done = run_cli("agent", "run", "--home", str(tmp_path))

@@ -20,8 +20,8 @@ import pytest
 from support.planted import Tree
 from support.server import run_cli
 
-from vigil.agent.enrolment import Enrolment
-from vigil.agent.sync import CatalogSync
+from vigil.endpoint.enrolment import Enrolment
+from vigil.endpoint.sync import CatalogSync
 from vigil.engine import Engine
 from vigil.errors import VigilError
 

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from vigil.agent import config, enrolment
+from vigil.agent import config
 from vigil.agent.config import ConfigError, exclusion, parse, parse_duration
-from vigil.agent.delivery import BACKOFF_MAX, backoff
-from vigil.agent.spool import Spool
+from vigil.endpoint import enrolment
+from vigil.endpoint.delivery import BACKOFF_MAX, backoff
+from vigil.endpoint.spool import Spool
 
 
 @pytest.mark.parametrize(

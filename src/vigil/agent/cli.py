@@ -63,7 +63,7 @@ def enroll(
     ca_cert: Path | None,
 ) -> None:
     """Enrol this machine with a server: trade a single-use token for its own credential."""
-    from vigil.agent import client, enrolment
+    from vigil.endpoint import client, enrolment
 
     root = _home(ctx, home)
     name = host or socket.gethostname()
@@ -102,7 +102,8 @@ def _save_root(home: Path, root: dict[str, Any]) -> None:
 def run(ctx: click.Context, home: str | None, watch: tuple[str, ...], verbose: bool) -> None:
     """Run the agent in the foreground until SIGTERM or Ctrl-C (what the systemd unit runs)."""
     from vigil.agent import config
-    from vigil.agent.daemon import Agent, journal_logging
+    from vigil.agent.daemon import Agent
+    from vigil.endpoint.logs import journal_logging
 
     _require_inotify()
     root = _home(ctx, home)
@@ -117,9 +118,9 @@ def run(ctx: click.Context, home: str | None, watch: tuple[str, ...], verbose: b
 @click.pass_context
 def status(ctx: click.Context, home: str | None, as_json: bool) -> None:
     """Enrolment, catalog version and age, watched folders, spool length, last delivery and scan."""
-    from vigil.agent import enrolment
     from vigil.agent.daemon import SCHEDULE_FILE, STATUS_FILE, read_json
-    from vigil.agent.spool import Spool
+    from vigil.endpoint import enrolment
+    from vigil.endpoint.spool import Spool
 
     root = _home(ctx, home)
     out: dict[str, Any] = {"home": str(root)}
@@ -208,13 +209,14 @@ def scan(
 
     import httpx
 
-    from vigil.agent import enrolment, priority
-    from vigil.agent.client import Connection, ServerRefused
+    from vigil.agent import priority
     from vigil.agent.config import exclusion, load
-    from vigil.agent.daemon import journal_logging
-    from vigil.agent.delivery import deliver_once
     from vigil.agent.scanning import Scanning, SpoolSink
-    from vigil.agent.spool import Spool
+    from vigil.endpoint import enrolment
+    from vigil.endpoint.client import Connection, ServerRefused
+    from vigil.endpoint.delivery import deliver_once
+    from vigil.endpoint.logs import journal_logging
+    from vigil.endpoint.spool import Spool
     from vigil.engine import Engine
 
     root = _home(ctx, home)

@@ -4,40 +4,16 @@ from __future__ import annotations
 
 import fnmatch
 import os
-import re
-import tomllib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vigil.errors import VigilError
-
-CONFIG_FILE = "agent.toml"
+from vigil.endpoint.settings import CONFIG_FILE, ConfigError, parse_duration, read_toml
 
 # Where files land on a workstation when the operator names no folder: users' homes (downloads,
 # browser caches and mail attachments live under them) and mounted removable media.
 DEFAULT_WATCH = ("/home", "/root", "/media", "/run/media", "/mnt")
-
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-
-
-class ConfigError(VigilError):
-    """agent.toml cannot be used (its path and the key at fault are in the message)."""
-
-
-def parse_duration(raw: object, key: str = "duration") -> float:
-    """'2s', '60s', '15m', '24h', '1d' or a bare number of seconds, as seconds."""
-    if isinstance(raw, int | float) and not isinstance(raw, bool):
-        value = float(raw)
-    elif isinstance(raw, str) and (m := _DURATION.match(raw)):
-        value = float(m.group(1)) * _UNITS[m.group(2) or "s"]
-    else:
-        raise ConfigError(f'{key}: not a duration: {raw!r} (write e.g. "2s", "60s", "24h")')
-    if value <= 0:
-        raise ConfigError(f"{key}: a duration must be positive: {raw!r}")
-    return value
 
 
 @dataclass
@@ -119,18 +95,8 @@ def parse(data: dict[str, Any], where: str = CONFIG_FILE) -> AgentConfig:
 
 def load(home: Path) -> AgentConfig:
     """`home/agent.toml` if there is one, else the defaults."""
-    path = home / CONFIG_FILE
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return AgentConfig()
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path}: not valid TOML: {e}") from None
-    return parse(data, str(path))
+    data, where = read_toml(home)
+    return parse(data, where)
 
 
 def watched_roots(cfg: AgentConfig, extra: list[str]) -> list[str]:

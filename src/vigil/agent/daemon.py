@@ -28,16 +28,16 @@ from typing import Any
 
 import httpx
 
-from vigil.agent import enrolment as enrolment_file
-from vigil.agent.client import Connection, ServerRefused
 from vigil.agent.config import AgentConfig, exclusion
-from vigil.agent.delivery import Deliverer, backoff
-from vigil.agent.enrolment import agent_dir
 from vigil.agent.priority import workers_for
 from vigil.agent.scanner import ScannerFailed, ScannerProcess
-from vigil.agent.spool import Spool
-from vigil.agent.sync import CatalogSync
 from vigil.agent.watch import Watcher
+from vigil.endpoint import enrolment as enrolment_file
+from vigil.endpoint.client import Connection, ServerRefused
+from vigil.endpoint.delivery import Deliverer, backoff
+from vigil.endpoint.enrolment import agent_dir
+from vigil.endpoint.spool import Spool
+from vigil.endpoint.sync import CatalogSync
 
 log = logging.getLogger("vigil.agent")
 
@@ -386,26 +386,3 @@ class Agent:
         self.deliverer.wake.set()
         log.info("scheduled scan finished (status %d)", proc.returncode)
         return proc.returncode
-
-
-def journal_logging(verbose: bool = False) -> None:
-    """Log to stderr, one line per event: with syslog priority prefixes that journald reads
-    when it is the stream's reader, else with a timestamp."""
-    level = logging.DEBUG if verbose else logging.INFO
-    handler = logging.StreamHandler(sys.stderr)
-    if os.environ.get("JOURNAL_STREAM"):
-        handler.setFormatter(_JournalFormatter("%(name)s: %(message)s"))
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger("vigil")
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-
-
-class _JournalFormatter(logging.Formatter):
-    """`<N>` sd-daemon priority prefixes (3 error, 4 warning, 6 info, 7 debug)."""
-
-    LEVELS = {logging.CRITICAL: 2, logging.ERROR: 3, logging.WARNING: 4, logging.INFO: 6}
-
-    def format(self, record: logging.LogRecord) -> str:
-        return f"<{self.LEVELS.get(record.levelno, 7)}>{super().format(record)}"

@@ -202,7 +202,7 @@ def serve(home: Path, requests: IO[str], replies: IO[str]) -> None:
     from vigil.agent import config
     from vigil.agent.config import exclusion
     from vigil.agent.scanning import Scanning, SpoolSink
-    from vigil.agent.spool import Spool
+    from vigil.endpoint.spool import Spool
     from vigil.engine import Engine
 
     def say(message: dict[str, Any]) -> None:
@@ -260,7 +260,7 @@ def serve(home: Path, requests: IO[str], replies: IO[str]) -> None:
 
 
 def main(argv: list[str]) -> int:
-    from vigil.agent.daemon import journal_logging
+    from vigil.endpoint.logs import journal_logging
 
     journal_logging("--verbose" in argv)
     home = Path(argv[0])

@@ -12,9 +12,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from vigil import __version__
-from vigil.agent import reports
-from vigil.agent.enrolment import agent_dir
-from vigil.agent.spool import Spool
+from vigil.endpoint import reports
+from vigil.endpoint.enrolment import agent_dir
+from vigil.endpoint.spool import Spool
 from vigil.engine import Engine
 from vigil.scan.cache import FingerprintCache
 from vigil.scan.results import Match, ScanError, ScanSummary, Skipped

@@ -161,8 +161,8 @@ def run(
     verbose: bool,
 ) -> None:
     """Run the ICAP service in the foreground until SIGTERM or Ctrl-C (what the systemd unit runs)."""
-    from vigil.agent.daemon import journal_logging
     from vigil.config import vigil_home
+    from vigil.endpoint.logs import journal_logging
     from vigil.gateway import config, daemon
 
     root = vigil_home(home or ctx.find_root().params.get("home"))

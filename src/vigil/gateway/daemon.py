@@ -14,7 +14,7 @@ from typing import Any
 
 from pebble import ProcessPool
 
-from vigil.agent import enrolment as enrolment_file
+from vigil.endpoint import enrolment as enrolment_file
 from vigil.engine import Engine
 from vigil.gateway import worker
 from vigil.gateway.config import GatewayConfig
@@ -31,16 +31,16 @@ class Enrolled:
     defaults without one; its other keys are the agent's own)."""
 
     def __init__(self, home: Path, engine: Engine, cfg: GatewayConfig) -> None:
-        from vigil.agent import config as agent_config
-        from vigil.agent.client import Connection
-        from vigil.agent.delivery import Deliverer
-        from vigil.agent.spool import Spool
-        from vigil.agent.sync import CatalogSync
+        from vigil.endpoint import settings
+        from vigil.endpoint.client import Connection
+        from vigil.endpoint.delivery import Deliverer
+        from vigil.endpoint.spool import Spool
+        from vigil.endpoint.sync import CatalogSync
 
         self.enrolment = enrolment_file.load(home)
         self.home = home
         self.cfg = cfg
-        self.intervals = agent_config.load(home)
+        self.intervals = settings.intervals(home)
         self.stop_event = threading.Event()
         self.conn = Connection(
             self.enrolment.server, self.enrolment.credential, self.enrolment.ca_cert
@@ -68,7 +68,7 @@ class Enrolled:
     def _heartbeat_loop(self) -> None:
         import httpx
 
-        from vigil.agent.client import ServerRefused
+        from vigil.endpoint.client import ServerRefused
 
         while True:
             catalog = self.sync.state

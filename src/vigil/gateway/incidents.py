@@ -1,7 +1,7 @@
 """Where the gateway's matches go: an enrolled home's durable spool (delivered to the server by
 the agent's deliverer), or `DIR/incidents.jsonl` in an unenrolled home.
 
-A report is the agent's (vigil.agent.reports.build) with detection `gateway`, the URL as its
+A report is the agent's (vigil.endpoint.reports.build) with detection `gateway`, the URL as its
 path, the authenticated user (X-Client-Username) as `user` and the client's address
 (X-Client-IP) as `owner`: the server's incident has no other field for them. Its id also covers
 the client and user, so two clients fetching one known image are two sightings.
@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from vigil.agent import reports
+from vigil.endpoint import reports
 from vigil.scan.results import Match
 
 log = logging.getLogger("vigil.gateway")
@@ -95,7 +95,7 @@ class Spooled:
     """An enrolled home: the agent's durable spool; the deliverer is woken for each report."""
 
     def __init__(self, home: Path, wake: threading.Event) -> None:
-        from vigil.agent.spool import Spool
+        from vigil.endpoint.spool import Spool
 
         self.spool = Spool(home)
         self.wake = wake

@@ -2,7 +2,7 @@
 only when the server acknowledged it.
 
 SQLite in WAL mode with synchronous=FULL, so a report committed here survives a SIGKILL or a
-power cut. Report ids are made by the agent from what was found (vigil.agent.reports), so the
+power cut. Report ids are made by the agent from what was found (vigil.endpoint.reports), so the
 same finding spooled twice is one row, and a resend after a lost acknowledgement is recognised by
 the server as the same report. Several processes may hold the spool (the daemon, a manual or a
 scheduled scan): each opens its own connection.
@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from vigil.agent.enrolment import agent_dir
 from vigil.config import sqlite_wal
+from vigil.endpoint.enrolment import agent_dir
 
 SPOOL_FILE = "spool.sqlite"
 # Ids delivered are remembered this long, so a scheduled rescan does not send them again.

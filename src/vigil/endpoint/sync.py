@@ -21,10 +21,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from vigil.agent.enrolment import Enrolment
+from vigil.endpoint.enrolment import Enrolment
 from vigil.errors import VigilError
 
-log = logging.getLogger("vigil.agent.sync")
+log = logging.getLogger("vigil.endpoint.sync")
 
 
 @dataclass

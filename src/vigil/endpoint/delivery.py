@@ -10,10 +10,10 @@ from collections.abc import Callable
 
 import httpx
 
-from vigil.agent.client import BATCH, Connection, ServerRefused
-from vigil.agent.spool import Spool
+from vigil.endpoint.client import BATCH, Connection, ServerRefused
+from vigil.endpoint.spool import Spool
 
-log = logging.getLogger("vigil.agent.delivery")
+log = logging.getLogger("vigil.endpoint.delivery")
 
 BACKOFF_FIRST = 1.0
 BACKOFF_MAX = 300.0
