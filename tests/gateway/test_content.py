@@ -224,3 +224,42 @@ def test_istag_changes_when_the_catalog_changes(
         wait_for("a new ISTag", lambda: istag() != first)
     finally:
         assert g.stop() == 0
+
+
+def _ranged_head(first: int, last: int, total: int) -> bytes:
+    return (
+        f"HTTP/1.1 206 Partial Content\r\nContent-Type: image/jpeg\r\n"
+        f"Content-Range: bytes {first}-{last}/{total}\r\nContent-Length: {last - first + 1}\r\n\r\n"
+    ).encode("latin-1")
+
+
+def test_a_piece_of_a_known_photo_passes_as_partial_and_a_whole_range_is_checked(
+    gw: GatewayProcess, planted: Tree
+) -> None:
+    data = planted.originals["chelsea"]
+    piece = data[: len(data) // 2]
+    partial = metric(gw, 'vigil_gateway_passes_total{reason="partial"}')
+    with Conn(gw.port) as c:
+        # A piece (a range request): decided from the preview, never read further, counted.
+        r = respmod(
+            c,
+            gw.port,
+            piece,
+            url="http://ranged.test/piece.jpg",
+            res_head=_ranged_head(0, len(piece) - 1, len(data)),
+        )
+        assert r.status == 204 and not r.continued
+        # The whole object in a 206 (what `Range: bytes=0-` mostly gets): fingerprinted.
+        r = respmod(
+            c,
+            gw.port,
+            data,
+            url="http://ranged.test/whole.jpg",
+            res_head=_ranged_head(0, len(data) - 1, len(data)),
+        )
+        assert r.continued and r.http_status == 403
+    assert metric(gw, 'vigil_gateway_passes_total{reason="partial"}') == partial + 1
+    lines = (gw.home / "incidents.jsonl").read_text().splitlines()
+    urls = {json.loads(x)["url"] for x in lines}
+    assert "http://ranged.test/whole.jpg" in urls
+    assert "http://ranged.test/piece.jpg" not in urls

@@ -12,6 +12,7 @@ PASS_REASONS = (
     "too_large",  # over max_object_size
     "timeout",  # over object_seconds
     "unsupported_encoding",
+    "partial",  # a 206 carrying a piece of an object (a range request), not fingerprinted
     "error",  # could not be fingerprinted (the reason is logged)
     "monitor",  # matched, monitor mode
 )

@@ -131,6 +131,18 @@ class HttpHead:
             return None
         return int(value.strip())
 
+    def whole_range(self) -> bool:
+        """A 206 (partial content) that carries the whole object all the same
+        (`Content-Range: bytes 0-N/N+1`, what a `Range: bytes=0-` request mostly gets); False
+        for a piece, several pieces (multipart/byteranges) or a range that cannot be read."""
+        value = (self.headers.get("Content-Range") or "").strip()
+        unit, _, spec = value.partition(" ")
+        span, _, total = spec.strip().partition("/")
+        first, _, last = span.partition("-")
+        if unit.lower() != "bytes" or not all(x.isdigit() for x in (first, last, total)):
+            return False
+        return int(first) == 0 and int(last) + 1 == int(total)
+
     def content_encodings(self) -> list[str]:
         """Content-Encoding codings, in the order they were applied."""
         out: list[str] = []

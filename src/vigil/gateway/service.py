@@ -454,6 +454,10 @@ class Gateway:
         length = http.content_length()
         if length is not None and length > self.cfg.max_object_size:
             return "too_large"
+        if req.method == "RESPMOD" and http.status() == 206 and not http.whole_range():
+            # A piece of an object (a range request): a piece rarely matches anything and the
+            # pieces are not put together; counted, so that ranged traffic shows.
+            return "partial"
         if req.method == "REQMOD" and multipart_boundary(http.headers.get("Content-Type")):
             return None  # the parts are sniffed one by one once the upload is whole
         head = store.head(SNIFF_BYTES)
