@@ -67,8 +67,8 @@ def icap_lines(icap_port: int, host: str = "127.0.0.1") -> list[str]:
 # answering, so nothing reaches the client side: a delay pool with a huge, finite rate (-1/-1
 # creates no pool member) kicks a stalled read within a second, a 16 KB first read leaves room
 # in Squid's 64 KB ICAP buffer (the gateway offers no preview for downloads in block mode: Squid
-# would hold the body back while it waits for the preview's answer). Uploads stay out of the pool:
-# with them in it, Squid 5.7 never delivers the body of a block page answered to a REQMOD.
+# would hold the body back while it waits for the preview's answer). Uploads stay out of the
+# pool: with them in it, Squid 5.7 never delivers the body of a block page answered to a REQMOD.
 BLOCK_MODE_LINES = [
     "acl vigil_upload method POST PUT",
     "delay_pools 1",
@@ -80,17 +80,39 @@ BLOCK_MODE_LINES = [
 ]
 
 
+def squid_lines(icap_port: int, mode: str) -> list[str]:
+    """Every squid.conf line the README gives for `mode`."""
+    return [*icap_lines(icap_port), *(BLOCK_MODE_LINES if mode == "block" else [])]
+
+
+# A test-only proxy account for Squid's basic authentication (Debian's basic_ncsa_auth reads
+# APR1/MD5-crypt lines as htpasswd writes them); the hash was made with
+# `openssl passwd -apr1 -salt vigiltst proxy-test-password`.
+PROXY_USER = "alice"
+PROXY_PASSWORD = "proxy-test-password"
+PROXY_PASSWORD_LINE = "alice:$apr1$vigiltst$buMmeQ/7WexZkLnRnlAEo1"
+NCSA_AUTH = "/usr/lib/squid/basic_ncsa_auth"
+
+
 @dataclass
 class SquidProcess:
-    """A running Squid: its folder, HTTP port and process."""
+    """A running Squid: its folder, HTTP port and process (and its one user, with `auth`)."""
 
     folder: Path
     port: int
     proc: subprocess.Popen[bytes]
+    auth: bool = False
 
     @property
     def proxy(self) -> str:
-        """The proxy URL for clients."""
+        """The proxy URL for clients (with the test user's credentials when Squid asks)."""
+        if self.auth:
+            return f"http://{PROXY_USER}:{PROXY_PASSWORD}@127.0.0.1:{self.port}"
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def anonymous_proxy(self) -> str:
+        """The proxy URL without credentials."""
         return f"http://127.0.0.1:{self.port}"
 
     def cache_log(self) -> str:
@@ -126,12 +148,24 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_squid(folder: Path, lines: Sequence[str]) -> SquidProcess:
+def start_squid(folder: Path, lines: Sequence[str], auth: bool = False) -> SquidProcess:
     """`squid -N -f folder/squid.conf` on a free loopback port with `lines` added; returns once
-    Squid accepts connections."""
+    Squid accepts connections. `auth`: only the test user (PROXY_USER), by basic
+    authentication."""
     folder.mkdir(parents=True, exist_ok=True)
     folder.chmod(0o755)
     port = free_port()
+    access = ["http_access allow localhost"]
+    if auth:
+        if not Path(NCSA_AUTH).exists():
+            raise AssertionError(f"{NCSA_AUTH} is missing (Debian package `squid`)")
+        (folder / "passwd").write_text(PROXY_PASSWORD_LINE + "\n")
+        access = [
+            f"auth_param basic program {NCSA_AUTH} {folder}/passwd",
+            "auth_param basic realm vigil-test",
+            "acl vigil_users proxy_auth REQUIRED",
+            "http_access allow localhost vigil_users",
+        ]
     conf = [
         f"http_port 127.0.0.1:{port}",
         f"pid_filename {folder}/squid.pid",
@@ -143,7 +177,7 @@ def start_squid(folder: Path, lines: Sequence[str]) -> SquidProcess:
         "cache_mem 8 MB",
         "pinger_enable off",
         "shutdown_lifetime 0 seconds",
-        "http_access allow localhost",
+        *access,
         "http_access deny all",
         *lines,
     ]
@@ -160,7 +194,7 @@ def start_squid(folder: Path, lines: Sequence[str]) -> SquidProcess:
         stderr=subprocess.STDOUT,
     )
     out.close()
-    squid = SquidProcess(folder, port, proc)
+    squid = SquidProcess(folder, port, proc, auth)
     deadline = time.monotonic() + START_SECONDS
     while "Accepting HTTP Socket connections" not in squid.cache_log():
         if proc.poll() is not None or time.monotonic() > deadline:
@@ -290,12 +324,13 @@ def squid_folder() -> Path:
 
 @pytest.fixture
 def squid_for() -> Iterator[object]:
-    """Start Squids in front of gateways: `squid_for(icap_port, *extra_lines)`; each is
-    stopped (and its folder removed) at the end and must not have died during the test."""
+    """Start Squids in front of gateways: `squid_for(icap_port, mode, auth)` (the README's
+    lines for the mode; `auth`: basic proxy authentication of the test user); each is stopped (and its folder removed) at the end and must
+    not have died during the test."""
     started: list[SquidProcess] = []
 
-    def start(icap_port: int, *extra: str) -> SquidProcess:
-        s = start_squid(squid_folder(), [*icap_lines(icap_port), *extra])
+    def start(icap_port: int, mode: str = "monitor", auth: bool = False) -> SquidProcess:
+        s = start_squid(squid_folder(), squid_lines(icap_port, mode), auth)
         started.append(s)
         return s
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 from gateway import squid_fixture
-from gateway.squid_fixture import BLOCK_MODE_LINES, Origin, SquidProcess
+from gateway.squid_fixture import PROXY_USER, Origin, SquidProcess
 from support.agent import incidents as api_incidents
 from support.agent import wait_for
 from support.gateway import start_gateway
@@ -161,10 +161,12 @@ def test_monitor_mode_passes_everything_and_reports_the_known(
     transfer: str, origin: Origin, media: list[Item], home: Path, squid_for
 ) -> None:
     # A stock squid.conf (the README's lines only): the gateway must keep Squid reading
-    # fast origins by itself.
+    # fast origins by itself. The proxy authenticates its users; each incident names the user.
     g = start_gateway(home, "--mode", "monitor")
     try:
-        squid = squid_for(g.port)
+        squid = squid_for(g.port, "monitor", auth=True)
+        with httpx.Client(proxy=squid.anonymous_proxy, timeout=FETCH_TIMEOUT) as c:
+            assert c.get(origin.base + "/nothing").status_code == 407
         urls = serve_all(origin, media, f"/monitor-{transfer}")
         for url, item in urls.items():
             status, headers, data = raw_get(squid, url + suffix(transfer))
@@ -189,6 +191,7 @@ def test_monitor_mode_passes_everything_and_reports_the_known(
         }
         for line in found:
             assert line["client"] == "127.0.0.1"
+            assert line["user"] == PROXY_USER
             assert line["detection"] == "gateway"
         zipped = [
             line
@@ -206,7 +209,7 @@ def test_block_mode_blocks_the_known_and_passes_the_rest_unchanged(
 ) -> None:
     g = start_gateway(home, "--mode", "block")
     try:
-        squid = squid_for(g.port, *BLOCK_MODE_LINES)
+        squid = squid_for(g.port, "block")
         urls = serve_all(origin, media, f"/block-{transfer}")
         for url, item in urls.items():
             status, headers, data = raw_get(squid, url + suffix(transfer))
@@ -250,7 +253,7 @@ def test_an_upload_of_a_known_photo_is_caught(
 ) -> None:
     g = start_gateway(home, "--mode", mode)
     try:
-        squid = squid_for(g.port, *(BLOCK_MODE_LINES if mode == "block" else []))
+        squid = squid_for(g.port, mode)
         known, ctype = multipart("me.jpg", planted.originals["chelsea"], "image/jpeg")
         other, octype = multipart(
             "moon.jpg", (planted.root / "other/moon.jpg").read_bytes(), "image/jpeg"
@@ -280,7 +283,7 @@ def test_an_upload_of_a_known_photo_is_caught(
 
 
 @pytest.mark.parametrize("mode", ["monitor", "block"])
-def test_an_enrolled_gateway_reports_to_the_server_with_client_and_url(
+def test_an_enrolled_gateway_reports_to_the_server_with_client_user_and_url(
     mode: str, server: Server, origin: Origin, planted: Tree, tmp_path: Path, squid_for
 ) -> None:
     home = tmp_path / "gw-enrolled"
@@ -294,7 +297,7 @@ def test_an_enrolled_gateway_reports_to_the_server_with_client_and_url(
     (home / "agent.toml").write_text('heartbeat = "1s"\ncatalog_poll = "2s"\n')
     g = start_gateway(home, "--mode", mode)
     try:
-        squid = squid_for(g.port, *(BLOCK_MODE_LINES if mode == "block" else []))
+        squid = squid_for(g.port, mode, auth=True)
         key = server.api_key("admin")
         known = (planted.root / "alt/astronaut-mirror.jpg").read_bytes()
         url = origin.add(f"/{name}/astronaut.jpg", known, "image/jpeg")
@@ -316,6 +319,7 @@ def test_an_enrolled_gateway_reports_to_the_server_with_client_and_url(
         incident = found[0]
         assert incident["path"] == url
         assert incident["owner"] == "127.0.0.1"
+        assert incident["user"] == PROXY_USER
         assert incident["detection"] == "gateway"
         assert incident["entry"]["id"] == "500"
         assert incident["kind"] == "pdq"
