@@ -13,7 +13,9 @@ non-media downloads (1 MB HTML and binary) with and without the gateway, as rati
     python -m benchmarks.bench_gateway [--mode monitor|block] [--rounds 40] [--seconds 15]
 
 `--mode block` adds the block-mode squid.conf lines (docs/gateway.md, "Squid") to both Squids;
-`--line LINE` adds another, `--gateway-option OPT` passes an option to the gateway.
+`--line LINE` adds another, `--gateway-option OPT` passes an option to the gateway,
+`--skip-type REGEX` keeps responses of that declared type away from the gateway (the optional
+lines of docs/gateway.md, "Skipping declared types").
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from gateway.squid_fixture import (  # noqa: E402
     BLOCK_MODE_LINES,
+    READ_AHEAD_GAP,
     SquidProcess,
     icap_lines,
     squid_folder,
@@ -148,6 +151,13 @@ def main() -> None:
     ap.add_argument(
         "--gateway-option", action="append", default=[], help="another `vigil gateway run` option"
     )
+    ap.add_argument(
+        "--skip-type",
+        action="append",
+        default=[],
+        metavar="REGEX",
+        help="a rep_mime_type pattern the gatewayed Squid does not send to the gateway",
+    )
     args = ap.parse_args()
     extra = [*(BLOCK_MODE_LINES if args.mode == "block" else []), *args.line]
     with tempfile.TemporaryDirectory() as tmp:
@@ -159,8 +169,11 @@ def main() -> None:
         assert done.returncode == 0, done.stderr
         origin = start_origin()
         gateway = start_gateway(home, "--mode", args.mode, *args.gateway_option)
-        plain = start_squid(squid_folder(), list(extra))
-        gated = start_squid(squid_folder(), [*icap_lines(gateway.port), *extra])
+        # The same read_ahead_gap for both (it is among the ICAP lines of the README).
+        plain = start_squid(squid_folder(), [*extra, READ_AHEAD_GAP])
+        gated = start_squid(
+            squid_folder(), [*icap_lines(gateway.port, skip_types=args.skip_type), *extra]
+        )
         cleanup: list[Callable[[], object]] = [
             origin.stop,
             gateway.stop,
@@ -172,6 +185,8 @@ def main() -> None:
         try:
             print(f"squid 5.7 (Debian), gateway mode {args.mode}, {os.cpu_count()} cores")
             print("squid.conf besides the ICAP lines:", extra or "none")
+            if args.skip_type:
+                print("types not sent to the gateway:", " ".join(args.skip_type))
             sets: dict[str, list[tuple[str, int]]] = {}
             for label, target in TARGETS.items():
                 sets[label] = []

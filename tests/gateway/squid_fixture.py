@@ -46,12 +46,31 @@ def squid_binary() -> str:
     return found
 
 
-def icap_lines(icap_port: int, host: str = "127.0.0.1") -> list[str]:
-    """The squid.conf lines of the README: every response and upload through the gateway."""
+# Squid 5.7 may mark a whole adapted response as truncated and then close the client's
+# persistent connection (Squid bug 5279, docs/gateway.md "Closed client connections"); a store
+# that can hold a whole object never waits for the client in between.
+READ_AHEAD_GAP = "read_ahead_gap 4 MB"
+
+
+def icap_lines(
+    icap_port: int, host: str = "127.0.0.1", skip_types: Sequence[str] = ()
+) -> list[str]:
+    """The squid.conf lines of the README: every response and upload through the gateway
+    (`skip_types`: rep_mime_type patterns of responses Squid does not send, the optional
+    lines of docs/gateway.md "Skipping declared types")."""
+    skip = (
+        [
+            f"acl vigil_skip rep_mime_type -i {' '.join(skip_types)}",
+            "adaptation_access vigil_resp deny vigil_skip",
+        ]
+        if skip_types
+        else []
+    )
     return [
         "icap_enable on",
         f"icap_service vigil_resp respmod_precache bypass=off icap://{host}:{icap_port}/respmod",
         f"icap_service vigil_req reqmod_precache bypass=off icap://{host}:{icap_port}/reqmod",
+        *skip,
         "adaptation_access vigil_resp allow all",
         "adaptation_access vigil_req allow all",
         "icap_send_client_ip on",
@@ -59,6 +78,7 @@ def icap_lines(icap_port: int, host: str = "127.0.0.1") -> list[str]:
         # Squid suspends a service after 10 failures by default, turning one early error into
         # errors for everything after it.
         "icap_service_failure_limit -1",
+        READ_AHEAD_GAP,
     ]
 
 
@@ -121,9 +141,14 @@ class SquidProcess:
         return path.read_text(errors="replace") if path.exists() else ""
 
     def access_log(self) -> list[str]:
-        """Squid's access.log lines."""
+        """Squid's access.log lines (`time elapsed client:port code/status bytes method URL
+        user hierarchy type`)."""
         path = self.folder / "access.log"
         return path.read_text(errors="replace").splitlines() if path.exists() else []
+
+    def client_connections(self) -> set[str]:
+        """The client connections (address:port) access.log shows requests from."""
+        return {line.split()[2] for line in self.access_log() if len(line.split()) > 2}
 
     def alive(self) -> bool:
         """The process has not exited."""
@@ -169,7 +194,9 @@ def start_squid(folder: Path, lines: Sequence[str], auth: bool = False) -> Squid
     conf = [
         f"http_port 127.0.0.1:{port}",
         f"pid_filename {folder}/squid.pid",
-        f"access_log stdio:{folder}/access.log",
+        # Squid's own format with the client's port: one port per persistent connection.
+        "logformat vigil %ts.%03tu %6tr %>a:%>p %Ss/%03>Hs %<st %rm %ru %[un %Sh/%<a %mt",
+        f"access_log stdio:{folder}/access.log vigil",
         f"cache_log {folder}/cache.log",
         "cache_store_log none",
         f"coredump_dir {folder}",
