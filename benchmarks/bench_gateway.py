@@ -12,7 +12,8 @@ non-media downloads (1 MB HTML and binary) with and without the gateway, as rati
 
     python -m benchmarks.bench_gateway [--mode monitor|block] [--rounds 40] [--seconds 15]
 
-`--mode block` adds the block-mode squid.conf lines (docs/gateway.md, "Squid") to both Squids;
+`--mode block` adds the block-mode squid.conf lines (docs/gateway.md, "Squid") to both Squids
+(monitor mode: its `read_ahead_gap` line);
 `--line LINE` adds another, `--gateway-option OPT` passes an option to the gateway,
 `--skip-type REGEX` keeps responses of that declared type away from the gateway (the optional
 lines of docs/gateway.md, "Skipping declared types").
@@ -36,7 +37,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from gateway.squid_fixture import (  # noqa: E402
     BLOCK_MODE_LINES,
-    READ_AHEAD_GAP,
+    MONITOR_MODE_LINES,
     SquidProcess,
     icap_lines,
     squid_folder,
@@ -159,7 +160,10 @@ def main() -> None:
         help="a rep_mime_type pattern the gatewayed Squid does not send to the gateway",
     )
     args = ap.parse_args()
-    extra = [*(BLOCK_MODE_LINES if args.mode == "block" else []), *args.line]
+    extra = [
+        *(BLOCK_MODE_LINES if args.mode == "block" else MONITOR_MODE_LINES),
+        *args.line,
+    ]
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
         (base / "planted").mkdir()
@@ -169,8 +173,7 @@ def main() -> None:
         assert done.returncode == 0, done.stderr
         origin = start_origin()
         gateway = start_gateway(home, "--mode", args.mode, *args.gateway_option)
-        # The same read_ahead_gap for both (it is among the ICAP lines of the README).
-        plain = start_squid(squid_folder(), [*extra, READ_AHEAD_GAP])
+        plain = start_squid(squid_folder(), list(extra))
         gated = start_squid(
             squid_folder(), [*icap_lines(gateway.port, skip_types=args.skip_type), *extra]
         )

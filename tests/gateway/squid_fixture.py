@@ -46,10 +46,13 @@ def squid_binary() -> str:
     return found
 
 
-# Squid 5.7 may mark a whole adapted response as truncated and then close the client's
-# persistent connection (Squid bug 5279, docs/gateway.md "Closed client connections"); a store
-# that can hold a whole object never waits for the client in between.
+# Monitor mode: Squid 5.7 may mark a whole response the gateway echoed as truncated and then
+# close the client's persistent connection (Squid bug 5279, docs/gateway.md "Closed client
+# connections"); a store that can hold a whole object never waits for the client in between.
+# Not in block mode: there Squid would read its server in pieces of up to 4 MB, filling its
+# 64 KB buffer toward the gateway at once, and every body over 64 KB would stall (see below).
 READ_AHEAD_GAP = "read_ahead_gap 4 MB"
+MONITOR_MODE_LINES = [READ_AHEAD_GAP]
 
 
 def icap_lines(
@@ -78,7 +81,6 @@ def icap_lines(
         # Squid suspends a service after 10 failures by default, turning one early error into
         # errors for everything after it.
         "icap_service_failure_limit -1",
-        READ_AHEAD_GAP,
     ]
 
 
@@ -102,7 +104,7 @@ BLOCK_MODE_LINES = [
 
 def squid_lines(icap_port: int, mode: str) -> list[str]:
     """Every squid.conf line the README gives for `mode`."""
-    return [*icap_lines(icap_port), *(BLOCK_MODE_LINES if mode == "block" else [])]
+    return [*icap_lines(icap_port), *(BLOCK_MODE_LINES if mode == "block" else MONITOR_MODE_LINES)]
 
 
 # A test-only proxy account for Squid's basic authentication (Debian's basic_ncsa_auth reads
