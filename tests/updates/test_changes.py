@@ -278,3 +278,34 @@ def test_removed_entries_are_forgotten_once_published(tmp_path: Path) -> None:
             assert conn.execute(select(r)).all() == []
     finally:
         catalog.close()
+
+
+def test_the_publisher_bundles_the_whole_catalog_once_it_is_quiet(tmp_path: Path) -> None:
+    from vigil.server.publisher import Publisher
+
+    home = tmp_path / "server"
+    home.mkdir()
+    catalog = Catalog.open(home)
+    repo = Repository(home)
+    try:
+        repo.create()
+        put(catalog, "a", synthetic(20, 1))
+        publisher = Publisher(repo, catalog, full_quiet=3600, full_every=3600)
+        assert publisher.step() == 1
+        put(catalog, "a", synthetic(19, 1))
+        assert publisher.step() == 2
+        assert repo.state()["full"] == 1  # changing: no whole bundle yet
+        assert publisher.step() is None
+        publisher.wait_full()
+        assert repo.state()["full"] == 1
+        publisher.full_quiet = 0  # quiet long enough
+        assert publisher.step() is None
+        publisher.wait_full()
+        assert repo.state()["full"] == 2
+        assert repo._read("targets").signed.targets["catalog.bundle"].custom == {
+            "version": 2,
+            "latest": 2,
+        }
+    finally:
+        repo.unlock()
+        catalog.close()
