@@ -332,7 +332,7 @@ def test_an_old_catalog_is_upgraded_on_open(url: str, version: int) -> None:
             insp = inspect(conn)
             assert insp.has_table("video_frames")
             indexes = {ix["name"] for ix in insp.get_indexes("hashes")}
-        assert "ix_hashes_kind_value" not in indexes and "ix_hashes_set" in indexes
+        assert "ix_hashes_kind_value" not in indexes and "ix_hashes_set_entry" in indexes
         assert schema_differences(engine) == []
 
         # The data reads back...

@@ -81,7 +81,8 @@ hashes = Table(
     Column("entry_id", Integer, ForeignKey("entries.id"), nullable=False),
     Column("kind", SmallInteger, nullable=False),
     Column("value", LargeBinary, nullable=False),
-    Index("ix_hashes_set", "set_id"),
+    # By set, then entry: a set's rows, and the rows of given entries of a set (a delta's).
+    Index("ix_hashes_set_entry", "set_id", "entry_id"),
 )
 
 # The frames of known videos (vPDQ), one row per frame: a video's list is its entry's rows in

@@ -123,6 +123,31 @@ class Catalog:
             return _sets(conn)
 
     @contextmanager
+    def writing(self) -> Iterator[Connection]:
+        """A connection in one transaction for a change; on SQLite without foreign-key
+        enforcement.
+
+        `hashes.entry_id` has no index of its own (it would slow every import), so with
+        enforcement SQLite scans the whole hashes table for every entry row deleted (hours for
+        a thousand entries of a catalog of millions). The catalog's own changes keep the rows
+        consistent: hashes and frames are deleted before their entries.
+        """
+        with self.engine.connect() as conn:
+            sqlite = conn.dialect.name == "sqlite"
+            if sqlite:
+                # Outside a transaction (pysqlite begins one only for writes): the pragma is a
+                # no-op inside one.
+                conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+                conn.commit()
+            try:
+                with conn.begin():
+                    yield conn
+            finally:
+                if sqlite:
+                    conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+                    conn.commit()
+
+    @contextmanager
     def snapshot(self) -> Iterator[CatalogSnapshot]:
         """One consistent view of the whole catalog, for as long as the block runs.
 
@@ -300,7 +325,7 @@ class Catalog:
         by_kind: Counter[str] = Counter()
         by_category: Counter[str] = Counter()
         count = 0
-        with self.engine.begin() as conn:
+        with self.writing() as conn:
             # The generation first: its row lock orders concurrent writers, so the entries this
             # change adds carry the generation it commits as.
             generation = self._bump(conn)
@@ -437,7 +462,7 @@ class Catalog:
 
     def remove(self, name: str) -> HashSetInfo:
         """Delete a set and its entries."""
-        with self.engine.begin() as conn:
+        with self.writing() as conn:
             info = self._get(conn, name)
             if info is None:
                 raise CatalogError(f"no hash set named {name!r}")
@@ -745,15 +770,15 @@ def iter_packed(
         entry_where = f"{where} AND {picked}" if where else f" WHERE {picked}"
         sub = f"entry_id IN (SELECT id FROM entries{entry_where})"
         where = f"{where} AND {sub}" if where else f" WHERE {sub}"
-    entries = _rows(
+    entries = iter_rows(
         conn,
         f"SELECT set_id, id, ext_id, category, meta FROM entries{entry_where} ORDER BY set_id, id",
     )
-    hashes = _rows(
+    hashes = iter_rows(
         conn,
         f"SELECT set_id, entry_id, kind, value FROM hashes{where} ORDER BY set_id, entry_id, kind",
     )
-    frames = _rows(
+    frames = iter_rows(
         conn,
         "SELECT set_id, entry_id, frame, timestamp, quality, pdq FROM video_frames"
         f"{where} ORDER BY set_id, entry_id, frame",
@@ -778,6 +803,7 @@ def iter_packed(
         yield sid, eid, pack_entry(ext_id, category, canonical(meta), hs, fs)
 
 
-def _rows(conn: Connection, sql: str) -> Iterator[Any]:
+def iter_rows(conn: Connection, sql: str) -> Iterator[Any]:
+    """The rows of a plain query, fetched in batches."""
     for chunk in _chunks(conn, sql, BATCH):
         yield from chunk

@@ -18,7 +18,6 @@ import io
 import json
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
@@ -30,7 +29,7 @@ from sqlalchemy.engine import Connection
 from vigil.catalog import schema
 from vigil.catalog.digest import canonical as _canonical
 from vigil.catalog.digest import content_digest, entry_digest, pack
-from vigil.catalog.store import Catalog, delete_entries, iter_packed
+from vigil.catalog.store import Catalog, delete_entries, iter_packed, iter_rows
 from vigil.errors import VigilError
 from vigil.kinds import by_code
 
@@ -370,7 +369,7 @@ def apply(catalog: Catalog, *bundles: Bundle) -> None:
     """Make `catalog` hold the version of the last bundle (a whole catalog, or a chain of
     deltas applied in turn), in one transaction: BundleError if it cannot, and then the catalog
     is as it was."""
-    with _writing(catalog) as conn:
+    with catalog.writing() as conn:
         for bundle in bundles:
             _apply(conn, bundle)
 
@@ -416,30 +415,6 @@ def _apply(conn: Connection, bundle: Bundle) -> None:
         conn.execute(update(st).where(st.c.key == VERSION_KEY).values(value=bundle.version))
 
 
-@contextmanager
-def _writing(catalog: Catalog) -> Iterator[Connection]:
-    """A connection in one transaction; on SQLite without foreign-key enforcement.
-
-    `hashes.entry_id` has no index, so with enforcement on SQLite scans the whole hashes table
-    for every entry row deleted (hours for a thousand entries of a catalog of millions). The
-    bundle's rows are consistent by construction: hashes and frames go before their entries.
-    """
-    with catalog.engine.connect() as conn:
-        sqlite = conn.dialect.name == "sqlite"
-        if sqlite:
-            # Outside a transaction (pysqlite begins one only for writes): the pragma is a
-            # no-op inside one.
-            conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
-            conn.commit()
-        try:
-            with conn.begin():
-                yield conn
-        finally:
-            if sqlite:
-                conn.exec_driver_sql("PRAGMA foreign_keys=ON")
-                conn.commit()
-
-
 def _remove_entries(conn: Connection, set_id: int, removed: list[bytes], name: str) -> None:
     """Delete one entry per digest in `removed`, found through the set's digest index."""
     wanted = Counter(removed)
@@ -462,8 +437,9 @@ def _remove_entries(conn: Connection, set_id: int, removed: list[bytes], name: s
 
 def stored_content_digest(conn: Connection, set_id: int) -> bytes:
     """The content digest of a set as stored (its entries' digests, read from the index)."""
-    e = schema.entries.c
-    rows = conn.execute(select(e.digest).where(e.set_id == set_id)).scalars().all()
+    rows = [
+        r[0] for r in iter_rows(conn, f"SELECT digest FROM entries WHERE set_id = {int(set_id)}")
+    ]
     if any(d is None for d in rows):
         raise BundleError("an entry of the local catalog has no digest (a damaged catalog?)")
     return content_digest(bytes(d) for d in rows)

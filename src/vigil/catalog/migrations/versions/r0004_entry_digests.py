@@ -1,9 +1,10 @@
-"""Schema 4: entries.digest and entries.added, and the removed_entries table.
+"""Schema 4: entries.digest and entries.added, the removed_entries table, hashes by set and entry.
 
 Each entry's content digest (vigil.catalog.digest), indexed per set, lets a re-imported list
 change only the entries that differ and a catalog bundle remove entries without reading the
 whole set; `added` (the generation that added an entry) and removed_entries let the server's
-publisher build a version's delta from what changed. Existing entries get their digests here
+publisher build a version's delta from what changed. The hashes' set index becomes (set_id,
+entry_id), so the hashes of given entries of a set are found without a scan. Existing entries get their digests here
 (`added` 0: older than anything published from now on).
 
 Revision ID: 0004
@@ -49,6 +50,8 @@ def upgrade() -> None:
     for start in range(0, len(digests), 20_000):
         conn.execute(update, digests[start : start + 20_000])
     op.create_index("ix_entries_set_digest", "entries", ["set_id", "digest"])
+    op.drop_index("ix_hashes_set", table_name="hashes")
+    op.create_index("ix_hashes_set_entry", "hashes", ["set_id", "entry_id"])
     op.create_index("ix_entries_set_added", "entries", ["set_id", "added"])
     op.execute("UPDATE state SET value = 4 WHERE key = 'schema_version'")
 
@@ -57,6 +60,8 @@ def downgrade() -> None:
     """Drop them again."""
     op.drop_index("ix_entries_set_added", table_name="entries")
     op.drop_index("ix_entries_set_digest", table_name="entries")
+    op.drop_index("ix_hashes_set_entry", table_name="hashes")
+    op.create_index("ix_hashes_set", "hashes", ["set_id"])
     op.drop_table("removed_entries")
     with op.batch_alter_table("entries") as batch:
         batch.drop_column("added")
