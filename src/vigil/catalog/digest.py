@@ -16,6 +16,7 @@ from typing import Any
 
 import msgpack
 import numpy as np
+import orjson
 
 DIGEST_BYTES = 16
 
@@ -36,7 +37,22 @@ def pack(value: Any) -> bytes:
 
 def stored_meta(meta: Mapping[str, Any] | None) -> Any:
     """An entry's metadata as the catalog gives it back (through JSON, canonical)."""
-    return canonical(json.loads(json.dumps(dict(meta or {}))))
+    return meta_from_text(json.dumps(dict(meta or {})))
+
+
+def meta_from_text(text: str) -> Any:
+    """Stored metadata (JSON text, as the standard library wrote it), canonical.
+
+    orjson sorts keys at every level in one pass (a tenth of the cost of `canonical` on a
+    VICS record's metadata, which every entry of a million-entry import pays); the standard
+    library where orjson reads differently (NaN and Infinity, which it writes as null; integers
+    beyond 64 bits)."""
+    if "NaN" not in text and "Infinity" not in text:
+        try:
+            return orjson.loads(orjson.dumps(orjson.loads(text), option=orjson.OPT_SORT_KEYS))
+        except (orjson.JSONDecodeError, TypeError):
+            pass
+    return canonical(json.loads(text))
 
 
 def pack_entry(

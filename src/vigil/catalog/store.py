@@ -31,7 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 
 from vigil.catalog import schema
-from vigil.catalog.digest import canonical, entry_digest, pack_entry, stored_meta
+from vigil.catalog.digest import entry_digest, meta_from_text, pack_entry, stored_meta
 from vigil.catalog.listing import CATALOG_FILE, HashSetInfo
 from vigil.catalog.migrate import ensure_head
 from vigil.catalog.schema import KIND_CODES, KIND_NAMES
@@ -387,16 +387,21 @@ class Catalog:
                     for f in entry.vpdq
                 ]
                 meta = stored_meta(entry.meta)
-                digest = entry_digest(
-                    pack_entry(
-                        entry.id,
-                        entry.category,
-                        meta,
-                        [list(c) for c in codes],
-                        [list(f) for f in frames],
+                try:
+                    digest: bytes | None = entry_digest(
+                        pack_entry(
+                            entry.id,
+                            entry.category,
+                            meta,
+                            [list(c) for c in codes],
+                            [list(f) for f in frames],
+                        )
                     )
-                )
-                same = kept.get(digest)
+                except (OverflowError, ValueError):
+                    # Metadata no bundle can carry (an integer beyond 64 bits): stored, never
+                    # kept by a re-import, and refused by the publisher as before.
+                    digest = None
+                same = kept.get(digest) if digest is not None else None
                 if same:
                     same.pop()  # unchanged: the stored entry stays as it is
                     continue
@@ -799,8 +804,8 @@ def iter_packed(
         while f is not None and (f[0], f[1]) == key:
             fs.append([int(f[2]), float(f[3]), int(f[4]), bytes(f[5])])
             f = next(frames, None)
-        meta = json.loads(meta) if isinstance(meta, str) else (meta or {})
-        yield sid, eid, pack_entry(ext_id, category, canonical(meta), hs, fs)
+        text = meta if isinstance(meta, str) else json.dumps(meta or {})
+        yield sid, eid, pack_entry(ext_id, category, meta_from_text(text), hs, fs)
 
 
 def iter_rows(conn: Connection, sql: str) -> Iterator[Any]:
