@@ -344,13 +344,13 @@ class Catalog:
             }
             # A set imported again keeps its row and the entries that did not change (found by
             # digest); the rest are removed and recorded in removed_entries.
-            kept: dict[bytes, list[int]] = {}
+            kept = _DigestIndex()
             if replaced is not None:
                 set_id = replaced.id
                 conn.execute(
                     update(schema.hashsets).where(schema.hashsets.c.id == set_id).values(**row)
                 )
-                kept = _digest_index(conn, set_id)
+                kept = _DigestIndex(conn, set_id)
             else:
                 inserted = conn.execute(insert(schema.hashsets).values(**row)).inserted_primary_key
                 assert inserted is not None
@@ -401,10 +401,8 @@ class Catalog:
                     # Metadata no bundle can carry (an integer beyond 64 bits): stored, never
                     # kept by a re-import, and refused by the publisher as before.
                     digest = None
-                same = kept.get(digest) if digest is not None else None
-                if same:
-                    same.pop()  # unchanged: the stored entry stays as it is
-                    continue
+                if digest is not None and kept.take(digest):
+                    continue  # unchanged: the stored entry stays as it is
                 entry_id = next_id
                 next_id += 1
                 entry_rows.append(
@@ -425,7 +423,7 @@ class Catalog:
                 if len(hash_rows) + len(frame_rows) >= BATCH:
                     self._flush(conn, entry_rows, hash_rows, frame_rows)
             self._flush(conn, entry_rows, hash_rows, frame_rows)
-            gone = [i for ids in kept.values() for i in ids]
+            gone = kept.left()
             if gone:
                 self._remove_entries(conn, set_id, gone, generation)
             if sqlite:
@@ -719,15 +717,42 @@ def _chunks(conn: Connection, sql: str, chunk: int) -> Iterator[Sequence[Any]]:
     yield from result.partitions(chunk)
 
 
-def _digest_index(conn: Connection, set_id: int) -> dict[bytes, list[int]]:
-    """The entry ids of one set by digest (an entry without one is under b"": never kept)."""
-    out: dict[bytes, list[int]] = {}
-    sql = f"SELECT id, digest FROM entries WHERE set_id = {int(set_id)}"
-    for rows in _chunks(conn, sql, BATCH):
-        for eid, digest in rows:
-            out.setdefault(bytes(digest) if digest is not None else b"", []).append(eid)
-    out.pop(b"", None)
-    return out
+class _DigestIndex:
+    """The entry ids of one set by digest, for a re-import to find the entries it keeps.
+
+    One id per digest in a plain dict (bytes and ints: nothing the garbage collector walks,
+    which a million small lists made it do again and again while a large list was parsed); the
+    rare digests held by several entries in a second dict."""
+
+    def __init__(self, conn: Connection | None = None, set_id: int | None = None) -> None:
+        self.ids: dict[bytes, int] = {}
+        self.more: dict[bytes, list[int]] = {}
+        self.unnamed: list[int] = []  # entries without a digest: never kept
+        if conn is None:
+            return
+        sql = f"SELECT id, digest FROM entries WHERE set_id = {int(set_id or 0)}"
+        for rows in _chunks(conn, sql, BATCH):
+            for eid, digest in rows:
+                if digest is None:
+                    self.unnamed.append(eid)
+                    continue
+                key = bytes(digest)
+                if key in self.ids:
+                    self.more.setdefault(key, []).append(eid)
+                else:
+                    self.ids[key] = eid
+
+    def take(self, digest: bytes) -> bool:
+        """Keep one entry of this digest, if one is left."""
+        extra = self.more.get(digest)
+        if extra:
+            extra.pop()
+            return True
+        return self.ids.pop(digest, None) is not None
+
+    def left(self) -> list[int]:
+        """The ids of the entries not kept."""
+        return [*self.ids.values(), *(i for ids in self.more.values() for i in ids), *self.unnamed]
 
 
 def delete_entries(conn: Connection, set_id: int, ids: Sequence[int]) -> None:
