@@ -15,7 +15,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import msgpack
-import numpy as np
 import orjson
 
 DIGEST_BYTES = 16
@@ -75,6 +74,8 @@ def entry_digest(packed: bytes) -> bytes:
 def content_digest(digests: Iterable[bytes]) -> bytes:
     """The digest of a set's entries as a multiset (order does not matter): SHA-256 of the
     sorted digests, sorted with NumPy (a million in a fraction of a second)."""
+    import numpy as np  # here: commands that only read the sets start without it
+
     joined = b"".join(digests)
     if len(joined) % DIGEST_BYTES:
         raise ValueError("entry digests are 16 bytes each")
