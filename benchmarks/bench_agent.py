@@ -14,7 +14,15 @@ defaults otherwise: heartbeat and catalog poll every 60 s).
 benchmarks/gen_vics.py) to the server's catalog first, which the agent receives signed and
 compiles like any other: the footprint with a catalog of that size.
 
-    python -m benchmarks.bench_agent --files 200 [--gap 0.25] [--catalog 1000000]
+`--update K` (with `--catalog N`) ends with a catalog update: a file of random bytes, which
+matches nothing, lies in the watched folder; the next release of the synthetic list, with K of
+its N entries replaced and one of the new ones that file's MD5, is imported on the server
+(`vigil hashset import`, another process); the time from the import's start (and from its end)
+to the server's new version, to the agent having it applied, and to the file's incident in the
+API; the bytes the agent downloaded for it (its log). The agent polls the catalog every
+`--catalog-poll` (agent.toml's default is 60 s: up to that much more).
+
+    python -m benchmarks.bench_agent --files 200 [--gap 0.25] [--catalog 1000000 [--update 1000]]
 """
 
 from __future__ import annotations
@@ -44,7 +52,11 @@ def main() -> None:
         "--scanner-idle", default="30s", help="agent.toml's scanner_idle (the agent's default: 5m)"
     )
     ap.add_argument("--catalog", type=int, default=0, help="synthetic entries added on the server")
+    ap.add_argument("--update", type=int, default=0, help="entries replaced by a catalog update")
+    ap.add_argument("--catalog-poll", default="5s", help="agent.toml's catalog_poll")
     args = ap.parse_args()
+    if args.update and not args.catalog:
+        ap.error("--update needs --catalog")
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
         (base / "planted").mkdir()
@@ -67,7 +79,10 @@ def main() -> None:
             fleet = Fleet(base, lambda h: shutil.copytree(catalog, h))
             agent = fleet.enrol(server)
             # The defaults (heartbeat 60 s) but for the scanner's idle time.
-            (agent.home / "agent.toml").write_text(f'scanner_idle = "{args.scanner_idle}"\n')
+            (agent.home / "agent.toml").write_text(
+                f'scanner_idle = "{args.scanner_idle}"\n'
+                + (f'catalog_poll = "{args.catalog_poll}"\n' if args.update else "")
+            )
             try:
                 t0 = time.monotonic()
                 agent.start()
@@ -130,8 +145,68 @@ def main() -> None:
                     f"idle: {100 * (cpu_after - cpu_before) / args.idle:.3f}% of a core "
                     f"over {args.idle:g} s"
                 )
+                if args.update:
+                    _update(base, server, key, agent, args.catalog, args.update)
             finally:
                 fleet.stop_all()
+
+
+def _update(base: Path, server: Server, key: str, agent: AgentHome, count: int, k: int) -> None:
+    """A catalog update of `k` of the synthetic list's `count` entries, one of them a file's
+    already in the watched folder: how long until the agent reports that file, and what it
+    downloaded."""
+    import hashlib
+    import os
+
+    import httpx
+
+    from benchmarks import gen_vics
+
+    data = os.urandom(1 << 16)
+    target = agent.watch / f"update-{time.time_ns()}.bin"
+    target.write_bytes(data)
+    time.sleep(5)  # scanned, matching nothing
+    assert not [i for i in incidents(server, key, agent.host) if i["path"] == str(target)]
+    (base / "release").mkdir()
+    path = base / "release" / f"synthetic-{count}.json"  # the same set name: a new release
+    with open(path, "w") as f:
+        gen_vics.write(count, f, replace=k, md5s=(hashlib.md5(data).hexdigest(),))
+    before = int(httpx.get(f"{server.url}/readyz", timeout=30).json()["catalog_version"])
+    log_at = agent.log.stat().st_size
+    t0 = time.monotonic()
+    subprocess.run([*VIGIL, "--home", str(server.home), "hashset", "import", str(path)], check=True)
+    t1 = time.monotonic()
+    published = applied = found = None
+    deadline = time.monotonic() + 1800
+    while found is None and time.monotonic() < deadline:
+        now = time.monotonic()
+        if published is None:
+            version = httpx.get(f"{server.url}/readyz", timeout=30).json()["catalog_version"]
+            if int(version) > before:
+                published = now
+        log = agent.log.read_bytes()[log_at:].decode(errors="replace")
+        if applied is None and "received and applied" in log:
+            applied = now
+        if any(i["path"] == str(target) for i in incidents(server, key, agent.host)):
+            found = now
+        time.sleep(0.1)
+    if found is None:
+        raise SystemExit("the updated entry did not match in 30 minutes")
+    lines = [ln for ln in log.splitlines() if "received and applied" in ln or "took build" in ln]
+    lines += [ln for ln in log.splitlines() if "scanner started" in ln]
+    print(f"catalog update of {k:,} of {count:,} entries:")
+    print(f"  import on the server (another process): {t1 - t0:.1f} s")
+    for label, at in (("published", published), ("applied by the agent", applied)):
+        if at is not None:
+            print(
+                f"  {label}: {at - t0:.1f} s after the import began, {at - t1:.1f} s after it ended"
+            )
+    print(
+        f"  the file's incident in the API: {found - t0:.1f} s after the import began, "
+        f"{found - t1:.1f} s after it ended"
+    )
+    for ln in lines:
+        print(f"  agent: {ln.strip()}")
 
 
 def _synthetic(base: Path, count: int) -> list[Path]:

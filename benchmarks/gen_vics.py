@@ -47,9 +47,19 @@ def media(rng: random.Random, media_id: int) -> dict[str, object]:
     }
 
 
-def write(count: int, out: TextIO, seed: int = 1, cases: int = 0) -> None:
-    """Write `count` Media as one VICS 2.0 document, one record at a time."""
+def write(
+    count: int,
+    out: TextIO,
+    seed: int = 1,
+    cases: int = 0,
+    replace: int = 0,
+    md5s: tuple[str, ...] = (),
+) -> None:
+    """Write `count` Media as one VICS 2.0 document, one record at a time. `replace` > 0: the
+    next release of the same list, its first `replace` records new ones (new ids, new hashes;
+    the first of them with the MD5s `md5s`), the rest as before."""
     rng = random.Random(seed)
+    fresh = random.Random(f"{seed}-release")
     context = CONTEXT.format("Cases" if cases else "Media")
     out.write('{\n  "@odata.context": ' + json.dumps(context) + ',\n  "value": [\n')
     per_case = -(-count // cases) if cases else count
@@ -61,7 +71,12 @@ def write(count: int, out: TextIO, seed: int = 1, cases: int = 0) -> None:
             out.write(json.dumps(case)[:-1] + ', "Media": [\n')
         elif i:
             out.write(",\n")
-        out.write(json.dumps(media(rng, i + 1), separators=(",", ":")))
+        record = media(rng, i + 1)
+        if i < replace:
+            record = media(fresh, count + i + 1)
+            if i < len(md5s):
+                record["MD5"] = md5s[i].upper()
+        out.write(json.dumps(record, separators=(",", ":")))
     out.write("\n  ]}\n  ]\n}\n" if cases and count else "\n  ]\n}\n")
 
 

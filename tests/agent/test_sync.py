@@ -49,6 +49,7 @@ class StandInUpdater:
     ):
         self.home = home
         self._version: int | None = None
+        self.downloads: list[tuple[str, int]] = []  # (URL, bytes), as the real one keeps
 
     def update(self) -> UpdateResult:
         step = StandInUpdater.steps.pop(0)

@@ -33,8 +33,9 @@ from sqlalchemy import (
 )
 
 from vigil.catalog import revision, schema
+from vigil.catalog.digest import entry_digest
 from vigil.catalog.migrate import alembic_config, revisions
-from vigil.catalog.store import Catalog
+from vigil.catalog.store import Catalog, iter_packed
 from vigil.errors import CatalogError
 from vigil.hashsets.entry import Entry, ParseReport
 
@@ -179,7 +180,14 @@ def drop_everything(url: str) -> None:
     engine = create_engine(url)
     try:
         with engine.begin() as conn:
-            for table in ("video_frames", "hashes", "entries", "hashsets", "state"):
+            for table in (
+                "removed_entries",
+                "video_frames",
+                "hashes",
+                "entries",
+                "hashsets",
+                "state",
+            ):
                 conn.execute(text(f"DROP TABLE IF EXISTS {table}"))
             conn.execute(text(f"DROP TABLE IF EXISTS {revision.VERSION_TABLE}"))
     finally:
@@ -267,7 +275,7 @@ def test_head_is_the_newest_script() -> None:
     assert script.get_heads() == [revision.HEAD]
     # One revision per schema version, in order.
     chain = [r.revision for r in script.walk_revisions("base", "heads")]
-    assert chain == list(reversed(revision.REVISIONS)) == ["0003", "0002", "0001"]
+    assert chain == list(reversed(revision.REVISIONS)) == ["0004", "0003", "0002", "0001"]
 
 
 def test_a_new_catalog_is_made_at_head(url: str) -> None:
@@ -316,12 +324,15 @@ def test_an_old_catalog_is_upgraded_on_open(url: str, version: int) -> None:
     try:
         engine = catalog.engine
         assert revision_of(engine) == (revision.HEAD,)
-        assert state(engine) == {"schema_version": 3, "generation": GENERATION}
+        assert state(engine) == {
+            "schema_version": revision.SCHEMA_VERSION,
+            "generation": GENERATION,
+        }
         with engine.connect() as conn:
             insp = inspect(conn)
             assert insp.has_table("video_frames")
             indexes = {ix["name"] for ix in insp.get_indexes("hashes")}
-        assert "ix_hashes_kind_value" not in indexes and "ix_hashes_set" in indexes
+        assert "ix_hashes_kind_value" not in indexes and "ix_hashes_set_entry" in indexes
         assert schema_differences(engine) == []
 
         # The data reads back...
@@ -334,6 +345,14 @@ def test_an_old_catalog_is_upgraded_on_open(url: str, version: int) -> None:
         assert got["a2"].hashes == {"pdq": PDQ}
         if version >= 2:
             assert [(f.index, f.timestamp, f.quality, f.hash) for f in got["v1"].vpdq] == FRAMES
+        # Every entry got its content digest (what deltas remove entries by).
+        with catalog.snapshot() as snap:
+            packed = {eid: entry_digest(p) for _s, eid, p in iter_packed(snap.conn)}
+        with engine.connect() as conn:
+            stored = dict(conn.execute(text("SELECT id, digest FROM entries")).all())
+        assert {i: bytes(d) for i, d in stored.items()} == packed and len(packed) == (
+            3 if version >= 2 else 2
+        )
 
         # ...and imports go on from there.
         added = [Entry(hashes={"md5": "ff" * 16}, id="n1", category="1")]
@@ -408,10 +427,10 @@ def test_an_old_style_catalog_of_an_unknown_version_is_refused(url: str) -> None
     engine = create_engine(url)
     try:
         with engine.begin() as conn:
-            conn.execute(text("UPDATE state SET value = 4 WHERE key = 'schema_version'"))
+            conn.execute(text("UPDATE state SET value = 5 WHERE key = 'schema_version'"))
     finally:
         engine.dispose()
-    with pytest.raises(CatalogError, match=r"schema version 4.*schema version 3"):
+    with pytest.raises(CatalogError, match=r"schema version 5.*schema version 4"):
         Catalog(url)
 
 
@@ -487,7 +506,7 @@ def test_two_processes_opening_an_old_catalog_at_once_upgrade_it_once(url: str) 
         engine = create_engine(url)
         try:
             assert revision_of(engine) == (revision.HEAD,)
-            assert state(engine)["schema_version"] == 3
+            assert state(engine)["schema_version"] == revision.SCHEMA_VERSION
             assert schema_differences(engine) == []
         finally:
             engine.dispose()

@@ -105,7 +105,11 @@ class ScannerProcess:
         is not running takes the newest when it starts."""
         if not self.running:
             return False
-        return bool(self.request({"op": "refresh"}).get("changed"))
+        t0 = time.monotonic()
+        reply = self.request({"op": "refresh"})
+        if reply.get("changed"):
+            log.info("scanner took build %s in %.2f s", reply.get("build"), time.monotonic() - t0)
+        return bool(reply.get("changed"))
 
     def stop_if_idle(self) -> bool:
         """Stop the scanner when it has had nothing to do for `idle_seconds`; True if stopped."""

@@ -49,6 +49,25 @@ entries = Table(
     Column("ext_id", String(200)),
     Column("category", String(64)),
     Column("meta", JSON, nullable=False),
+    # The entry's content digest (vigil.catalog.digest) and the catalog generation that added it:
+    # what a re-import, a published delta and an agent applying one look entries up by.
+    Column("digest", LargeBinary),
+    Column("added", Integer, nullable=False, server_default="0"),
+    Index("ix_entries_set_digest", "set_id", "digest"),
+    Index("ix_entries_set_added", "set_id", "added"),
+)
+
+# Entries a change removed from a set that stays (a re-import, a withdrawal): with `added`, what
+# the server's publisher builds the delta of a version from without reading whole sets. Rows up
+# to the generation it published are dropped by it (Catalog.forget_removed).
+removed_entries = Table(
+    "removed_entries",
+    metadata,
+    Column("set_id", Integer, nullable=False),
+    Column("digest", LargeBinary, nullable=False),
+    Column("added", Integer, nullable=False),
+    Column("removed", Integer, nullable=False),
+    Index("ix_removed_entries_removed", "removed"),
 )
 
 # Hash kinds as small integers (each kind's declared code): the table holds tens of millions of rows.
@@ -62,7 +81,8 @@ hashes = Table(
     Column("entry_id", Integer, ForeignKey("entries.id"), nullable=False),
     Column("kind", SmallInteger, nullable=False),
     Column("value", LargeBinary, nullable=False),
-    Index("ix_hashes_set", "set_id"),
+    # By set, then entry: a set's rows, and the rows of given entries of a set (a delta's).
+    Index("ix_hashes_set_entry", "set_id", "entry_id"),
 )
 
 # The frames of known videos (vPDQ), one row per frame: a video's list is its entry's rows in

@@ -14,10 +14,24 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, create_engine, delete, event, func, insert, select, update
+from sqlalchemy import (
+    Column,
+    Engine,
+    Integer,
+    MetaData,
+    Table,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.engine import Connection
 
 from vigil.catalog import schema
+from vigil.catalog.digest import entry_digest, meta_from_text, pack_entry, stored_meta
 from vigil.catalog.listing import CATALOG_FILE, HashSetInfo
 from vigil.catalog.migrate import ensure_head
 from vigil.catalog.schema import KIND_CODES, KIND_NAMES
@@ -107,6 +121,31 @@ class Catalog:
         """All sets, by name."""
         with self.engine.connect() as conn:
             return _sets(conn)
+
+    @contextmanager
+    def writing(self) -> Iterator[Connection]:
+        """A connection in one transaction for a change; on SQLite without foreign-key
+        enforcement.
+
+        `hashes.entry_id` has no index of its own (it would slow every import), so with
+        enforcement SQLite scans the whole hashes table for every entry row deleted (hours for
+        a thousand entries of a catalog of millions). The catalog's own changes keep the rows
+        consistent: hashes and frames are deleted before their entries.
+        """
+        with self.engine.connect() as conn:
+            sqlite = conn.dialect.name == "sqlite"
+            if sqlite:
+                # Outside a transaction (pysqlite begins one only for writes): the pragma is a
+                # no-op inside one.
+                conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+                conn.commit()
+            try:
+                with conn.begin():
+                    yield conn
+            finally:
+                if sqlite:
+                    conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+                    conn.commit()
 
     @contextmanager
     def snapshot(self) -> Iterator[CatalogSnapshot]:
@@ -286,26 +325,36 @@ class Catalog:
         by_kind: Counter[str] = Counter()
         by_category: Counter[str] = Counter()
         count = 0
-        with self.engine.begin() as conn:
+        with self.writing() as conn:
+            # The generation first: its row lock orders concurrent writers, so the entries this
+            # change adds carry the generation it commits as.
+            generation = self._bump(conn)
             replaced = self._get(conn, name)
+            row = {
+                "name": name,
+                "format": report.format or "unknown",
+                "source": source,
+                "version": version,
+                "imported_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "known_good": known_good,
+                "content_sha256": content_sha256,
+                "entries": 0,
+                "counts": {},
+                "info": {},
+            }
+            # A set imported again keeps its row and the entries that did not change (found by
+            # digest); the rest are removed and recorded in removed_entries.
+            kept = _DigestIndex()
             if replaced is not None:
-                self._delete_set(conn, replaced.id)
-            inserted = conn.execute(
-                insert(schema.hashsets).values(
-                    name=name,
-                    format=report.format or "unknown",
-                    source=source,
-                    version=version,
-                    imported_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                    known_good=known_good,
-                    content_sha256=content_sha256,
-                    entries=0,
-                    counts={},
-                    info={},
+                set_id = replaced.id
+                conn.execute(
+                    update(schema.hashsets).where(schema.hashsets.c.id == set_id).values(**row)
                 )
-            ).inserted_primary_key
-            assert inserted is not None
-            set_id = inserted[0]
+                kept = _DigestIndex(conn, set_id)
+            else:
+                inserted = conn.execute(insert(schema.hashsets).values(**row)).inserted_primary_key
+                assert inserted is not None
+                set_id = inserted[0]
             next_id = (
                 int(
                     conn.execute(
@@ -325,36 +374,63 @@ class Catalog:
                 valid = {k: v for k, v in entry.hashes.items() if k in HASH_KINDS and v}
                 if not valid and not entry.vpdq:
                     continue
-                entry_id = next_id
-                next_id += 1
                 count += 1
-                entry_rows.append((entry_id, set_id, entry.id, entry.category, entry.meta))
-                for kind, value in valid.items():
-                    hash_rows.append((set_id, entry_id, KIND_CODES[kind], bytes.fromhex(value)))
+                for kind in valid:
                     by_kind[kind] += 1
                 if entry.vpdq:
                     by_kind[VPDQ.name] += 1
                     by_kind["vpdq_frames"] += len(entry.vpdq)
-                    frame_rows.extend(
-                        {
-                            "set_id": set_id,
-                            "entry_id": entry_id,
-                            "frame": f.index,
-                            "timestamp": f.timestamp,
-                            "quality": f.quality,
-                            "pdq": bytes.fromhex(f.hash),
-                        }
-                        for f in entry.vpdq
-                    )
                 by_category[entry.category if entry.category is not None else "uncategorised"] += 1
+                codes = sorted((KIND_CODES[k], bytes.fromhex(v)) for k, v in valid.items())
+                frames = [
+                    (f.index, float(f.timestamp), int(f.quality), bytes.fromhex(f.hash))
+                    for f in entry.vpdq
+                ]
+                meta = stored_meta(entry.meta)
+                try:
+                    digest: bytes | None = entry_digest(
+                        pack_entry(
+                            entry.id,
+                            entry.category,
+                            meta,
+                            [list(c) for c in codes],
+                            [list(f) for f in frames],
+                        )
+                    )
+                except (OverflowError, ValueError):
+                    # Metadata no bundle can carry (an integer beyond 64 bits): stored, never
+                    # kept by a re-import, and refused by the publisher as before.
+                    digest = None
+                if digest is not None and kept.take(digest):
+                    continue  # unchanged: the stored entry stays as it is
+                entry_id = next_id
+                next_id += 1
+                entry_rows.append(
+                    (entry_id, set_id, entry.id, entry.category, meta, digest, generation)
+                )
+                hash_rows.extend((set_id, entry_id, code, value) for code, value in codes)
+                frame_rows.extend(
+                    {
+                        "set_id": set_id,
+                        "entry_id": entry_id,
+                        "frame": index,
+                        "timestamp": ts,
+                        "quality": quality,
+                        "pdq": pdq,
+                    }
+                    for index, ts, quality, pdq in frames
+                )
                 if len(hash_rows) + len(frame_rows) >= BATCH:
                     self._flush(conn, entry_rows, hash_rows, frame_rows)
             self._flush(conn, entry_rows, hash_rows, frame_rows)
+            gone = kept.left()
+            if gone:
+                self._remove_entries(conn, set_id, gone, generation)
             if sqlite:
                 conn.exec_driver_sql("PRAGMA cache_size=-2000")
             withdrawn = 0
             if report.deleted_ids:
-                withdrawn = self._withdraw(conn, set_id, report.deleted_ids)
+                withdrawn = self._withdraw(conn, set_id, report.deleted_ids, generation)
                 count -= withdrawn
             if count == 0 and report.malformed:
                 raise HashListError(
@@ -377,7 +453,6 @@ class Catalog:
                     known_good=known_good or report.known_good,
                 )
             )
-            self._bump(conn)
             stored = self._get(conn, name)
         assert stored is not None
         return ImportResult(
@@ -390,12 +465,18 @@ class Catalog:
 
     def remove(self, name: str) -> HashSetInfo:
         """Delete a set and its entries."""
-        with self.engine.begin() as conn:
+        with self.writing() as conn:
             info = self._get(conn, name)
             if info is None:
                 raise CatalogError(f"no hash set named {name!r}")
+            generation = self._bump(conn)
             self._delete_set(conn, info.id)
-            self._bump(conn)
+            # The set as a whole (an empty digest): a set made later may get the same id.
+            conn.execute(
+                insert(schema.removed_entries).values(
+                    set_id=info.id, digest=b"", added=0, removed=generation
+                )
+            )
         return info
 
     @staticmethod
@@ -409,8 +490,9 @@ class Catalog:
         if conn.dialect.name == "sqlite":
             if entry_rows:
                 conn.exec_driver_sql(
-                    "INSERT INTO entries (id, set_id, ext_id, category, meta) VALUES (?,?,?,?,?)",
-                    [(i, s, x, c, json.dumps(m)) for i, s, x, c, m in entry_rows],
+                    "INSERT INTO entries (id, set_id, ext_id, category, meta, digest, added)"
+                    " VALUES (?,?,?,?,?,?,?)",
+                    [(i, s, x, c, json.dumps(m), d, a) for i, s, x, c, m, d, a in entry_rows],
                 )
             if hash_rows:
                 conn.exec_driver_sql(
@@ -419,7 +501,7 @@ class Catalog:
                 )
         else:
             if entry_rows:
-                e_cols = ("id", "set_id", "ext_id", "category", "meta")
+                e_cols = ("id", "set_id", "ext_id", "category", "meta", "digest", "added")
                 conn.execute(
                     insert(schema.entries), [dict(zip(e_cols, r, strict=True)) for r in entry_rows]
                 )
@@ -442,31 +524,57 @@ class Catalog:
         conn.execute(delete(schema.hashsets).where(schema.hashsets.c.id == set_id))
 
     @staticmethod
-    def _withdraw(conn: Connection, set_id: int, ext_ids: list[str]) -> int:
+    def _withdraw(conn: Connection, set_id: int, ext_ids: list[str], generation: int) -> int:
         e = schema.entries.c
-        removed = 0
+        ids: list[int] = []
         for start in range(0, len(ext_ids), 500):
             chunk = ext_ids[start : start + 500]
-            ids = [
+            ids += [
                 r[0]
                 for r in conn.execute(select(e.id).where(e.set_id == set_id, e.ext_id.in_(chunk)))
             ]
-            if ids:
-                conn.execute(delete(schema.hashes).where(schema.hashes.c.entry_id.in_(ids)))
-                conn.execute(
-                    delete(schema.video_frames).where(schema.video_frames.c.entry_id.in_(ids))
-                )
-                conn.execute(delete(schema.entries).where(e.id.in_(ids)))
-                removed += len(ids)
-        return removed
+        Catalog._remove_entries(conn, set_id, ids, generation)
+        return len(ids)
 
     @staticmethod
-    def _bump(conn: Connection) -> None:
+    def _remove_entries(
+        conn: Connection, set_id: int, ids: list[int], generation: int | None
+    ) -> None:
+        """Delete entries of one set (their hashes and frames first); with a `generation`,
+        record each in removed_entries as removed by it."""
+        if not ids:
+            return
+        e = schema.entries.c
+        if generation is not None:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                rows = conn.execute(select(e.digest, e.added).where(e.id.in_(chunk))).all()
+                conn.execute(
+                    insert(schema.removed_entries),
+                    [
+                        {"set_id": set_id, "digest": d, "added": a, "removed": generation}
+                        for d, a in rows
+                        if d is not None
+                    ],
+                )
+        delete_entries(conn, set_id, ids)
+
+    @staticmethod
+    def _bump(conn: Connection) -> int:
+        """Count one more change; the new generation."""
         conn.execute(
             update(schema.state)
             .where(schema.state.c.key == "generation")
             .values(value=schema.state.c.value + 1)
         )
+        return _generation(conn)
+
+    def forget_removed(self, upto: int) -> int:
+        """Drop the record of entries removed by generations up to `upto` (published: no delta
+        needs them any more); how many rows went."""
+        r = schema.removed_entries
+        with self.engine.begin() as conn:
+            return int(conn.execute(delete(r).where(r.c.removed <= upto)).rowcount or 0)
 
 
 def _default_name(path: Path) -> str:
@@ -601,5 +709,131 @@ def _chunks(conn: Connection, sql: str, chunk: int) -> Iterator[Sequence[Any]]:
         finally:
             cur.close()
         return
-    result = conn.execution_options(stream_results=True, yield_per=chunk).exec_driver_sql(sql)
+    # Options for this statement only (Connection.execution_options would change the
+    # connection for good, and a writer's later executemany cannot use a server-side cursor).
+    result = conn.exec_driver_sql(
+        sql, execution_options={"stream_results": True, "yield_per": chunk}
+    )
     yield from result.partitions(chunk)
+
+
+class _DigestIndex:
+    """The entry ids of one set by digest, for a re-import to find the entries it keeps.
+
+    One id per digest in a plain dict (bytes and ints: nothing the garbage collector walks,
+    which a million small lists made it do again and again while a large list was parsed); the
+    rare digests held by several entries in a second dict."""
+
+    def __init__(self, conn: Connection | None = None, set_id: int | None = None) -> None:
+        self.ids: dict[bytes, int] = {}
+        self.more: dict[bytes, list[int]] = {}
+        self.unnamed: list[int] = []  # entries without a digest: never kept
+        if conn is None:
+            return
+        sql = f"SELECT id, digest FROM entries WHERE set_id = {int(set_id or 0)}"
+        for rows in _chunks(conn, sql, BATCH):
+            for eid, digest in rows:
+                if digest is None:
+                    self.unnamed.append(eid)
+                    continue
+                key = bytes(digest)
+                if key in self.ids:
+                    self.more.setdefault(key, []).append(eid)
+                else:
+                    self.ids[key] = eid
+
+    def take(self, digest: bytes) -> bool:
+        """Keep one entry of this digest, if one is left."""
+        extra = self.more.get(digest)
+        if extra:
+            extra.pop()
+            return True
+        return self.ids.pop(digest, None) is not None
+
+    def left(self) -> list[int]:
+        """The ids of the entries not kept."""
+        return [*self.ids.values(), *(i for ids in self.more.values() for i in ids), *self.unnamed]
+
+
+def delete_entries(conn: Connection, set_id: int, ids: Sequence[int]) -> None:
+    """Delete entries of one set with their hashes and frames, in the caller's transaction.
+
+    `hashes.entry_id` has no index (it would slow every import), so the ids go into a temporary
+    table and each table is scanned once for the set, whatever their number.
+    """
+    if not ids:
+        return
+    conn.exec_driver_sql(
+        "CREATE TEMPORARY TABLE IF NOT EXISTS vigil_drop_ids (id INTEGER PRIMARY KEY)"
+    )
+    conn.exec_driver_sql("DELETE FROM vigil_drop_ids")
+    tmp = Table("vigil_drop_ids", MetaData(), Column("id", Integer, primary_key=True))
+    for start in range(0, len(ids), BATCH):
+        conn.execute(insert(tmp), [{"id": i} for i in ids[start : start + BATCH]])
+    sid = int(set_id)
+    for table in ("hashes", "video_frames"):
+        conn.exec_driver_sql(
+            f"DELETE FROM {table} WHERE set_id = {sid} AND entry_id IN (SELECT id FROM vigil_drop_ids)"
+        )
+    conn.exec_driver_sql(
+        f"DELETE FROM entries WHERE set_id = {sid} AND id IN (SELECT id FROM vigil_drop_ids)"
+    )
+    conn.exec_driver_sql("DELETE FROM vigil_drop_ids")
+
+
+def iter_packed(
+    conn: Connection, set_id: int | None = None, added_after: int | None = None
+) -> Iterator[tuple[int, int, bytes]]:
+    """(set_id, entry_id, packed entry) of every entry (of one set; added after a generation),
+    by set then id, packed canonically (vigil.catalog.digest).
+
+    Three ordered streams (entries, hashes, frames) merged on the entry id, so a catalog of
+    millions of entries is read without holding its hashes in memory.
+    """
+    cond = []
+    if set_id is not None:
+        cond.append(f"set_id = {int(set_id)}")
+    where = f" WHERE {' AND '.join(cond)}" if cond else ""
+    entry_where = where
+    if added_after is not None:
+        picked = f"added > {int(added_after)}"
+        entry_where = f"{where} AND {picked}" if where else f" WHERE {picked}"
+        sub = f"entry_id IN (SELECT id FROM entries{entry_where})"
+        where = f"{where} AND {sub}" if where else f" WHERE {sub}"
+    entries = iter_rows(
+        conn,
+        f"SELECT set_id, id, ext_id, category, meta FROM entries{entry_where} ORDER BY set_id, id",
+    )
+    hashes = iter_rows(
+        conn,
+        f"SELECT set_id, entry_id, kind, value FROM hashes{where} ORDER BY set_id, entry_id, kind",
+    )
+    frames = iter_rows(
+        conn,
+        "SELECT set_id, entry_id, frame, timestamp, quality, pdq FROM video_frames"
+        f"{where} ORDER BY set_id, entry_id, frame",
+    )
+    h = next(hashes, None)
+    f = next(frames, None)
+    for sid, eid, ext_id, category, meta in entries:
+        key = (sid, eid)
+        hs: list[list[Any]] = []
+        while h is not None and (h[0], h[1]) < key:
+            h = next(hashes, None)
+        while h is not None and (h[0], h[1]) == key:
+            hs.append([int(h[2]), bytes(h[3])])
+            h = next(hashes, None)
+        fs: list[list[Any]] = []
+        while f is not None and (f[0], f[1]) < key:
+            f = next(frames, None)
+        while f is not None and (f[0], f[1]) == key:
+            fs.append([int(f[2]), float(f[3]), int(f[4]), bytes(f[5])])
+            f = next(frames, None)
+        text = meta if isinstance(meta, str) else json.dumps(meta or {})
+        yield sid, eid, pack_entry(ext_id, category, meta_from_text(text), hs, fs)
+
+
+def iter_rows(conn: Connection, sql: str) -> Iterator[Any]:
+    """The rows of a plain query, fetched in batches."""
+    for chunk in _chunks(conn, sql, BATCH):
+        yield from chunk

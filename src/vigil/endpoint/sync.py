@@ -93,6 +93,8 @@ class CatalogSync:
     def _from_server(self) -> bool:
         from vigil.updates.client import UpdateRejected
 
+        started = time.monotonic()
+        self.updater.downloads.clear()  # what this poll downloads, for its log line
         try:
             result = self.updater.update()
         except UpdateRejected as e:
@@ -114,7 +116,16 @@ class CatalogSync:
         if not result.changed:
             return False
         _release_memory()  # the bundle (tens of MB at a million entries) is gone: give it back
-        log.info("catalog version %s received", result.version)
+        targets = [
+            url.rsplit("/", 1)[-1] for url, _ in self.updater.downloads if "/targets/" in url
+        ]
+        log.info(
+            "catalog version %s received and applied in %.2f s: %d bytes downloaded (%s)",
+            result.version,
+            time.monotonic() - started,
+            sum(n for _, n in self.updater.downloads),
+            ", ".join(t.split(".", 1)[-1] for t in targets),
+        )
         self.on_change()
         return True
 

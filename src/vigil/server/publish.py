@@ -9,20 +9,28 @@ static files served by the API under /tuf):
   server signs with.
 - `tuf/metadata/`: `N.root.json` (and `root.json`, the newest), `N.targets.json`,
   `N.snapshot.json`, `timestamp.json` (consistent snapshots).
-- `tuf/targets/`: `SHA256.NAME`: `catalog.bundle` (the whole catalog; its version in the
-  target's `custom`) and `catalog-delta-A-B.bundle` (A to B = A + 1) for the last versions.
+- `tuf/targets/`: `SHA256.NAME`: `catalog.bundle` (the whole catalog; in the target's `custom`
+  the version it holds and the newest version, `latest`) and `catalog-delta-A-B.bundle` (A to
+  B = A + 1).
 
-Catalog version N is published as targets `catalog.bundle` (custom version N) and, from version
-2 on, the delta N-1 to N. Only one process publishes per home (`tuf/publish.lock`).
+Catalog version N is published at once as the delta N-1 to N, built from what changed (the
+entries the catalog added after the generation version N-1 holds, and its record of removed
+entries: `entries.added`, `removed_entries`), without reading unchanged entries. The whole
+catalog is bundled later, in the background (`build_full`): `catalog.bundle` may hold an older
+version M, and an agent behind M takes it and the deltas M to N; deltas from the last whole
+bundle on are always kept. The first version, and a home published by a Vigil without the change
+record, are bundled whole at once. Only one process publishes per home (`tuf/publish.lock`).
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import logging
 import os
 import re
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,6 +40,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from securesystemslib.signer import CryptoSigner
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
 from tuf.api.metadata import (
     Metadata,
     MetaFile,
@@ -43,15 +53,24 @@ from tuf.api.metadata import (
 )
 from tuf.api.serialization.json import JSONSerializer
 
-from vigil.catalog.store import Catalog
+from vigil.catalog import schema
+from vigil.catalog.digest import pack
+from vigil.catalog.store import Catalog, iter_packed
 from vigil.errors import VigilError
 from vigil.updates.bundle import (
+    ADD,
+    CHANGE,
+    DELTA,
     SetContent,
+    SetSection,
     content_of,
     delta_bundle,
     full_bundle,
     read_bundle,
     read_catalog,
+    set_info,
+    stored_content_digest,
+    write_bundle,
 )
 
 log = logging.getLogger(__name__)
@@ -120,8 +139,10 @@ class Repository:
         self.metadata = home / TUF_DIR / "metadata"
         self.targets = home / TUF_DIR / "targets"
         self.settings = settings or CatalogSettings()
-        self._content: tuple[int, dict[str, SetContent]] | None = None
         self._lock_fd: int | None = None
+        # Metadata is written by one thread at a time (publishing, the background whole
+        # bundle, re-signing).
+        self._writing = threading.RLock()
 
     # -- files -------------------------------------------------------------------------------
 
@@ -173,10 +194,11 @@ class Repository:
         return True
 
     def unlock(self) -> None:
-        """Stop being the publisher."""
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None
+        """Stop being the publisher (after a metadata write under way)."""
+        with self._writing:
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)
+                self._lock_fd = None
 
     @contextmanager
     def locked(self) -> Iterator[None]:
@@ -215,42 +237,105 @@ class Repository:
 
     # -- publishing --------------------------------------------------------------------------
 
-    def state(self) -> dict[str, int]:
-        """{"version": published catalog version, "generation": the catalog generation it holds}."""
+    def state(self) -> dict[str, Any]:
+        """{"version": published catalog version, "generation": the catalog generation it holds,
+        "full": the version `catalog.bundle` holds, "sets": {name: [set id, digest of its
+        row]} of that generation (absent when published by a Vigil before the change record)}."""
         path = self.home / TUF_DIR / "state.json"
         if not path.is_file():
-            return {"version": 0, "generation": -1}
-        return dict(json.loads(path.read_text()))
+            return {"version": 0, "generation": -1, "full": 0}
+        state = dict(json.loads(path.read_text()))
+        state.setdefault("full", state["version"])
+        return state
+
+    def _save_state(self, state: dict[str, Any]) -> None:
+        _write_atomic(self.home / TUF_DIR / "state.json", json.dumps(state).encode())
 
     def published_version(self) -> int:
         """The newest published catalog version (0: none yet)."""
         return int(self.state()["version"])
 
-    def publish(self, catalog: Catalog, *, force: bool = False) -> int | None:
-        """Publish the catalog as a new version if it changed; the new version, or None."""
-        with self.locked():
+    def publish(self, catalog: Catalog, *, force: bool = False, full: bool = False) -> int | None:
+        """Publish the catalog as a new version if it changed (or `force`); the new version, or
+        None. The delta from the version before is built from the catalog's change record and
+        published at once; the whole catalog only for the first version, for a home published
+        without the record, or when `full` is asked (else later: `build_full`)."""
+        with self.locked(), self._writing:
             state = self.state()
             with catalog.snapshot() as snap:
                 generation = snap.generation()
                 if generation == state["generation"] and not force:
                     return None
-                content = read_catalog(snap.conn)
-            version = int(state["version"]) + 1
-            previous = self._previous(int(state["version"]))
-            self._publish(version, content, previous)
-            self._content = (version, content)
-            _write_atomic(
-                self.home / TUF_DIR / "state.json",
-                json.dumps({"version": version, "generation": generation}).encode(),
+                version = int(state["version"]) + 1
+                sets = _set_rows(snap.conn)
+                whole = None
+                delta = None
+                if full or "sets" not in state or version == 1:
+                    content = read_catalog(snap.conn)
+                    whole = full_bundle(version, content)
+                    previous = self._previous(int(state["version"]), int(state["full"]))
+                    if previous is not None:
+                        delta = delta_bundle(version - 1, previous, version, content)
+                    del content, previous
+                else:
+                    delta = change_delta(
+                        snap.conn, version - 1, int(state["generation"]), state["sets"], version
+                    )
+            self._publish(version, delta, whole)
+            self._save_state(
+                {
+                    "version": version,
+                    "generation": generation,
+                    "full": version if whole is not None else int(state["full"]),
+                    "sets": sets,
+                }
             )
-            log.info("published catalog version %d (generation %d)", version, generation)
+            # What the deltas of published versions needed is no longer needed.
+            catalog.forget_removed(generation)
+            log.info(
+                "published catalog version %d (generation %d%s)",
+                version,
+                generation,
+                ", whole" if whole is not None else "",
+            )
             return version
 
-    def _previous(self, version: int) -> dict[str, SetContent] | None:
-        if version == 0:
+    def build_full(self, catalog: Catalog) -> int | None:
+        """Bundle the whole catalog of the published version, if `catalog.bundle` holds an older
+        one and the catalog has not moved since it was published (then the next version comes
+        first); the version bundled, or None. The long part runs without the publisher's
+        metadata lock: deltas go on being published meanwhile."""
+        with catalog.snapshot() as snap:
+            generation = snap.generation()
+            state = self.state()  # after the snapshot began: it holds this state's version
+            version = int(state["version"])
+            if generation != state["generation"] or int(state["full"]) >= version:
+                return None
+            content = read_catalog(snap.conn)
+        data = full_bundle(version, content)
+        del content
+        with self.locked(), self._writing:
+            state = self.state()
+            if int(state["full"]) >= version:
+                return None
+            now = _now()
+            targets_md: Metadata[Targets] = self._read("targets")
+            targets = targets_md.signed
+            targets.version += 1
+            targets.expires = now + TARGETS_EXPIRY
+            self._add_target(
+                targets, FULL_TARGET, data, {"version": version, "latest": int(state["version"])}
+            )
+            self._prune_targets(targets, int(state["version"]), version)
+            self._write_targets_snapshot(targets_md, now)
+            self._save_state({**state, "full": version})
+        log.info("bundled catalog version %d whole", version)
+        return version
+
+    def _previous(self, version: int, full: int) -> dict[str, SetContent] | None:
+        """The catalog of published `version`, from its whole bundle (None: not at hand)."""
+        if version == 0 or full != version:
             return None
-        if self._content is not None and self._content[0] == version:
-            return self._content[1]
         info = self._read("targets").signed.targets.get(FULL_TARGET)
         if info is None:
             return None
@@ -264,9 +349,7 @@ class Repository:
         _write_atomic(self.targets / f"{info.hashes['sha256']}.{name}", data)
         targets.targets[name] = info
 
-    def _publish(
-        self, version: int, content: dict[str, SetContent], previous: dict[str, SetContent] | None
-    ) -> None:
+    def _publish(self, version: int, delta: bytes | None, whole: bytes | None) -> None:
         now = _now()
         if self._versions("targets"):
             targets_md: Metadata[Targets] = self._read("targets")
@@ -276,16 +359,30 @@ class Repository:
         targets = targets_md.signed
         targets.version += 1
         targets.expires = now + TARGETS_EXPIRY
-        self._add_target(targets, FULL_TARGET, full_bundle(version, content), {"version": version})
-        if previous is not None:
+        if whole is not None:
+            self._add_target(targets, FULL_TARGET, whole, {"version": version, "latest": version})
+        else:
+            # The whole bundle stays an older version; its `custom` names the newest.
+            info = targets.targets[FULL_TARGET]
+            info.unrecognized_fields["custom"] = {**info.custom, "latest": version}
+        if delta is not None:
             name = DELTA_TARGET.format(base=version - 1, version=version)
-            data = delta_bundle(version - 1, previous, version, content)
-            self._add_target(targets, name, data, {"base": version - 1, "version": version})
+            self._add_target(targets, name, delta, {"base": version - 1, "version": version})
+        full = int(targets.targets[FULL_TARGET].custom["version"])
+        self._prune_targets(targets, version, full)
+        self._write_targets_snapshot(targets_md, now)
+
+    @staticmethod
+    def _prune_targets(targets: Targets, latest: int, full: int) -> None:
+        """Drop deltas older than the last KEEP_DELTAS versions, except those from the whole
+        bundle's version on (an agent behind it takes the whole bundle and those)."""
         for name in list(targets.targets):
             custom = targets.targets[name].custom
-            if "base" in custom and int(custom["version"]) <= version - KEEP_DELTAS:
+            if "base" not in custom:
+                continue
+            v = int(custom["version"])
+            if v <= latest - KEEP_DELTAS and v <= full:
                 del targets.targets[name]
-        self._write_targets_snapshot(targets_md, now)
 
     def _write_targets_snapshot(self, targets_md: Metadata[Targets], now: datetime) -> None:
         _write_atomic(
@@ -318,7 +415,7 @@ class Repository:
     def resign(self) -> None:
         """Re-sign the timestamp (and targets and snapshot when half their life is gone), so
         agents can tell a quiet feed from a frozen one."""
-        with self.locked():
+        with self.locked(), self._writing:
             now = _now()
             snapshot = self._read("snapshot").signed
             if snapshot.expires - now < TARGETS_EXPIRY / 2:
@@ -357,7 +454,7 @@ class Repository:
         unknown = set(rotate) - set(ROLES)
         if unknown:
             raise PublishError(f"unknown roles {sorted(unknown)} (roles: {', '.join(ROLES)})")
-        with self.locked():
+        with self.locked(), self._writing:
             md: Metadata[Root] = Metadata.from_file(str(self.metadata / "root.json"))
             root = md.signed
             old = _load_signer(root_key)
@@ -403,3 +500,63 @@ class Repository:
         base = self.metadata if kind == "metadata" else self.targets
         path = base / name
         return path if path.is_file() else None
+
+
+def _info_digest(info: dict[str, Any]) -> str:
+    return hashlib.sha256(pack(info)).hexdigest()[:32]
+
+
+def _set_rows(conn: Connection) -> dict[str, list[Any]]:
+    """{name: [set id, digest of its row as published]} of every set."""
+    rows = conn.execute(select(schema.hashsets).order_by(schema.hashsets.c.name))
+    return {row.name: [int(row.id), _info_digest(set_info(row))] for row in rows}
+
+
+def change_delta(
+    conn: Connection,
+    base: int,
+    base_generation: int,
+    base_sets: dict[str, list[Any]],
+    version: int,
+) -> bytes:
+    """The delta from published version `base` (catalog generation `base_generation`, sets
+    `base_sets` as `_set_rows` gave them) to the catalog `conn` reads, from the catalog's change
+    record: entries added after `base_generation` (`entries.added`), entries removed since
+    (`removed_entries`), set rows that changed. Unchanged entries are not read.
+
+    A set removed since, or removed and made again under the same name, is in the header's
+    removed sets (and, if it exists now, added whole)."""
+    r = schema.removed_entries.c
+    removals: dict[int, list[bytes]] = {}
+    recreated: set[int] = set()
+    rows = conn.execute(
+        select(r.set_id, r.digest, r.added).where(r.removed > base_generation)
+    ).all()
+    for set_id, digest, added in rows:
+        if not digest:
+            recreated.add(int(set_id))
+        elif int(added) <= base_generation:
+            removals.setdefault(int(set_id), []).append(bytes(digest))
+    sections: list[SetSection] = []
+    now = {row.name: row for row in conn.execute(select(schema.hashsets))}
+    removed_sets = sorted(
+        name
+        for name, (set_id, _info) in base_sets.items()
+        if name not in now or int(now[name].id) != set_id or set_id in recreated
+    )
+    for name, row in sorted(now.items()):
+        info = set_info(row)
+        set_id = int(row.id)
+        if name not in base_sets or name in removed_sets:
+            entries = [p for _s, _e, p in iter_packed(conn, set_id)]
+            digest = stored_content_digest(conn, set_id)
+            sections.append(SetSection(ADD, info, entries, digest=digest))
+            continue
+        added = [p for _s, _e, p in iter_packed(conn, set_id, added_after=base_generation)]
+        removed = sorted(removals.get(set_id, []))
+        if not added and not removed and _info_digest(info) == base_sets[name][1]:
+            continue
+        digest = stored_content_digest(conn, set_id)
+        sections.append(SetSection(CHANGE, info, added, removed=removed, digest=digest))
+    header = {"version": version, "base": base, "removed_sets": removed_sets}
+    return write_bundle(DELTA, header, sections)

@@ -14,12 +14,10 @@ the wrong base fails instead of leaving a catalog that differs from the server's
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
@@ -29,7 +27,9 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from vigil.catalog import schema
-from vigil.catalog.store import Catalog, _chunks
+from vigil.catalog.digest import canonical as _canonical
+from vigil.catalog.digest import content_digest, entry_digest, pack
+from vigil.catalog.store import Catalog, delete_entries, iter_packed, iter_rows
 from vigil.errors import VigilError
 from vigil.kinds import by_code
 
@@ -97,26 +97,8 @@ class Bundle:
         return self.base is not None
 
 
-def entry_digest(packed: bytes) -> bytes:
-    """The name of an entry's content."""
-    return hashlib.sha256(packed).digest()[:16]
-
-
-def content_digest(digests: list[bytes]) -> bytes:
-    """The digest of a set's entries as a multiset (order does not matter)."""
-    return hashlib.sha256(b"".join(sorted(digests))).digest()
-
-
-def _canonical(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _canonical(value[k]) for k in sorted(value, key=str)}
-    if isinstance(value, list | tuple):
-        return [_canonical(v) for v in value]
-    return value
-
-
 def _pack(value: Any) -> bytes:
-    return msgpack.packb(value, use_bin_type=True)
+    return pack(value)
 
 
 # -- reading a catalog -----------------------------------------------------------------------
@@ -129,49 +111,11 @@ def _json(value: Any) -> Any:
 def iter_set_entries(
     conn: Connection, set_id: int | None = None
 ) -> Iterator[tuple[int, int, bytes]]:
-    """(set_id, entry_id, packed entry) of every entry (of one set), by set then id.
-
-    Three ordered streams (entries, hashes, frames) merged on the entry id, so a catalog of
-    millions of entries is read without holding its hashes in memory.
-    """
-    where = f" WHERE set_id = {int(set_id)}" if set_id is not None else ""
-    entries = _rows(
-        conn, f"SELECT set_id, id, ext_id, category, meta FROM entries{where} ORDER BY set_id, id"
-    )
-    hashes = _rows(
-        conn,
-        f"SELECT set_id, entry_id, kind, value FROM hashes{where} ORDER BY set_id, entry_id, kind",
-    )
-    frames = _rows(
-        conn,
-        "SELECT set_id, entry_id, frame, timestamp, quality, pdq FROM video_frames"
-        f"{where} ORDER BY set_id, entry_id, frame",
-    )
-    h = next(hashes, None)
-    f = next(frames, None)
-    for sid, eid, ext_id, category, meta in entries:
-        key = (sid, eid)
-        hs: list[list[Any]] = []
-        while h is not None and (h[0], h[1]) < key:
-            h = next(hashes, None)
-        while h is not None and (h[0], h[1]) == key:
-            hs.append([int(h[2]), bytes(h[3])])
-            h = next(hashes, None)
-        fs: list[list[Any]] = []
-        while f is not None and (f[0], f[1]) < key:
-            f = next(frames, None)
-        while f is not None and (f[0], f[1]) == key:
-            fs.append([int(f[2]), float(f[3]), int(f[4]), bytes(f[5])])
-            f = next(frames, None)
-        yield sid, eid, _pack([ext_id, category, _canonical(_json(meta)), hs, fs])
+    """(set_id, entry_id, packed entry) of every entry (of one set), by set then id."""
+    return iter_packed(conn, set_id)
 
 
-def _rows(conn: Connection, sql: str) -> Iterator[Any]:
-    for chunk in _chunks(conn, sql, 20_000):
-        yield from chunk
-
-
-def _set_info(row: Any) -> dict[str, Any]:
+def set_info(row: Any) -> dict[str, Any]:
     m = row._mapping
     info = {k: m[k] for k in SET_FIELDS}
     info["known_good"] = bool(info["known_good"])
@@ -185,7 +129,7 @@ def read_catalog(conn: Connection) -> dict[str, SetContent]:
     by_id: dict[int, SetContent] = {}
     names: dict[int, str] = {}
     for row in conn.execute(select(schema.hashsets).order_by(schema.hashsets.c.name)):
-        by_id[row.id] = SetContent(_set_info(row), [])
+        by_id[row.id] = SetContent(set_info(row), [])
         names[row.id] = row.name
     for sid, _eid, packed in iter_set_entries(conn):
         by_id[sid].entries.append(packed)
@@ -195,7 +139,7 @@ def read_catalog(conn: Connection) -> dict[str, SetContent]:
 # -- writing ---------------------------------------------------------------------------------
 
 
-def _write(kind: bytes, header: dict[str, Any], sections: list[SetSection]) -> bytes:
+def write_bundle(kind: bytes, header: dict[str, Any], sections: list[SetSection]) -> bytes:
     out = io.BytesIO()
     out.write(MAGIC + bytes([FORMAT]) + kind)
     cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_content_size=False)
@@ -224,7 +168,7 @@ def full_bundle(version: int, content: dict[str, SetContent]) -> bytes:
         SetSection(ADD, c.info, c.entries, digest=content_digest(c.digests()))
         for _, c in sorted(content.items())
     ]
-    return _write(FULL, {"version": version}, sections)
+    return write_bundle(FULL, {"version": version}, sections)
 
 
 def delta_bundle(
@@ -252,7 +196,9 @@ def delta_bundle(
         removed = sorted(have.elements())
         sections.append(SetSection(CHANGE, c.info, added, removed=removed, digest=digest))
     removed_sets = sorted(set(old) - set(new))
-    return _write(DELTA, {"version": version, "base": base, "removed_sets": removed_sets}, sections)
+    return write_bundle(
+        DELTA, {"version": version, "base": base, "removed_sets": removed_sets}, sections
+    )
 
 
 # -- parsing ---------------------------------------------------------------------------------
@@ -423,7 +369,7 @@ def apply(catalog: Catalog, *bundles: Bundle) -> None:
     """Make `catalog` hold the version of the last bundle (a whole catalog, or a chain of
     deltas applied in turn), in one transaction: BundleError if it cannot, and then the catalog
     is as it was."""
-    with _writing(catalog) as conn:
+    with catalog.writing() as conn:
         for bundle in bundles:
             _apply(conn, bundle)
 
@@ -445,6 +391,7 @@ def _apply(conn: Connection, bundle: Bundle) -> None:
         if name not in existing:
             raise BundleError(f"delta removes set {name!r}, which this catalog lacks")
         Catalog._delete_set(conn, existing.pop(name))
+    generation = Catalog._bump(conn)
     next_id = int(conn.execute(select(func.coalesce(func.max(e.c.id), 0))).scalar_one()) + 1
     for sec in bundle.sets:
         name = sec.info["name"]
@@ -452,78 +399,61 @@ def _apply(conn: Connection, bundle: Bundle) -> None:
             if name in existing:
                 raise BundleError(f"bundle adds set {name!r}, which this catalog has")
             set_id = conn.execute(insert(s).values(**sec.info)).inserted_primary_key[0]  # type: ignore[index]
-            digests = []
         else:
             if name not in existing:
                 raise BundleError(f"delta changes set {name!r}, which this catalog lacks")
             set_id = existing[name]
             conn.execute(update(s).where(s.c.id == set_id).values(**sec.info))
-            digests = _remove_entries(conn, set_id, sec.removed, name)
-        digests += [entry_digest(p) for p in sec.entries]
-        if content_digest(digests) != sec.digest:
+            _remove_entries(conn, set_id, sec.removed, name)
+        next_id = _insert_entries(conn, set_id, next_id, sec.entries, generation)
+        if stored_content_digest(conn, set_id) != sec.digest:
             raise BundleError(f"set {name!r} differs from the server's after applying the bundle")
-        next_id = _insert_entries(conn, set_id, next_id, sec.entries)
     st = schema.state
     if current is None:
         conn.execute(insert(st).values(key=VERSION_KEY, value=bundle.version))
     else:
         conn.execute(update(st).where(st.c.key == VERSION_KEY).values(value=bundle.version))
-    Catalog._bump(conn)
 
 
-@contextmanager
-def _writing(catalog: Catalog) -> Iterator[Connection]:
-    """A connection in one transaction; on SQLite without foreign-key enforcement.
-
-    `hashes.entry_id` has no index, so with enforcement on SQLite scans the whole hashes table
-    for every entry row deleted (hours for a thousand entries of a catalog of millions). The
-    bundle's rows are consistent by construction: hashes and frames go before their entries.
-    """
-    with catalog.engine.connect() as conn:
-        sqlite = conn.dialect.name == "sqlite"
-        if sqlite:
-            # Outside a transaction (pysqlite begins one only for writes): the pragma is a
-            # no-op inside one.
-            conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
-            conn.commit()
-        try:
-            with conn.begin():
-                yield conn
-        finally:
-            if sqlite:
-                conn.exec_driver_sql("PRAGMA foreign_keys=ON")
-                conn.commit()
-
-
-def _remove_entries(conn: Connection, set_id: int, removed: list[bytes], name: str) -> list[bytes]:
-    """Delete one entry per digest in `removed`; the digests of the entries that stay."""
+def _remove_entries(conn: Connection, set_id: int, removed: list[bytes], name: str) -> None:
+    """Delete one entry per digest in `removed`, found through the set's digest index."""
     wanted = Counter(removed)
+    e = schema.entries.c
     drop: list[int] = []
-    kept: list[bytes] = []
-    for _sid, eid, packed in iter_set_entries(conn, set_id):
-        d = entry_digest(packed)
-        if wanted[d] > 0:
-            wanted[d] -= 1
-            drop.append(eid)
-        else:
-            kept.append(d)
-    if sum(wanted.values()):
-        raise BundleError(f"delta removes entries of set {name!r} that this catalog lacks")
-    for start in range(0, len(drop), 500):
-        ids = drop[start : start + 500]
-        conn.execute(delete(schema.hashes).where(schema.hashes.c.entry_id.in_(ids)))
-        conn.execute(delete(schema.video_frames).where(schema.video_frames.c.entry_id.in_(ids)))
-        conn.execute(delete(schema.entries).where(schema.entries.c.id.in_(ids)))
-    return kept
+    unique = list(wanted)
+    for start in range(0, len(unique), 500):
+        chunk = unique[start : start + 500]
+        found: dict[bytes, list[int]] = {}
+        rows = conn.execute(select(e.id, e.digest).where(e.set_id == set_id, e.digest.in_(chunk)))
+        for eid, digest in rows:
+            found.setdefault(bytes(digest), []).append(eid)
+        for d in chunk:
+            ids = sorted(found.get(d, []))
+            if len(ids) < wanted[d]:
+                raise BundleError(f"delta removes entries of set {name!r} that this catalog lacks")
+            drop += ids[: wanted[d]]
+    delete_entries(conn, set_id, drop)
 
 
-def _insert_entries(conn: Connection, set_id: int, next_id: int, packed: list[bytes]) -> int:
+def stored_content_digest(conn: Connection, set_id: int) -> bytes:
+    """The content digest of a set as stored (its entries' digests, read from the index)."""
+    rows = [
+        r[0] for r in iter_rows(conn, f"SELECT digest FROM entries WHERE set_id = {int(set_id)}")
+    ]
+    if any(d is None for d in rows):
+        raise BundleError("an entry of the local catalog has no digest (a damaged catalog?)")
+    return content_digest(bytes(d) for d in rows)
+
+
+def _insert_entries(
+    conn: Connection, set_id: int, next_id: int, packed: list[bytes], generation: int
+) -> int:
     entry_rows: list[tuple[Any, ...]] = []
     hash_rows: list[tuple[int, int, int, bytes]] = []
     frame_rows: list[dict[str, Any]] = []
     for p in packed:
         ext_id, category, meta, hashes, frames = msgpack.unpackb(p, raw=False)
-        entry_rows.append((next_id, set_id, ext_id, category, meta))
+        entry_rows.append((next_id, set_id, ext_id, category, meta, entry_digest(p), generation))
         hash_rows.extend((set_id, next_id, code, value) for code, value in hashes)
         frame_rows.extend(
             {

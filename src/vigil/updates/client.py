@@ -178,7 +178,9 @@ class CatalogUpdater:
             full = updater.get_targetinfo(FULL_TARGET)
             if full is None:
                 raise UpdateRejected("the server has published no catalog")
-            latest = int(full.custom.get("version", 0))
+            # The whole bundle may hold an older version than the newest (`latest`), which
+            # the deltas from it reach.
+            latest = int(full.custom.get("latest", full.custom.get("version", 0)))
             expires = updater._trusted_set.timestamp.expires  # noqa: SLF001 - no public accessor
             catalog = Catalog.open(self.home)
             try:
@@ -227,17 +229,27 @@ class CatalogUpdater:
     def _plan(
         updater: Updater, full: TargetFile, current: int | None, latest: int
     ) -> list[TargetFile]:
-        """The chain of deltas from `current`, if all are published and smaller than the whole
-        catalog; else the whole catalog."""
-        if current is None:
-            return [full]
-        chain = []
-        for base in range(current, latest):
-            info = updater.get_targetinfo(DELTA_TARGET.format(base=base, version=base + 1))
-            if info is None:
-                return [full]
-            chain.append(info)
-        return chain if sum(i.length for i in chain) < full.length else [full]
+        """The smaller of the chain of deltas from `current` and the whole bundle followed by
+        the deltas from its version (each only if all of it is published)."""
+
+        def chain(start: int) -> list[TargetFile] | None:
+            out = []
+            for base in range(start, latest):
+                info = updater.get_targetinfo(DELTA_TARGET.format(base=base, version=base + 1))
+                if info is None:
+                    return None
+                out.append(info)
+            return out
+
+        plans = []
+        if current is not None:
+            plans.append(chain(current))
+        from_full = chain(int(full.custom.get("version", 0)))
+        plans.append(None if from_full is None else [full, *from_full])
+        found = [p for p in plans if p is not None]
+        if not found:
+            raise UpdateRejected(f"the server publishes no way to version {latest}")
+        return min(found, key=lambda p: sum(i.length for i in p))
 
 
 class _Counting(FetcherInterface):
