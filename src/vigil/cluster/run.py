@@ -32,9 +32,10 @@ log = logging.getLogger(__name__)
 # A lost worker's shards are run again on another (a shard is idempotent: its result is taken
 # once, by name). Dask's default of 3 is kept on purpose for a shard whose worker dies every
 # time: that is the shard itself (a file that exhausts a worker's memory), and after 3 workers
-# lost to it, its files are reported as errors instead of taking down a fourth. Decoder crashes
-# do not count here: they kill the worker's scanning process, not the Dask worker, and are
-# reported for their file like in a local scan.
+# lost to it, its files are reported as errors instead of taking down a fourth. A hang or a
+# decoder crash costs one worker at most: a shard read in the worker process is run again in a
+# scanning process of its own, where a crash or a hang is that process's and is reported for
+# its file, as in a local scan (vigil.cluster.worker).
 ALLOWED_FAILURES = 3
 # Shards in flight per worker thread: one running, one waiting, so a thread never idles
 # between two (and the client holds little: results are read as they finish).
@@ -68,7 +69,7 @@ def connect(spec: str) -> Iterator[Any]:
                 threads_per_worker=1,
                 processes=True,
                 host="127.0.0.1",
-                dashboard_address="127.0.0.1:0",
+                dashboard_address=None,
                 # Worker logs would only repeat what the scan reports (and the shutdown chatter
                 # of heartbeats to a scheduler that already stopped).
                 silence_logs=logging.CRITICAL,
@@ -171,6 +172,8 @@ class _Run:
         finally:
             try:
                 self.client.unregister_worker_plugin(plugin)
+                # The workers' marks of the shards they started (MatcherPlugin.service).
+                self.client.set_metadata([plugin], None)
             except Exception:  # noqa: BLE001 - a cluster gone already has nothing to remove
                 log.debug("could not remove the plugin %s", plugin, exc_info=True)
 
