@@ -1,19 +1,23 @@
 """Cluster mode against the local scan, on the same trees, in one run.
 
-    python -m benchmarks.bench_cluster [--photos 300 --copies 4] [--files 100000] [--rounds 1]
+    python -m benchmarks.bench_cluster [--photos 300 --copies 4] [--files 100000] [--rounds 2]
 
 Contenders, each a `vigil scan --no-cache -q` process on a warm tree (the page cache holds it):
 - the local scan (`--workers 2`: both cores);
-- `--cluster local:1` (one Dask worker process, one thread, its own scanning process);
+- `--cluster local:1` (one Dask worker process of one thread, reading files itself);
 - `--cluster local:2`.
 Trees: the benchmark photos (benchmarks.corpus.photo_tree: 300 photos of 1-3 MP x 4 copies =
-1,200 JPEGs) and a tree of small files (benchmarks.bench_rescan.generate: a tenth tiny images,
-the rest text and binary files of 10 B - 4 KiB). The catalog is the rescan benchmark's (20,000
-MD5 + 2,000 PDQ entries). For each: seconds (best of --rounds), files/s, the overhead against the
-local scan, local:2 / local:1. Start-up (the cluster's processes, the matcher sent to each
-worker) is inside the cluster's seconds: it is measured apart too (`--files 0 --photos 0` scan of
-an empty folder). The load average before and after is printed: other processes share the
-machine.
+1,200 JPEGs; the cluster cuts them into shards of `--photo-shard` files, 100: at the default
+2,000 they would be a single shard, one worker's work) and a tree of small files
+(benchmarks.bench_rescan.generate: a tenth tiny images, the rest text and binary files of
+10 B - 4 KiB; shards of the default 2,000). The catalog is the rescan benchmark's (20,000 MD5 +
+2,000 PDQ entries).
+
+Start-up is measured apart, as each contender's whole `vigil scan` of an empty folder (process,
+cluster and workers started, matcher sent, everything stopped). Per-file throughput is the tree's
+files over its scan's time less that start-up. Rounds are interleaved (each round runs every
+contender once) and the best of each is kept; the load average is printed with each: other
+processes share the machine.
 """
 
 from __future__ import annotations
@@ -66,23 +70,45 @@ CONTENDERS = {
 }
 
 
-def _compare(name: str, home: Path, tree: Path, files: int, rounds: int) -> None:
-    warm([p for p in tree.rglob("*") if p.is_file()])
+def _round_robin(
+    home: Path, tree: Path, rounds: int, extra: dict[str, list[str]]
+) -> dict[str, float]:
+    """Best seconds of each contender over `rounds` interleaved rounds."""
     best: dict[str, float] = {}
-    for _ in range(rounds):
-        for label, extra in CONTENDERS.items():
-            s = _scan(home, tree, extra)
+    for r in range(rounds):
+        for label, args in CONTENDERS.items():
+            s = _scan(home, tree, [*args, *extra.get(label, [])])
             best[label] = min(best.get(label, s), s)
-    print(f"\n{name}: {files:,} files")
+            print(f"    round {r + 1} {label:20s} {s:8.2f} s  (load {_load()})", flush=True)
+    return best
+
+
+def _compare(
+    name: str,
+    home: Path,
+    tree: Path,
+    files: int,
+    rounds: int,
+    startup: dict[str, float],
+    shard_files: int | None,
+) -> None:
+    warm([p for p in tree.rglob("*") if p.is_file()])
+    print(f"\n{name}: {files:,} files (load before {_load()})", flush=True)
+    shards = [] if shard_files is None else ["--shard-files", str(shard_files)]
+    best = _round_robin(home, tree, rounds, {k: shards for k in CONTENDERS if "cluster" in k})
     local = best["local scan"]
+    rate = {k: files / max(s - startup[k], 1e-9) for k, s in best.items()}
     for label, s in best.items():
         print(
-            f"  {label:20s} {s:8.2f} s  {files / s:9.0f} files/s  "
-            f"{(s / local - 1) * 100:+6.1f}% against the local scan"
+            f"  {label:20s} {s:8.2f} s  {files / s:7.1f} files/s whole; "
+            f"{rate[label]:8.1f} files/s after start-up; {(s / local - 1) * 100:+6.1f}% whole "
+            f"and {(rate['local scan'] / rate[label] - 1) * 100:+6.1f}% per file against the "
+            "local scan"
         )
-    ratio = best["--cluster local:1"] / best["--cluster local:2"]
     print(
-        f"  local:2 / local:1 speed-up {ratio:.2f}x; local:2 / local scan {local / best['--cluster local:2']:.2f}x"
+        f"  local:2 / local:1 {best['--cluster local:1'] / best['--cluster local:2']:.2f}x whole, "
+        f"{rate['--cluster local:2'] / rate['--cluster local:1']:.2f}x after start-up "
+        f"(load after {_load()})"
     )
 
 
@@ -90,8 +116,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--photos", type=int, default=300)
     ap.add_argument("--copies", type=int, default=4)
+    ap.add_argument("--photo-shard", type=int, default=100)
     ap.add_argument("--files", type=int, default=100_000)
-    ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--rounds", type=int, default=2)
     args = ap.parse_args()
     print(f"load before {_load()}; {os.cpu_count()} cores")
     with tempfile.TemporaryDirectory(prefix="bench-cluster-") as tmp:
@@ -99,15 +126,18 @@ def main() -> None:
         home = _home(base)
         empty = base / "empty"
         empty.mkdir()
-        for label, extra in CONTENDERS.items():
-            print(f"start-up and an empty scan, {label}: {_scan(home, empty, extra):.2f} s")
+        print("start-up (a scan of an empty folder):")
+        startup = _round_robin(home, empty, args.rounds, {})
+        for label, s in startup.items():
+            print(f"  {label:20s} {s:8.2f} s")
         if args.photos:
             tree = photo_tree(args.photos, args.copies)
-            _compare("photos", home, tree, args.photos * args.copies, args.rounds)
+            n = args.photos * args.copies
+            _compare("photos", home, tree, n, args.rounds, startup, args.photo_shard)
         if args.files:
             root = DATA / f"rescan-{args.files}"
             generate(root, args.files)
-            _compare("small files", home, root, args.files, args.rounds)
+            _compare("small files", home, root, args.files, args.rounds, startup, None)
     print(f"\nload after {_load()}")
 
 

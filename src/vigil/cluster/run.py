@@ -26,6 +26,7 @@ from vigil.errors import VigilError
 from vigil.matching.matcher import Matcher, match_all
 from vigil.scan.results import ScanError, ScannedItem, ScanSummary, Skipped
 from vigil.scan.scanner import ScanOptions, ScanSink, to_match
+from vigil.scan.worker import prepare
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +60,18 @@ def connect(spec: str) -> Iterator[Any]:
             raise VigilError(f"--cluster {spec}: local:N needs a number of workers N >= 1")
         settings = {
             "distributed.scheduler.allowed-failures": ALLOWED_FAILURES,
-            # A worker starts a process of its own to read files (ScanService): not as a
-            # daemonic process, which may have no children.
+            # A worker starts a process of its own to read a shard again (MatcherPlugin.service):
+            # not as a daemonic process, which may have no children.
             "distributed.worker.daemon": False,
+            # Forked from this process once it has loaded the engine, the decoders and the
+            # compiled kernels (prepare): each worker starts warm instead of importing and
+            # loading them again, as the local scan's processes do.
+            "distributed.worker.multiprocessing-method": "fork",
+            # Dask's statistical profiler samples each worker's threads every 10 ms: here that
+            # is the thread reading files.
+            "distributed.worker.profile.enabled": False,
         }
+        prepare(videos=True)
         with dask.config.set(settings):
             cluster = LocalCluster(
                 n_workers=n,
