@@ -15,15 +15,19 @@ Trees: the benchmark photos (benchmarks.corpus.photo_tree: 300 photos of 1-3 MP 
 
 Start-up is measured apart, as each contender's whole `vigil scan` of an empty folder (process,
 cluster and workers started, matcher sent, everything stopped). Per-file throughput is the tree's
-files over its scan's time less that start-up. Rounds are interleaved (each round runs every
-contender once) and the best of each is kept; the load average is printed with each: other
-processes share the machine.
+files over its scan's time less that start-up. CPU time (user + system of the whole process
+tree, from getrusage of the waited-for children) is measured too: on a machine shared with other
+work, wall time depends on the share of the cores each contender gets, CPU time much less; the
+CPU a file costs after start-up shows a per-file overhead whatever the load. Rounds are
+interleaved (each round runs every contender once) and the best of each is kept; the load
+average is printed with each.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -38,15 +42,20 @@ def _load() -> str:
     return " ".join(open("/proc/loadavg").read().split()[:3])
 
 
-def _scan(home: Path, tree: Path, extra: list[str]) -> float:
+def _scan(home: Path, tree: Path, extra: list[str]) -> tuple[float, float]:
+    """Seconds of wall time and of CPU (user + system of the whole process tree: the client,
+    the scheduler, the workers and their scanning processes are all waited for)."""
     env = {**os.environ, "VIGIL_HOME": str(home)}
     cmd = [sys.executable, "-m", "vigil.cli", "scan", "--no-cache", "-q", *extra, str(tree)]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode not in (0, 1):
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
-    return seconds
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return seconds, cpu
 
 
 def _home(base: Path) -> Path:
@@ -70,43 +79,44 @@ CONTENDERS = {
 }
 
 
-def _round_robin(
-    home: Path, tree: Path, rounds: int, extra: dict[str, list[str]]
-) -> dict[str, float]:
-    """Best seconds of each contender over `rounds` interleaved rounds."""
-    best: dict[str, float] = {}
+Best = dict[str, tuple[float, float]]
+
+
+def _round_robin(home: Path, tree: Path, rounds: int, extra: dict[str, list[str]]) -> Best:
+    """Best wall and best CPU seconds of each contender over `rounds` interleaved rounds."""
+    best: Best = {}
     for r in range(rounds):
         for label, args in CONTENDERS.items():
-            s = _scan(home, tree, [*args, *extra.get(label, [])])
-            best[label] = min(best.get(label, s), s)
-            print(f"    round {r + 1} {label:20s} {s:8.2f} s  (load {_load()})", flush=True)
+            wall, cpu = _scan(home, tree, [*args, *extra.get(label, [])])
+            w, c = best.get(label, (wall, cpu))
+            best[label] = (min(w, wall), min(c, cpu))
+            print(
+                f"    round {r + 1} {label:20s} {wall:8.2f} s, CPU {cpu:7.2f} s  (load {_load()})",
+                flush=True,
+            )
     return best
 
 
 def _compare(
-    name: str,
-    home: Path,
-    tree: Path,
-    files: int,
-    rounds: int,
-    startup: dict[str, float],
-    shard_files: int | None,
+    name: str, home: Path, tree: Path, files: int, rounds: int, startup: Best, shard: int | None
 ) -> None:
     warm([p for p in tree.rglob("*") if p.is_file()])
     print(f"\n{name}: {files:,} files (load before {_load()})", flush=True)
-    shards = [] if shard_files is None else ["--shard-files", str(shard_files)]
+    shards = [] if shard is None else ["--shard-files", str(shard)]
     best = _round_robin(home, tree, rounds, {k: shards for k in CONTENDERS if "cluster" in k})
-    local = best["local scan"]
-    rate = {k: files / max(s - startup[k], 1e-9) for k, s in best.items()}
-    for label, s in best.items():
+    local = best["local scan"][0]
+    rate = {k: files / max(w - startup[k][0], 1e-9) for k, (w, _) in best.items()}
+    ms = {k: (c - startup[k][1]) * 1000 / files for k, (_, c) in best.items()}
+    for label, (wall, cpu) in best.items():
         print(
-            f"  {label:20s} {s:8.2f} s  {files / s:7.1f} files/s whole; "
-            f"{rate[label]:8.1f} files/s after start-up; {(s / local - 1) * 100:+6.1f}% whole "
-            f"and {(rate['local scan'] / rate[label] - 1) * 100:+6.1f}% per file against the "
-            "local scan"
+            f"  {label:20s} {wall:8.2f} s {(wall / local - 1) * 100:+6.1f}%; after start-up "
+            f"{rate[label]:7.1f} files/s {(rate['local scan'] / rate[label] - 1) * 100:+6.1f}%; "
+            f"CPU {cpu:7.2f} s, {ms[label]:.3f} ms a file after start-up "
+            f"{(ms[label] / ms['local scan'] - 1) * 100:+6.1f}% (against the local scan)"
         )
+    one, two = best["--cluster local:1"][0], best["--cluster local:2"][0]
     print(
-        f"  local:2 / local:1 {best['--cluster local:1'] / best['--cluster local:2']:.2f}x whole, "
+        f"  local:2 / local:1 {one / two:.2f}x whole, "
         f"{rate['--cluster local:2'] / rate['--cluster local:1']:.2f}x after start-up "
         f"(load after {_load()})"
     )
@@ -128,8 +138,8 @@ def main() -> None:
         empty.mkdir()
         print("start-up (a scan of an empty folder):")
         startup = _round_robin(home, empty, args.rounds, {})
-        for label, s in startup.items():
-            print(f"  {label:20s} {s:8.2f} s")
+        for label, (wall, cpu) in startup.items():
+            print(f"  {label:20s} {wall:8.2f} s, CPU {cpu:7.2f} s")
         if args.photos:
             tree = photo_tree(args.photos, args.copies)
             n = args.photos * args.copies
