@@ -18,7 +18,15 @@ from typing import Any
 
 from vigil.cluster.cache import ObjectCache
 from vigil.cluster.checkpoint import Checkpoint
-from vigil.cluster.listing import Listed, Listing, Part, list_part, local_path, plan
+from vigil.cluster.listing import (
+    Listed,
+    Listing,
+    Part,
+    cannot_list,
+    list_parts,
+    local_path,
+    plan,
+)
 from vigil.cluster.results import COUNTS, ShardResult
 from vigil.cluster.shards import SHARD_BYTES, SHARD_FILES, Cutter, Shard
 from vigil.cluster.worker import BuildFiles, MatcherPlugin, scan_shard
@@ -41,6 +49,9 @@ ALLOWED_FAILURES = 3
 # Shards in flight per worker thread: one running, one waiting, so a thread never idles
 # between two (and the client holds little: results are read as they finish).
 IN_FLIGHT_PER_THREAD = 2
+# Listing tasks per worker thread, and parts a task lists at most.
+LIST_TASKS_PER_THREAD = 4
+LIST_BATCH = 256
 
 
 @contextmanager
@@ -195,15 +206,20 @@ class _Run:
         limit = threads * IN_FLIGHT_PER_THREAD
         jobs: dict[Any, tuple[str, Any]] = {}
         running = as_completed()
-        for i, part in enumerate(parts):
+        # Parts listed several to a task (a task costs milliseconds of the client's, the
+        # scheduler's and a worker's time, as much as listing a folder of a hundred files), in
+        # runs of consecutive parts, enough tasks to keep every thread busy.
+        each = min(LIST_BATCH, max(1, -(-len(parts) // (threads * LIST_TASKS_PER_THREAD))))
+        for first in range(0, len(parts), each):
+            batch = parts[first : first + each]
             fut = self.client.submit(
-                list_part,
-                part,
+                list_parts,
+                batch,
                 self.options.follow_symlinks,
-                key=f"vigil-list-{self.token}-{i}",
+                key=f"vigil-list-{self.token}-{first}",
                 retries=1,
             )
-            jobs[fut] = ("list", (i, part))
+            jobs[fut] = ("list", (first, batch))
             running.add(fut)
         self.parts = len(parts)
         in_flight = 0
@@ -256,16 +272,16 @@ class _Run:
 
     # -- listing -----------------------------------------------------------------------------
 
-    def _listed(self, fut: Any, index: int, part: Part) -> None:
-        """A part listed: its files are cut into shards in the parts' order (listings that
+    def _listed(self, fut: Any, first: int, parts: list[Part]) -> None:
+        """Parts listed: their files are cut into shards in the parts' order (listings that
         come early wait for those before them), so the same tree cuts the same shards."""
         try:
-            listing: Listing = fut.result()
+            listings: list[Listing] = fut.result()
         except Exception as exc:  # noqa: BLE001 - a part that cannot be listed is an error line
-            self._problems([ScanError(part.root, None, "unreadable", f"cannot list: {exc}")])
-            listing = Listing()
-        self._problems(listing.problems)
-        self.listed[index] = (part, listing)
+            listings = [Listing([], [cannot_list(part, exc)]) for part in parts]
+        for index, (part, listing) in enumerate(zip(parts, listings, strict=True), start=first):
+            self._problems(listing.problems)
+            self.listed[index] = (part, listing)
         while self.next_part in self.listed:
             part, listing = self.listed.pop(self.next_part)
             self.next_part += 1
