@@ -28,7 +28,8 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
@@ -45,8 +46,8 @@ from vigil.matching.builds import LEASE, POINTER
 from vigil.matching.matcher import Matcher
 from vigil.scan.cache import Verdict, encode_items
 from vigil.scan.items import ItemSource, LocalFile, Opened, ScanItem
-from vigil.scan.results import ScanError, ScannedItem, ScanSummary
-from vigil.scan.scanner import CollectingSink, ScanOptions, ScanService, ScanSink, _init_worker
+from vigil.scan.results import ScannedItem
+from vigil.scan.scanner import CollectingSink, ScanOptions, ScanService, _init_worker
 from vigil.scan.worker import prepare
 
 # A plugin of the same name replaces the one before it on every worker: each scan registers its
@@ -172,22 +173,17 @@ class InProcessService(ScanService):
             self._ready = True
         return cast(ProcessPool, self._runner)
 
-    def scan(
-        self,
-        items: Iterable[ScanItem | ScanError | tuple[str, os.stat_result]],
-        matchers: Sequence[Matcher],
-        sink: ScanSink,
-        *,
-        roots: Sequence[str] = (),
-    ) -> ScanSummary:
-        # One BLAS thread, as in a scanning process (more would fight the other workers). The
-        # controller is made once: finding the libraries costs ~20 ms, setting them ~20 us.
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """Around the scan of one shard: one BLAS thread, as in a scanning process (more would
+        fight the other workers), and the watchdog disarmed at the end. The controller is made
+        once: finding the libraries costs ~20 ms, setting them ~20 us."""
         self.pool()
         if self._blas is None:
             self._blas = ThreadpoolController()
         with self._blas.limit(limits=1):
             try:
-                return super().scan(items, matchers, sink, roots=roots)
+                yield
             finally:
                 self._runner.watchdog.disarm()
 
@@ -344,7 +340,8 @@ def scan_shard(
     capture = _Fingerprints()
     service.cache = cast(Any, capture) if keep_items else None
     items = [_item(f, shard, storage_options) for f in shard.files]
-    summary = service.scan(items, plugin.matchers, sink)
+    with service.reading() if isinstance(service, InProcessService) else nullcontext():
+        summary = service.scan(items, plugin.matchers, sink)
     return ShardResult(
         shard.name,
         sink.matches,
