@@ -81,6 +81,14 @@ def connect(spec: str) -> Iterator[Any]:
             # Dask's statistical profiler samples each worker's threads every 10 ms: here that
             # is the thread reading files.
             "distributed.worker.profile.enabled": False,
+            # Every server (the scheduler, each worker) checks its event loop every 20 ms, reads
+            # its process's memory every 100 ms and the system's counters every 500 ms: CPU
+            # spent per second, not per file, that took ~1 s of CPU from a 1,200-photo scan on
+            # a loaded machine (bench_cluster). Less often: a worker over its memory limit is
+            # still stopped within a second.
+            "distributed.admin.tick.interval": "1s",
+            "distributed.worker.memory.monitor-interval": "1s",
+            "distributed.admin.system-monitor.interval": "5s",
         }
         prepare(videos=True)
         with dask.config.set(settings):
