@@ -14,13 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.cluster import Planted, json_matches, match_key, vigil
+from support.cluster import FaultyFiles, Planted, json_matches, match_key, vigil
 
 from vigil.cluster import ClusterScan
 from vigil.cluster.cache import ObjectCache
 from vigil.cluster.checkpoint import MANIFEST, SHARDS_DIR
 from vigil.engine import Engine
 from vigil.errors import VigilError
+from vigil.limits import Limits
 from vigil.scan.results import Match, ScanError, ScanSummary, Skipped
 from vigil.scan.scanner import CollectingSink, ScanOptions
 
@@ -168,6 +169,66 @@ def test_a_killed_worker_loses_and_duplicates_nothing(
     # The cluster has two workers again (the nanny started a new one), the killed one gone.
     cluster.wait_for_workers(2, timeout=120)
     assert sink.killed not in cluster.run(os.getpid).values()
+
+
+def _children(client: Any) -> list[int]:
+    """How many processes each worker has started (scanning processes)."""
+    import psutil
+
+    return sorted(client.run(lambda: len(psutil.Process().children())).values())
+
+
+class _Watching(CollectingSink):
+    """Counts the workers' child processes at the first progress report after a file."""
+
+    def __init__(self, client: Any) -> None:
+        super().__init__()
+        self.client = client
+        self.children: list[int] | None = None
+
+    def progress(self, summary: ScanSummary) -> None:
+        if self.children is None and summary.files > 0:
+            self.children = _children(self.client)
+
+
+def test_a_worker_of_one_thread_reads_files_in_its_own_process(tree: Planted, cluster: Any) -> None:
+    sink = _Watching(cluster)
+    with _engine(tree) as engine:
+        ClusterScan(cluster, [engine.matcher()], shard_files=3).run([str(tree.root)], sink)
+    assert sink.children == [0, 0]
+    assert api_keys(sink.matches, tree.root) == keys(tree.local, tree.root)
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"), [("f3-hang.bin", "item_seconds"), ("f3-crash.bin", "crashed")]
+)
+def test_a_file_that_hangs_or_crashes_a_worker_is_reported_for_itself(
+    tree: Planted, cluster: Any, tmp_path: Path, name: str, reason: str
+) -> None:
+    """Read in the worker process, a file that hangs holding the GIL (past item_seconds) or
+    crashes its decoder ends that process; its shard is run again in a scanning process, which
+    names the file as a local scan would, and every other file is scanned once."""
+    root = tmp_path / "faulty"
+    root.mkdir()
+    for i in range(6):
+        (root / f"f{i}.bin").write_bytes(b"%d" % i * (i + 1))
+    (root / name).write_bytes(b"x")
+    before = set(cluster.run(os.getpid).values())
+    cluster.register_plugin(FaultyFiles())
+    options = ScanOptions(limits=Limits(item_seconds=2), kill_grace=0.5)
+    sink = CollectingSink()
+    try:
+        with _engine(tree) as engine:
+            scan = ClusterScan(cluster, [engine.matcher()], options, shard_files=3)
+            summary = scan.run([str(root)], sink)
+    finally:
+        cluster.unregister_worker_plugin(FaultyFiles.name)
+    assert [(Path(e.path).name, e.reason) for e in sink.errors] == [(name, reason)]
+    assert summary.files == 7 and summary.items == 6 and summary.errors == 1
+    assert len(scan.scanned) == len(set(scan.scanned)) == 3
+    # The worker process that met it first ended on it, and was replaced.
+    cluster.wait_for_workers(2, timeout=120)
+    assert before - set(cluster.run(os.getpid).values())
 
 
 def test_repeat_scan_of_unchanged_files_reads_nothing(

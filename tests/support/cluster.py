@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from distributed import WorkerPlugin
+
 VIGIL = [sys.executable, "-m", "vigil.cli"]
 
 
@@ -50,3 +52,39 @@ class Planted:
     # Matches of a local scan of `root` (vigil scan --json), exit status.
     local: list[dict[str, Any]]
     local_status: int
+
+
+def faulty_fingerprint_item(path: str, source: Any, limits: Any, *args: Any) -> Any:
+    """`fingerprint_item` with two bad files: `*-hang*` holds the GIL inside C code for far
+    beyond any limit (a regular expression that backtracks 2^60 times), `*-crash*` reads address
+    0 (a real SIGSEGV). Others are fingerprinted as usual."""
+    import ctypes
+    import re
+
+    from vigil.scan.worker import fingerprint_item
+
+    name = os.path.basename(path)
+    if "-hang" in name:
+        re.fullmatch(r"(a+)+b", "a" * 60)
+    if "-crash" in name:
+        ctypes.string_at(0)
+    return fingerprint_item(path, source, limits, *args)
+
+
+class FaultyFiles(WorkerPlugin):
+    """A Dask worker plugin: on every worker, a replacement too, the scan reads files with
+    `faulty_fingerprint_item` (in the worker process and in scanning processes it forks);
+    teardown puts the real one back."""
+
+    name = "vigil-test-faulty-files"
+
+    def setup(self, worker: Any) -> None:
+        import vigil.scan.scanner as scanner
+
+        scanner.fingerprint_item = faulty_fingerprint_item  # type: ignore[assignment]
+
+    def teardown(self, worker: Any) -> None:
+        import vigil.scan.scanner as scanner
+        from vigil.scan.worker import fingerprint_item
+
+        scanner.fingerprint_item = fingerprint_item

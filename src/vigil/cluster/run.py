@@ -18,7 +18,15 @@ from typing import Any
 
 from vigil.cluster.cache import ObjectCache
 from vigil.cluster.checkpoint import Checkpoint
-from vigil.cluster.listing import Listed, Listing, Part, list_part, local_path, plan
+from vigil.cluster.listing import (
+    Listed,
+    Listing,
+    Part,
+    cannot_list,
+    list_parts,
+    local_path,
+    plan,
+)
 from vigil.cluster.results import COUNTS, ShardResult
 from vigil.cluster.shards import SHARD_BYTES, SHARD_FILES, Cutter, Shard
 from vigil.cluster.worker import BuildFiles, MatcherPlugin, scan_shard
@@ -26,19 +34,24 @@ from vigil.errors import VigilError
 from vigil.matching.matcher import Matcher, match_all
 from vigil.scan.results import ScanError, ScannedItem, ScanSummary, Skipped
 from vigil.scan.scanner import ScanOptions, ScanSink, to_match
+from vigil.scan.worker import prepare
 
 log = logging.getLogger(__name__)
 
 # A lost worker's shards are run again on another (a shard is idempotent: its result is taken
 # once, by name). Dask's default of 3 is kept on purpose for a shard whose worker dies every
 # time: that is the shard itself (a file that exhausts a worker's memory), and after 3 workers
-# lost to it, its files are reported as errors instead of taking down a fourth. Decoder crashes
-# do not count here: they kill the worker's scanning process, not the Dask worker, and are
-# reported for their file like in a local scan.
+# lost to it, its files are reported as errors instead of taking down a fourth. A hang or a
+# decoder crash costs one worker at most: a shard read in the worker process is run again in a
+# scanning process of its own, where a crash or a hang is that process's and is reported for
+# its file, as in a local scan (vigil.cluster.worker).
 ALLOWED_FAILURES = 3
 # Shards in flight per worker thread: one running, one waiting, so a thread never idles
 # between two (and the client holds little: results are read as they finish).
 IN_FLIGHT_PER_THREAD = 2
+# Listing tasks per worker thread, and parts a task lists at most.
+LIST_TASKS_PER_THREAD = 4
+LIST_BATCH = 256
 
 
 @contextmanager
@@ -58,17 +71,33 @@ def connect(spec: str) -> Iterator[Any]:
             raise VigilError(f"--cluster {spec}: local:N needs a number of workers N >= 1")
         settings = {
             "distributed.scheduler.allowed-failures": ALLOWED_FAILURES,
-            # A worker starts a process of its own to read files (ScanService): not as a
-            # daemonic process, which may have no children.
+            # A worker starts a process of its own to read a shard again (MatcherPlugin.service):
+            # not as a daemonic process, which may have no children.
             "distributed.worker.daemon": False,
+            # Forked from this process once it has loaded the engine, the decoders and the
+            # compiled kernels (prepare): each worker starts warm instead of importing and
+            # loading them again, as the local scan's processes do.
+            "distributed.worker.multiprocessing-method": "fork",
+            # Dask's statistical profiler samples each worker's threads every 10 ms: here that
+            # is the thread reading files.
+            "distributed.worker.profile.enabled": False,
+            # Every server (the scheduler, each worker) checks its event loop every 20 ms, reads
+            # its process's memory every 100 ms and the system's counters every 500 ms: CPU
+            # spent per second, not per file, that took ~1 s of CPU from a 1,200-photo scan on
+            # a loaded machine (bench_cluster). Less often: a worker over its memory limit is
+            # still stopped within a second.
+            "distributed.admin.tick.interval": "1s",
+            "distributed.worker.memory.monitor-interval": "1s",
+            "distributed.admin.system-monitor.interval": "5s",
         }
+        prepare(videos=True)
         with dask.config.set(settings):
             cluster = LocalCluster(
                 n_workers=n,
                 threads_per_worker=1,
                 processes=True,
                 host="127.0.0.1",
-                dashboard_address="127.0.0.1:0",
+                dashboard_address=None,
                 # Worker logs would only repeat what the scan reports (and the shutdown chatter
                 # of heartbeats to a scheduler that already stopped).
                 silence_logs=logging.CRITICAL,
@@ -171,6 +200,8 @@ class _Run:
         finally:
             try:
                 self.client.unregister_worker_plugin(plugin)
+                # The workers' marks of the shards they started (MatcherPlugin.service).
+                self.client.set_metadata([plugin], None)
             except Exception:  # noqa: BLE001 - a cluster gone already has nothing to remove
                 log.debug("could not remove the plugin %s", plugin, exc_info=True)
 
@@ -183,15 +214,20 @@ class _Run:
         limit = threads * IN_FLIGHT_PER_THREAD
         jobs: dict[Any, tuple[str, Any]] = {}
         running = as_completed()
-        for i, part in enumerate(parts):
+        # Parts listed several to a task (a task costs milliseconds of the client's, the
+        # scheduler's and a worker's time, as much as listing a folder of a hundred files), in
+        # runs of consecutive parts, enough tasks to keep every thread busy.
+        each = min(LIST_BATCH, max(1, -(-len(parts) // (threads * LIST_TASKS_PER_THREAD))))
+        for first in range(0, len(parts), each):
+            batch = parts[first : first + each]
             fut = self.client.submit(
-                list_part,
-                part,
+                list_parts,
+                batch,
                 self.options.follow_symlinks,
-                key=f"vigil-list-{self.token}-{i}",
+                key=f"vigil-list-{self.token}-{first}",
                 retries=1,
             )
-            jobs[fut] = ("list", (i, part))
+            jobs[fut] = ("list", (first, batch))
             running.add(fut)
         self.parts = len(parts)
         in_flight = 0
@@ -244,16 +280,16 @@ class _Run:
 
     # -- listing -----------------------------------------------------------------------------
 
-    def _listed(self, fut: Any, index: int, part: Part) -> None:
-        """A part listed: its files are cut into shards in the parts' order (listings that
+    def _listed(self, fut: Any, first: int, parts: list[Part]) -> None:
+        """Parts listed: their files are cut into shards in the parts' order (listings that
         come early wait for those before them), so the same tree cuts the same shards."""
         try:
-            listing: Listing = fut.result()
+            listings: list[Listing] = fut.result()
         except Exception as exc:  # noqa: BLE001 - a part that cannot be listed is an error line
-            self._problems([ScanError(part.root, None, "unreadable", f"cannot list: {exc}")])
-            listing = Listing()
-        self._problems(listing.problems)
-        self.listed[index] = (part, listing)
+            listings = [Listing([], [cannot_list(part, exc)]) for part in parts]
+        for index, (part, listing) in enumerate(zip(parts, listings, strict=True), start=first):
+            self._problems(listing.problems)
+            self.listed[index] = (part, listing)
         while self.next_part in self.listed:
             part, listing = self.listed.pop(self.next_part)
             self.next_part += 1
