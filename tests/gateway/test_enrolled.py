@@ -48,7 +48,8 @@ def test_enrolled_gateway_reports_to_the_server(
         assert len(found) == 1
         incident = found[0]
         assert incident["path"] == url
-        assert incident["owner"] == "192.0.2.44"
+        assert incident["client"] == "192.0.2.44"
+        assert incident["owner"] is None
         assert incident["user"] == "bob"
         assert incident["detection"] == "gateway"
         assert incident["entry"]["id"] == "502"
@@ -57,6 +58,17 @@ def test_enrolled_gateway_reports_to_the_server(
         with Conn(g.port) as c:
             r = respmod(c, g.port, (planted.root / "other/moon.jpg").read_bytes(), url=url + "?2")
         assert r.status == 204
+        # A client header that is not an address: the incident still arrives, without a client
+        # (the server would refuse the report with it, and it would be set aside).
+        odd = url + "?odd"
+        with Conn(g.port) as c:
+            r = respmod(c, g.port, known, url=odd, headers="X-Client-IP: unknown\r\n")
+        assert r.http_status == 403
+        later = wait_for(
+            "the second incident in the API",
+            lambda: [i for i in incidents(server, key, name) if i["path"] == odd],
+        )
+        assert [(i["client"], i["owner"]) for i in later] == [(None, None)]
         assert not (home / "incidents.jsonl").exists()
         with server.client(key) as c:
             agents = c.get("/api/v1/agents").json()["items"]

@@ -72,7 +72,7 @@ def test_respmod_known_image_with_preview_raises_incident(gateway, planted: Tree
     assert {i["url"] for i in found} == {"http://photos.test/cat.jpg"}
     assert {i["path"] for i in found} == {"http://photos.test/cat.jpg"}
     assert {i["client"] for i in found} == {"10.1.2.3"}
-    assert {i["owner"] for i in found} == {"10.1.2.3"}
+    assert {i["owner"] for i in found} == {None}
     assert {i["user"] for i in found} == {"alice"}
     assert {i["detection"] for i in found} == {"gateway"}
     assert {i["entry"]["id"] for i in found} == {"502"}  # chelsea's entry

@@ -366,7 +366,8 @@ def test_an_enrolled_gateway_reports_to_the_server_with_client_user_and_url(
         assert len(found) == 1
         incident = found[0]
         assert incident["path"] == url
-        assert incident["owner"] == "127.0.0.1"
+        assert incident["client"] == "127.0.0.1"
+        assert incident["owner"] is None
         assert incident["user"] == PROXY_USER
         assert incident["detection"] == "gateway"
         assert incident["entry"]["id"] == "500"

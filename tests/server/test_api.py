@@ -66,7 +66,7 @@ def send(agent: httpx.Client, *reports: dict[str, Any]) -> list[dict[str, Any]]:
     return results
 
 
-def incidents(client: httpx.Client, **params: Any) -> list[dict[str, Any]]:
+def incidents(client: httpx.Client, /, **params: Any) -> list[dict[str, Any]]:
     """Every incident matching `params`, following `next` to the last page."""
     items: list[dict[str, Any]] = []
     r = client.get("/api/v1/incidents", params=params)
@@ -224,7 +224,7 @@ def test_every_contract_field_is_in_an_incident(server: Server, keys: dict[str, 
     with server.client(keys["auditor"]) as c:
         (incident,) = incidents(c, host=host)
     fields = (
-        "id status host agent user owner path member size media_type hashset entry kind kinds "
+        "id status host agent user owner client path member size media_type hashset entry kind kinds "
         "distance transform segment detection first_seen last_seen seen_count fingerprints "
         "catalog_version"
     ).split()
@@ -248,6 +248,43 @@ def test_reports_cannot_carry_content(server: Server) -> None:
         assert not_hex.status_code == 422
         bad_kind = agent.post("/api/v1/incidents", json={"incidents": [report("/a.jpg", "crc32")]})
         assert bad_kind.status_code == 422
+
+
+def test_a_gateway_report_names_its_client(server: Server, keys: dict[str, str]) -> None:
+    """A gateway's report carries the proxy client's address as `client` (IPv4 or IPv6, kept in
+    its compressed form), the API returns it and filters by it; an agent's incident has none."""
+    host = unique("gw")
+    _, agent = server.enroll(host)
+    gateway = {"detection": "gateway", "owner": None, "user": "bob"}
+    with agent:
+        v4, v6, local = send(
+            agent,
+            report("http://photos.test/a.jpg", client="192.0.2.44", **gateway),
+            report("http://photos.test/b.jpg", client="2001:DB8:0:0::7", **gateway),
+            report("/home/alice/c.jpg"),
+        )
+        for bad in ("10.0.0.256", "bob", "192.0.2.44/32", "", "1" * 300):
+            refused = agent.post(
+                "/api/v1/incidents",
+                json={"incidents": [report("http://photos.test/x.jpg", client=bad, **gateway)]},
+            )
+            assert refused.status_code == 422, (bad, refused.text)
+            assert "client" in refused.text
+    with server.client(keys["auditor"]) as c:
+        by_id = {i["id"]: i for i in incidents(c, host=host)}
+        assert len(by_id) == 3  # the refused reports made nothing
+        one = by_id[v4["incident"]]
+        assert (one["client"], one["owner"], one["user"]) == ("192.0.2.44", None, "bob")
+        assert by_id[v6["incident"]]["client"] == "2001:db8::7"
+        assert by_id[local["incident"]]["client"] is None
+        assert by_id[local["incident"]]["owner"] == "alice"
+        single = c.get(f"/api/v1/incidents/{v6['incident']}").json()
+        assert single["client"] == "2001:db8::7"
+        found = incidents(c, host=host, client="2001:db8::0:7")  # however it is written
+        assert [i["id"] for i in found] == [v6["incident"]]
+        assert [i["id"] for i in incidents(c, client="192.0.2.44", host=host)] == [v4["incident"]]
+        bad = c.get("/api/v1/incidents", params={"client": "bob"})
+        assert bad.status_code == 422 and "IPv4 or IPv6" in bad.text
 
 
 def test_pages_walk_every_incident_newest_first(server: Server, keys: dict[str, str]) -> None:

@@ -28,6 +28,15 @@ def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
     return Storage(request.getfixturevalue("postgres_url"))
 
 
+def drop(storage: Storage) -> None:
+    """Drop the server's tables and close: the PostgreSQL schema is the session's, shared with
+    the catalog's tests, so it is left as found."""
+    Base.metadata.drop_all(storage.engine)
+    with storage.engine.begin() as conn:
+        conn.execute(text(f"DROP TABLE IF EXISTS {VERSION_TABLE}"))
+    storage.close()
+
+
 def test_migrations_make_what_the_models_describe(storage: Storage) -> None:
     try:
         upgrade(storage.engine)
@@ -46,11 +55,78 @@ def test_migrations_make_what_the_models_describe(storage: Storage) -> None:
             assert compare_metadata(ctx, Base.metadata) == []
         assert VERSION_TABLE in inspect(storage.engine).get_table_names()
     finally:
-        # The PostgreSQL schema is the session's, shared with the catalog's tests: leave it as found.
-        Base.metadata.drop_all(storage.engine)
+        drop(storage)
+
+
+def test_0004_adds_the_client_to_incidents_already_stored(storage: Storage) -> None:
+    """A database at 0003 holding an agent's and a gateway's incidents (the gateway's address
+    then in `owner`) upgrades to head: both keep every field, their client is null, and new
+    incidents are written with a client and found by it."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import JSON, column, insert, table
+    from sqlalchemy.orm import Session
+
+    from vigil.server import incidents
+    from vigil.server.models import Agent
+
+    at = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+    row = {
+        "status": "new", "host": "gw", "user": "bob", "path": "http://photos.test/cat.jpg",
+        "hashset": "s", "entry_id": "502", "kind": "pdq", "kinds": ["pdq"],
+        "detection": "gateway", "fingerprints": {}, "first_seen": at, "last_seen": at,
+        "seen_count": 1, "updated_at": at,
+    }  # fmt: skip
+    try:
+        upgrade(storage.engine, "0003")
         with storage.engine.begin() as conn:
-            conn.execute(text(f"DROP TABLE IF EXISTS {VERSION_TABLE}"))
-        storage.close()
+            conn.execute(
+                text(
+                    "INSERT INTO agents (id, host, secret_sha256, enrolled_at) "
+                    "VALUES ('a1', 'gw', :secret, :at)"
+                ),
+                {"secret": "0" * 64, "at": at},
+            )
+            # The table as 0003 left it (no `client`), written without the models.
+            old = table(
+                "incidents",
+                *(column(c, JSON if c in ("kinds", "fingerprints") else None) for c in row),
+                column("identity"),
+                column("agent_id"),
+                column("owner"),
+            )
+            conn.execute(
+                insert(old),
+                [
+                    {**row, "identity": identity, "agent_id": "a1", "owner": owner}
+                    for identity, owner in (("i-gateway", "192.0.2.44"), ("i-agent", "alice"))
+                ],
+            )
+        upgrade(storage.engine)
+        assert current_revision(storage.engine) == head_revision()
+        with storage.engine.connect() as conn:
+            kept = conn.execute(
+                text("SELECT identity, owner, client, path FROM incidents ORDER BY identity")
+            ).all()
+        assert [tuple(r) for r in kept] == [
+            ("i-agent", "alice", None, row["path"]),
+            ("i-gateway", "192.0.2.44", None, row["path"]),
+        ]
+        with Session(storage.engine) as s, s.begin():
+            agent = s.get(Agent, "a1")
+            assert agent is not None
+            report = incidents.MatchReport(
+                report_id="r1", path="http://photos.test/new.jpg", hashset="s", entry_id="502",
+                kind="pdq", detection=incidents.Detection.GATEWAY, client="2001:db8::5",
+            )  # fmt: skip
+            incidents.receive(s, agent, [report])
+        with Session(storage.engine) as s:
+            found, _ = incidents.page(s, incidents.Filters(client="2001:db8::5"), None, 10)
+            assert [(i.path, i.client, i.owner) for i in found] == [
+                ("http://photos.test/new.jpg", "2001:db8::5", None)
+            ]
+    finally:
+        drop(storage)
 
 
 def test_an_uninitialised_home_is_refused(tmp_path: Path) -> None:
@@ -103,10 +179,7 @@ def test_upgrade_brings_an_older_database_to_this_vigil_keeping_its_rows(
             with storage.engine.connect() as conn:
                 assert conn.execute(text("SELECT name FROM users")).scalars().all() == ["old"]
         finally:
-            Base.metadata.drop_all(storage.engine)
-            with storage.engine.begin() as conn:
-                conn.execute(text(f"DROP TABLE IF EXISTS {VERSION_TABLE}"))
-            storage.close()
+            drop(storage)
 
 
 def test_upgrade_of_an_uninitialised_home_is_refused(tmp_path: Path) -> None:

@@ -267,15 +267,34 @@ def test_incident_list_filters_and_pages(server: Server) -> None:
         assert seen == sorted(made, reverse=True)
         r = b.get("/ui/incidents", host=host, category="nope")
         assert "No incidents match" in r.text
+        assert b.get("/ui/incidents", client="not-an-address").status_code == 422
         assert b.get("/ui/incidents", status="lost").status_code == 422
         assert b.get("/ui/incidents", since="yesterday").status_code == 422
         assert b.get("/ui/incidents/999999999").status_code == 404
 
 
+def test_the_client_address_in_the_list_and_on_the_page(server: Server) -> None:
+    host = unique("gwhost")
+    (gateway,) = incidents(server, "http://photos.test/c.jpg", host=host, client="2001:db8::44")
+    (local,) = incidents(server, "/home/alice/c.jpg", host=host)
+    with Browser(server) as b:
+        assert b.login(*staff(server, "auditor")).status_code == 303
+        page = b.get(f"/ui/incidents/{gateway}")
+        assert page.status_code == 200
+        assert "<dt>Client</dt><dd>2001:db8::44</dd>" in page.text
+        assert "<dt>Client</dt><dd>—</dd>" in b.get(f"/ui/incidents/{local}").text
+        listed = b.get("/ui/incidents", host=host, client="2001:DB8:0::44")
+        assert listed.status_code == 200
+        ids = [int(x) for x in re.findall(r'href="/ui/incidents/(\d+)"', listed.text)]
+        assert ids == [gateway]
+        assert "client 2001:db8::44" in listed.text
+        assert 'value="2001:DB8:0::44"' in listed.text  # the filter as typed stays in its box
+
+
 def test_export_of_confirmed_incidents(server: Server, admin: tuple[str, str]) -> None:
     host = unique("exporthost")
     confirmed, handed, fresh = incidents(
-        server, "/e/confirmed.jpg", "/e/handed.jpg", "/e/new.jpg", host=host
+        server, "/e/confirmed.jpg", "/e/handed.jpg", "/e/new.jpg", host=host, client="192.0.2.9"
     )
     key = server.api_key("admin")
     with server.client(key) as c:
@@ -301,6 +320,7 @@ def test_export_of_confirmed_incidents(server: Server, admin: tuple[str, str]) -
         assert confirmed in ids and handed not in ids and fresh not in ids
         row = next(row for row in rows if int(row["id"]) == confirmed)
         assert row["path"] == "/e/confirmed.jpg" and row["host"] == host and row["md5"]
+        assert row["client"] == "192.0.2.9" and row["owner"] == "alice"
         bad = c.get("/api/v1/incidents/export", params={"format": "csv", "status": "new"})
         assert bad.status_code == 422
         assert c.get("/api/v1/incidents/export", params={"format": "xml"}).status_code == 422

@@ -65,7 +65,12 @@ def staff(server: Server, role: str) -> tuple[str, str]:
 
 
 def match(
-    path: str, *, category: str = "1", entry: str = "e1", kind: str = "md5"
+    path: str,
+    *,
+    category: str = "1",
+    entry: str = "e1",
+    kind: str = "md5",
+    client: str | None = None,
 ) -> dict[str, Any]:
     """One match report as an agent sends it."""
     digest = hashlib.sha256(path.encode()).hexdigest()
@@ -75,6 +80,7 @@ def match(
         "member": None,
         "user": "alice",
         "owner": "alice",
+        "client": client,
         "size": 4321,
         "media_type": "image/jpeg",
         "hashset": "police",

@@ -2,14 +2,16 @@
 the agent's deliverer), or `DIR/incidents.jsonl` in an unenrolled home.
 
 A report is the agent's (vigil.endpoint.reports.build) with detection `gateway`, the URL as its
-path, the authenticated user (X-Client-Username) as `user` and the client's address
-(X-Client-IP) as `owner`: the server's incident has no other field for them. Its id also covers
-the client and user, so two clients fetching one known image are two sightings.
+path, the authenticated user (X-Client-Username) as `user`, the client's address (X-Client-IP)
+as `client` and no `owner`. Its id also covers the client and user, so two clients fetching one
+known image are two sightings. A client header that is not an IP address is left out of the
+report (the server would refuse the report) and logged; incidents.jsonl keeps it as sent.
 """
 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import logging
 import os
@@ -43,8 +45,21 @@ def report(match: Match, exchange: Exchange, catalog_version: str | None) -> dic
     key = "\0".join((reports.report_id(match), exchange.client or "", exchange.user or ""))
     body["id"] = "r-" + hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:40]
     body["user"] = exchange.user[: reports.NAME_MAX] if exchange.user else None
-    body["owner"] = exchange.client[: reports.NAME_MAX] if exchange.client else None
+    body["owner"] = None
+    body["client"] = address(exchange.client)
     return body
+
+
+def address(client: str | None) -> str | None:
+    """The proxy client's address as reports carry it (compressed, as the server keeps it);
+    None when there is none or it is not an IPv4 or IPv6 address."""
+    if not client:
+        return None
+    try:
+        return str(ipaddress.ip_address(client))
+    except ValueError:
+        log.warning("X-Client-IP %r is not an IP address: left out of the report", client[:100])
+        return None
 
 
 class Incidents(Protocol):

@@ -9,6 +9,7 @@ agent's spool resends what it has no acknowledgement for) is acknowledged and ch
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -62,6 +63,7 @@ class MatchReport:
     category: str | None = None
     user: str | None = None
     owner: str | None = None
+    client: str | None = None
     size: int | None = None
     media_type: str | None = None
     distance: int | None = None
@@ -87,6 +89,16 @@ class Received:
     report_id: str
     incident_id: int
     outcome: Outcome
+
+
+def client_address(value: str) -> str:
+    """A client's address as incidents keep it: an IPv4 or IPv6 address in its compressed
+    form (`2001:DB8:0::1` is `2001:db8::1`; `::ffff:a.b.c.d` stays IPv6, a zone id stays), so a
+    filter finds it however it was written; ValueError for anything else."""
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise ValueError(f"client: not an IPv4 or IPv6 address: {value[:100]!r}") from None
 
 
 def identity(agent_id: str, report: MatchReport) -> str:
@@ -179,6 +191,7 @@ def _new_incident(
         host=agent.host,
         user=report.user,
         owner=report.owner,
+        client=report.client,
         path=report.path,
         member=report.member,
         size=report.size,
@@ -221,7 +234,7 @@ def _merge(
         **incident.fingerprints,
         **{k: v for k, v in report.fingerprints.items() if v is not None},
     }
-    for name in ("user", "owner", "size", "media_type", "category", "catalog_version"):
+    for name in ("user", "owner", "client", "size", "media_type", "category", "catalog_version"):
         value = getattr(report, name)
         if value is not None:
             setattr(incident, name, value)
@@ -236,6 +249,7 @@ class Filters:
     host: str | None = None
     category: str | None = None
     since: datetime | None = None
+    client: str | None = None
 
 
 def page(
@@ -253,6 +267,8 @@ def page(
         query = query.where(Incident.status == filters.status.value)
     if filters.host is not None:
         query = query.where(Incident.host == filters.host)
+    if filters.client is not None:
+        query = query.where(Incident.client == filters.client)
     if filters.category is not None:
         query = query.where(Incident.category == filters.category)
     if filters.since is not None:
@@ -272,6 +288,7 @@ def view(incident: Incident) -> dict[str, Any]:
         "agent": incident.agent_id,
         "user": incident.user,
         "owner": incident.owner,
+        "client": incident.client,
         "path": incident.path,
         "member": incident.member,
         "size": incident.size,

@@ -124,6 +124,7 @@ class Incident(Base):
         # Keyset pages, newest first, under each filter.
         Index("ix_incidents_status_id", "status", "id"),
         Index("ix_incidents_host_id", "host", "id"),
+        Index("ix_incidents_client_id", "client", "id"),
         Index("ix_incidents_category_id", "category", "id"),
         Index("ix_incidents_last_seen", "last_seen"),
     )
@@ -136,6 +137,9 @@ class Incident(Base):
     host: Mapped[str] = mapped_column(String(255))
     user: Mapped[str | None] = mapped_column(String(255), nullable=True)
     owner: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    # The network address of the machine that fetched or sent the content (a gateway's proxy
+    # client); null for agents' incidents.
+    client: Mapped[str | None] = mapped_column(String(255), nullable=True)
     path: Mapped[str] = mapped_column(Text)
     member: Mapped[str | None] = mapped_column(Text, nullable=True)
     size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)

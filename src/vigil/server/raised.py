@@ -51,6 +51,7 @@ def make(
                 "host": host,
                 "user": None,
                 "owner": None,
+                "client": None,
                 "path": "",
                 "member": None,
                 "size": None,

@@ -87,6 +87,7 @@ def _match_report(r: IncidentReport) -> MatchReport:
         detection=r.detection,
         user=r.user,
         owner=r.owner,
+        client=r.client,
         size=r.size,
         media_type=r.media_type,
         distance=r.distance,

@@ -19,6 +19,15 @@ from vigil.server.models import Incident
 router = APIRouter(prefix="/api/v1", tags=["staff"])
 
 
+def _client(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return work.client_address(value)
+    except ValueError as e:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(e)) from None
+
+
 @router.get("/incidents", response_model=IncidentPage)
 def list_incidents(
     request: Request,
@@ -26,6 +35,9 @@ def list_incidents(
     principal: auth.Reader,
     status_: Annotated[Status | None, Query(alias="status")] = None,
     host: str | None = None,
+    client: Annotated[
+        str | None, Query(description="The client's address (IPv4 or IPv6)", max_length=255)
+    ] = None,
     category: str | None = None,
     since: Annotated[
         datetime | None, Query(description="Only incidents seen at or after this time")
@@ -38,7 +50,7 @@ def list_incidents(
     """Incidents, newest first; `next` is the URL of the next page, null on the last."""
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=UTC)
-    filters = Filters(status_, host, category, since)
+    filters = Filters(status_, host, category, since, _client(client))
     rows, next_before = work.page(s, filters, before, limit)
     audit.record(
         s,

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from vigil import kinds
-from vigil.server.incidents import Detection, Status
+from vigil.server.incidents import Detection, Status, client_address
 
 PATH_MAX = 4096
 NAME_MAX = 255
@@ -104,6 +104,9 @@ class IncidentReport(Strict):
     member: str | None = Field(default=None, max_length=PATH_MAX)
     user: str | None = Field(default=None, max_length=NAME_MAX)
     owner: str | None = Field(default=None, max_length=NAME_MAX)
+    # The network address of the machine that fetched or sent the content (a gateway's proxy
+    # client), IPv4 or IPv6; stored in its compressed form. Agents send none.
+    client: str | None = Field(default=None, max_length=NAME_MAX)
     size: int | None = Field(default=None, ge=0)
     media_type: str | None = Field(default=None, max_length=NAME_MAX)
     hashset: str = Field(min_length=1, max_length=NAME_MAX)
@@ -123,6 +126,11 @@ class IncidentReport(Strict):
         if value not in kinds.NAMES:
             raise ValueError(f"kind must be one of {', '.join(kinds.NAMES)}")
         return value
+
+    @field_validator("client")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        return None if value is None else client_address(value)
 
     @field_validator("seen_at")
     @classmethod

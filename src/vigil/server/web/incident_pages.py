@@ -50,6 +50,15 @@ def _status(value: str | None) -> Status | None:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "unknown status") from None
 
 
+def _client(value: str | None) -> str | None:
+    if not value:
+        return None
+    try:
+        return work.client_address(value)
+    except ValueError as e:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(e)) from None
+
+
 def _since(value: str | None) -> datetime | None:
     if not value:
         return None
@@ -99,12 +108,15 @@ def incident_list(
     me: Reader,
     status_: Annotated[str | None, Query(alias="status")] = None,
     host: str | None = None,
+    client: str | None = None,
     category: str | None = None,
     since: str | None = None,
     before: int | None = None,
 ) -> Response:
     """Incidents newest first, filtered, one keyset page at a time (no count of the table)."""
-    filters = Filters(_status(status_), host or None, category or None, _since(since))
+    filters = Filters(
+        _status(status_), host or None, category or None, _since(since), _client(client)
+    )
     rows, next_before = work.page(s, filters, before, PAGE)
     audit.record(
         s,
@@ -114,7 +126,13 @@ def incident_list(
     )
     query = {
         k: v
-        for k, v in {"status": status_, "host": host, "category": category, "since": since}.items()
+        for k, v in {
+            "status": status_,
+            "host": host,
+            "client": client,
+            "category": category,
+            "since": since,
+        }.items()
         if v
     }
     return render(
