@@ -69,6 +69,18 @@ def test_enrolled_gateway_reports_to_the_server(
             lambda: [i for i in incidents(server, key, name) if i["path"] == odd],
         )
         assert [(i["client"], i["owner"]) for i in later] == [(None, None)]
+        # Another machine fetching the first URL is an incident of its own: the first
+        # client's is neither merged into it nor renamed.
+        with Conn(g.port) as c:
+            r = respmod(c, g.port, known, url=url, headers="X-Client-IP: 2001:DB8:0::7\r\n")
+        assert r.http_status == 403
+        wait_for(
+            "the second client's incident",
+            lambda: len([i for i in incidents(server, key, name) if i["path"] == url]) > 1,
+        )
+        mine = [i for i in incidents(server, key, name) if i["path"] == url]
+        assert sorted(i["client"] for i in mine) == ["192.0.2.44", "2001:db8::7"]
+        assert [i["seen_count"] for i in mine] == [1, 1]
         assert not (home / "incidents.jsonl").exists()
         with server.client(key) as c:
             agents = c.get("/api/v1/agents").json()["items"]

@@ -102,9 +102,14 @@ def client_address(value: str) -> str:
 
 
 def identity(agent_id: str, report: MatchReport) -> str:
-    """The incident a report belongs to: SHA-256 of (agent, path, member, set, entry)."""
-    key = json.dumps([agent_id, report.path, report.member, report.hashset, report.entry_id])
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+    """The incident a report belongs to: SHA-256 of (agent, path, member, set, entry), and the
+    client for a report that names one (a gateway's: two machines fetching one known image
+    through the proxy are two incidents, each naming its own client; an agent's reports name
+    none, so their identities are what they always were)."""
+    parts = [agent_id, report.path, report.member, report.hashset, report.entry_id]
+    if report.client is not None:
+        parts.append(report.client)
+    return hashlib.sha256(json.dumps(parts).encode("utf-8")).hexdigest()
 
 
 def _by_rank(names: set[str]) -> list[str]:
