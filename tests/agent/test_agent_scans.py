@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 from support.agent import Fleet, drop, incidents, wait_for
 from support.planted import Tree
@@ -56,6 +57,37 @@ def test_scheduled_scan_of_roots(
         (str(archive / "outer.zip"), "inner.tar.gz/deep/x.jpg", "scheduled")
     ]
     wait_for("the last scheduled scan in the status", lambda: agent.status()["last_scheduled_scan"])
+
+
+@pytest.mark.parametrize("agent_server", ["sqlite"], indirect=True)
+def test_a_scheduled_scan_held_to_a_small_share_pauses_and_finishes(
+    agent_server: Server, fleet: Fleet, planted: Tree, tmp_path: Path
+) -> None:
+    """A scheduled scan at cpu_share 0.05 (a tenth of a core here: less than it would get on
+    this machine however busy) is paused, its whole process tree, many times by the daemon, and
+    never fails: it finishes with status 0 and its match is an incident. Its item time limits
+    are stretched for the share (a paused item is not timed out)."""
+    archive = tmp_path / "archive"
+    shutil.copytree(planted.root / "archive", archive)
+    agent = fleet.enrol(
+        agent_server, toml=f'cpu_share = 0.05\n[schedule]\nroots = ["{archive}"]\nevery = "24h"\n'
+    )
+    agent.start()
+    agent.wait_ready()
+    key = agent_server.api_key("admin")
+    found = wait_for(
+        "the scheduled scan's incident",
+        lambda: agent.assert_running() or incidents(agent_server, key, agent.host),
+    )
+    assert [(i["path"], i["detection"]) for i in found] == [
+        (str(archive / "outer.zip"), "scheduled")
+    ]
+    status = wait_for(
+        "the last scheduled scan in the status",
+        lambda: (s := agent.status())["last_scheduled_scan"] and s,
+    )
+    assert status["last_scheduled_status"] == 0
+    assert status["last_scheduled_pauses"] > 1
 
 
 def test_a_list_imported_on_the_server_reaches_a_running_agent(

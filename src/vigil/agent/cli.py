@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import socket
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -29,13 +28,19 @@ def _home(ctx: click.Context, home: str | None) -> Path:
     return vigil_home(home or parent)
 
 
-def _require_inotify() -> None:
+def _require_backend(backend: str) -> None:
+    """The package the watch backend needs is installed (else a clear error, before anything)."""
     import importlib.util
 
+    from vigil.agent.watch import choose
     from vigil.errors import VigilError
 
-    if sys.platform.startswith("linux") and importlib.util.find_spec("inotify_simple") is None:
-        raise VigilError("the agent needs inotify_simple: pip install 'vigil[agent]'")
+    chosen = choose(backend)
+    package = "inotify_simple" if chosen == "inotify" else "watchdog"
+    if importlib.util.find_spec(package) is None:
+        raise VigilError(
+            f"the agent's {chosen} watch backend needs {package}: pip install 'vigil[agent]'"
+        )
 
 
 @click.group()
@@ -105,9 +110,9 @@ def run(ctx: click.Context, home: str | None, watch: tuple[str, ...], verbose: b
     from vigil.agent.daemon import Agent
     from vigil.endpoint.logs import journal_logging
 
-    _require_inotify()
     root = _home(ctx, home)
     cfg = config.load(root)
+    _require_backend(cfg.watch_backend)
     journal_logging(verbose)
     Agent(root, cfg, config.watched_roots(cfg, list(watch)), verbose=verbose).run()
 
@@ -141,6 +146,7 @@ def status(ctx: click.Context, home: str | None, as_json: bool) -> None:
     out["running"] = _alive(daemon.get("pid"))
     out["status_updated"] = _iso(daemon.get("updated"))
     out["watched"] = daemon.get("roots", [])
+    out["watch_backend"] = daemon.get("watch_backend")
     out["watch"] = daemon.get("watch")
     catalog = daemon.get("catalog") or {}
     out["catalog"] = catalog
@@ -150,6 +156,9 @@ def status(ctx: click.Context, home: str | None, as_json: bool) -> None:
     out["scanner"] = daemon.get("scanner")
     schedule = read_json(root / enrolment.AGENT_DIR / SCHEDULE_FILE)
     out["last_scheduled_scan"] = _iso(schedule.get("last_finished"))
+    out["last_scheduled_status"] = schedule.get("last_status")
+    # Times the last scheduled scan was paused to keep it to cpu_share.
+    out["last_scheduled_pauses"] = schedule.get("last_pauses")
     if as_json:
         click.echo(json.dumps(out, indent=1))
         return
@@ -192,6 +201,7 @@ def _alive(pid: object) -> bool:
 @click.option("--low-priority", is_flag=True, hidden=True)
 @click.option("--no-deliver", is_flag=True, hidden=True)
 @click.option("--workers", type=int, default=0, hidden=True)
+@click.option("--item-stretch", type=float, default=1.0, hidden=True)
 @click.pass_context
 def scan(
     ctx: click.Context,
@@ -202,6 +212,7 @@ def scan(
     low_priority: bool,
     no_deliver: bool,
     workers: int,
+    item_stretch: float,
 ) -> None:
     """Scan PATHS now and report matches through the agent (spooled, then delivered)."""
     import logging
@@ -229,7 +240,7 @@ def scan(
     with Engine.open(root) as engine:
         version = engine.matcher().build_id
         spool = Spool(root)
-        scanning = Scanning(engine, root, workers=workers)
+        scanning = Scanning(engine, root, workers=workers, stretch=item_stretch)
         try:
             sink = SpoolSink(spool, detection, lambda: version)
             summary = scanning.trees([os.path.abspath(p) for p in paths], sink, excluded)
