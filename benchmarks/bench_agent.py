@@ -15,6 +15,7 @@ benchmarks/gen_vics.py) to the server's catalog first, which the agent receives 
 compiles like any other: the footprint with a catalog of that size.
 
     python -m benchmarks.bench_agent --files 200 [--gap 0.25] [--catalog 1000000]
+        [--watch-backend auto|inotify|watchdog|polling]
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -44,30 +47,22 @@ def main() -> None:
         "--scanner-idle", default="30s", help="agent.toml's scanner_idle (the agent's default: 5m)"
     )
     ap.add_argument("--catalog", type=int, default=0, help="synthetic entries added on the server")
+    ap.add_argument(
+        "--watch-backend",
+        default="auto",
+        choices=["auto", "inotify", "watchdog", "polling"],
+        help="agent.toml's watch_backend",
+    )
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
-        (base / "planted").mkdir()
-        tree = build(base / "planted")
-        catalog = base / "catalog"
-        done = run_cli("--home", str(catalog), "hashset", "import", str(tree.hashlist))
-        assert done.returncode == 0, done.stderr
-        home = base / "server"
-        init = run_cli("server", "init", "--home", str(home))
-        assert init.returncode == 0, init.stderr
-        for source in (tree.hashlist, *_synthetic(base, args.catalog)):
-            t = time.monotonic()
-            # Not run_cli: its two minutes are too short for a list of a million.
-            subprocess.run(
-                [*VIGIL, "--home", str(home), "hashset", "import", str(source)], check=True
-            )
-            print(f"imported {source.name} on the server in {time.monotonic() - t:.0f} s")
-        with serve(home) as url:
-            server = Server(home, url, "", init.stdout.strip(), init)
-            fleet = Fleet(base, lambda h: shutil.copytree(catalog, h))
+        with rig(base, _synthetic(base, args.catalog)) as (server, fleet):
+            url = server.url
             agent = fleet.enrol(server)
             # The defaults (heartbeat 60 s) but for the scanner's idle time.
-            (agent.home / "agent.toml").write_text(f'scanner_idle = "{args.scanner_idle}"\n')
+            (agent.home / "agent.toml").write_text(
+                f'scanner_idle = "{args.scanner_idle}"\nwatch_backend = "{args.watch_backend}"\n'
+            )
             try:
                 t0 = time.monotonic()
                 agent.start()
@@ -132,6 +127,31 @@ def main() -> None:
                 )
             finally:
                 fleet.stop_all()
+
+
+@contextmanager
+def rig(base: Path, lists: Sequence[Path] = ()) -> Iterator[tuple[Server, Fleet]]:
+    """A real `vigil server run` (SQLite, in `base`) holding the demo list of tests/support and
+    `lists`, and a fleet of agents whose homes start with the demo list in their catalog."""
+    (base / "planted").mkdir()
+    tree = build(base / "planted")
+    catalog = base / "catalog"
+    done = run_cli("--home", str(catalog), "hashset", "import", str(tree.hashlist))
+    assert done.returncode == 0, done.stderr
+    home = base / "server"
+    init = run_cli("server", "init", "--home", str(home))
+    assert init.returncode == 0, init.stderr
+    for source in (tree.hashlist, *lists):
+        t = time.monotonic()
+        # Not run_cli: its two minutes are too short for a list of a million.
+        subprocess.run([*VIGIL, "--home", str(home), "hashset", "import", str(source)], check=True)
+        print(f"imported {source.name} on the server in {time.monotonic() - t:.0f} s")
+    with serve(home) as url:
+        fleet = Fleet(base, lambda h: shutil.copytree(catalog, h))
+        try:
+            yield Server(home, url, "", init.stdout.strip(), init), fleet
+        finally:
+            fleet.stop_all()
 
 
 def _synthetic(base: Path, count: int) -> list[Path]:

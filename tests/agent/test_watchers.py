@@ -132,9 +132,7 @@ def test_a_file_still_being_written_waits_until_it_settles(
     modified is handed over only once its size and time stopped changing since its last event."""
     monkeypatch.setattr(observer, "SETTLE_SECONDS", 0.0)
     seen = Seen()
-    w = observer.ObserverWatcher(
-        [str(tmp_path)], lambda p: False, seen.on_files, seen.on_tree, polling=True
-    )
+    w = observer.PollingWatcher([str(tmp_path)], lambda p: False, seen.on_files, seen.on_tree)
     path = tmp_path / "slow.bin"
     path.write_bytes(b"z" * 100)
     w.landed(str(path), settle=True)

@@ -65,20 +65,13 @@ def overflowed(buffers: Iterable[bytes]) -> bool:
 
 
 class ObserverWatcher(Watching):
-    """One watchdog watch (recursive) per root; files to scan and dirty roots out."""
+    """One watchdog watch (recursive) per root, through watchdog's native observer; files to
+    scan and dirty roots out."""
 
-    def __init__(
-        self,
-        roots: list[str],
-        excluded: Callable[[str], bool],
-        on_files: Callable[[list[str]], None],
-        on_tree: Callable[[str, str], None],
-        *,
-        polling: bool = False,
-    ) -> None:
-        super().__init__(roots, excluded, on_files, on_tree)
-        self.polling = polling
-        self.observer = _observer(polling, self._events_lost)
+    polling = False
+
+    def _setup(self) -> None:
+        self.observer = _observer(self.polling, self._events_lost)
         self.handler = _Handler(self)
         self.watches: dict[str, Any] = {}  # root -> watchdog's ObservedWatch
         # Files waiting to settle: path -> (time of its last event, (size, mtime) then).
@@ -208,6 +201,12 @@ class ObserverWatcher(Watching):
         self.observer.stop()
         if self.observer.is_alive():
             self.observer.join(timeout=10)
+
+
+class PollingWatcher(ObserverWatcher):
+    """The same through watchdog's polling observer (any platform and file system)."""
+
+    polling = True
 
 
 def _identity(path: str) -> tuple[int, int] | None:

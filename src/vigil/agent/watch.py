@@ -71,6 +71,10 @@ class Watching:
         self.limit_reached = False
         self.errors: deque[str] = deque(maxlen=HEALTH_ERRORS)
         self.overflows = 0
+        self._setup()
+
+    def _setup(self) -> None:
+        """The backend's own state (made once the shared part is)."""
 
     def _trouble(self, message: str) -> None:
         log.warning("%s", message)
@@ -131,24 +135,18 @@ def open_watcher(
     chosen = choose(backend)
     if chosen == "inotify":
         return Watcher(roots, excluded, on_files, on_tree)
-    from vigil.agent.observer import ObserverWatcher
+    from vigil.agent.observer import ObserverWatcher, PollingWatcher
 
-    return ObserverWatcher(roots, excluded, on_files, on_tree, polling=chosen == "polling")
+    kind = PollingWatcher if chosen == "polling" else ObserverWatcher
+    return kind(roots, excluded, on_files, on_tree)
 
 
 class Watcher(Watching):
     """inotify watches on every folder under the roots; files to scan and dirty roots out."""
 
-    def __init__(
-        self,
-        roots: list[str],
-        excluded: Callable[[str], bool],
-        on_files: Callable[[list[str]], None],
-        on_tree: Callable[[str, str], None],
-    ) -> None:
+    def _setup(self) -> None:
         from inotify_simple import INotify, flags
 
-        super().__init__(roots, excluded, on_files, on_tree)
         self.flags = flags
         self.inotify = INotify()
         self.mask = (
