@@ -124,7 +124,11 @@ class Windows:
         self.share = (last_cpu - cpu0) / self.wall / self.cores if self.wall else 0.0
 
     def line(self) -> str:
-        q = statistics.quantiles(self.shares, n=100) if len(self.shares) > 1 else self.shares * 99
+        q = (
+            statistics.quantiles(self.shares, n=100, method="inclusive")
+            if len(self.shares) > 1
+            else self.shares * 99
+        )
         return (
             f"scan {self.wall:.1f} s ({len(self.shares)} windows of {self.window:g} s), share of "
             f"{self.cores} cores over the scan {self.share:.3f}; windows p50 {q[49]:.3f}, "

@@ -174,3 +174,30 @@ def test_lost_events_on_macos_and_windows_are_recognised() -> None:
         assert dropped_events([plain, SimpleNamespace(**{**vars(plain), flag: True})])
     assert not overflowed([b"\x00" * 16, b"\x01" * 24])
     assert overflowed([b"\x00" * 16, b""])
+
+
+def test_a_missing_package_is_named_before_the_daemon_starts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`vigil agent run` checks the packages its configuration needs first: the watch
+    backend's (inotify_simple or watchdog), psutil when scans are scheduled."""
+    import importlib.util
+
+    from vigil.agent.cli import _require_packages
+
+    real = importlib.util.find_spec
+    missing: set[str] = set()
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name: None if name in missing else real(name)
+    )
+    cfg = config.AgentConfig(watch_backend="polling", schedule_roots=["/srv"])
+    _require_packages(cfg)
+    missing.add("watchdog")
+    with pytest.raises(VigilError, match="the polling watch backend needs watchdog"):
+        _require_packages(cfg)
+    missing.clear()
+    missing.add("psutil")
+    with pytest.raises(VigilError, match="a scheduled scan needs psutil"):
+        _require_packages(cfg)
+    cfg.schedule_roots = []
+    _require_packages(cfg)

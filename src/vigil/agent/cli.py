@@ -9,9 +9,12 @@ import json
 import socket
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:
+    from vigil.agent.config import AgentConfig
 
 home_option = click.option(
     "--home",
@@ -28,19 +31,21 @@ def _home(ctx: click.Context, home: str | None) -> Path:
     return vigil_home(home or parent)
 
 
-def _require_backend(backend: str) -> None:
-    """The package the watch backend needs is installed (else a clear error, before anything)."""
+def _require_packages(cfg: AgentConfig) -> None:
+    """The packages the daemon will need are installed (else a clear error, before anything):
+    the watch backend's, and psutil for scheduled scans (held to cpu_share)."""
     import importlib.util
 
     from vigil.agent.watch import choose
     from vigil.errors import VigilError
 
-    chosen = choose(backend)
-    package = "inotify_simple" if chosen == "inotify" else "watchdog"
-    if importlib.util.find_spec(package) is None:
-        raise VigilError(
-            f"the agent's {chosen} watch backend needs {package}: pip install 'vigil[agent]'"
-        )
+    chosen = choose(cfg.watch_backend)
+    needs = {"inotify_simple" if chosen == "inotify" else "watchdog": f"the {chosen} watch backend"}
+    if cfg.schedule_roots:
+        needs["psutil"] = "a scheduled scan"
+    for package, what in needs.items():
+        if importlib.util.find_spec(package) is None:
+            raise VigilError(f"{what} needs {package}: pip install 'vigil[agent]'")
 
 
 @click.group()
@@ -112,7 +117,7 @@ def run(ctx: click.Context, home: str | None, watch: tuple[str, ...], verbose: b
 
     root = _home(ctx, home)
     cfg = config.load(root)
-    _require_backend(cfg.watch_backend)
+    _require_packages(cfg)
     journal_logging(verbose)
     Agent(root, cfg, config.watched_roots(cfg, list(watch)), verbose=verbose).run()
 
