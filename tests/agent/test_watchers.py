@@ -16,7 +16,7 @@ from support.agent import wait_for
 
 from vigil.agent import config, observer, watch
 from vigil.agent.config import ConfigError
-from vigil.agent.observer import dropped_events, overflowed
+from vigil.agent.observer import OverflowQueue, dropped_events
 from vigil.agent.watch import Watching, choose, open_watcher
 from vigil.errors import VigilError
 
@@ -167,13 +167,21 @@ def test_watch_backend_in_agent_toml(tmp_path: Path) -> None:
 
 def test_lost_events_on_macos_and_windows_are_recognised() -> None:
     """What this module's FSEvents and ReadDirectoryChangesW emitters look at (the observers
-    themselves cannot run here): FSEvents' must-scan-subdirs and dropped flags, an empty read."""
+    themselves cannot run here): FSEvents' must-scan-subdirs and dropped flags; an empty read
+    after the reader's start marker, in either form watchdog's reader queues it."""
     plain = SimpleNamespace(must_scan_subdirs=False, is_user_dropped=False, is_kernel_dropped=False)
     assert not dropped_events([plain, plain])
     for flag in ("must_scan_subdirs", "is_user_dropped", "is_kernel_dropped"):
         assert dropped_events([plain, SimpleNamespace(**{**vars(plain), flag: True})])
-    assert not overflowed([b"\x00" * 16, b"\x01" * 24])
-    assert overflowed([b"\x00" * 16, b""])
+    for form in (lambda b: b, lambda b: (b, False)):
+        lost: list[int] = []
+        q = OverflowQueue(lambda lost=lost: lost.append(1))  # type: ignore[misc]
+        q.put(form(b""))  # the reader started
+        q.put(form(b"\x00" * 16))
+        assert lost == []
+        q.put(form(b""))  # a read that returned nothing: the buffer overflowed
+        assert lost == [1]
+        assert q.qsize() == 3  # every item still reaches watchdog's emitter
 
 
 def test_a_missing_package_is_named_before_the_daemon_starts(

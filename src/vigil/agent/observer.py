@@ -9,16 +9,16 @@ size and time stopped changing (the observer does not say when a writer closed i
 watches recursively by itself, new folders included; a new folder or one moved in is also scanned
 as a tree (what was written into it before its watch existed).
 
-Lost events: watchdog passes none of the operating systems' signs on. FSEvents' flags
+Lost events: watchdog (7.1) makes no event of the operating systems' signs. FSEvents' flags
 kFSEventStreamEventFlagMustScanSubDirs, UserDropped and KernelDropped are on its native events
-(`must_scan_subdirs`, `is_user_dropped`, `is_kernel_dropped`) but its emitter makes no event of
-them; ReadDirectoryChangesW's overflow (a read that returns no bytes) becomes an empty buffer,
-parsed as no event; inotify's queue overflow (watch descriptor -1) is filtered out. For the first
-two this module's emitters look at what watchdog received before it is mapped (see
-`_fsevents_observer`, `_windows_observer`) and mark the root dirty: it is rescanned through the
-fingerprint cache and the overflow is reported in the heartbeat, as with inotify. (Linux uses
-inotify_simple by default for that reason.) A root removed, or an observer thread that ended,
-is a lost watch: reported, and watched again when the root is back.
+(`must_scan_subdirs`, `is_user_dropped`, `is_kernel_dropped`) but its emitter maps none of them;
+ReadDirectoryChangesW's overflow (a read that returns no bytes) becomes an empty buffer, parsed
+as no event; inotify's IN_Q_OVERFLOW makes its watch group rebuild its watches and log a warning.
+This module's emitters look at each of these where watchdog has it (see `_fsevents_observer`,
+`_windows_observer`, `_inotify_observer`: watchdog's internals, which is why it is pinned to one
+minor release) and mark the root dirty: it is rescanned through the fingerprint cache and the
+overflow is reported in the heartbeat, as with inotify_simple. A root removed, or an observer
+thread that ended, is a lost watch: reported, and watched again when the root is back.
 
 The Windows and macOS observers are watchdog's and are not run by this project's tests (they run
 on Linux: watchdog's inotify and polling observers).
@@ -28,12 +28,14 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from watchdog import events
 from watchdog.events import FileSystemEventHandler
 
 from vigil.agent.watch import READ_MS, RETRY_SECONDS, Watching
@@ -45,6 +47,16 @@ log = logging.getLogger("vigil.agent.watch")
 SETTLE_SECONDS = 1.0
 # How often the polling observer walks the roots.
 POLL_SECONDS = 1.0
+# What watchdog's inotify observer is asked for (see ObserverWatcher._setup).
+INOTIFY_EVENTS = (
+    events.FileClosedEvent,
+    events.FileCreatedEvent,
+    events.FileMovedEvent,
+    events.FileDeletedEvent,
+    events.DirCreatedEvent,
+    events.DirMovedEvent,
+    events.DirDeletedEvent,
+)
 
 
 def dropped_events(native_events: Iterable[Any]) -> bool:
@@ -58,12 +70,6 @@ def dropped_events(native_events: Iterable[Any]) -> bool:
     )
 
 
-def overflowed(buffers: Iterable[bytes]) -> bool:
-    """ReadDirectoryChangesW's answers as watchdog's reader queues them: an empty one (after the
-    one it queues when it starts) is a read that returned no bytes, the buffer overflowed."""
-    return any(len(b) == 0 for b in buffers)
-
-
 class ObserverWatcher(Watching):
     """One watchdog watch (recursive) per root, through watchdog's native observer; files to
     scan and dirty roots out."""
@@ -72,6 +78,11 @@ class ObserverWatcher(Watching):
 
     def _setup(self) -> None:
         self.observer = _observer(self.polling, self._events_lost)
+        # watchdog's inotify observer asks the kernel for every event (opens, reads, closes
+        # without writing: each file the scanner reads) unless given the kinds wanted; a close
+        # after writing is its only one that says a file is whole, so modifications are not
+        # asked for there. The other observers report no close, and need them.
+        self.event_filter = list(INOTIFY_EVENTS) if self._inotify() else None
         self.handler = _Handler(self)
         self.watches: dict[str, Any] = {}  # root -> watchdog's ObservedWatch
         # Files waiting to settle: path -> (time of its last event, (size, mtime) then).
@@ -87,7 +98,9 @@ class ObserverWatcher(Watching):
             self._lose(root, "does not exist")
             return False
         try:
-            self.watches[root] = self.observer.schedule(self.handler, root, recursive=True)
+            self.watches[root] = self.observer.schedule(
+                self.handler, root, recursive=True, event_filter=self.event_filter
+            )
         except OSError as e:
             self._lose(root, f"cannot watch: {e.strerror or e}")
             return False
@@ -99,6 +112,9 @@ class ObserverWatcher(Watching):
             if not self.excluded(root) and self._schedule(root):
                 log.info("watching %s (%s)", root, self.kind())
         self.observer.start()
+
+    def _inotify(self) -> bool:
+        return not self.polling and sys.platform.startswith("linux")
 
     def kind(self) -> str:
         """The observer in use, as the log names it."""
@@ -248,8 +264,8 @@ class _Handler(FileSystemEventHandler):
 
 
 def _observer(polling: bool, on_lost: Callable[[str, str], None]) -> Any:
-    """watchdog's observer for this platform, with this module's emitters where watchdog's drop
-    the platform's word that events were lost."""
+    """watchdog's observer for this platform, with this module's emitters where watchdog's keep
+    the platform's word that events were lost to themselves."""
     if polling:
         from watchdog.observers.polling import PollingObserver
 
@@ -258,7 +274,38 @@ def _observer(polling: bool, on_lost: Callable[[str, str], None]) -> Any:
         return _fsevents_observer(on_lost)
     if sys.platform == "win32":
         return _windows_observer(on_lost)
+    if sys.platform.startswith("linux"):
+        return _inotify_observer(on_lost)
     from watchdog.observers import Observer
+
+    return Observer()
+
+
+def _inotify_observer(on_lost: Callable[[str, str], None]) -> Any:
+    """watchdog's inotify observer; its watch group's `on_queue_overflow` (called when the kernel
+    reports IN_Q_OVERFLOW: watchdog rebuilds its watches and logs it, no event) also marks the
+    root dirty."""
+    from watchdog.observers.inotify import InotifyEmitter, InotifyObserver
+
+    class Emitter(InotifyEmitter):  # type: ignore[misc]
+        def on_thread_start(self) -> None:
+            super().on_thread_start()
+            group = self._inotify
+            if group is None:
+                return
+            rebuild = group.on_queue_overflow
+            root = os.fsdecode(self.watch.path)
+
+            def overflowed() -> None:
+                rebuild()
+                on_lost(root, "inotify queue overflow")
+
+            group.on_queue_overflow = overflowed  # type: ignore[method-assign]
+
+    class Observer(InotifyObserver):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__()
+            self._emitter_class = Emitter
 
     return Observer()
 
@@ -280,35 +327,44 @@ def _fsevents_observer(on_lost: Callable[[str, str], None]) -> Any:  # pragma: n
     return Observer()
 
 
+class OverflowQueue(queue.Queue):  # type: ignore[type-arg]
+    """The queue watchdog's ReadDirectoryChangesW reader puts each read's bytes on (alone, or
+    with a flag): the first empty one says the reader started; any later empty one is a read
+    that returned no bytes, which is how Windows says its buffer overflowed."""
+
+    def __init__(self, on_overflow: Callable[[], None]) -> None:
+        super().__init__()
+        self.on_overflow = on_overflow
+        self.started = False
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        data = item[0] if isinstance(item, tuple) else item
+        if not data:
+            if self.started:
+                self.on_overflow()
+            self.started = True
+        super().put(item, block, timeout)
+
+
 def _windows_observer(on_lost: Callable[[str, str], None]) -> Any:  # pragma: no cover - Windows
-    import queue
+    from watchdog.observers import read_directory_changes as rdc
+    from watchdog.observers.winapi import DirectoryChangeReader
 
-    from watchdog.observers import winapi
-    from watchdog.observers.read_directory_changes import WindowsApiEmitter, WindowsApiObserver
+    class Reader(DirectoryChangeReader):  # type: ignore[misc]
+        def __init__(self, path: str, *, recursive: bool) -> None:
+            super().__init__(path, recursive=recursive)
+            self._buf_queue = OverflowQueue(
+                lambda: on_lost(path, "ReadDirectoryChangesW overflowed")
+            )
 
-    class Reader(winapi.DirectoryChangeReader):  # type: ignore[misc]
-        def get_events(self, timeout: float) -> list[Any]:
-            buffers = []
-            while True:
-                try:
-                    buffers.append(self._buf_queue.get(timeout=timeout))
-                except queue.Empty:
-                    break
-            if overflowed(buffers):
-                on_lost(self._path, "ReadDirectoryChangesW overflowed")
-            return [
-                winapi.WinAPINativeEvent(action, path)
-                for b in buffers
-                for action, path in winapi._parse_event_buffer(b)
-            ]
-
-    class Emitter(WindowsApiEmitter):  # type: ignore[misc]
+    class Emitter(rdc.WindowsApiEmitter):  # type: ignore[misc]
         def on_thread_start(self) -> None:
             with self._lock:
-                self._reader = Reader(self.watch.path, recursive=self.watch.is_recursive)
-            self._reader.start()
+                reader = Reader(self.watch.path, recursive=self.watch.is_recursive)
+                self._reader = reader
+            reader.start()
 
-    class Observer(WindowsApiObserver):  # type: ignore[misc]
+    class Observer(rdc.WindowsApiObserver):  # type: ignore[misc]
         def __init__(self) -> None:
             super().__init__()
             self._emitter_class = Emitter
