@@ -1,6 +1,6 @@
 """Watching folders: with inotify (Linux), through inotify_simple, which hands over the kernel's
-queue-overflow event instead of dropping it (watchdog's inotify backend filters it out); elsewhere
-through watchdog's observers (vigil.agent.observer). `open_watcher` picks one by `watch_backend`.
+queue-overflow event as it is (watchdog's inotify observer makes no event of it: the agent hooks
+it there, see vigil.agent.observer); elsewhere, or when asked, through watchdog's observers. `open_watcher` picks one by `watch_backend`.
 
 Every folder under a root gets a watch, new folders as they appear (and what was written into
 them before their watch existed is scanned). A file is reported when it is closed after writing
