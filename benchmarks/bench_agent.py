@@ -23,6 +23,7 @@ API; the bytes the agent downloaded for it (its log). The agent polls the catalo
 `--catalog-poll` (agent.toml's default is 60 s: up to that much more).
 
     python -m benchmarks.bench_agent --files 200 [--gap 0.25] [--catalog 1000000 [--update 1000]]
+        [--watch-backend auto|inotify|watchdog|polling]
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -54,33 +57,23 @@ def main() -> None:
     ap.add_argument("--catalog", type=int, default=0, help="synthetic entries added on the server")
     ap.add_argument("--update", type=int, default=0, help="entries replaced by a catalog update")
     ap.add_argument("--catalog-poll", default="5s", help="agent.toml's catalog_poll")
+    ap.add_argument(
+        "--watch-backend",
+        default="auto",
+        choices=["auto", "inotify", "watchdog", "polling"],
+        help="agent.toml's watch_backend",
+    )
     args = ap.parse_args()
     if args.update and not args.catalog:
         ap.error("--update needs --catalog")
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
-        (base / "planted").mkdir()
-        tree = build(base / "planted")
-        catalog = base / "catalog"
-        done = run_cli("--home", str(catalog), "hashset", "import", str(tree.hashlist))
-        assert done.returncode == 0, done.stderr
-        home = base / "server"
-        init = run_cli("server", "init", "--home", str(home))
-        assert init.returncode == 0, init.stderr
-        for source in (tree.hashlist, *_synthetic(base, args.catalog)):
-            t = time.monotonic()
-            # Not run_cli: its two minutes are too short for a list of a million.
-            subprocess.run(
-                [*VIGIL, "--home", str(home), "hashset", "import", str(source)], check=True
-            )
-            print(f"imported {source.name} on the server in {time.monotonic() - t:.0f} s")
-        with serve(home) as url:
-            server = Server(home, url, "", init.stdout.strip(), init)
-            fleet = Fleet(base, lambda h: shutil.copytree(catalog, h))
+        with rig(base, _synthetic(base, args.catalog)) as (server, fleet):
+            url = server.url
             agent = fleet.enrol(server)
             # The defaults (heartbeat 60 s) but for the scanner's idle time.
             (agent.home / "agent.toml").write_text(
-                f'scanner_idle = "{args.scanner_idle}"\n'
+                f'scanner_idle = "{args.scanner_idle}"\nwatch_backend = "{args.watch_backend}"\n'
                 + (f'catalog_poll = "{args.catalog_poll}"\n' if args.update else "")
             )
             try:
@@ -207,6 +200,31 @@ def _update(base: Path, server: Server, key: str, agent: AgentHome, count: int, 
     )
     for ln in lines:
         print(f"  agent: {ln.strip()}")
+
+
+@contextmanager
+def rig(base: Path, lists: Sequence[Path] = ()) -> Iterator[tuple[Server, Fleet]]:
+    """A real `vigil server run` (SQLite, in `base`) holding the demo list of tests/support and
+    `lists`, and a fleet of agents whose homes start with the demo list in their catalog."""
+    (base / "planted").mkdir()
+    tree = build(base / "planted")
+    catalog = base / "catalog"
+    done = run_cli("--home", str(catalog), "hashset", "import", str(tree.hashlist))
+    assert done.returncode == 0, done.stderr
+    home = base / "server"
+    init = run_cli("server", "init", "--home", str(home))
+    assert init.returncode == 0, init.stderr
+    for source in (tree.hashlist, *lists):
+        t = time.monotonic()
+        # Not run_cli: its two minutes are too short for a list of a million.
+        subprocess.run([*VIGIL, "--home", str(home), "hashset", "import", str(source)], check=True)
+        print(f"imported {source.name} on the server in {time.monotonic() - t:.0f} s")
+    with serve(home) as url:
+        fleet = Fleet(base, lambda h: shutil.copytree(catalog, h))
+        try:
+            yield Server(home, url, "", init.stdout.strip(), init), fleet
+        finally:
+            fleet.stop_all()
 
 
 def _synthetic(base: Path, count: int) -> list[Path]:

@@ -8,8 +8,10 @@ import json
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pytest
 from PIL import Image
 from support.agent import Fleet, drop, incidents, wait_for
 from support.planted import Tree
@@ -37,14 +39,16 @@ def test_manual_scan_reports_through_the_spool(
     assert {i["detection"] for i in found} == {"manual"}
 
 
-def test_scheduled_scan_of_roots(
-    agent_server: Server, fleet: Fleet, planted: Tree, tmp_path: Path
-) -> None:
-    """`[schedule] roots`: scanned at start (never scanned before) in a low-priority child
-    process; its matches are incidents with detection=scheduled, and the status says when."""
+def _scheduled_scan(
+    agent_server: Server, fleet: Fleet, planted: Tree, tmp_path: Path, toml: str = ""
+) -> dict[str, Any]:
+    """An agent whose `[schedule] roots` hold a zip with a known member, started: the scheduled
+    scan's one incident (detection=scheduled); the status once it says the scan ended."""
     archive = tmp_path / "archive"
     shutil.copytree(planted.root / "archive", archive)
-    agent = fleet.enrol(agent_server, toml=f'[schedule]\nroots = ["{archive}"]\nevery = "24h"\n')
+    agent = fleet.enrol(
+        agent_server, toml=f'{toml}[schedule]\nroots = ["{archive}"]\nevery = "24h"\n'
+    )
     agent.start()
     agent.wait_ready()
     key = agent_server.api_key("admin")
@@ -55,7 +59,33 @@ def test_scheduled_scan_of_roots(
     assert [(i["path"], i["member"], i["detection"]) for i in found] == [
         (str(archive / "outer.zip"), "inner.tar.gz/deep/x.jpg", "scheduled")
     ]
-    wait_for("the last scheduled scan in the status", lambda: agent.status()["last_scheduled_scan"])
+    status: dict[str, Any] = wait_for(
+        "the last scheduled scan in the status",
+        lambda: (s := agent.status())["last_scheduled_scan"] and s,
+    )
+    return status
+
+
+def test_scheduled_scan_of_roots(
+    agent_server: Server, fleet: Fleet, planted: Tree, tmp_path: Path
+) -> None:
+    """`[schedule] roots`: scanned at start (never scanned before) in a low-priority child
+    process; its matches are incidents with detection=scheduled, and the status says when."""
+    status = _scheduled_scan(agent_server, fleet, planted, tmp_path)
+    assert status["last_scheduled_status"] == 0
+
+
+@pytest.mark.parametrize("agent_server", ["sqlite"], indirect=True)
+def test_a_scheduled_scan_held_to_a_small_share_pauses_and_finishes(
+    agent_server: Server, fleet: Fleet, planted: Tree, tmp_path: Path
+) -> None:
+    """A scheduled scan at cpu_share 0.05 (a tenth of a core here: less than it would get on
+    this machine however busy) is paused, its whole process tree, many times by the daemon, and
+    never fails: it finishes with status 0 and its match is an incident. Its item time limits
+    are stretched for the share (a paused item is not timed out)."""
+    status = _scheduled_scan(agent_server, fleet, planted, tmp_path, "cpu_share = 0.05\n")
+    assert status["last_scheduled_status"] == 0
+    assert status["last_scheduled_pauses"] > 1
 
 
 def test_a_list_imported_on_the_server_reaches_a_running_agent(

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 from support.agent import Fleet, drop, incidents, wait_for
 from support.planted import Tree
 from support.server import Server
@@ -38,26 +39,38 @@ def small_queue() -> Iterator[bool]:
 def test_overflow_is_rescanned(agent_server: Server, fleet: Fleet, planted: Tree) -> None:
     """A flood of files beyond the inotify queue: the overflow is seen, reported in the
     heartbeat, and the rescan finds every known file among them."""
-    agent = fleet.enrol(agent_server)
-    with small_queue() as lowered:
-        agent.start()
-        agent.wait_ready()
+    _flood(agent_server, fleet, planted, "inotify")
+
+
+@pytest.mark.parametrize("agent_server", ["sqlite"], indirect=True)
+def test_overflow_is_rescanned_through_watchdog(
+    agent_server: Server, fleet: Fleet, planted: Tree
+) -> None:
+    """The same through watchdog's inotify observer (`watch_backend = "watchdog"`), which
+    rebuilds its watches on an overflow and says nothing more: the agent's emitter hears it,
+    reports it and rescans."""
+    _flood(agent_server, fleet, planted, "watchdog")
+
+
+def _flood(agent_server: Server, fleet: Fleet, planted: Tree, backend: str) -> None:
+    agent = fleet.enrol(agent_server, toml=f'watch_backend = "{backend}"\n')
     known = (planted.root / "docs/report.txt").read_bytes()
-    flood = 300 if lowered else 20_000
     plain = b"nothing to see here\n"
     expected = set()
-    # The folders first, watched; then the daemon is stopped while the files land in them (as a
-    # machine under load may hold it off the CPU), so the kernel's queue overflows for certain:
-    # a watcher that keeps up would drain it.
-    folders = sorted({i // 100 for i in range(flood)})
-    for n in folders:
-        (agent.watch / f"flood/{n}").mkdir(parents=True)
-
-    def watched() -> bool:
+    # The folders first, watched from the start; then the daemon is stopped while the files
+    # land in them (as a machine under load may hold it off the CPU), so the kernel's queue
+    # overflows for certain: a watcher that keeps up would drain it.
+    with small_queue() as lowered:
+        flood = 300 if lowered else 20_000
+        folders = sorted({i // 100 for i in range(flood)})
+        for n in folders:
+            (agent.watch / f"flood/{n}").mkdir(parents=True)
+        agent.start()
+        agent.wait_ready()
+    assert agent.status()["watch_backend"] == backend
+    if backend == "inotify":  # one watch per folder (watchdog's health counts roots)
         status = json.loads((agent.home / "agent" / "status.json").read_text())
-        return (status.get("watch") or {}).get("watched", 0) >= 2 + len(folders)
-
-    wait_for("the flood's folders watched", watched)
+        assert status["watch"]["watched"] >= 2 + len(folders)
     assert agent.proc is not None
     os.kill(agent.proc.pid, signal.SIGSTOP)
     try:

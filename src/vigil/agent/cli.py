@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import json
 import socket
-import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:
+    from vigil.agent.config import AgentConfig
 
 home_option = click.option(
     "--home",
@@ -29,13 +31,21 @@ def _home(ctx: click.Context, home: str | None) -> Path:
     return vigil_home(home or parent)
 
 
-def _require_inotify() -> None:
+def _require_packages(cfg: AgentConfig) -> None:
+    """The packages the daemon will need are installed (else a clear error, before anything):
+    the watch backend's, and psutil for scheduled scans (held to cpu_share)."""
     import importlib.util
 
+    from vigil.agent.watch import choose
     from vigil.errors import VigilError
 
-    if sys.platform.startswith("linux") and importlib.util.find_spec("inotify_simple") is None:
-        raise VigilError("the agent needs inotify_simple: pip install 'vigil[agent]'")
+    chosen = choose(cfg.watch_backend)
+    needs = {"inotify_simple" if chosen == "inotify" else "watchdog": f"the {chosen} watch backend"}
+    if cfg.schedule_roots:
+        needs["psutil"] = "a scheduled scan"
+    for package, what in needs.items():
+        if importlib.util.find_spec(package) is None:
+            raise VigilError(f"{what} needs {package}: pip install 'vigil[agent]'")
 
 
 @click.group()
@@ -105,9 +115,9 @@ def run(ctx: click.Context, home: str | None, watch: tuple[str, ...], verbose: b
     from vigil.agent.daemon import Agent
     from vigil.endpoint.logs import journal_logging
 
-    _require_inotify()
     root = _home(ctx, home)
     cfg = config.load(root)
+    _require_packages(cfg)
     journal_logging(verbose)
     Agent(root, cfg, config.watched_roots(cfg, list(watch)), verbose=verbose).run()
 
@@ -141,6 +151,7 @@ def status(ctx: click.Context, home: str | None, as_json: bool) -> None:
     out["running"] = _alive(daemon.get("pid"))
     out["status_updated"] = _iso(daemon.get("updated"))
     out["watched"] = daemon.get("roots", [])
+    out["watch_backend"] = daemon.get("watch_backend")
     out["watch"] = daemon.get("watch")
     catalog = daemon.get("catalog") or {}
     out["catalog"] = catalog
@@ -150,6 +161,9 @@ def status(ctx: click.Context, home: str | None, as_json: bool) -> None:
     out["scanner"] = daemon.get("scanner")
     schedule = read_json(root / enrolment.AGENT_DIR / SCHEDULE_FILE)
     out["last_scheduled_scan"] = _iso(schedule.get("last_finished"))
+    out["last_scheduled_status"] = schedule.get("last_status")
+    # Times the last scheduled scan was paused to keep it to cpu_share.
+    out["last_scheduled_pauses"] = schedule.get("last_pauses")
     if as_json:
         click.echo(json.dumps(out, indent=1))
         return
@@ -192,6 +206,7 @@ def _alive(pid: object) -> bool:
 @click.option("--low-priority", is_flag=True, hidden=True)
 @click.option("--no-deliver", is_flag=True, hidden=True)
 @click.option("--workers", type=int, default=0, hidden=True)
+@click.option("--item-stretch", type=float, default=1.0, hidden=True)
 @click.pass_context
 def scan(
     ctx: click.Context,
@@ -202,6 +217,7 @@ def scan(
     low_priority: bool,
     no_deliver: bool,
     workers: int,
+    item_stretch: float,
 ) -> None:
     """Scan PATHS now and report matches through the agent (spooled, then delivered)."""
     import logging
@@ -229,7 +245,7 @@ def scan(
     with Engine.open(root) as engine:
         version = engine.matcher().build_id
         spool = Spool(root)
-        scanning = Scanning(engine, root, workers=workers)
+        scanning = Scanning(engine, root, workers=workers, stretch=item_stretch)
         try:
             sink = SpoolSink(spool, detection, lambda: version)
             summary = scanning.trees([os.path.abspath(p) for p in paths], sink, excluded)

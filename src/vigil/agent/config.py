@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vigil.agent.watch import BACKENDS
 from vigil.endpoint.settings import CONFIG_FILE, ConfigError, parse_duration, read_toml
 
 # Where files land on a workstation when the operator names no folder: users' homes (downloads,
@@ -32,6 +33,9 @@ class AgentConfig:
     # The scanner process (the engine, its decoders and workers) ends after this long without
     # work, and starts again for the next file (~1-2 s): a quiet machine holds only the daemon.
     scanner_idle: float = 300.0
+    # How folders are watched: "auto" (inotify on Linux, watchdog's native observer elsewhere),
+    # "inotify", "watchdog" (its native observer) or "polling" (watchdog's, any file system).
+    watch_backend: str = "auto"
 
 
 _TOP = {
@@ -43,6 +47,7 @@ _TOP = {
     "scanner_idle",
     "schedule",
     "cpu_share",
+    "watch_backend",
 }
 _SCHEDULE = {"roots", "every"}
 
@@ -78,6 +83,13 @@ def parse(data: dict[str, Any], where: str = CONFIG_FILE) -> AgentConfig:
             if isinstance(share, bool) or not isinstance(share, int | float) or not 0 < share <= 1:
                 raise ConfigError(f"cpu_share: expected a number in (0, 1], got {share!r}")
             cfg.cpu_share = float(share)
+        if "watch_backend" in data:
+            backend = data["watch_backend"]
+            if backend not in BACKENDS:
+                raise ConfigError(
+                    f"watch_backend: expected one of {', '.join(BACKENDS)}, got {backend!r}"
+                )
+            cfg.watch_backend = backend
         schedule = data.get("schedule", {})
         if not isinstance(schedule, dict):
             raise ConfigError("schedule: expected a table ([schedule])")
@@ -112,12 +124,12 @@ def watched_roots(cfg: AgentConfig, extra: list[str]) -> list[str]:
 def exclusion(patterns: list[str], always: Iterable[str] = ()) -> Callable[[str], bool]:
     """A test of a path against `exclude`: a plain path excludes itself and everything under
     it; a pattern with * ? [ is matched against the whole path and against the name."""
-    prefixes = [os.path.abspath(p).rstrip("/") for p in [*patterns, *always] if not _glob(p)]
+    prefixes = [os.path.abspath(p).rstrip(os.sep) for p in [*patterns, *always] if not _glob(p)]
     globs = [p for p in patterns if _glob(p)]
 
     def excluded(path: str) -> bool:
         for p in prefixes:
-            if path == p or path.startswith(p + "/"):
+            if path == p or path.startswith(p + os.sep):
                 return True
         name = os.path.basename(path)
         return any(fnmatch.fnmatchcase(path, g) or fnmatch.fnmatchcase(name, g) for g in globs)

@@ -29,9 +29,9 @@ from typing import Any
 import httpx
 
 from vigil.agent.config import AgentConfig, exclusion
-from vigil.agent.priority import workers_for
+from vigil.agent.priority import CpuGovernor, stretch_for, workers_for
 from vigil.agent.scanner import ScannerFailed, ScannerProcess
-from vigil.agent.watch import Watcher
+from vigil.agent.watch import choose, open_watcher
 from vigil.endpoint import enrolment as enrolment_file
 from vigil.endpoint.client import Connection, ServerRefused
 from vigil.endpoint.delivery import Deliverer, backoff
@@ -109,7 +109,10 @@ class Agent:
         self.sync = CatalogSync(
             self.home, self.enrolment, self._catalog_changed, stale_after=self.cfg.stale_after
         )
-        self.watcher = Watcher(self.roots, self.excluded, self._files_landed, self._tree_dirty)
+        self.watch_backend = choose(self.cfg.watch_backend)
+        self.watcher = open_watcher(
+            self.watch_backend, self.roots, self.excluded, self._files_landed, self._tree_dirty
+        )
         self.watcher.start()
         for root in self.roots:
             self._tree_dirty(root, "catch-up")
@@ -274,7 +277,7 @@ class Agent:
         else:
             root, why = value
             # A folder inside a tree already waiting is covered by it.
-            if not any(root == t or root.startswith(t.rstrip("/") + "/") for t in trees):
+            if not any(root == t or root.startswith(t.rstrip(os.sep) + os.sep) for t in trees):
                 trees[root] = why
         return False
 
@@ -318,6 +321,7 @@ class Agent:
                 "started": self.started,
                 "updated": time.time(),
                 "roots": self.roots,
+                "watch_backend": self.watch_backend,
                 "watch": health.to_dict(),
                 "overflows": self.watcher.overflows,
                 "scanner": {
@@ -349,16 +353,24 @@ class Agent:
                 self.stop_event.wait(min(due, 60.0))
                 continue
             started = time.time()
-            status = self._scheduled_scan(roots)
-            if status is None:
+            done = self._scheduled_scan(roots)
+            if done is None:
                 return  # stopped mid-scan (the loop ends too): it runs again at the next start
+            status, pauses = done
             write_json(
-                path, {"last_started": started, "last_finished": time.time(), "last_status": status}
+                path,
+                {
+                    "last_started": started,
+                    "last_finished": time.time(),
+                    "last_status": status,
+                    "last_pauses": pauses,
+                },
             )
 
-    def _scheduled_scan(self, roots: list[str]) -> int | None:
-        """One scheduled scan in a child process at low priority; its exit status, or None
-        when the agent stopped first."""
+    def _scheduled_scan(self, roots: list[str]) -> tuple[int, int] | None:
+        """One scheduled scan in a child process at low priority, held to cpu_share; its exit
+        status and how many times it was paused for its share, or None when the agent stopped
+        first."""
         args = [
             sys.executable,
             "-m",
@@ -373,16 +385,27 @@ class Agent:
             "--no-deliver",
             "--workers",
             str(workers_for(self.cfg.cpu_share)),
+            "--item-stretch",
+            f"{stretch_for(self.cfg.cpu_share):g}",
             *[a for r in self.cfg.exclude for a in ("--exclude", r)],
             *roots,
         ]
-        log.info("scheduled scan of %s", ", ".join(roots))
+        log.info("scheduled scan of %s (cpu_share %g)", ", ".join(roots), self.cfg.cpu_share)
         proc = subprocess.Popen(args, stdin=subprocess.DEVNULL)
-        while proc.poll() is None:
-            if self.stop_event.wait(1.0):
-                proc.terminate()
-                proc.wait()
-                return None
+        governor = CpuGovernor(proc.pid, self.cfg.cpu_share)
+        try:
+            while proc.poll() is None:
+                if self.stop_event.wait(governor.step()):
+                    governor.release()
+                    proc.terminate()
+                    proc.wait()
+                    return None
+        finally:
+            governor.release()
         self.deliverer.wake.set()
-        log.info("scheduled scan finished (status %d)", proc.returncode)
-        return proc.returncode
+        log.info(
+            "scheduled scan finished (status %d, paused %d times for cpu_share)",
+            proc.returncode,
+            governor.pauses,
+        )
+        return proc.returncode, governor.pauses

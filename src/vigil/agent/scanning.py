@@ -102,7 +102,12 @@ class SpoolSink:
 class Scanning:
     """The engine's scan service with the agent's own fingerprint cache."""
 
-    def __init__(self, engine: Engine, home: Path, workers: int = 0) -> None:
+    def __init__(self, engine: Engine, home: Path, workers: int = 0, stretch: float = 1.0) -> None:
+        """`stretch`: how many times longer than its CPU time an item may take in wall time
+        (a scheduled scan held to its cpu_share runs its workers part of the time): the time
+        limits of one item (item_seconds, max_video_decode_seconds) are multiplied by it."""
+        import dataclasses
+
         self.engine = engine
         self.cache = FingerprintCache(
             agent_dir(home) / CACHE_FILE,
@@ -110,9 +115,15 @@ class Scanning:
         )
         options = engine.options
         if workers:
-            import dataclasses
-
             options = dataclasses.replace(options, workers=workers)
+        if stretch > 1:
+            limits = options.limits
+            limits = dataclasses.replace(
+                limits,
+                item_seconds=limits.item_seconds * stretch,
+                max_video_decode_seconds=limits.max_video_decode_seconds * stretch,
+            )
+            options = dataclasses.replace(options, limits=limits)
         self.service = engine.service(options, self.cache)
 
     def files(self, paths: Iterable[str], sink: SpoolSink) -> ScanSummary:

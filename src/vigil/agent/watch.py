@@ -1,5 +1,6 @@
-"""Watching folders with inotify (Linux), through inotify_simple, which hands over the kernel's
-queue-overflow event instead of dropping it (watchdog's inotify backend filters it out).
+"""Watching folders: with inotify (Linux), through inotify_simple, which hands over the kernel's
+queue-overflow event as it is (watchdog's inotify observer makes no event of it: the agent hooks
+it there, see vigil.agent.observer); elsewhere, or when asked, through watchdog's observers. `open_watcher` picks one by `watch_backend`.
 
 Every folder under a root gets a watch, new folders as they appear (and what was written into
 them before their watch existed is scanned). A file is reported when it is closed after writing
@@ -14,11 +15,14 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from vigil.errors import VigilError
 
 log = logging.getLogger("vigil.agent.watch")
 
@@ -44,8 +48,13 @@ class WatchHealth:
         return {"healthy": self.healthy, "watched": self.watched, "errors": self.errors}
 
 
-class Watcher:
-    """inotify watches on every folder under the roots; files to scan and dirty roots out."""
+# What `watch_backend` may name; "auto" is inotify on Linux, watchdog's native observer elsewhere.
+BACKENDS = ("auto", "inotify", "watchdog", "polling")
+
+
+class Watching:
+    """What every backend shares: the roots, the callbacks, lost roots and the trouble kept for
+    the heartbeat. A backend adds start(), run(stop) and close()."""
 
     def __init__(
         self,
@@ -54,13 +63,91 @@ class Watcher:
         on_files: Callable[[list[str]], None],
         on_tree: Callable[[str, str], None],
     ) -> None:
-        from inotify_simple import INotify, flags
-
-        self.flags = flags
         self.roots = [os.path.abspath(r) for r in roots]
         self.excluded = excluded
         self.on_files = on_files
         self.on_tree = on_tree
+        self.lost: set[str] = set()  # roots with no watch now
+        self.limit_reached = False
+        self.errors: deque[str] = deque(maxlen=HEALTH_ERRORS)
+        self.overflows = 0
+        self._setup()
+
+    def _setup(self) -> None:
+        """The backend's own state (made once the shared part is)."""
+
+    def _trouble(self, message: str) -> None:
+        log.warning("%s", message)
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        self.errors.append(f"{stamp} {message}"[:500])
+
+    def _lose(self, root: str, why: str) -> None:
+        if root not in self.lost:
+            self.lost.add(root)
+            self._trouble(f"watch lost on {root}: {why}")
+
+    def _watched(self) -> int:
+        """Folders (inotify) or roots (watchdog) watched now."""
+        return len(self.roots) - len(self.lost)
+
+    def health(self) -> WatchHealth:
+        """Watching now: healthy when every root is watched and the limit was not reached."""
+        return WatchHealth(
+            healthy=not self.lost and not self.limit_reached,
+            watched=self._watched(),
+            errors=list(self.errors),
+        )
+
+    def _root_of(self, path: str) -> str | None:
+        for root in self.roots:
+            if path == root or path.startswith(root.rstrip(os.sep) + os.sep):
+                return root
+        return None
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def run(self, stop: threading.Event) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+def choose(backend: str, platform: str = sys.platform) -> str:
+    """The backend `watch_backend` names on this platform ("auto": inotify on Linux, watchdog
+    elsewhere); a VigilError for inotify where there is none."""
+    if backend == "auto":
+        return "inotify" if platform.startswith("linux") else "watchdog"
+    if backend == "inotify" and not platform.startswith("linux"):
+        raise VigilError(f"watch_backend = 'inotify' is Linux only (this is {platform})")
+    return backend
+
+
+def open_watcher(
+    backend: str,
+    roots: list[str],
+    excluded: Callable[[str], bool],
+    on_files: Callable[[list[str]], None],
+    on_tree: Callable[[str, str], None],
+) -> Watching:
+    """The watcher of `backend` ("auto", "inotify", "watchdog" or "polling")."""
+    chosen = choose(backend)
+    if chosen == "inotify":
+        return Watcher(roots, excluded, on_files, on_tree)
+    from vigil.agent.observer import ObserverWatcher, PollingWatcher
+
+    kind = PollingWatcher if chosen == "polling" else ObserverWatcher
+    return kind(roots, excluded, on_files, on_tree)
+
+
+class Watcher(Watching):
+    """inotify watches on every folder under the roots; files to scan and dirty roots out."""
+
+    def _setup(self) -> None:
+        from inotify_simple import INotify, flags
+
+        self.flags = flags
         self.inotify = INotify()
         self.mask = (
             flags.CLOSE_WRITE
@@ -74,18 +161,9 @@ class Watcher:
             | flags.EXCL_UNLINK
         )
         self.paths: dict[int, str] = {}
-        self.lost: set[str] = set()  # roots with no watch now
-        self.limit_reached = False
-        self.errors: deque[str] = deque(maxlen=HEALTH_ERRORS)
-        self.overflows = 0
         self._lock = threading.Lock()
 
     # -- watches -----------------------------------------------------------------------------
-
-    def _trouble(self, message: str) -> None:
-        log.warning("%s", message)
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        self.errors.append(f"{stamp} {message}"[:500])
 
     def _add(self, directory: str) -> bool:
         """Watch one folder; False when it cannot be (gone, not a folder, limit)."""
@@ -131,11 +209,6 @@ class Watcher:
                 continue
             log.info("watching %s (%d folders)", root, self.add_tree(root))
 
-    def _lose(self, root: str, why: str) -> None:
-        if root not in self.lost:
-            self.lost.add(root)
-            self._trouble(f"watch lost on {root}: {why}")
-
     def _retry_lost(self) -> None:
         for root in sorted(self.lost):
             if os.path.isdir(root):
@@ -143,21 +216,9 @@ class Watcher:
                 log.info("watching %s again (%d folders)", root, self.add_tree(root))
                 self.on_tree(root, "watch restored")
 
-    def health(self) -> WatchHealth:
-        """Watching now: healthy when every root is watched and the limit was not reached."""
+    def _watched(self) -> int:
         with self._lock:
-            watched = len(self.paths)
-        return WatchHealth(
-            healthy=not self.lost and not self.limit_reached,
-            watched=watched,
-            errors=list(self.errors),
-        )
-
-    def _root_of(self, path: str) -> str | None:
-        for root in self.roots:
-            if path == root or path.startswith(root.rstrip("/") + "/"):
-                return root
-        return None
+            return len(self.paths)
 
     # -- events ------------------------------------------------------------------------------
 
