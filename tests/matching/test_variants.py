@@ -82,6 +82,21 @@ def mirrored_pad(im: Image.Image, share: float = 0.12) -> Image.Image:
     return Image.fromarray(np.pad(np.asarray(im), ((py, py), (px, px), (0, 0)), mode="symmetric"))
 
 
+def mirrored_rows(im: Image.Image, share: float = 0.07) -> Image.Image:
+    """Mirrored padding above and below only, of a width that falls inside a thumbnail bin."""
+    py = round(im.height * share)
+    return Image.fromarray(np.pad(np.asarray(im), ((py, py), (0, 0), (0, 0)), mode="symmetric"))
+
+
+def blurred_rows(im: Image.Image, share: float = 0.18) -> Image.Image:
+    """A blurred fill above and below only (a portrait picture made landscape)."""
+    py = round(im.height * share)
+    size = (im.width, im.height + 2 * py)
+    canvas = im.resize(size).filter(ImageFilter.GaussianBlur(max(size) / 40))
+    canvas.paste(im, (0, py))
+    return canvas
+
+
 def crop_all_sides(im: Image.Image, share: float = 0.03) -> Image.Image:
     dx, dy = round(im.width * share), round(im.height * share)
     return im.crop((dx, dy, im.width - dx, im.height - dy))
@@ -99,7 +114,9 @@ class Case:
     at_least: int  # of the PHOTOS
 
 
-SOLID = ("trim", "frame", "unblur", "centre")
+CENTRES = ("centre", "centre-tb", "centre-lr")
+SOLID = ("trim", "frame", "unblur", *CENTRES)
+MIRROR = ("mirror", *CENTRES)
 PADS = ("pad2", "pad3", "pad4", "pad5", "pad4t", "pad4b", "pad4l", "pad4r")
 CASES = (
     # A solid border is flat, a straight edge and without detail: 'trim', 'frame' or 'unblur',
@@ -108,7 +125,11 @@ CASES = (
     # Black bars around the Hubble deep field (black sky at its edges) are not told from it.
     Case("letterbox", letterbox, SOLID, len(PHOTOS) - 1),
     Case("blurred padding 15%", blurred_pad, SOLID, len(PHOTOS) // 2),
-    Case("mirrored padding 12%", mirrored_pad, ("mirror", "centre"), len(PHOTOS) - 2),
+    Case("mirrored padding 12%", mirrored_pad, MIRROR, len(PHOTOS) - 2),
+    # The mirror's axis placed to half a bin of the whole thumbnail, not of the halved one.
+    Case("mirrored padding 7%, rows", mirrored_rows, MIRROR, len(PHOTOS) - 1),
+    # A finder's border on the other axis too: `centre-tb` keeps the rows the finders agree on.
+    Case("blurred padding 18%, rows", blurred_rows, SOLID, len(PHOTOS) // 2),
     # Re-padding is a guess at what was cut away: most, not all, come within the distance.
     Case("crop 3% all sides", crop_all_sides, PADS, len(PHOTOS) - 2),
     Case("crop 4% off the left", crop_left, PADS, len(PHOTOS) - 2),

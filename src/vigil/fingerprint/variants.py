@@ -71,6 +71,17 @@ _MAX_EDGE = 0.35
 # A mirrored border: rows k-1-i and k+i differ by under this share of the typical difference
 # between unrelated rows of the picture.
 _MIRROR_SHARE = 0.12
+# On the halved thumbnail a mirror's axis falls anywhere within a bin, so it is looked for there
+# under this looser share, then placed and checked (under _MIRROR_SHARE) on the thumbnail itself.
+_MIRROR_LOOSE = 0.4
+# A mirror's axis is placed to the pixel by this many pairs of pixel lines about it.
+_MIRROR_PAIRS = 6
+# Borders of the finders' sides within this share of a side of each other agree (`centre`).
+_AGREE = 0.01
+# ... and on the thumbnail: the axis's error at most _MIRROR_CONTROL times that of the axis a
+# bin further out or in; when that is under _MIRROR_FLAT of the limit, the margin is flat.
+_MIRROR_CONTROL = 0.7
+_MIRROR_FLAT = 0.05
 _MAX_MIRROR = 0.25
 
 
@@ -181,20 +192,69 @@ def _mirror_errors(
     return err
 
 
-def _mirror_pair(lines: np.ndarray, typical: float) -> tuple[float, float]:
-    """Widths (in bins, to half a bin) of mirrored borders at the start and the end of `lines`:
-    the same on both sides when the two agree on one (a centred picture), else each its own."""
-    n = lines.shape[0]
+@numba.njit(cache=True, nogil=True)
+def _mirror_error_at(lines: np.ndarray, h: int, shift: int) -> float:  # pragma: no cover
+    # The mean absolute difference between the lines mirrored about half-bin position h/2 (as
+    # in _mirror_errors), every pair compared; `shift` lines further apart when not 0 (the
+    # yardstick: a real mirror is much nearer than its neighbouring pairs).
+    k = h // 2
+    gap = (h & 1) + shift
+    n, width = lines.shape
+    pairs = min(k, n - k - gap)
+    if pairs <= 0:
+        return np.inf
+    total = 0.0
+    for i in range(pairs):
+        a = lines[k - 1 - i]
+        b = lines[k + gap + i]
+        for x in range(width):
+            total += abs(a[x] - b[x])
+    return total / (pairs * width)
+
+
+def _mirror_refined(lines: np.ndarray, h: int, limit: float) -> float:
+    """The mirror's axis near half-bin position h/2 of `lines` (the full thumbnail's), in bins
+    to half a bin, or 0 when there is none: the best position's error under `limit`, and well
+    under that of the axis a line further out or in (a picture reflected matches about one axis
+    only; a flat margin matches about any, and is kept where it was found)."""
+    errors = {cand: _mirror_error_at(lines, cand, 0) for cand in range(max(2, h - 2), h + 3)}
+    where = min(errors, key=errors.__getitem__)
+    best = errors[where]
+    control = min(_mirror_error_at(lines, where - 2, 0), _mirror_error_at(lines, where + 2, 0))
+    if control < _MIRROR_FLAT * limit:
+        return h / 2  # flat about the axis: the position found on the halved thumbnail
+    if best >= limit or best >= _MIRROR_CONTROL * control:
+        return 0.0
+    return where / 2
+
+
+def _mirror_pair(
+    half: np.ndarray, full: np.ndarray, typical: float, typical_full: float
+) -> tuple[float, float]:
+    """Widths (in bins of `full`, to half a bin) of mirrored borders at the start and the end
+    of the lines: looked for on `half` (the thumbnail halved, or itself), where an axis falls
+    between bins and the reflection is only roughly there (so a loose test), then placed and
+    checked on `full`. The same on both sides when the two agree on one (a centred picture),
+    else each its own."""
+    n = half.shape[0]
+    scale = full.shape[0] // n
     lo, hi = max(2, int(_MIN_BORDER * n)), int(_MAX_MIRROR * n)
-    limit = _MIRROR_SHARE * typical
-    start = _mirror_errors(np.ascontiguousarray(lines), lo, hi, 2 * limit)
-    end = _mirror_errors(np.ascontiguousarray(lines[::-1]), lo, hi, 2 * limit)
+    loose = _MIRROR_LOOSE * typical
+    start = _mirror_errors(np.ascontiguousarray(half), lo, hi, 2 * loose)
+    end = _mirror_errors(np.ascontiguousarray(half[::-1]), lo, hi, 2 * loose)
+    limit = _MIRROR_LOOSE * typical_full
+    full_start, full_end = np.ascontiguousarray(full), np.ascontiguousarray(full[::-1])
     both = (start + end) / 2
     h = int(np.argmin(both))
-    if both[h] < limit:
-        return h / 2, h / 2
+    if both[h] < loose:
+        first = _mirror_refined(full_start, h * scale, limit)
+        last = _mirror_refined(full_end, h * scale, limit)
+        if first and last:
+            return first, last
     hs, he = int(np.argmin(start)), int(np.argmin(end))
-    return (hs / 2 if start[hs] < limit else 0.0), (he / 2 if end[he] < limit else 0.0)
+    first = _mirror_refined(full_start, hs * scale, limit) if start[hs] < loose else 0.0
+    last = _mirror_refined(full_end, he * scale, limit) if end[he] < loose else 0.0
+    return first, last
 
 
 def _quantile_rows(values: np.ndarray, share: float) -> np.ndarray:
@@ -300,12 +360,21 @@ def trim_boxes(thumb: np.ndarray) -> dict[str, Box]:
     # How much two unrelated rows (columns) differ: the mirror test's yardstick.
     typical_r = float(np.abs(half[: hr // 2] - half[hr // 2 : hr // 2 * 2]).mean())
     typical_c = float(np.abs(half[:, : hc // 2] - half[:, hc // 2 : hc // 2 * 2]).mean())
+    full_r = float(np.abs(thumb[: rows // 2] - thumb[rows // 2 : rows // 2 * 2]).mean())
+    full_c = float(np.abs(thumb[:, : cols // 2] - thumb[:, cols // 2 : cols // 2 * 2]).mean())
     found: dict[str, tuple[float, ...]] = {
         "trim": (*_flat_pair(half, along_rows), *_flat_pair(half.T, along_cols)),
         "frame": (*_edge_pair(half), *_edge_pair(half.T)),
-        "mirror": (*_mirror_pair(half, typical_r), *_mirror_pair(half.T, typical_c)),
     }
     scale_r, scale_c = rows / hr, cols / hc
+    # Mirrors are placed on the thumbnail itself (in its bins, to half a bin).
+    mirror = (
+        *_mirror_pair(half, thumb, typical_r, full_r),
+        *_mirror_pair(half.T, thumb.T, typical_c, full_c),
+    )
+    found["mirror"] = tuple(
+        b / scale for b, scale in zip(mirror, (scale_r, scale_r, scale_c, scale_c), strict=True)
+    )
     # A blurred fill's lack of detail is found on the thumbnail itself (the halved one blurs
     # the picture's fine detail towards the fill's; means only, little work).
     fill = (
@@ -319,7 +388,10 @@ def trim_boxes(thumb: np.ndarray) -> dict[str, Box]:
         name: (top * scale_r, bottom * scale_r, left * scale_c, right * scale_c)
         for name, (top, bottom, left, right) in found.items()
     }
-    boxes["centre"] = _centred(boxes.values(), rows, cols)
+    r, _, c, _ = boxes["centre"] = _centred(boxes.values(), rows, cols)
+    if r and c:  # padded on one axis only, a spurious border found on the other
+        boxes["centre-tb"] = (r, r, 0.0, 0.0)
+        boxes["centre-lr"] = (0.0, 0.0, c, c)
     for name, box in boxes.items():
         checked = _checked(box, rows, cols)
         if checked is not None and checked not in out.values():
@@ -328,14 +400,21 @@ def trim_boxes(thumb: np.ndarray) -> dict[str, Box]:
 
 
 def _centred(boxes: Iterable[Box], rows: int, cols: int) -> Box:
-    """One border width per axis, on both sides: the narrowest any finder saw on either side of
-    it. Padding is mostly centred, and a finder often sees one side of it only (a blurred fill
-    as smooth as the picture's edge on the other side, a mirror's axis on a quiet line)."""
+    """One border width per axis, on both sides: the width most of the finders' sides agree
+    on (to _AGREE of the side; the narrowest of equals). Padding is mostly centred, and a
+    finder often sees one side of it only (a blurred fill as smooth as the picture's edge on the
+    other side, a mirror's axis on a quiet line), or a spurious border on the other axis."""
     boxes = list(boxes)
-    row_widths = [w for box in boxes for w in box[:2] if w >= _MIN_SIDE_BORDER * rows]
-    col_widths = [w for box in boxes for w in box[2:] if w >= _MIN_SIDE_BORDER * cols]
-    r = min(row_widths, default=0.0)
-    c = min(col_widths, default=0.0)
+
+    def agreed(widths: list[float], n: int) -> float:
+        widths = [w for w in widths if _MIN_SIDE_BORDER * n <= w <= (1 - _MIN_CONTENT) / 2 * n]
+        if not widths:
+            return 0.0
+        votes = [(sum(abs(v - w) <= _AGREE * n for v in widths), -w) for w in widths]
+        return -max(votes)[1]
+
+    r = agreed([w for box in boxes for w in box[:2]], rows)
+    c = agreed([w for box in boxes for w in box[2:]], cols)
     return r, r, c, c
 
 
@@ -369,9 +448,51 @@ def _refine(pixels: np.ndarray, edge: float, n: int, bins: int, axis: int, flip:
     return n - y if flip else y
 
 
-def _to_pixels(edge: float, n: int, bins: int) -> int:
-    """A border of `edge` bins (to half a bin) in pixels."""
-    return round(edge * n / bins)
+@numba.njit(cache=True, nogil=True)
+def _mirror_best(lines: np.ndarray, lo: int, hi: int, pairs: int) -> int:  # pragma: no cover
+    # The half-line position h in lo..hi-1 (as in _mirror_errors) about which the `pairs`
+    # nearest pairs of lines differ least.
+    n, width = lines.shape
+    best, where = np.inf, lo
+    for h in range(lo, hi):
+        k = h // 2
+        gap = h & 1
+        count = min(pairs, k, n - k - gap)
+        if count <= 0:
+            continue
+        total = 0.0
+        for i in range(count):
+            a = lines[k - 1 - i]
+            b = lines[k + gap + i]
+            for x in range(width):
+                total += abs(a[x] - b[x])
+        total /= count
+        if total < best:
+            best, where = total, h
+    return where
+
+
+def _refine_mirror(
+    pixels: np.ndarray, edge: float, n: int, bins: int, axis: int, flip: bool
+) -> int:
+    """A mirrored border's width in pixels: the axis about which the pixel lines near `edge`
+    bins of the thumbnail (counted from the far end when `flip`) reflect best, to half a
+    pixel (the picture's first line is the one after the axis, or on it)."""
+    if edge == 0:
+        return 0
+    guess = edge * n / bins
+    reach = int(2 * n / bins) + 2  # a bin either side of the thumbnail's axis
+    lo = max(int(guess) - reach - _MIRROR_PAIRS, 0)
+    hi = min(int(guess) + reach + _MIRROR_PAIRS + 1, n)
+    if flip:
+        lo, hi = n - hi, n - lo
+    lines = np.ascontiguousarray(_luma_lines(pixels, lo, hi, axis), dtype=np.float32)
+    if flip:
+        lines = np.ascontiguousarray(lines[::-1])
+    start = n - hi if flip else lo  # the pixel line that is lines[0], counted from its side
+    centre = round(2 * (guess - start))
+    h = _mirror_best(lines, max(2, centre - 2 * reach), centre + 2 * reach + 1, _MIRROR_PAIRS)
+    return start + h // 2
 
 
 @functools.lru_cache(maxsize=256)
@@ -426,9 +547,11 @@ def variant_frames(
     trows, tcols = thumb.shape
     seen: set[tuple[int, int, int, int]] = set()
     for name, (top, bottom, left, right) in trim_boxes(thumb).items():
-        if name == "mirror":  # no step at a mirror's axis to find: its position, to half a bin
-            r0, r1 = _to_pixels(top, rows, trows), rows - _to_pixels(bottom, rows, trows)
-            c0, c1 = _to_pixels(left, cols, tcols), cols - _to_pixels(right, cols, tcols)
+        if name == "mirror":  # no step at a mirror's axis: the axis the pixel lines reflect about
+            r0 = _refine_mirror(pixels, top, rows, trows, 0, False)
+            r1 = rows - _refine_mirror(pixels, bottom, rows, trows, 0, True)
+            c0 = _refine_mirror(pixels, left, cols, tcols, 1, False)
+            c1 = cols - _refine_mirror(pixels, right, cols, tcols, 1, True)
         else:
             r0 = _refine(pixels, top, rows, trows, 0, False)
             r1 = rows - _refine(pixels, bottom, rows, trows, 0, True)
