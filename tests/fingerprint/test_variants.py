@@ -11,7 +11,15 @@ from skimage import data as skdata
 
 from vigil.fingerprint.fingerprints import Fingerprints
 from vigil.fingerprint.pdq import hamming, pdq_from_bytes
-from vigil.fingerprint.variants import _centred, thumbnail, trim_boxes, variant_frames
+from vigil.fingerprint.variants import (
+    MASK_BAND,
+    MASK_CORNER,
+    _centred,
+    masked_blocks,
+    thumbnail,
+    trim_boxes,
+    variant_frames,
+)
 
 MAX = 50_000_000
 
@@ -111,3 +119,30 @@ def test_centre_is_the_width_the_finders_agree_on() -> None:
     assert _centred(found, 256, 256) == (15.0, 15.0, 36.0, 36.0)
     # Nothing within the limits: no border.
     assert _centred([(2.0, 200.0, 0.0, 0.0)], 256, 256) == (0.0, 0.0, 0.0, 0.0)
+
+
+def test_masked_blocks_fill_a_corner_or_band_from_around_it() -> None:
+    rng = np.random.default_rng(5)
+    block = rng.uniform(0, 255, (64, 64)).astype(np.float32)
+    k, band = round(MASK_CORNER * 64), round(MASK_BAND * 64)
+    regions = {
+        "mask-tl": (slice(0, k), slice(0, k)),
+        "mask-tr": (slice(0, k), slice(64 - k, 64)),
+        "mask-bl": (slice(64 - k, 64), slice(0, k)),
+        "mask-br": (slice(64 - k, 64), slice(64 - k, 64)),
+        "mask-top": (slice(0, band), slice(0, 64)),
+        "mask-bottom": (slice(64 - band, 64), slice(0, 64)),
+    }
+    masked = dict(masked_blocks(block))
+    assert list(masked) == list(regions)
+    for name, region in regions.items():
+        # Whatever covers the region (a logo, a caption) is gone: the same block as without it.
+        covered = block.copy()
+        covered[region] = 255.0
+        assert np.array_equal(dict(masked_blocks(covered))[name], masked[name]), name
+        # Outside the region, the block as it was.
+        outside = np.ones((64, 64), dtype=bool)
+        outside[region] = False
+        assert np.array_equal(masked[name][outside], block[outside]), name
+        # Inside, values from its edge (never beyond the block's own range).
+        assert block.min() <= masked[name][region].min() <= masked[name][region].max() <= 255

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageFilter
+from PIL import Image, ImageDraw, ImageFilter
 from skimage import data as skdata
 
 from vigil.catalog.store import Catalog
@@ -97,6 +97,18 @@ def blurred_rows(im: Image.Image, share: float = 0.18) -> Image.Image:
     return canvas
 
 
+def logo(im: Image.Image, corner: int, share: float = 0.09) -> Image.Image:
+    """An opaque badge over `share` of the area in a corner (0: top left ... 3: bottom right)."""
+    w, h = round(im.width * share**0.5), round(im.height * share**0.5)
+    x = 0 if corner in (0, 2) else im.width - w
+    y = 0 if corner in (0, 1) else im.height - h
+    layer = Image.new("RGBA", im.size, (0, 0, 0, 0))
+    ImageDraw.Draw(layer).rounded_rectangle(
+        (x, y, x + w, y + h), radius=h // 5, fill=(250, 40, 40, 255)
+    )
+    return Image.alpha_composite(im.convert("RGBA"), layer).convert("RGB")
+
+
 def crop_all_sides(im: Image.Image, share: float = 0.03) -> Image.Image:
     dx, dy = round(im.width * share), round(im.height * share)
     return im.crop((dx, dy, im.width - dx, im.height - dy))
@@ -115,6 +127,7 @@ class Case:
 
 
 CENTRES = ("centre", "centre-tb", "centre-lr")
+MASKS = ("mask-tl", "mask-tr", "mask-bl", "mask-br", "mask-top", "mask-bottom")
 SOLID = ("trim", "frame", "unblur", *CENTRES)
 MIRROR = ("mirror", *CENTRES)
 PADS = ("pad2", "pad3", "pad4", "pad5", "pad4t", "pad4b", "pad4l", "pad4r")
@@ -199,6 +212,22 @@ def test_each_variant_finds_copies_plain_pdq_misses(
             assert hit.distance <= PDQ_VARIANT_DISTANCE
             found += 1
     assert found >= case.at_least, (case.how, found)
+
+
+@pytest.mark.parametrize(
+    ("name", "corner"), [("hubble_deep_field", 0), ("immunohistochemistry", 3)]
+)
+def test_a_masked_corner_finds_a_copy_with_a_logo(
+    catalog: Catalog, originals: dict[str, Image.Image], name: str, corner: int
+) -> None:
+    # A badge over 9% of the picture (30% of each side) in a corner moves too many bits for
+    # plain PDQ; with the corner filled from around it, the rest of the picture is near.
+    matcher = listed(catalog, originals)
+    fp = fingerprints(jpeg(logo(originals[name], corner)))
+    assert matcher.lookup(fp, REFERENCE) == []
+    (hit,) = matcher.lookup(fp)
+    assert matcher.entry(hit.entry_id).ext_id == name
+    assert hit.transform in MASKS and hit.distance <= PDQ_VARIANT_DISTANCE
 
 
 def test_variant_distance_is_the_tighter_one(

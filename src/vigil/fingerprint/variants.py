@@ -46,6 +46,11 @@ PAD_SHARES: tuple[int, ...] = (2, 3, 4, 5)
 # right), for a copy cut on one side.
 SIDE_SHARE = 4
 
+# The watermark variants (`masked_blocks`): a corner of this share of each side, a band of this
+# share of the height at the top or the bottom, filled from around it. Chosen with
+# benchmarks/bench_robustness.py (logos of 5-20% of the area in a corner, captions).
+MASK_CORNER = 0.35
+MASK_BAND = 0.2
 # The smallest side (pixels) of a region worth hashing.
 MIN_SIDE = 16
 # A mirror is looked for from _MIN_BORDER of a side; a border on one side counts from
@@ -193,22 +198,25 @@ def _mirror_errors(
 
 
 @numba.njit(cache=True, nogil=True)
-def _mirror_error_at(lines: np.ndarray, h: int, shift: int) -> float:  # pragma: no cover
+def _mirror_error_at(lines: np.ndarray, h: int, cap: float) -> float:  # pragma: no cover
     # The mean absolute difference between the lines mirrored about half-bin position h/2 (as
-    # in _mirror_errors), every pair compared; `shift` lines further apart when not 0 (the
-    # yardstick: a real mirror is much nearer than its neighbouring pairs).
+    # in _mirror_errors), every pair compared, the outermost first; inf as soon as it is sure
+    # to be over `cap` (as _mirror_errors drops a position).
     k = h // 2
-    gap = (h & 1) + shift
+    gap = h & 1
     n, width = lines.shape
     pairs = min(k, n - k - gap)
     if pairs <= 0:
         return np.inf
     total = 0.0
-    for i in range(pairs):
+    for m in range(pairs):
+        i = pairs - 1 - m
         a = lines[k - 1 - i]
         b = lines[k + gap + i]
         for x in range(width):
             total += abs(a[x] - b[x])
+        if total > cap * max(m + 1, 4) * width:
+            return np.inf
     return total / (pairs * width)
 
 
@@ -217,13 +225,19 @@ def _mirror_refined(lines: np.ndarray, h: int, limit: float) -> float:
     to half a bin, or 0 when there is none: the best position's error under `limit`, and well
     under that of the axis a line further out or in (a picture reflected matches about one axis
     only; a flat margin matches about any, and is kept where it was found)."""
-    errors = {cand: _mirror_error_at(lines, cand, 0) for cand in range(max(2, h - 2), h + 3)}
+    errors = {
+        cand: _mirror_error_at(lines, cand, 2 * limit) for cand in range(max(2, h - 2), h + 3)
+    }
     where = min(errors, key=errors.__getitem__)
     best = errors[where]
-    control = min(_mirror_error_at(lines, where - 2, 0), _mirror_error_at(lines, where + 2, 0))
+    if best >= limit:
+        return 0.0
+    control = min(
+        _mirror_error_at(lines, where - 2, np.inf), _mirror_error_at(lines, where + 2, np.inf)
+    )
     if control < _MIRROR_FLAT * limit:
         return h / 2  # flat about the axis: the position found on the halved thumbnail
-    if best >= limit or best >= _MIRROR_CONTROL * control:
+    if best >= _MIRROR_CONTROL * control:
         return 0.0
     return where / 2
 
@@ -282,12 +296,31 @@ def _blur_side(detail: np.ndarray, lo: int, hi: int, window: int) -> np.ndarray:
     return np.asarray(after / (before + _BLUR_FLOOR))
 
 
-def _blur_pair(steps: np.ndarray) -> tuple[float, float]:
-    """Widths of blurred fills at the start and the end of the lines whose |steps| along them
-    are `steps`: the same on both sides when one width stands out on both (a centred picture),
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _details(thumb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
+    # The mean |step| along each row and along each column: one pass over the thumbnail.
+    rows, cols = thumb.shape
+    along_rows = np.zeros(rows, dtype=np.float64)
+    along_cols = np.zeros(cols, dtype=np.float64)
+    for y in range(rows):
+        line = thumb[y]
+        total = 0.0
+        for x in range(cols - 1):
+            total += abs(line[x + 1] - line[x])
+        along_rows[y] = total / max(cols - 1, 1)
+        if y + 1 < rows:
+            below = thumb[y + 1]
+            for x in range(cols):
+                along_cols[x] += abs(below[x] - line[x])
+    along_cols /= max(rows - 1, 1)
+    return along_rows, along_cols
+
+
+def _blur_pair(detail: np.ndarray) -> tuple[float, float]:
+    """Widths of blurred fills at the start and the end of lines whose mean |step| along each
+    is `detail`: the same on both sides when one width stands out on both (a centred picture),
     else each side's own, or 0."""
-    n = steps.shape[0]
-    detail = steps.mean(axis=1)
+    n = detail.shape[0]
     lo, hi = max(1, int(_MIN_SIDE_BORDER * n)), int(_MAX_EDGE * n)
     if hi <= lo:
         return 0.0, 0.0
@@ -377,9 +410,10 @@ def trim_boxes(thumb: np.ndarray) -> dict[str, Box]:
     )
     # A blurred fill's lack of detail is found on the thumbnail itself (the halved one blurs
     # the picture's fine detail towards the fill's; means only, little work).
+    along_rows_detail, along_cols_detail = _details(np.ascontiguousarray(thumb))
     fill = (
-        *_blur_pair(np.abs(np.diff(thumb, axis=1))),
-        *_blur_pair(np.abs(np.diff(thumb, axis=0)).T),
+        *_blur_pair(along_rows_detail),
+        *_blur_pair(along_cols_detail),
     )
     found["unblur"] = tuple(
         b / scale for b, scale in zip(fill, (scale_r, scale_r, scale_c, scale_c), strict=True)
@@ -579,12 +613,54 @@ def variant_frames(
     return out, padded
 
 
+def _corner_fill(block: np.ndarray, k: int) -> None:
+    """Fill the top-left k x k of `block` in place from the row and the column just past it:
+    each bin a blend of the two, the nearer weighing more."""
+    i = np.arange(k, 0, -1, dtype=np.float32)  # distance of row (column) j from row (column) k
+    down, across = i[:, None], i[None, :]
+    below = block[k, :k][None, :]  # the row under the corner, continued up
+    beside = block[:k, k][:, None]  # the column beside it, continued left
+    block[:k, :k] = (below * across + beside * down) / (down + across)
+
+
+def masked_blocks(block: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    """(name, 64x64 block) of the watermark variants of PDQ's downscaled `block`: each corner
+    (`mask-tl`, `mask-tr`, `mask-bl`, `mask-br`: MASK_CORNER of each side) and the top and
+    bottom bands (`mask-top`, `mask-bottom`: MASK_BAND of the height) filled from their
+    surroundings, where logos and captions are put. A local overlay moves many of PDQ's bits
+    (each is a coefficient of the whole picture); without it the rest of the picture may still
+    be near. From the block the plain hash was made of: no pass over the pixels."""
+    out = []
+    k = round(MASK_CORNER * block.shape[0])
+    for name, flip_rows, flip_cols in (
+        ("mask-tl", False, False),
+        ("mask-tr", False, True),
+        ("mask-bl", True, False),
+        ("mask-br", True, True),
+    ):
+        copy = block.copy()
+        view = copy[::-1] if flip_rows else copy
+        view = view[:, ::-1] if flip_cols else view
+        _corner_fill(view, k)
+        out.append((name, copy))
+    band = round(MASK_BAND * block.shape[0])
+    top = block.copy()
+    top[:band] = top[band]
+    bottom = block.copy()
+    bottom[-band:] = bottom[-band - 1]
+    out += [("mask-top", top), ("mask-bottom", bottom)]
+    return out
+
+
 def warm() -> None:
     """Load (or compile) the thumbnail kernels now."""
     thumbnail(np.zeros((8, 8, 4), dtype=np.uint8))
     thumbnail(np.zeros((8, 8), dtype=np.uint8))
     thumbnail(np.zeros((8, 8), dtype=np.float32))
     _mirror_errors(np.zeros((32, 8), dtype=np.float32), 2, 8, 1.0)
+    _mirror_error_at(np.zeros((32, 8), dtype=np.float32), 8, 1.0)
+    _mirror_best(np.zeros((32, 8), dtype=np.float32), 4, 8, 3)
+    _details(np.zeros((32, 8), dtype=np.float32))
     from vigil.fingerprint.downscale import downscale_pixels
 
     downscale_pixels(np.zeros((8, 8), dtype=np.float32))
