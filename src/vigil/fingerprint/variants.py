@@ -168,40 +168,10 @@ def _run(flags: np.ndarray) -> int:
 
 
 @numba.njit(cache=True, nogil=True)
-def _mirror_errors(
-    lines: np.ndarray, lo: int, hi: int, limit: float
-) -> np.ndarray:  # pragma: no cover
-    # err[h]: mean absolute difference between the lines mirrored about half-bin position h/2
-    # (h even: between lines h/2-1 and h/2; odd: through the middle of line h//2), over the
-    # lines before the axis; inf past `limit`. The outermost pairs (the farthest apart) are
-    # compared first: where there is no mirror they differ at once and the position is dropped
-    # after a few pairs, so the whole scan costs about one pass over the lines.
-    n, width = lines.shape
-    err = np.full(2 * hi + 2, np.inf)
-    for h in range(2 * lo, 2 * min(hi, (n - 1) // 2) + 1):
-        k = h // 2
-        gap = h & 1  # 1: the axis line itself is not compared
-        total = 0.0
-        ok = True
-        for m in range(k):
-            i = k - 1 - m
-            a = lines[k - 1 - i]
-            b = lines[k + gap + i]
-            for x in range(width):
-                total += abs(a[x] - b[x])
-            if total > limit * max(m + 1, 4) * width:
-                ok = False
-                break
-        if ok:
-            err[h] = total / (k * width)
-    return err
-
-
-@numba.njit(cache=True, nogil=True)
 def _mirror_error_at(lines: np.ndarray, h: int, cap: float) -> float:  # pragma: no cover
-    # The mean absolute difference between the lines mirrored about half-bin position h/2 (as
-    # in _mirror_errors), every pair compared, the outermost first; inf as soon as it is sure
-    # to be over `cap` (as _mirror_errors drops a position).
+    # The mean absolute difference between the lines mirrored about half-bin position h/2
+    # (h even: between lines h/2-1 and h/2; odd: through line h//2, not compared), every pair
+    # the lines allow, the outermost first; inf as soon as it is sure to be over `cap`.
     k = h // 2
     gap = h & 1
     n, width = lines.shape
@@ -218,6 +188,21 @@ def _mirror_error_at(lines: np.ndarray, h: int, cap: float) -> float:  # pragma:
         if total > cap * max(m + 1, 4) * width:
             return np.inf
     return total / (pairs * width)
+
+
+@numba.njit(cache=True, nogil=True)
+def _mirror_errors(
+    lines: np.ndarray, lo: int, hi: int, limit: float
+) -> np.ndarray:  # pragma: no cover
+    # err[h]: mean absolute difference between the lines mirrored about half-bin position h/2
+    # (h even: between lines h/2-1 and h/2; odd: through the middle of line h//2), over the
+    # lines before the axis; inf past `limit`. The outermost pairs (the farthest apart) are
+    # compared first: where there is no mirror they differ at once and the position is dropped
+    # after a few pairs, so the whole scan costs about one pass over the lines.
+    err = np.full(2 * hi + 2, np.inf)
+    for h in range(2 * lo, 2 * min(hi, (lines.shape[0] - 1) // 2) + 1):
+        err[h] = _mirror_error_at(lines, h, limit)
+    return err
 
 
 def _mirror_refined(lines: np.ndarray, h: int, limit: float) -> float:
