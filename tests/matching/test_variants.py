@@ -230,6 +230,24 @@ def test_a_masked_corner_finds_a_copy_with_a_logo(
     assert hit.transform in MASKS and hit.distance <= PDQ_VARIANT_DISTANCE
 
 
+@pytest.mark.parametrize("share", [0.08, 0.12])
+def test_centre_on_one_axis_finds_what_a_spurious_border_hid(
+    catalog: Catalog, share: float
+) -> None:
+    # The cameraman with a blurred fill left and right: the finders also see a border at the top
+    # (his flat sky), so `centre` is cut on both axes; `centre-lr` is the picture itself.
+    original = photo("camera")
+    matcher = listed(catalog, {"camera": original})
+    px = round(original.width * share)
+    size = (original.width + 2 * px, original.height)
+    copy = original.resize(size).filter(ImageFilter.GaussianBlur(max(size) / 40))
+    copy.paste(original, (px, 0))
+    fp = fingerprints(jpeg(copy))
+    assert matcher.lookup(fp, REFERENCE) == []
+    (hit,) = matcher.lookup(fp)
+    assert hit.transform == "centre-lr" and hit.distance <= PDQ_VARIANT_DISTANCE
+
+
 def test_variant_distance_is_the_tighter_one(
     catalog: Catalog, originals: dict[str, Image.Image], copies: dict[tuple[str, str], Fingerprints]
 ) -> None:
