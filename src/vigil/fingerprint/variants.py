@@ -168,10 +168,13 @@ def _run(flags: np.ndarray) -> int:
 
 
 @numba.njit(cache=True, nogil=True)
-def _mirror_error_at(lines: np.ndarray, h: int, cap: float) -> float:  # pragma: no cover
+def _mirror_error_at(
+    lines: np.ndarray, h: int, cap: float, flip: bool
+) -> float:  # pragma: no cover
     # The mean absolute difference between the lines mirrored about half-bin position h/2
     # (h even: between lines h/2-1 and h/2; odd: through line h//2, not compared), every pair
-    # the lines allow, the outermost first; inf as soon as it is sure to be over `cap`.
+    # the lines allow, the outermost first; inf as soon as it is sure to be over `cap`. `flip`:
+    # the lines counted from the end (no reversed copy).
     k = h // 2
     gap = h & 1
     n, width = lines.shape
@@ -181,8 +184,9 @@ def _mirror_error_at(lines: np.ndarray, h: int, cap: float) -> float:  # pragma:
     total = 0.0
     for m in range(pairs):
         i = pairs - 1 - m
-        a = lines[k - 1 - i]
-        b = lines[k + gap + i]
+        ia, ib = k - 1 - i, k + gap + i
+        a = lines[n - 1 - ia if flip else ia]
+        b = lines[n - 1 - ib if flip else ib]
         for x in range(width):
             total += abs(a[x] - b[x])
         if total > cap * max(m + 1, 4) * width:
@@ -192,7 +196,7 @@ def _mirror_error_at(lines: np.ndarray, h: int, cap: float) -> float:  # pragma:
 
 @numba.njit(cache=True, nogil=True)
 def _mirror_errors(
-    lines: np.ndarray, lo: int, hi: int, limit: float
+    lines: np.ndarray, lo: int, hi: int, limit: float, flip: bool
 ) -> np.ndarray:  # pragma: no cover
     # err[h]: mean absolute difference between the lines mirrored about half-bin position h/2
     # (h even: between lines h/2-1 and h/2; odd: through the middle of line h//2), over the
@@ -201,24 +205,26 @@ def _mirror_errors(
     # after a few pairs, so the whole scan costs about one pass over the lines.
     err = np.full(2 * hi + 2, np.inf)
     for h in range(2 * lo, 2 * min(hi, (lines.shape[0] - 1) // 2) + 1):
-        err[h] = _mirror_error_at(lines, h, limit)
+        err[h] = _mirror_error_at(lines, h, limit, flip)
     return err
 
 
-def _mirror_refined(lines: np.ndarray, h: int, limit: float) -> float:
+def _mirror_refined(lines: np.ndarray, h: int, limit: float, flip: bool) -> float:
     """The mirror's axis near half-bin position h/2 of `lines` (the full thumbnail's), in bins
     to half a bin, or 0 when there is none: the best position's error under `limit`, and well
     under that of the axis a line further out or in (a picture reflected matches about one axis
-    only; a flat margin matches about any, and is kept where it was found)."""
+    only; a flat margin matches about any, and is kept where it was found); from the end of
+    the lines when `flip`."""
     errors = {
-        cand: _mirror_error_at(lines, cand, 2 * limit) for cand in range(max(2, h - 2), h + 3)
+        cand: _mirror_error_at(lines, cand, 2 * limit, flip) for cand in range(max(2, h - 2), h + 3)
     }
     where = min(errors, key=errors.__getitem__)
     best = errors[where]
     if best >= limit:
         return 0.0
     control = min(
-        _mirror_error_at(lines, where - 2, np.inf), _mirror_error_at(lines, where + 2, np.inf)
+        _mirror_error_at(lines, where - 2, np.inf, flip),
+        _mirror_error_at(lines, where + 2, np.inf, flip),
     )
     if control < _MIRROR_FLAT * limit:
         return h / 2  # flat about the axis: the position found on the halved thumbnail
@@ -239,20 +245,19 @@ def _mirror_pair(
     scale = full.shape[0] // n
     lo, hi = max(2, int(_MIN_BORDER * n)), int(_MAX_MIRROR * n)
     loose = _MIRROR_LOOSE * typical
-    start = _mirror_errors(np.ascontiguousarray(half), lo, hi, 2 * loose)
-    end = _mirror_errors(np.ascontiguousarray(half[::-1]), lo, hi, 2 * loose)
+    start = _mirror_errors(half, lo, hi, 2 * loose, False)
+    end = _mirror_errors(half, lo, hi, 2 * loose, True)
     limit = _MIRROR_LOOSE * typical_full
-    full_start, full_end = np.ascontiguousarray(full), np.ascontiguousarray(full[::-1])
     both = (start + end) / 2
     h = int(np.argmin(both))
     if both[h] < loose:
-        first = _mirror_refined(full_start, h * scale, limit)
-        last = _mirror_refined(full_end, h * scale, limit)
+        first = _mirror_refined(full, h * scale, limit, False)
+        last = _mirror_refined(full, h * scale, limit, True)
         if first and last:
             return first, last
     hs, he = int(np.argmin(start)), int(np.argmin(end))
-    first = _mirror_refined(full_start, hs * scale, limit) if start[hs] < loose else 0.0
-    last = _mirror_refined(full_end, he * scale, limit) if end[he] < loose else 0.0
+    first = _mirror_refined(full, hs * scale, limit, False) if start[hs] < loose else 0.0
+    last = _mirror_refined(full, he * scale, limit, True) if end[he] < loose else 0.0
     return first, last
 
 
@@ -642,8 +647,9 @@ def warm() -> None:
     thumbnail(np.zeros((8, 8, 4), dtype=np.uint8))
     thumbnail(np.zeros((8, 8), dtype=np.uint8))
     thumbnail(np.zeros((8, 8), dtype=np.float32))
-    _mirror_errors(np.zeros((32, 8), dtype=np.float32), 2, 8, 1.0)
-    _mirror_error_at(np.zeros((32, 8), dtype=np.float32), 8, 1.0)
+    for lines in (np.zeros((32, 8), dtype=np.float32), np.zeros((8, 32), dtype=np.float32).T):
+        _mirror_errors(lines, 2, 8, 1.0, True)
+        _mirror_error_at(lines, 8, 1.0, True)
     _mirror_best(np.zeros((32, 8), dtype=np.float32), 4, 8, 3)
     _details(np.zeros((32, 8), dtype=np.float32))
     from vigil.fingerprint.downscale import downscale_pixels
