@@ -10,11 +10,14 @@ does the same for still images, and more. Each variant is named in the match's `
 - `frame`: the picture inside the strongest straight edges near its sides (a frame, a fill);
 - `unblur`: the picture without a blurred fill (its margins much smoother than it);
 - `mirror`: the picture without margins that reflect it;
-- `centre`: the picture without one border width per axis on both sides, the narrowest any of
-  the above saw (padding is mostly centred, and a finder often sees one side of it only);
+- `centre`: the picture without one border width per axis on both sides, the width the above
+  agree on (padding is mostly centred, and a finder often sees one side of it only); `centre-tb`,
+  `centre-lr`: the same on one axis only (a spurious border found on the other);
 - `padN`: the picture with N% of each side added back by repeating its edges (a copy cropped by
   about that much on every side lines up with the original again); `pad4t`, `pad4b`, `pad4l`,
-  `pad4r`: 4% added on the top, bottom, left or right side only (a copy cut on one side).
+  `pad4r`: 4% added on the top, bottom, left or right side only (a copy cut on one side);
+- `mask-tl`, `mask-tr`, `mask-bl`, `mask-br`, `mask-top`, `mask-bottom`: PDQ's 64x64 downscale
+  with a corner or the top or bottom band filled from around it (a logo, a caption).
 
 Borders are looked for on a small box-averaged luma thumbnail (`THUMB` bins a side, one pass over
 the decoded pixels) and refined to the pixel; the picture inside them is then hashed exactly as
