@@ -19,7 +19,7 @@ with its default settings and a few others (the scanned-side variants and their 
 low-quality gate). Recall is the share of copies that match their photo.
 
     python -m benchmarks.bench_robustness [--quick] [--samples 3] [--unrelated 10000]
-        [--random-hashes 1000000] [--seed 1]
+        [--random-hashes 1000000] [--seed 1] [--only REGEX] [--speed 300] [--speed-only]
 
 `--quick`: 1 sample per transform, 1,000 unrelated tiles, 100,000 random hashes (about a
 minute). The full run takes a few minutes on one core.
@@ -423,6 +423,12 @@ def main() -> None:
         "--speed", type=int, default=300, metavar="N", help="photos timed (0: no timing)"
     )
     parser.add_argument("--speed-only", action="store_true")
+    parser.add_argument(
+        "--only",
+        metavar="REGEX",
+        help="only the transforms whose name matches (e.g. 'pad|crop'; 'low' for the low-quality "
+        "copies); the photos, copies and tiles are made as in the full run",
+    )
     args = parser.parse_args()
     if args.speed_only:
         speed(args.speed)
@@ -497,6 +503,8 @@ def main() -> None:
         for label, transform in TRANSFORMS.items():
             for _ in range(args.samples):
                 copy = transform(image, rng)
+                if args.only and not re.search(args.only, label):
+                    continue  # made all the same: the random draws stay those of a full run
                 data = jpeg(copy)
                 judge(label, data, Image.open(io.BytesIO(data)), target)
     fell_further = 0
@@ -512,7 +520,8 @@ def main() -> None:
             if quality < 40:
                 fell_further += 1  # not "just under" the gate: near-flat, not matched on purpose
                 continue
-            judge(LOW_QUALITY, data, decoded, target)
+            if not args.only or re.search(args.only, LOW_QUALITY):
+                judge(LOW_QUALITY, data, decoded, target)
             made += 1
             if made == args.samples:
                 break

@@ -11,7 +11,15 @@ from skimage import data as skdata
 
 from vigil.fingerprint.fingerprints import Fingerprints
 from vigil.fingerprint.pdq import hamming, pdq_from_bytes
-from vigil.fingerprint.variants import thumbnail, trim_boxes, variant_frames
+from vigil.fingerprint.variants import (
+    MASK_BAND,
+    MASK_CORNER,
+    _centred,
+    masked_blocks,
+    thumbnail,
+    trim_boxes,
+    variant_frames,
+)
 
 MAX = 50_000_000
 
@@ -89,3 +97,52 @@ def test_variants_survive_the_cache_round_trip() -> None:
     state = fp.to_json_state()
     del state["pdq"]["variants"]
     assert Fingerprints.from_dict(state).pdq.variants == ()  # type: ignore[union-attr]
+
+
+def test_a_mirrored_border_is_placed_to_the_pixel() -> None:
+    # Mirrored margins whose axis falls anywhere within a thumbnail bin (the black sky at the
+    # deep field's edges mirrors about any line: the other sides place it).
+    for name in ("hubble_deep_field", "coffee"):
+        image = np.asarray(getattr(skdata, name)())
+        plain = pdq_from_bytes(encode(Image.fromarray(image), "PNG"), max_pixels=MAX).hash
+        for share in (0.05, 0.07, 0.09):
+            py, px = round(image.shape[0] * share), round(image.shape[1] * share)
+            copy = np.pad(image, ((py, py), (px, px), (0, 0)), mode="symmetric")
+            got = variants(encode(Image.fromarray(copy), "PNG"))
+            assert hamming(got["mirror"][0], plain) <= 2, (name, share)
+
+
+def test_centre_is_the_width_the_finders_agree_on() -> None:
+    # Rows padded by 15 bins, seen by two finders on one side or the other; a spurious border
+    # on the columns (a mirror-like picture, a strong edge) is seen too.
+    found = [(15.0, 15.0, 36.0, 37.0), (0.0, 15.5, 0.0, 0.0), (60.0, 0.0, 0.0, 0.0)]
+    assert _centred(found, 256, 256) == (15.0, 15.0, 36.0, 36.0)
+    # Nothing within the limits: no border.
+    assert _centred([(2.0, 200.0, 0.0, 0.0)], 256, 256) == (0.0, 0.0, 0.0, 0.0)
+
+
+def test_masked_blocks_fill_a_corner_or_band_from_around_it() -> None:
+    rng = np.random.default_rng(5)
+    block = rng.uniform(0, 255, (64, 64)).astype(np.float32)
+    k, band = round(MASK_CORNER * 64), round(MASK_BAND * 64)
+    regions = {
+        "mask-tl": (slice(0, k), slice(0, k)),
+        "mask-tr": (slice(0, k), slice(64 - k, 64)),
+        "mask-bl": (slice(64 - k, 64), slice(0, k)),
+        "mask-br": (slice(64 - k, 64), slice(64 - k, 64)),
+        "mask-top": (slice(0, band), slice(0, 64)),
+        "mask-bottom": (slice(64 - band, 64), slice(0, 64)),
+    }
+    masked = dict(masked_blocks(block))
+    assert list(masked) == list(regions)
+    for name, region in regions.items():
+        # Whatever covers the region (a logo, a caption) is gone: the same block as without it.
+        covered = block.copy()
+        covered[region] = 255.0
+        assert np.array_equal(dict(masked_blocks(covered))[name], masked[name]), name
+        # Outside the region, the block as it was.
+        outside = np.ones((64, 64), dtype=bool)
+        outside[region] = False
+        assert np.array_equal(masked[name][outside], block[outside]), name
+        # Inside, values from its edge (never beyond the block's own range).
+        assert block.min() <= masked[name][region].min() <= masked[name][region].max() <= 255

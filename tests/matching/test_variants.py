@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageFilter
+from PIL import Image, ImageDraw, ImageFilter
 from skimage import data as skdata
 
 from vigil.catalog.store import Catalog
@@ -82,6 +82,33 @@ def mirrored_pad(im: Image.Image, share: float = 0.12) -> Image.Image:
     return Image.fromarray(np.pad(np.asarray(im), ((py, py), (px, px), (0, 0)), mode="symmetric"))
 
 
+def mirrored_rows(im: Image.Image, share: float = 0.07) -> Image.Image:
+    """Mirrored padding above and below only, of a width that falls inside a thumbnail bin."""
+    py = round(im.height * share)
+    return Image.fromarray(np.pad(np.asarray(im), ((py, py), (0, 0), (0, 0)), mode="symmetric"))
+
+
+def blurred_rows(im: Image.Image, share: float = 0.18) -> Image.Image:
+    """A blurred fill above and below only (a portrait picture made landscape)."""
+    py = round(im.height * share)
+    size = (im.width, im.height + 2 * py)
+    canvas = im.resize(size).filter(ImageFilter.GaussianBlur(max(size) / 40))
+    canvas.paste(im, (0, py))
+    return canvas
+
+
+def logo(im: Image.Image, corner: int, share: float = 0.09) -> Image.Image:
+    """An opaque badge over `share` of the area in a corner (0: top left ... 3: bottom right)."""
+    w, h = round(im.width * share**0.5), round(im.height * share**0.5)
+    x = 0 if corner in (0, 2) else im.width - w
+    y = 0 if corner in (0, 1) else im.height - h
+    layer = Image.new("RGBA", im.size, (0, 0, 0, 0))
+    ImageDraw.Draw(layer).rounded_rectangle(
+        (x, y, x + w, y + h), radius=h // 5, fill=(250, 40, 40, 255)
+    )
+    return Image.alpha_composite(im.convert("RGBA"), layer).convert("RGB")
+
+
 def crop_all_sides(im: Image.Image, share: float = 0.03) -> Image.Image:
     dx, dy = round(im.width * share), round(im.height * share)
     return im.crop((dx, dy, im.width - dx, im.height - dy))
@@ -99,7 +126,10 @@ class Case:
     at_least: int  # of the PHOTOS
 
 
-SOLID = ("trim", "frame", "unblur", "centre")
+CENTRES = ("centre", "centre-tb", "centre-lr")
+MASKS = ("mask-tl", "mask-tr", "mask-bl", "mask-br", "mask-top", "mask-bottom")
+SOLID = ("trim", "frame", "unblur", *CENTRES)
+MIRROR = ("mirror", *CENTRES)
 PADS = ("pad2", "pad3", "pad4", "pad5", "pad4t", "pad4b", "pad4l", "pad4r")
 CASES = (
     # A solid border is flat, a straight edge and without detail: 'trim', 'frame' or 'unblur',
@@ -108,7 +138,11 @@ CASES = (
     # Black bars around the Hubble deep field (black sky at its edges) are not told from it.
     Case("letterbox", letterbox, SOLID, len(PHOTOS) - 1),
     Case("blurred padding 15%", blurred_pad, SOLID, len(PHOTOS) // 2),
-    Case("mirrored padding 12%", mirrored_pad, ("mirror", "centre"), len(PHOTOS) - 2),
+    Case("mirrored padding 12%", mirrored_pad, MIRROR, len(PHOTOS) - 2),
+    # The mirror's axis placed to half a bin of the whole thumbnail, not of the halved one.
+    Case("mirrored padding 7%, rows", mirrored_rows, MIRROR, len(PHOTOS) - 1),
+    # A finder's border on the other axis too: `centre-tb` keeps the rows the finders agree on.
+    Case("blurred padding 18%, rows", blurred_rows, SOLID, len(PHOTOS) // 2),
     # Re-padding is a guess at what was cut away: most, not all, come within the distance.
     Case("crop 3% all sides", crop_all_sides, PADS, len(PHOTOS) - 2),
     Case("crop 4% off the left", crop_left, PADS, len(PHOTOS) - 2),
@@ -178,6 +212,40 @@ def test_each_variant_finds_copies_plain_pdq_misses(
             assert hit.distance <= PDQ_VARIANT_DISTANCE
             found += 1
     assert found >= case.at_least, (case.how, found)
+
+
+@pytest.mark.parametrize(
+    ("name", "corner"), [("hubble_deep_field", 0), ("immunohistochemistry", 3)]
+)
+def test_a_masked_corner_finds_a_copy_with_a_logo(
+    catalog: Catalog, originals: dict[str, Image.Image], name: str, corner: int
+) -> None:
+    # A badge over 9% of the picture (30% of each side) in a corner moves too many bits for
+    # plain PDQ; with the corner filled from around it, the rest of the picture is near.
+    matcher = listed(catalog, originals)
+    fp = fingerprints(jpeg(logo(originals[name], corner)))
+    assert matcher.lookup(fp, REFERENCE) == []
+    (hit,) = matcher.lookup(fp)
+    assert matcher.entry(hit.entry_id).ext_id == name
+    assert hit.transform in MASKS and hit.distance <= PDQ_VARIANT_DISTANCE
+
+
+@pytest.mark.parametrize("share", [0.08, 0.12])
+def test_centre_on_one_axis_finds_what_a_spurious_border_hid(
+    catalog: Catalog, share: float
+) -> None:
+    # The cameraman with a blurred fill left and right: the finders also see a border at the top
+    # (his flat sky), so `centre` is cut on both axes; `centre-lr` is the picture itself.
+    original = photo("camera")
+    matcher = listed(catalog, {"camera": original})
+    px = round(original.width * share)
+    size = (original.width + 2 * px, original.height)
+    copy = original.resize(size).filter(ImageFilter.GaussianBlur(max(size) / 40))
+    copy.paste(original, (px, 0))
+    fp = fingerprints(jpeg(copy))
+    assert matcher.lookup(fp, REFERENCE) == []
+    (hit,) = matcher.lookup(fp)
+    assert hit.transform == "centre-lr" and hit.distance <= PDQ_VARIANT_DISTANCE
 
 
 def test_variant_distance_is_the_tighter_one(

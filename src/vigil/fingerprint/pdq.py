@@ -28,7 +28,7 @@ from vigil.fingerprint.image import (
     decode_luma_sized,
     reduced_jpeg_decode,
 )
-from vigil.fingerprint.variants import thumbnail, variant_frames
+from vigil.fingerprint.variants import masked_blocks, thumbnail, variant_frames
 from vigil.fingerprint.variants import warm as variants_warm
 from vigil.kinds import (  # noqa: F401  (the thresholds are the PDQ kind's, named here too)
     PDQ_MATCH_DISTANCE,
@@ -40,6 +40,7 @@ MIN_HASHABLE_DIM = 5
 _DOWNSAMPLE = 64
 _NUM_JAROSZ_PASSES = 2
 _ZERO_HASH = "0" * 64
+_ZERO_PDQ = PDQ(_ZERO_HASH, 0, (_ZERO_HASH,) * 8)
 
 
 def _jarosz_window(old: int, new: int) -> int:
@@ -188,16 +189,18 @@ def pdq_from_luma(luma: np.ndarray, full_shape: tuple[int, int] | None = None) -
 
     `full_shape`: when `luma` is a reduced-size decode, the size of the full image.
     """
+    block = _luma_block(luma, full_shape)
+    return _ZERO_PDQ if block is None else pdq_from_block(block)
+
+
+def _luma_block(luma: np.ndarray, full_shape: tuple[int, int] | None) -> np.ndarray | None:
+    """The 64x64 downscale of a luma array, None when the image is too small to hash."""
     if luma.ndim != 2:
         raise ValueError(f"expected a 2-D luma array, got shape {luma.shape}")
-    rows, cols = luma.shape
-    if rows < MIN_HASHABLE_DIM or cols < MIN_HASHABLE_DIM:
-        return PDQ(_ZERO_HASH, 0, (_ZERO_HASH,) * 8)
-    if full_shape is not None:
-        rows, cols = full_shape
-        if rows < MIN_HASHABLE_DIM or cols < MIN_HASHABLE_DIM:
-            return PDQ(_ZERO_HASH, 0, (_ZERO_HASH,) * 8)
-    return pdq_from_block(downscale_64(luma, full_shape))
+    rows, cols = full_shape if full_shape is not None else luma.shape
+    if min(luma.shape) < MIN_HASHABLE_DIM or rows < MIN_HASHABLE_DIM or cols < MIN_HASHABLE_DIM:
+        return None
+    return downscale_64(luma, full_shape)
 
 
 def pdq_from_block(block: np.ndarray) -> PDQ:
@@ -208,27 +211,26 @@ def pdq_from_block(block: np.ndarray) -> PDQ:
     return PDQ(hashes[0], quality, hashes)
 
 
-def variant_hashes(pixels: np.ndarray) -> tuple[tuple[str, str, int], ...]:
+def variant_hashes(pixels: np.ndarray, block: np.ndarray) -> tuple[tuple[str, str, int], ...]:
     """(name, hex hash, quality) of each scanned-side variant (vigil.fingerprint.variants) of
-    decoded pixels (as `downscale_pixels` takes them, or a float luma plane), in the original
-    orientation only. Each is PDQ's own downscale of the re-framed picture, from the pixels."""
+    decoded pixels (as `downscale_pixels` takes them, or a float luma plane) whose PDQ
+    downscale is `block`, in the original orientation only. The re-framed ones are PDQ's own
+    downscale of the region, from the pixels; the masked ones are made from `block`."""
     thumb = thumbnail(pixels)
     exact, padded = variant_frames(pixels, thumb)
-    frames = exact + padded
-    if not frames:
-        return ()
+    masked = masked_blocks(block)
     blocks = [downscale_banded(pixels, rows, cols) for _, rows, cols in exact]
     blocks += [downscale_banded(thumb, rows, cols) for _, rows, cols in padded]
-    dcts = np.stack([((_DCT @ block) @ _DCT_T).ravel() for block in blocks])
+    blocks += [masked_block for _, masked_block in masked]
+    names = [name for name, _, _ in exact + padded] + [name for name, _ in masked]
+    # One batched product for all the blocks (half the time of one product pair per block).
+    dcts = np.matmul(np.matmul(_DCT, np.stack(blocks)), _DCT_T).reshape(len(blocks), 256)
     hashes = _hashes_hex(dcts)
-    return tuple(
-        (name, h, _quality(block))
-        for (name, _, _), h, block in zip(frames, hashes, blocks, strict=True)
-    )
+    return tuple((name, h, _quality(b)) for name, h, b in zip(names, hashes, blocks, strict=True))
 
 
-def _with_variants(pdq: PDQ, source: np.ndarray) -> PDQ:
-    return PDQ(pdq.hash, pdq.quality, pdq.dihedral, variant_hashes(source))
+def _with_variants(pdq: PDQ, source: np.ndarray, block: np.ndarray) -> PDQ:
+    return PDQ(pdq.hash, pdq.quality, pdq.dihedral, variant_hashes(source, block))
 
 
 def pdq_from_bytes(
@@ -248,18 +250,20 @@ def pdq_from_bytes(
     if direct is not None:
         pixels, (rows, cols) = direct
         if rows < MIN_HASHABLE_DIM or cols < MIN_HASHABLE_DIM:
-            return PDQ(_ZERO_HASH, 0, (_ZERO_HASH,) * 8)
-        pdq = pdq_from_block(downscale_pixels(pixels, (rows, cols)))
-        return _with_variants(pdq, pixels) if variants else pdq
+            return _ZERO_PDQ
+        block = downscale_pixels(pixels, (rows, cols))
+        pdq = pdq_from_block(block)
+        return _with_variants(pdq, pixels, block) if variants else pdq
     if not fast:
         luma = decode_luma(data, max_pixels=max_pixels)
-        pdq = pdq_from_luma(luma)
+        full = None
     else:
         luma, full = decode_luma_sized(data, max_pixels=max_pixels, decode=reduced_jpeg_decode)
-        pdq = pdq_from_luma(luma, full)
-    if not variants or pdq.quality == 0 and pdq.hash == _ZERO_HASH:
-        return pdq
-    return _with_variants(pdq, luma)
+    luma_block = _luma_block(luma, full)
+    if luma_block is None:
+        return _ZERO_PDQ
+    pdq = pdq_from_block(luma_block)
+    return _with_variants(pdq, luma, luma_block) if variants else pdq
 
 
 def warm() -> None:

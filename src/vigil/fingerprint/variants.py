@@ -10,11 +10,14 @@ does the same for still images, and more. Each variant is named in the match's `
 - `frame`: the picture inside the strongest straight edges near its sides (a frame, a fill);
 - `unblur`: the picture without a blurred fill (its margins much smoother than it);
 - `mirror`: the picture without margins that reflect it;
-- `centre`: the picture without one border width per axis on both sides, the narrowest any of
-  the above saw (padding is mostly centred, and a finder often sees one side of it only);
+- `centre`: the picture without one border width per axis on both sides, the width the above
+  agree on (padding is mostly centred, and a finder often sees one side of it only); `centre-tb`,
+  `centre-lr`: the same on one axis only (a spurious border found on the other);
 - `padN`: the picture with N% of each side added back by repeating its edges (a copy cropped by
   about that much on every side lines up with the original again); `pad4t`, `pad4b`, `pad4l`,
-  `pad4r`: 4% added on the top, bottom, left or right side only (a copy cut on one side).
+  `pad4r`: 4% added on the top, bottom, left or right side only (a copy cut on one side);
+- `mask-tl`, `mask-tr`, `mask-bl`, `mask-br`, `mask-top`, `mask-bottom`: PDQ's 64x64 downscale
+  with a corner or the top or bottom band filled from around it (a logo, a caption).
 
 Borders are looked for on a small box-averaged luma thumbnail (`THUMB` bins a side, one pass over
 the decoded pixels) and refined to the pixel; the picture inside them is then hashed exactly as
@@ -46,6 +49,11 @@ PAD_SHARES: tuple[int, ...] = (2, 3, 4, 5)
 # right), for a copy cut on one side.
 SIDE_SHARE = 4
 
+# The watermark variants (`masked_blocks`): a corner of this share of each side, a band of this
+# share of the height at the top or the bottom, filled from around it. Chosen with
+# benchmarks/bench_robustness.py (logos of 5-20% of the area in a corner, captions).
+MASK_CORNER = 0.35
+MASK_BAND = 0.2
 # The smallest side (pixels) of a region worth hashing.
 MIN_SIDE = 16
 # A mirror is looked for from _MIN_BORDER of a side; a border on one side counts from
@@ -71,6 +79,17 @@ _MAX_EDGE = 0.35
 # A mirrored border: rows k-1-i and k+i differ by under this share of the typical difference
 # between unrelated rows of the picture.
 _MIRROR_SHARE = 0.12
+# On the halved thumbnail a mirror's axis falls anywhere within a bin, so it is looked for there
+# under this looser share, then placed and checked (under _MIRROR_SHARE) on the thumbnail itself.
+_MIRROR_LOOSE = 0.4
+# A mirror's axis is placed to the pixel by this many pairs of pixel lines about it.
+_MIRROR_PAIRS = 6
+# Borders of the finders' sides within this share of a side of each other agree (`centre`).
+_AGREE = 0.01
+# ... and on the thumbnail: the axis's error at most _MIRROR_CONTROL times that of the axis a
+# bin further out or in; when that is under _MIRROR_FLAT of the limit, the margin is flat.
+_MIRROR_CONTROL = 0.7
+_MIRROR_FLAT = 0.05
 _MAX_MIRROR = 0.25
 
 
@@ -152,49 +171,97 @@ def _run(flags: np.ndarray) -> int:
 
 
 @numba.njit(cache=True, nogil=True)
+def _mirror_error_at(
+    lines: np.ndarray, h: int, cap: float, flip: bool
+) -> float:  # pragma: no cover
+    # The mean absolute difference between the lines mirrored about half-bin position h/2
+    # (h even: between lines h/2-1 and h/2; odd: through line h//2, not compared), every pair
+    # the lines allow, the outermost first; inf as soon as it is sure to be over `cap`. `flip`:
+    # the lines counted from the end (no reversed copy).
+    k = h // 2
+    gap = h & 1
+    n, width = lines.shape
+    pairs = min(k, n - k - gap)
+    if pairs <= 0:
+        return np.inf
+    total = 0.0
+    for m in range(pairs):
+        i = pairs - 1 - m
+        ia, ib = k - 1 - i, k + gap + i
+        a = lines[n - 1 - ia if flip else ia]
+        b = lines[n - 1 - ib if flip else ib]
+        for x in range(width):
+            total += abs(a[x] - b[x])
+        if total > cap * max(m + 1, 4) * width:
+            return np.inf
+    return total / (pairs * width)
+
+
+@numba.njit(cache=True, nogil=True)
 def _mirror_errors(
-    lines: np.ndarray, lo: int, hi: int, limit: float
+    lines: np.ndarray, lo: int, hi: int, limit: float, flip: bool
 ) -> np.ndarray:  # pragma: no cover
     # err[h]: mean absolute difference between the lines mirrored about half-bin position h/2
     # (h even: between lines h/2-1 and h/2; odd: through the middle of line h//2), over the
     # lines before the axis; inf past `limit`. The outermost pairs (the farthest apart) are
     # compared first: where there is no mirror they differ at once and the position is dropped
     # after a few pairs, so the whole scan costs about one pass over the lines.
-    n, width = lines.shape
     err = np.full(2 * hi + 2, np.inf)
-    for h in range(2 * lo, 2 * min(hi, (n - 1) // 2) + 1):
-        k = h // 2
-        gap = h & 1  # 1: the axis line itself is not compared
-        total = 0.0
-        ok = True
-        for m in range(k):
-            i = k - 1 - m
-            a = lines[k - 1 - i]
-            b = lines[k + gap + i]
-            for x in range(width):
-                total += abs(a[x] - b[x])
-            if total > limit * max(m + 1, 4) * width:
-                ok = False
-                break
-        if ok:
-            err[h] = total / (k * width)
+    for h in range(2 * lo, 2 * min(hi, (lines.shape[0] - 1) // 2) + 1):
+        err[h] = _mirror_error_at(lines, h, limit, flip)
     return err
 
 
-def _mirror_pair(lines: np.ndarray, typical: float) -> tuple[float, float]:
-    """Widths (in bins, to half a bin) of mirrored borders at the start and the end of `lines`:
-    the same on both sides when the two agree on one (a centred picture), else each its own."""
-    n = lines.shape[0]
+def _mirror_refined(lines: np.ndarray, h: int, limit: float, flip: bool) -> float:
+    """The mirror's axis near half-bin position h/2 of `lines` (the full thumbnail's), in bins
+    to half a bin, or 0 when there is none: the best position's error under `limit`, and well
+    under that of the axis a line further out or in (a picture reflected matches about one axis
+    only; a flat margin matches about any, and is kept where it was found); from the end of
+    the lines when `flip`."""
+    errors = {
+        cand: _mirror_error_at(lines, cand, 2 * limit, flip) for cand in range(max(2, h - 2), h + 3)
+    }
+    where = min(errors, key=errors.__getitem__)
+    best = errors[where]
+    if best >= limit:
+        return 0.0
+    control = min(
+        _mirror_error_at(lines, where - 2, np.inf, flip),
+        _mirror_error_at(lines, where + 2, np.inf, flip),
+    )
+    if control < _MIRROR_FLAT * limit:
+        return h / 2  # flat about the axis: the position found on the halved thumbnail
+    if best >= _MIRROR_CONTROL * control:
+        return 0.0
+    return where / 2
+
+
+def _mirror_pair(
+    half: np.ndarray, full: np.ndarray, typical: float, typical_full: float
+) -> tuple[float, float]:
+    """Widths (in bins of `full`, to half a bin) of mirrored borders at the start and the end
+    of the lines: looked for on `half` (the thumbnail halved, or itself), where an axis falls
+    between bins and the reflection is only roughly there (so a loose test), then placed and
+    checked on `full`. The same on both sides when the two agree on one (a centred picture),
+    else each its own."""
+    n = half.shape[0]
+    scale = full.shape[0] // n
     lo, hi = max(2, int(_MIN_BORDER * n)), int(_MAX_MIRROR * n)
-    limit = _MIRROR_SHARE * typical
-    start = _mirror_errors(np.ascontiguousarray(lines), lo, hi, 2 * limit)
-    end = _mirror_errors(np.ascontiguousarray(lines[::-1]), lo, hi, 2 * limit)
+    loose = _MIRROR_LOOSE * typical
+    start = _mirror_errors(half, lo, hi, 2 * loose, False)
+    end = _mirror_errors(half, lo, hi, 2 * loose, True)
+    limit = _MIRROR_LOOSE * typical_full
     both = (start + end) / 2
     h = int(np.argmin(both))
-    if both[h] < limit:
-        return h / 2, h / 2
+    if both[h] < loose:
+        first = _mirror_refined(full, h * scale, limit, False)
+        last = _mirror_refined(full, h * scale, limit, True)
+        if first and last:
+            return first, last
     hs, he = int(np.argmin(start)), int(np.argmin(end))
-    return (hs / 2 if start[hs] < limit else 0.0), (he / 2 if end[he] < limit else 0.0)
+    first = _mirror_refined(full, hs * scale, limit, False) if start[hs] < loose else 0.0
+    last = _mirror_refined(full, he * scale, limit, True) if end[he] < loose else 0.0
+    return first, last
 
 
 def _quantile_rows(values: np.ndarray, share: float) -> np.ndarray:
@@ -222,12 +289,31 @@ def _blur_side(detail: np.ndarray, lo: int, hi: int, window: int) -> np.ndarray:
     return np.asarray(after / (before + _BLUR_FLOOR))
 
 
-def _blur_pair(steps: np.ndarray) -> tuple[float, float]:
-    """Widths of blurred fills at the start and the end of the lines whose |steps| along them
-    are `steps`: the same on both sides when one width stands out on both (a centred picture),
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _details(thumb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
+    # The mean |step| along each row and along each column: one pass over the thumbnail.
+    rows, cols = thumb.shape
+    along_rows = np.zeros(rows, dtype=np.float64)
+    along_cols = np.zeros(cols, dtype=np.float64)
+    for y in range(rows):
+        line = thumb[y]
+        total = 0.0
+        for x in range(cols - 1):
+            total += abs(line[x + 1] - line[x])
+        along_rows[y] = total / max(cols - 1, 1)
+        if y + 1 < rows:
+            below = thumb[y + 1]
+            for x in range(cols):
+                along_cols[x] += abs(below[x] - line[x])
+    along_cols /= max(rows - 1, 1)
+    return along_rows, along_cols
+
+
+def _blur_pair(detail: np.ndarray) -> tuple[float, float]:
+    """Widths of blurred fills at the start and the end of lines whose mean |step| along each
+    is `detail`: the same on both sides when one width stands out on both (a centred picture),
     else each side's own, or 0."""
-    n = steps.shape[0]
-    detail = steps.mean(axis=1)
+    n = detail.shape[0]
     lo, hi = max(1, int(_MIN_SIDE_BORDER * n)), int(_MAX_EDGE * n)
     if hi <= lo:
         return 0.0, 0.0
@@ -300,17 +386,27 @@ def trim_boxes(thumb: np.ndarray) -> dict[str, Box]:
     # How much two unrelated rows (columns) differ: the mirror test's yardstick.
     typical_r = float(np.abs(half[: hr // 2] - half[hr // 2 : hr // 2 * 2]).mean())
     typical_c = float(np.abs(half[:, : hc // 2] - half[:, hc // 2 : hc // 2 * 2]).mean())
+    full_r = float(np.abs(thumb[: rows // 2] - thumb[rows // 2 : rows // 2 * 2]).mean())
+    full_c = float(np.abs(thumb[:, : cols // 2] - thumb[:, cols // 2 : cols // 2 * 2]).mean())
     found: dict[str, tuple[float, ...]] = {
         "trim": (*_flat_pair(half, along_rows), *_flat_pair(half.T, along_cols)),
         "frame": (*_edge_pair(half), *_edge_pair(half.T)),
-        "mirror": (*_mirror_pair(half, typical_r), *_mirror_pair(half.T, typical_c)),
     }
     scale_r, scale_c = rows / hr, cols / hc
+    # Mirrors are placed on the thumbnail itself (in its bins, to half a bin).
+    mirror = (
+        *_mirror_pair(half, thumb, typical_r, full_r),
+        *_mirror_pair(half.T, thumb.T, typical_c, full_c),
+    )
+    found["mirror"] = tuple(
+        b / scale for b, scale in zip(mirror, (scale_r, scale_r, scale_c, scale_c), strict=True)
+    )
     # A blurred fill's lack of detail is found on the thumbnail itself (the halved one blurs
     # the picture's fine detail towards the fill's; means only, little work).
+    along_rows_detail, along_cols_detail = _details(np.ascontiguousarray(thumb))
     fill = (
-        *_blur_pair(np.abs(np.diff(thumb, axis=1))),
-        *_blur_pair(np.abs(np.diff(thumb, axis=0)).T),
+        *_blur_pair(along_rows_detail),
+        *_blur_pair(along_cols_detail),
     )
     found["unblur"] = tuple(
         b / scale for b, scale in zip(fill, (scale_r, scale_r, scale_c, scale_c), strict=True)
@@ -319,7 +415,10 @@ def trim_boxes(thumb: np.ndarray) -> dict[str, Box]:
         name: (top * scale_r, bottom * scale_r, left * scale_c, right * scale_c)
         for name, (top, bottom, left, right) in found.items()
     }
-    boxes["centre"] = _centred(boxes.values(), rows, cols)
+    r, _, c, _ = boxes["centre"] = _centred(boxes.values(), rows, cols)
+    if r and c:  # padded on one axis only, a spurious border found on the other
+        boxes["centre-tb"] = (r, r, 0.0, 0.0)
+        boxes["centre-lr"] = (0.0, 0.0, c, c)
     for name, box in boxes.items():
         checked = _checked(box, rows, cols)
         if checked is not None and checked not in out.values():
@@ -328,14 +427,21 @@ def trim_boxes(thumb: np.ndarray) -> dict[str, Box]:
 
 
 def _centred(boxes: Iterable[Box], rows: int, cols: int) -> Box:
-    """One border width per axis, on both sides: the narrowest any finder saw on either side of
-    it. Padding is mostly centred, and a finder often sees one side of it only (a blurred fill
-    as smooth as the picture's edge on the other side, a mirror's axis on a quiet line)."""
+    """One border width per axis, on both sides: the width most of the finders' sides agree
+    on (to _AGREE of the side; the narrowest of equals). Padding is mostly centred, and a
+    finder often sees one side of it only (a blurred fill as smooth as the picture's edge on the
+    other side, a mirror's axis on a quiet line), or a spurious border on the other axis."""
     boxes = list(boxes)
-    row_widths = [w for box in boxes for w in box[:2] if w >= _MIN_SIDE_BORDER * rows]
-    col_widths = [w for box in boxes for w in box[2:] if w >= _MIN_SIDE_BORDER * cols]
-    r = min(row_widths, default=0.0)
-    c = min(col_widths, default=0.0)
+
+    def agreed(widths: list[float], n: int) -> float:
+        widths = [w for w in widths if _MIN_SIDE_BORDER * n <= w <= (1 - _MIN_CONTENT) / 2 * n]
+        if not widths:
+            return 0.0
+        votes = [(sum(abs(v - w) <= _AGREE * n for v in widths), -w) for w in widths]
+        return -max(votes)[1]
+
+    r = agreed([w for box in boxes for w in box[:2]], rows)
+    c = agreed([w for box in boxes for w in box[2:]], cols)
     return r, r, c, c
 
 
@@ -369,9 +475,51 @@ def _refine(pixels: np.ndarray, edge: float, n: int, bins: int, axis: int, flip:
     return n - y if flip else y
 
 
-def _to_pixels(edge: float, n: int, bins: int) -> int:
-    """A border of `edge` bins (to half a bin) in pixels."""
-    return round(edge * n / bins)
+@numba.njit(cache=True, nogil=True)
+def _mirror_best(lines: np.ndarray, lo: int, hi: int, pairs: int) -> int:  # pragma: no cover
+    # The half-line position h in lo..hi-1 (as in _mirror_errors) about which the `pairs`
+    # nearest pairs of lines differ least.
+    n, width = lines.shape
+    best, where = np.inf, lo
+    for h in range(lo, hi):
+        k = h // 2
+        gap = h & 1
+        count = min(pairs, k, n - k - gap)
+        if count <= 0:
+            continue
+        total = 0.0
+        for i in range(count):
+            a = lines[k - 1 - i]
+            b = lines[k + gap + i]
+            for x in range(width):
+                total += abs(a[x] - b[x])
+        total /= count
+        if total < best:
+            best, where = total, h
+    return where
+
+
+def _refine_mirror(
+    pixels: np.ndarray, edge: float, n: int, bins: int, axis: int, flip: bool
+) -> int:
+    """A mirrored border's width in pixels: the axis about which the pixel lines near `edge`
+    bins of the thumbnail (counted from the far end when `flip`) reflect best, to half a
+    pixel (the picture's first line is the one after the axis, or on it)."""
+    if edge == 0:
+        return 0
+    guess = edge * n / bins
+    reach = int(2 * n / bins) + 2  # a bin either side of the thumbnail's axis
+    lo = max(int(guess) - reach - _MIRROR_PAIRS, 0)
+    hi = min(int(guess) + reach + _MIRROR_PAIRS + 1, n)
+    if flip:
+        lo, hi = n - hi, n - lo
+    lines = np.ascontiguousarray(_luma_lines(pixels, lo, hi, axis), dtype=np.float32)
+    if flip:
+        lines = np.ascontiguousarray(lines[::-1])
+    start = n - hi if flip else lo  # the pixel line that is lines[0], counted from its side
+    centre = round(2 * (guess - start))
+    h = _mirror_best(lines, max(2, centre - 2 * reach), centre + 2 * reach + 1, _MIRROR_PAIRS)
+    return start + h // 2
 
 
 @functools.lru_cache(maxsize=256)
@@ -404,8 +552,10 @@ def _halved(thumb: np.ndarray) -> np.ndarray:
     rows, cols = thumb.shape
     if rows < 64 or cols < 64:
         return thumb
-    r, c = rows // 2, cols // 2
-    return thumb[: 2 * r, : 2 * c].reshape(r, 2, c, 2).mean(axis=(1, 3))
+    r, c = rows // 2 * 2, cols // 2 * 2
+    # Four strided sums (a tenth of the time of a 4-D reshape's mean over two axes).
+    top, bottom = thumb[0:r:2], thumb[1:r:2]
+    return (top[:, 0:c:2] + top[:, 1:c:2] + bottom[:, 0:c:2] + bottom[:, 1:c:2]) * np.float32(0.25)
 
 
 def _first_pixel(bin_: int, n: int, bins: int) -> int:
@@ -426,9 +576,11 @@ def variant_frames(
     trows, tcols = thumb.shape
     seen: set[tuple[int, int, int, int]] = set()
     for name, (top, bottom, left, right) in trim_boxes(thumb).items():
-        if name == "mirror":  # no step at a mirror's axis to find: its position, to half a bin
-            r0, r1 = _to_pixels(top, rows, trows), rows - _to_pixels(bottom, rows, trows)
-            c0, c1 = _to_pixels(left, cols, tcols), cols - _to_pixels(right, cols, tcols)
+        if name == "mirror":  # no step at a mirror's axis: the axis the pixel lines reflect about
+            r0 = _refine_mirror(pixels, top, rows, trows, 0, False)
+            r1 = rows - _refine_mirror(pixels, bottom, rows, trows, 0, True)
+            c0 = _refine_mirror(pixels, left, cols, tcols, 1, False)
+            c1 = cols - _refine_mirror(pixels, right, cols, tcols, 1, True)
         else:
             r0 = _refine(pixels, top, rows, trows, 0, False)
             r1 = rows - _refine(pixels, bottom, rows, trows, 0, True)
@@ -454,12 +606,55 @@ def variant_frames(
     return out, padded
 
 
+def _corner_fill(block: np.ndarray, k: int) -> None:
+    """Fill the top-left k x k of `block` in place from the row and the column just past it:
+    each bin a blend of the two, the nearer weighing more."""
+    i = np.arange(k, 0, -1, dtype=np.float32)  # distance of row (column) j from row (column) k
+    down, across = i[:, None], i[None, :]
+    below = block[k, :k][None, :]  # the row under the corner, continued up
+    beside = block[:k, k][:, None]  # the column beside it, continued left
+    block[:k, :k] = (below * across + beside * down) / (down + across)
+
+
+def masked_blocks(block: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    """(name, 64x64 block) of the watermark variants of PDQ's downscaled `block`: each corner
+    (`mask-tl`, `mask-tr`, `mask-bl`, `mask-br`: MASK_CORNER of each side) and the top and
+    bottom bands (`mask-top`, `mask-bottom`: MASK_BAND of the height) filled from their
+    surroundings, where logos and captions are put. A local overlay moves many of PDQ's bits
+    (each is a coefficient of the whole picture); without it the rest of the picture may still
+    be near. From the block the plain hash was made of: no pass over the pixels."""
+    out = []
+    k = round(MASK_CORNER * block.shape[0])
+    for name, flip_rows, flip_cols in (
+        ("mask-tl", False, False),
+        ("mask-tr", False, True),
+        ("mask-bl", True, False),
+        ("mask-br", True, True),
+    ):
+        copy = block.copy()
+        view = copy[::-1] if flip_rows else copy
+        view = view[:, ::-1] if flip_cols else view
+        _corner_fill(view, k)
+        out.append((name, copy))
+    band = round(MASK_BAND * block.shape[0])
+    top = block.copy()
+    top[:band] = top[band]
+    bottom = block.copy()
+    bottom[-band:] = bottom[-band - 1]
+    out += [("mask-top", top), ("mask-bottom", bottom)]
+    return out
+
+
 def warm() -> None:
     """Load (or compile) the thumbnail kernels now."""
     thumbnail(np.zeros((8, 8, 4), dtype=np.uint8))
     thumbnail(np.zeros((8, 8), dtype=np.uint8))
     thumbnail(np.zeros((8, 8), dtype=np.float32))
-    _mirror_errors(np.zeros((32, 8), dtype=np.float32), 2, 8, 1.0)
+    for lines in (np.zeros((32, 8), dtype=np.float32), np.zeros((8, 32), dtype=np.float32).T):
+        _mirror_errors(lines, 2, 8, 1.0, True)
+        _mirror_error_at(lines, 8, 1.0, True)
+    _mirror_best(np.zeros((32, 8), dtype=np.float32), 4, 8, 3)
+    _details(np.zeros((32, 8), dtype=np.float32))
     from vigil.fingerprint.downscale import downscale_pixels
 
     downscale_pixels(np.zeros((8, 8), dtype=np.float32))

@@ -28,7 +28,7 @@ _PDQ = _thresholds(PDQ)
 _VPDQ = _video_thresholds(VPDQ)
 
 # The scanned-side variants (vigil.fingerprint.variants: trimmed borders, re-padded and centred
-# crops) are extra chances to match, so each gets a tighter distance than the plain hash: chosen
+# crops, masked corners and bands) are extra chances to match, so each gets a tighter distance than the plain hash: chosen
 # with benchmarks/bench_robustness.py (README, "Robustness"), where it kept every unrelated image
 # unmatched.
 PDQ_VARIANT_DISTANCE = 28

@@ -33,7 +33,8 @@ from vigil.scan.results import ScannedItem
 # 4: each file's verdict (match context, counts, hits reported), items in a table of their own.
 # 5: the verdict counts undecoded images.
 # 6: PDQ's scanned-side variants (vigil.fingerprint.variants).
-CACHE_FORMAT = 6
+# 7: the variants' mirrors placed to the pixel, `centre` by agreement, `centre-tb`/`-lr`, `mask-*`.
+CACHE_FORMAT = 7
 # Inodes per SQL query of `get_many` (SQLite allows 32,766 parameters; old builds 999).
 _IN_CHUNK = 900
 # Inodes closer than _RUN_GAP form a run; a run of at least _RUN_MIN is read as one range.
