@@ -149,5 +149,9 @@ def test_a_tampered_update_is_refused_reported_and_the_old_catalog_still_matches
         assert [(i["path"], i["entry"]["id"]) for i in newly] == [
             (str(agent.watch / "later/new.png"), "901")
         ]
+        # Applying and verifying updates (each set's content digest) loads no NumPy into the
+        # daemon: its memory is the agent's idle footprint.
+        assert agent.proc is not None
+        assert "numpy" not in Path(f"/proc/{agent.proc.pid}/maps").read_text()
     finally:
         proxy.close()

@@ -309,3 +309,33 @@ def test_the_publisher_bundles_the_whole_catalog_once_it_is_quiet(tmp_path: Path
     finally:
         repo.unlock()
         catalog.close()
+
+
+@pytest.mark.parametrize("db", ["sqlite", "postgresql"])
+def test_a_stored_sets_digest_read_in_index_order_is_the_sorted_digest(
+    db: str, tmp_path: Path
+) -> None:
+    """The digest a set's rows give read in their index's order (what an agent checks after
+    applying an update, without sorting) equals the digest of the same entries sorted, for
+    digests with zero and high bytes at either end and repeated entries."""
+    import os
+
+    from sqlalchemy import create_engine, text
+
+    from vigil.catalog.digest import content_digest
+
+    digests = [os.urandom(16) for _ in range(3000)]
+    digests += [b"\0" * 16, b"a" + b"\0" * 15, b"\0" * 15 + b"\1", b"\xff" * 16, b"a" * 16] * 2
+    url = "postgresql+psycopg://postgres@127.0.0.1/test" if db == "postgresql" else "sqlite://"
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        temp = "TEMPORARY " if db == "postgresql" else ""
+        blob = "bytea" if db == "postgresql" else "blob"
+        conn.execute(text(f"CREATE {temp}TABLE entries (set_id int, digest {blob})"))
+        conn.execute(text("INSERT INTO entries VALUES (7, :d)"), [{"d": d} for d in digests])
+        conn.execute(text("INSERT INTO entries VALUES (8, :d)"), [{"d": b"\1" * 16}])
+        assert B.stored_content_digest(conn, 7) == content_digest(reversed(digests))
+        conn.execute(text("INSERT INTO entries VALUES (7, NULL)"))
+        with pytest.raises(B.BundleError, match="no digest"):
+            B.stored_content_digest(conn, 7)
+    engine.dispose()

@@ -14,6 +14,7 @@ the wrong base fails instead of leaving a catalog that differs from the server's
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 from collections import Counter
@@ -27,8 +28,8 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from vigil.catalog import schema
+from vigil.catalog.digest import DIGEST_BYTES, content_digest, entry_digest, pack
 from vigil.catalog.digest import canonical as _canonical
-from vigil.catalog.digest import content_digest, entry_digest, pack
 from vigil.catalog.store import Catalog, delete_entries, iter_packed, iter_rows
 from vigil.errors import VigilError
 from vigil.kinds import by_code
@@ -436,13 +437,17 @@ def _remove_entries(conn: Connection, set_id: int, removed: list[bytes], name: s
 
 
 def stored_content_digest(conn: Connection, set_id: int) -> bytes:
-    """The content digest of a set as stored (its entries' digests, read from the index)."""
-    rows = [
-        r[0] for r in iter_rows(conn, f"SELECT digest FROM entries WHERE set_id = {int(set_id)}")
-    ]
-    if any(d is None for d in rows):
-        raise BundleError("an entry of the local catalog has no digest (a damaged catalog?)")
-    return content_digest(bytes(d) for d in rows)
+    """The content digest of a set as stored: its entries' digests read in order from the set's
+    digest index (SQLite and PostgreSQL order blobs byte by byte, as `content_digest` sorts), so
+    nothing is sorted here and NumPy is not loaded (the agent's daemon applies updates; its
+    memory is the agent's footprint)."""
+    sha = hashlib.sha256()
+    sql = f"SELECT digest FROM entries WHERE set_id = {int(set_id)} ORDER BY digest"
+    for (digest,) in iter_rows(conn, sql):
+        if digest is None or len(digest) != DIGEST_BYTES:
+            raise BundleError("an entry of the local catalog has no digest (a damaged catalog?)")
+        sha.update(digest)
+    return sha.digest()
 
 
 def _insert_entries(
