@@ -5,10 +5,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import os
 import random
 import zipfile
+from datetime import datetime
 from pathlib import Path
 
+import pytest
 from support.agent import Fleet, RecordingProxy, drop, incidents, spooled_paths, wait_for
 from support.planted import Tree, encode, photo
 from support.server import Server
@@ -64,6 +67,12 @@ def test_files_that_land_are_incidents_and_nothing_else_leaves(
         by_path = {i["path"]: i for i in found}
         mirror = by_path[str(agent.watch / "alt/astronaut-mirror.jpg")]
         assert mirror["kind"] == "pdq" and mirror["transform"] is not None
+        # The file's own times, from the stat the scan took (the reviewer's "when was it
+        # written"); the filesystem keeps no birth time that Python reads on Linux.
+        st = os.stat(mirror["path"])
+        times = mirror["file_times"]
+        assert datetime.fromisoformat(times["modified"]).timestamp() == pytest.approx(st.st_mtime)
+        assert datetime.fromisoformat(times["changed"]).timestamp() == pytest.approx(st.st_ctime)
 
         status = agent.status()
         assert status["enrolled"] and status["running"]

@@ -226,7 +226,7 @@ def test_every_contract_field_is_in_an_incident(server: Server, keys: dict[str, 
     fields = (
         "id status host agent user owner client path member size media_type hashset entry kind kinds "
         "distance transform segment detection first_seen last_seen seen_count fingerprints "
-        "catalog_version"
+        "catalog_version file_times"
     ).split()
     assert set(fields) <= set(incident)
     assert incident["segment"] == {"start": 1.0, "end": 4.0}
@@ -285,6 +285,67 @@ def test_a_gateway_report_names_its_client(server: Server, keys: dict[str, str])
         assert [i["id"] for i in incidents(c, client="192.0.2.44", host=host)] == [v4["incident"]]
         bad = c.get("/api/v1/incidents", params={"client": "bob"})
         assert bad.status_code == 422 and "IPv4 or IPv6" in bad.text
+
+
+def test_an_agents_report_carries_the_files_times(server: Server, keys: dict[str, str]) -> None:
+    """`file_times` (the agent's stat of the matched file) is kept in UTC, returned, replaced by
+    a later sighting's, absent from a report without it, and refused when it is not a time."""
+    host = unique("pc")
+    _, agent = server.enroll(host)
+    written = {"modified": "2026-03-01T10:00:00+02:00", "changed": "2026-03-01T08:30:00Z"}
+    with agent:
+        first, plain = send(
+            agent,
+            report("/home/alice/a.jpg", file_times=written),
+            report("/home/alice/b.jpg"),
+        )
+        later = {"modified": "2026-04-02T00:00:00Z", "changed": "2026-04-02T00:00:01Z"}
+        send(
+            agent,
+            report("/home/alice/a.jpg", "sha1", file_times=later, seen_at=datetime.now(UTC)),
+        )
+        for bad in ({"modified": "yesterday"}, {"written": "2026-01-01T00:00:00Z"}, "2026"):
+            refused = agent.post(
+                "/api/v1/incidents",
+                json={"incidents": [report("/home/alice/x.jpg", file_times=bad)]},
+            )
+            assert refused.status_code == 422, (bad, refused.text)
+            assert "file_times" in refused.text
+    with server.client(keys["auditor"]) as c:
+        by_id = {i["id"]: i for i in incidents(c, host=host)}
+        assert len(by_id) == 2
+        times = by_id[first["incident"]]["file_times"]
+        assert times == {
+            "modified": "2026-04-02T00:00:00+00:00",
+            "changed": "2026-04-02T00:00:01+00:00",
+            "created": None,
+        }
+        assert by_id[plain["incident"]]["file_times"] is None
+
+
+def test_the_first_report_of_file_times_is_kept_in_utc(
+    server: Server, keys: dict[str, str]
+) -> None:
+    host = unique("pc")
+    _, agent = server.enroll(host)
+    with agent:
+        (one,) = send(
+            agent,
+            report(
+                "/home/alice/a.jpg",
+                file_times={
+                    "modified": "2026-03-01T10:00:00+02:00",
+                    "created": "2026-02-01T00:00:00",
+                },
+            ),
+        )
+    with server.client(keys["auditor"]) as c:
+        incident = c.get(f"/api/v1/incidents/{one['incident']}").json()
+    assert incident["file_times"] == {
+        "modified": "2026-03-01T08:00:00+00:00",
+        "changed": None,
+        "created": "2026-02-01T00:00:00+00:00",
+    }
 
 
 def test_pages_walk_every_incident_newest_first(server: Server, keys: dict[str, str]) -> None:

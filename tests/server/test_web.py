@@ -282,6 +282,10 @@ def test_the_client_address_in_the_list_and_on_the_page(server: Server) -> None:
         page = b.get(f"/ui/incidents/{gateway}")
         assert page.status_code == 200
         assert "<dt>Client</dt><dd>2001:db8::44</dd>" in page.text
+        assert (
+            "<dt>File times</dt><dd>written 2026-01-02T03:04:05+00:00, "
+            "changed 2026-01-02T03:04:06+00:00</dd>"
+        ) in page.text
         assert "<dt>Client</dt><dd>—</dd>" in b.get(f"/ui/incidents/{local}").text
         listed = b.get("/ui/incidents", host=host, client="2001:DB8:0::44")
         assert listed.status_code == 200
@@ -313,6 +317,10 @@ def test_export_of_confirmed_incidents(server: Server, admin: tuple[str, str]) -
         assert m["Category"] == 1
         assert m["MediaFiles"][0]["FilePath"] == "/e/confirmed.jpg"
         assert m["MediaFiles"][0]["SourceID"] == host
+        # VICS's file times: Written (modified) and Change (inode changed); no birth time known.
+        assert m["MediaFiles"][0]["Written"] == "2026-01-02T03:04:05+00:00"
+        assert m["MediaFiles"][0]["Change"] == "2026-01-02T03:04:06+00:00"
+        assert "Created" not in m["MediaFiles"][0]
         only = c.get("/api/v1/incidents/export", params={"format": "csv", "status": "confirmed"})
         assert only.status_code == 200
         rows = list(csv.DictReader(io.StringIO(only.text)))
@@ -321,6 +329,7 @@ def test_export_of_confirmed_incidents(server: Server, admin: tuple[str, str]) -
         row = next(row for row in rows if int(row["id"]) == confirmed)
         assert row["path"] == "/e/confirmed.jpg" and row["host"] == host and row["md5"]
         assert row["client"] == "192.0.2.9" and row["owner"] == "alice"
+        assert (row["file_modified"], row["file_created"]) == ("2026-01-02T03:04:05+00:00", "")
         bad = c.get("/api/v1/incidents/export", params={"format": "csv", "status": "new"})
         assert bad.status_code == 422
         assert c.get("/api/v1/incidents/export", params={"format": "xml"}).status_code == 422

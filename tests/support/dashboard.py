@@ -97,6 +97,7 @@ def match(
             "pdq": hashlib.sha256(b"pdq" + path.encode()).hexdigest(),
         },
         "catalog_version": "7",
+        "file_times": {"modified": "2026-01-02T03:04:05+00:00", "changed": "2026-01-02T03:04:06Z"},
     }
 
 

@@ -1,8 +1,8 @@
 """A match made into the server's incident report: what a reviewer needs, nothing more.
 
 The report carries the matched item's own fingerprints and the file's metadata; never content,
-never a fingerprint of anything that did not match. (File times are not sent: the server's
-report has no field for them yet and refuses unknown ones.) Its id is made here from what was found
+never a fingerprint of anything that did not match; its file times are the stat the scan took
+(last written, inode changed, and created where the platform records a birth time). Its id is made here from what was found
 (path, archive member, set, entry, kind and the matched item's SHA-256): the same finding made
 again (a rescan, a resend after a crash) has the same id, which the server acknowledges without
 counting it twice.
@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import pwd
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from vigil.scan.results import Match
@@ -97,4 +97,20 @@ def build(
         "fingerprints": fingerprints,
         "catalog_version": catalog_version[:100] if catalog_version else None,
     }
+    if st is not None:
+        report["file_times"] = file_times(st)
     return report
+
+
+def file_times(st: os.stat_result) -> dict[str, str | None]:
+    """A file's times as the report carries them: ISO 8601 in UTC."""
+
+    def iso(seconds: float) -> str:
+        return datetime.fromtimestamp(seconds, UTC).isoformat()
+
+    birth = getattr(st, "st_birthtime", None)
+    return {
+        "modified": iso(st.st_mtime),
+        "changed": iso(st.st_ctime),
+        "created": iso(birth) if birth is not None else None,
+    }

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -53,6 +54,9 @@ CSV_COLUMNS = (
     "seen_count",
     *(k.name for k in SINGLE),
     "catalog_version",
+    "file_modified",
+    "file_changed",
+    "file_created",
 )
 
 
@@ -104,6 +108,14 @@ def _entry(incident: Incident) -> Entry:
         media_file["MD5"] = str(fp["md5"]).upper()
     if incident.member:
         media_file["ParentFilePath"] = incident.path
+    # VICS's file times: Written (last modified), Change (inode changed), Created.
+    for name, t in (
+        ("Written", incident.file_modified),
+        ("Change", incident.file_changed),
+        ("Created", incident.file_created),
+    ):
+        if t is not None:
+            media_file[name] = t.isoformat()
     return Entry(
         hashes={k.name: str(fp[k.name]) for k in SINGLE if fp.get(k.name)},
         id=str(incident.id),
@@ -149,7 +161,12 @@ def _csv_row(i: Incident) -> list[Any]:
         i.seen_count,
         *(i.fingerprints.get(k.name) or "" for k in SINGLE),
         i.catalog_version or "",
+        *(_iso(t) for t in (i.file_modified, i.file_changed, i.file_created)),
     ]
+
+
+def _iso(t: datetime | None) -> str:
+    return t.isoformat() if t is not None else ""
 
 
 def export(session: Session, fmt: str, statuses: Sequence[Status], actor: str) -> tuple[str, int]:

@@ -72,6 +72,11 @@ class MatchReport:
     seen_at: datetime | None = None
     fingerprints: dict[str, str | None] = field(default_factory=dict)
     catalog_version: str | None = None
+    file_times: dict[str, datetime | None] | None = None
+
+
+# An incident's file times: the report's `file_times` keys and the columns that keep them.
+FILE_TIMES = {"modified": "file_modified", "changed": "file_changed", "created": "file_created"}
 
 
 class Outcome(StrEnum):
@@ -212,6 +217,7 @@ def _new_incident(
         detection=report.detection.value,
         fingerprints={k: v for k, v in report.fingerprints.items() if v is not None},
         catalog_version=report.catalog_version,
+        **{column: (report.file_times or {}).get(key) for key, column in FILE_TIMES.items()},
         first_seen=seen,
         last_seen=seen,
         seen_count=1,
@@ -243,6 +249,10 @@ def _merge(
         value = getattr(report, name)
         if value is not None:
             setattr(incident, name, value)
+    if report.file_times:
+        # The latest report's stat: a file written again since shows its new times.
+        for key, column in FILE_TIMES.items():
+            setattr(incident, column, report.file_times.get(key))
     incident.updated_at = now
 
 
@@ -311,7 +321,15 @@ def view(incident: Incident) -> dict[str, Any]:
         "seen_count": incident.seen_count,
         "fingerprints": {k.name: incident.fingerprints.get(k.name) for k in kind_registry.SINGLE},
         "catalog_version": incident.catalog_version,
+        "file_times": _file_times(incident),
     }
+
+
+def _file_times(incident: Incident) -> dict[str, str | None] | None:
+    times = {key: getattr(incident, column) for key, column in FILE_TIMES.items()}
+    if all(t is None for t in times.values()):
+        return None
+    return {key: t.isoformat() if t is not None else None for key, t in times.items()}
 
 
 def comments(session: Session, incident_id: int) -> list[dict[str, Any]]:

@@ -6,7 +6,7 @@ Alembic history is versioned in `vigil_server_version`, apart from the catalog's
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -44,13 +44,15 @@ class UTCDateTime(TypeDecorator[datetime]):
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is not None and value.tzinfo is None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
             raise ValueError("naive datetime given to a UTC column")
-        return value
+        # In UTC before it is written: SQLite keeps the wall time and drops the offset, so
+        # 10:00+02:00 would read back as 10:00 UTC.
+        return value.astimezone(UTC)
 
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
-        from datetime import UTC
-
         if value is not None and value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value
@@ -155,6 +157,11 @@ class Incident(Base):
     detection: Mapped[str] = mapped_column(String(20))
     fingerprints: Mapped[dict[str, Any]] = mapped_column(JSON)
     catalog_version: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    # The matched file's times as the agent's stat saw them (the latest report's): last
+    # written, inode changed, created where the platform records it. Null for the gateway's.
+    file_modified: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    file_changed: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    file_created: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     first_seen: Mapped[datetime] = mapped_column(UTCDateTime())
     last_seen: Mapped[datetime] = mapped_column(UTCDateTime())
     seen_count: Mapped[int] = mapped_column(Integer)

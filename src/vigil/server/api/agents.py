@@ -96,6 +96,7 @@ def _match_report(r: IncidentReport) -> MatchReport:
         seen_at=r.seen_at,
         fingerprints=r.fingerprints.model_dump(),
         catalog_version=r.catalog_version,
+        file_times=r.file_times.model_dump() if r.file_times else None,
     )
 
 

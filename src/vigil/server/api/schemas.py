@@ -96,6 +96,20 @@ class Segment(Strict):
     end: float = Field(ge=0)
 
 
+class FileTimes(Strict):
+    """The matched file's times from the agent's stat (`created` only where the platform
+    records a birth time)."""
+
+    modified: datetime | None = None
+    changed: datetime | None = None
+    created: datetime | None = None
+
+    @field_validator("modified", "changed", "created")
+    @classmethod
+    def _times_utc(cls, value: datetime | None) -> datetime | None:
+        return _utc(value)
+
+
 class IncidentReport(Strict):
     """One match, named by the agent (`id`): a resend of the same id is acknowledged, not counted."""
 
@@ -119,6 +133,7 @@ class IncidentReport(Strict):
     seen_at: datetime | None = None
     fingerprints: Fingerprints = Field(default_factory=Fingerprints)
     catalog_version: str | None = Field(default=None, max_length=100)
+    file_times: FileTimes | None = None
 
     @field_validator("kind")
     @classmethod
