@@ -10,7 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from vigil.agent.watch import BACKENDS
-from vigil.endpoint.settings import CONFIG_FILE, ConfigError, parse_duration, read_toml
+from vigil.endpoint.settings import (
+    CONFIG_FILE,
+    ConfigError,
+    Intervals,
+    parse_duration,
+    read_toml,
+)
 
 # Where files land on a workstation when the operator names no folder: users' homes (downloads,
 # browser caches and mail attachments live under them) and mounted removable media.
@@ -23,10 +29,10 @@ class AgentConfig:
 
     watch: list[str] = field(default_factory=list)
     exclude: list[str] = field(default_factory=list)
-    heartbeat: float = 60.0
-    catalog_poll: float = 60.0
-    # No fresh catalog timestamp from the server for this long: the catalog is reported stale.
-    stale_after: float = 86400.0
+    # The intervals every enrolled endpoint shares, with their defaults (vigil.endpoint.settings).
+    heartbeat: float = Intervals.heartbeat
+    catalog_poll: float = Intervals.catalog_poll
+    stale_after: float = Intervals.stale_after
     schedule_roots: list[str] = field(default_factory=list)
     schedule_every: float = 86400.0
     cpu_share: float = 0.25
