@@ -129,9 +129,9 @@ class ObserverWatcher(Watching):
                 except KeyError:
                     pass
             if os.path.isdir(root) and self._schedule(root):
-                self.lost.discard(root)
                 log.info("watching %s again", root)
-                self.on_tree(root, "watch restored")
+                self.on_tree(root, "watch restored")  # before it counts as watched again
+                self.lost.discard(root)
 
     def _check_emitters(self) -> None:
         """An observer thread that ended (its root removed, or an error in it) is a lost watch."""

@@ -212,9 +212,14 @@ class Watcher(Watching):
     def _retry_lost(self) -> None:
         for root in sorted(self.lost):
             if os.path.isdir(root):
-                self.lost.discard(root)
-                log.info("watching %s again (%d folders)", root, self.add_tree(root))
+                n = self.add_tree(root)
+                if not n:
+                    continue  # gone again, or not watchable: tried again later
+                log.info("watching %s again (%d folders)", root, n)
+                # The rescan is handed over before the root counts as watched again: whoever
+                # sees it healthy also sees its rescan asked for.
                 self.on_tree(root, "watch restored")
+                self.lost.discard(root)
 
     def _watched(self) -> int:
         with self._lock:
