@@ -12,8 +12,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pebble import ProcessPool
-
 from vigil.endpoint import enrolment as enrolment_file
 from vigil.engine import Engine
 from vigil.gateway import worker
@@ -21,6 +19,7 @@ from vigil.gateway.config import GatewayConfig
 from vigil.gateway.incidents import Incidents, JsonLines, Spooled
 from vigil.gateway.metrics import Metrics
 from vigil.gateway.service import Gateway
+from vigil.gateway.workers import Workers
 
 log = logging.getLogger("vigil.gateway")
 
@@ -110,14 +109,11 @@ def _thread(name: str, target: Callable[..., None], *args: Any) -> threading.Thr
     return t
 
 
-def start_workers(engine: Engine, workers: int) -> ProcessPool:
-    """The fingerprinting processes, forked from this prepared process and all started."""
+def start_workers(engine: Engine, workers: int) -> Workers[worker.Job, worker.Found]:
+    """The fingerprinting processes, forked (through their zygote) from this prepared
+    process."""
     worker.use(engine)
-    pool = ProcessPool(max_workers=workers, initializer=_init_worker)
-    started = [pool.schedule(worker.warm) for _ in range(workers)]
-    for future in started:
-        future.result(timeout=120)
-    return pool
+    return Workers(workers, worker.fingerprint, _init_worker)
 
 
 def _init_worker() -> None:
@@ -177,8 +173,7 @@ def run(home: Path, cfg: GatewayConfig) -> None:
     try:
         asyncio.run(main())
     finally:
-        pool.stop()
-        pool.join()
+        pool.close()
         if enrolled is not None:
             enrolled.stop()
         incidents.close()

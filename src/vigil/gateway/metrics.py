@@ -53,6 +53,12 @@ class Metrics:
             "Streamed bodies (monitor mode) answered or being answered and not fingerprinted yet",
             registry=r,
         )
+        self.replaced = Counter(
+            "vigil_gateway_workers_replaced",
+            "Fingerprinting processes killed (a body over object_seconds) or dead (a crash), "
+            "and replaced",
+            registry=r,
+        )
         self.connections = Gauge("vigil_gateway_connections", "Open ICAP connections", registry=r)
         self.refused = Counter(
             "vigil_gateway_connections_refused", "Connections over max_connections", registry=r

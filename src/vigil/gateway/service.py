@@ -18,7 +18,6 @@ connection. What the gateway does with a body:
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures as cf
 import contextvars
 import dataclasses
 import email.utils
@@ -29,8 +28,6 @@ from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
-
-from pebble import ProcessPool
 
 from vigil import __version__, kinds
 from vigil.engine import Engine
@@ -55,6 +52,7 @@ from vigil.gateway.protocol import (
     chunk,
     response,
 )
+from vigil.gateway.workers import WorkerDied, Workers
 from vigil.scan.results import Match
 
 log = logging.getLogger("vigil.gateway")
@@ -101,7 +99,7 @@ class Gateway:
         incidents: Incidents,
         metrics: Metrics,
         catalog_version: Callable[[], str | None],
-        pool: ProcessPool,
+        pool: Workers[worker.Job, worker.Found],
     ) -> None:
         self.cfg = cfg
         self.engine = engine.with_options(
@@ -544,15 +542,17 @@ class Gateway:
 
     async def _run(self, job: worker.Job, store: Body, exchange: Exchange) -> Verdict:
         try:
-            future = self.pool.schedule(
-                worker.fingerprint, args=(job,), timeout=self.cfg.object_seconds
-            )
-            found = await asyncio.wrap_future(future)
-        except cf.TimeoutError:
+            found = await self.pool.run(job, self.cfg.object_seconds)
+        except TimeoutError:
+            self.metrics.replaced.inc()
             log.warning(
                 "%s: fingerprinting took over %gs: passed", exchange.url, self.cfg.object_seconds
             )
             return Verdict(reason="timeout")
+        except WorkerDied as e:
+            self.metrics.replaced.inc()
+            log.error("%s: %s: passed", exchange.url, e)
+            return Verdict(reason="error", errors=[str(e)])
         except TooLarge:
             return Verdict(reason="too_large")
         except Unsupported:

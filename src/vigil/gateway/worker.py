@@ -5,7 +5,7 @@ in parallel and the event loop never competes with them for the interpreter.
 A worker only fingerprints (Content-Encoding undone, multipart parts split, archives opened,
 through the engine facade) and hands back the fingerprints; matching against the build in use
 and reporting stay in the gateway, which alone follows catalog updates. A body too slow for
-`object_seconds` has its worker stopped and replaced (pebble).
+`object_seconds` has its worker stopped and replaced (`vigil.gateway.workers`).
 """
 
 from __future__ import annotations
