@@ -8,7 +8,9 @@ in it, as most traffic is not. Prints, for JPEG photos of about 50 KB, 300 KB, 1
 latency p50/p99 through each Squid and the latency the gateway adds (p50/p99 of the paired
 differences, plain and gatewayed fetches alternating); then requests per second and images per
 second with `--clients` concurrent clients over the whole photo set, and the throughput of
-non-media downloads (1 MB HTML and binary) with and without the gateway, as ratios.
+non-media downloads (1 MB HTML and binary) with and without the gateway, as ratios (each Squid's
+`--seconds` cut into `--slices` runs, alternating, so that other load on the machine falls on
+both alike).
 
     python -m benchmarks.bench_gateway [--mode monitor|block] [--rounds 40] [--seconds 15]
 
@@ -128,6 +130,21 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def tree_cpu(pid: int) -> float:
+    """CPU seconds of a process and every process under it (the gateway's workers)."""
+    import psutil
+
+    total = 0.0
+    proc = psutil.Process(pid)
+    for p in [proc, *proc.children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += t.user + t.system
+    return total
+
+
 def wait_idle(pid: int, limit: float = 300) -> float:
     """Wait until the process uses under 5% of a core (monitor mode fingerprints streamed
     bodies after answering: a backlog would be measured with the next test); seconds waited."""
@@ -145,7 +162,15 @@ def main() -> None:
     ap.add_argument("--mode", choices=["monitor", "block"], default="monitor")
     ap.add_argument("--rounds", type=int, default=40, help="fetches per photo size and Squid")
     ap.add_argument("--clients", type=int, default=4, help="concurrent clients for throughput")
-    ap.add_argument("--seconds", type=float, default=15, help="seconds per throughput run")
+    ap.add_argument(
+        "--seconds", type=float, default=15, help="seconds of throughput runs per Squid"
+    )
+    ap.add_argument(
+        "--slices",
+        type=int,
+        default=6,
+        help="throughput runs per Squid, alternating (load that changes hits both alike)",
+    )
     ap.add_argument(
         "--line", action="append", default=[], help="another squid.conf line for both Squids"
     )
@@ -231,16 +256,57 @@ def main() -> None:
                     )
 
             images = [item for items in sets.values() for item in items]
-            print(f"\nthroughput, {args.clients} clients, {args.seconds:g} s each")
+            print(
+                f"\nthroughput, {args.clients} clients, {args.seconds:g} s each Squid, in "
+                f"{args.slices} slices alternating (plain, gateway, gateway, plain, ...)"
+            )
             rows = []
             for label, urls in (("non-media 1 MB", other), ("images 50 KB-3 MB", images)):
                 waited = wait_idle(gateway.proc.pid)
-                n_p, b_p, t_p, e_p = throughput(plain, urls, args.clients, args.seconds)
-                n_g, b_g, t_g, e_g = throughput(gated, urls, args.clients, args.seconds)
-                backlog = wait_idle(gateway.proc.pid)
+                totals = {"plain": [0, 0, 0.0], "gateway": [0, 0, 0.0]}
+                failures: dict[str, list[str]] = {"plain": [], "gateway": []}
+                ratios: list[float] = []
+                backlog = 0.0
+                # CPU per request of each process, while each Squid is fetched from (the
+                # gateway's monitor backlog after a slice not included).
+                cpu_of = [plain.proc.pid, gated.proc.pid, gateway.proc.pid]
+                cpu: dict[tuple[str, int], float] = {}
+                for k in range(args.slices):
+                    rate = {}
+                    order = ("plain", "gateway") if k % 2 == 0 else ("gateway", "plain")
+                    for name in order:
+                        squid = gated if name == "gateway" else plain
+                        before = {pid: tree_cpu(pid) for pid in cpu_of}
+                        n, b, t, e = throughput(
+                            squid, urls, args.clients, args.seconds / args.slices
+                        )
+                        for pid in cpu_of:
+                            cpu[(name, pid)] = (
+                                cpu.get((name, pid), 0.0) + tree_cpu(pid) - before[pid]
+                            )
+                        # Monitor mode fingerprints after answering: the next slice starts
+                        # with the gateway idle, its backlog counted to the gateway's time.
+                        after = wait_idle(gateway.proc.pid)
+                        if name == "gateway":
+                            backlog += after
+                        totals[name][0] += n
+                        totals[name][1] += b
+                        totals[name][2] += t
+                        failures[name] += e
+                        rate[name] = n / t
+                    ratios.append(rate["gateway"] / rate["plain"])
+                n_p, b_p, t_p = totals["plain"]
+                n_g, b_g, t_g = totals["gateway"]
                 print(
-                    f"  {label}: the gateway was busy {waited:.1f} s before, "
-                    f"{backlog:.1f} s after (fingerprinting what it had answered)"
+                    f"  {label}: the gateway was busy {waited:.1f} s before, {backlog:.1f} s "
+                    f"after its slices (fingerprinting what it had answered); ratio by slice "
+                    f"{min(ratios):.2f}-{max(ratios):.2f}, median {statistics.median(ratios):.2f}"
+                )
+                print(
+                    "  CPU a request (ms): plain Squid "
+                    f"{cpu[('plain', plain.proc.pid)] / n_p * 1e3:.2f}; through the gateway: "
+                    f"Squid {cpu[('gateway', gated.proc.pid)] / n_g * 1e3:.2f}, gateway "
+                    f"{cpu[('gateway', gateway.proc.pid)] / n_g * 1e3:.2f}"
                 )
                 if urls is images:
                     print(
@@ -248,12 +314,13 @@ def main() -> None:
                         f"{n_g / (t_g + backlog):.1f}"
                     )
                 rows.append((label, n_p / t_p, n_g / t_g, b_p / t_p / 1e6, b_g / t_g / 1e6))
-                for name, errors, squid in (("plain", e_p, plain), ("gateway", e_g, gated)):
-                    if errors:
+                for name, squid in (("plain", plain), ("gateway", gated)):
+                    if failures[name]:
                         odd = [line for line in squid.access_log() if "/200 " not in line]
                         print(f"  {name} Squid's access.log, not 200 (last 3):", *odd[-3:])
                         print(
-                            f"  {label}, {name}: {len(errors)} failed fetches, first: {errors[0]}"
+                            f"  {label}, {name}: {len(failures[name])} failed fetches, first: "
+                            f"{failures[name][0]}"
                         )
             print(
                 "                      plain req/s  gateway req/s  ratio   plain MB/s  gateway MB/s"

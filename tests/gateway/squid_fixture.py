@@ -75,7 +75,12 @@ def icap_lines(
         f"icap_service vigil_req reqmod_precache bypass=off icap://{host}:{icap_port}/reqmod",
         *skip,
         "adaptation_access vigil_resp allow all",
-        "adaptation_access vigil_req allow all",
+        # Only requests with a body (uploads) go through REQMOD, whatever their method.
+        "acl vigil_body_length req_header Content-Length [1-9]",
+        "acl vigil_body_chunked req_header Transfer-Encoding .",
+        "adaptation_access vigil_req allow vigil_body_length",
+        "adaptation_access vigil_req allow vigil_body_chunked",
+        "adaptation_access vigil_req deny all",
         "icap_send_client_ip on",
         "icap_send_client_username on",
         # Squid suspends a service after 10 failures by default, turning one early error into
@@ -299,8 +304,15 @@ def start_origin() -> Origin:
             self._send(200, res.body, res.content_type, res.encoding, "trickle=1" in parts.query)
 
         def do_POST(self) -> None:  # noqa: N802
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length)
+            if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+                body = b""
+                while size := int(self.rfile.readline().split(b";")[0], 16):
+                    body += self.rfile.read(size)
+                    self.rfile.readline()
+                while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                    pass  # trailers
+            else:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             origin.uploads.append(
                 Upload(urlsplit(self.path).path, self.headers.get("Content-Type", ""), body)
             )

@@ -323,6 +323,21 @@ def test_an_upload_of_a_known_photo_is_caught(
         assert {line["url"] for line in found} == {f"{origin.base}/{mode}/upload"}
         assert all(line["icap"] == "REQMOD" for line in found)
         assert all(line["member"] == "me.jpg" for line in found)
+        # A plain body sent chunked (no Content-Length), by a method that is not POST.
+        photo = planted.originals["chelsea"]
+        before = len(origin.uploads)
+        with httpx.Client(proxy=squid.proxy, timeout=FETCH_TIMEOUT) as c:
+            r = c.request(
+                "PUT", f"{origin.base}/{mode}/put", content=iter([photo[:5000], photo[5000:]])
+            )
+        if mode == "block":
+            assert r.status_code == 403
+            assert len(origin.uploads) == before, "the blocked upload reached the origin"
+        else:
+            assert r.status_code == 200
+            assert origin.uploads[-1].body == photo
+        urls = {line["url"] for line in jsonl(home)}
+        assert urls == {f"{origin.base}/{mode}/upload", f"{origin.base}/{mode}/put"}
     finally:
         assert g.stop() == 0, g.log_text()[-3000:]
 

@@ -211,15 +211,16 @@ class Gateway:
         try:
             # Between requests a connection may idle (the proxy keeps it for the next one); once
             # a request has begun, its head must come within read_seconds.
+            # (asyncio.timeout, not wait_for: wait_for makes a task of every read.)
             try:
-                first = await asyncio.wait_for(reader.read(1), self.cfg.idle_seconds)
+                async with asyncio.timeout(self.cfg.idle_seconds):
+                    first = await reader.read(1)
             except TimeoutError:
                 return False  # idle too long: closed without a word, as HTTP servers do
             if not first:
                 return False
-            req = await asyncio.wait_for(
-                protocol.read_request(reader, first), self.cfg.read_seconds
-            )
+            async with asyncio.timeout(self.cfg.read_seconds):
+                req = await protocol.read_request(reader, first)
             if req is None:
                 return False
             method = req.method
@@ -393,22 +394,16 @@ class Gateway:
         except BaseException:
             self._give_back()
             raise
-        writer = answer.writer
         keep = True
+
+        def kept(piece: bytes) -> None:
+            nonlocal keep
+            if keep:
+                store.write(piece)
+                keep = store.size <= self.cfg.max_object_size
+
         try:
-            for data in store.pieces():
-                writer.write(chunk(data))
-            while (piece := await self._piece(body)) is not None:
-                writer.write(chunk(piece))
-                # Read and write at once: the proxy reads the echo while it sends the rest (a
-                # client that only reads once it has sent all would wait on us, and we on it).
-                if writer.transport.get_write_buffer_size() > self.cfg.memory_per_object:
-                    await asyncio.wait_for(writer.drain(), self.cfg.read_seconds)
-                if keep:
-                    store.write(piece)
-                    if store.size > self.cfg.max_object_size:
-                        keep = False
-            await answer.send(LAST_CHUNK)
+            await self._echo(answer, store, body, kept)
         except BaseException:
             self._give_back()
             raise
@@ -423,6 +418,35 @@ class Gateway:
         self._background.add(task)
         task.add_done_callback(self._after_stream)
         return 200
+
+    async def _echo(
+        self,
+        answer: _Answer,
+        store: Body | None,
+        rest: ChunkedBody | None,
+        seen: Callable[[bytes], None] = lambda _: None,
+    ) -> None:
+        """The body of a 200 that echoes the message: what was read, then the rest as it
+        arrives (each piece also to `seen`), then the last chunk."""
+        writer = answer.writer
+
+        async def write(data: bytes) -> None:
+            writer.write(chunk(data))
+            # Read and write at once: the proxy reads the echo while it sends the rest (a
+            # client that only reads once it has sent all would wait on us, and we on it); a
+            # body held in a file is not copied into memory whole.
+            if writer.transport.get_write_buffer_size() > self.cfg.memory_per_object:
+                async with asyncio.timeout(self.cfg.read_seconds):
+                    await writer.drain()
+
+        if store is not None:
+            for data in store.pieces():
+                await write(data)
+        if rest is not None:
+            while (piece := await self._piece(rest)) is not None:
+                await write(piece)
+                seen(piece)
+        await answer.send(LAST_CHUNK)
 
     def _give_back(self) -> None:
         self._queue.release()
@@ -442,7 +466,8 @@ class Gateway:
         self.metrics.passes.labels(reason).inc()
 
     async def _piece(self, body: ChunkedBody) -> bytes | None:
-        piece = await asyncio.wait_for(body.piece(), self.cfg.read_seconds)
+        async with asyncio.timeout(self.cfg.read_seconds):
+            piece = await body.piece()
         if piece is not None:
             self.metrics.bytes.inc(len(piece))
         return piece
@@ -497,15 +522,7 @@ class Gateway:
             await answer.send(response(200, self._headers(), sections, None))
             return 200
         await answer.send(response(200, self._headers(), sections, body_name))
-        if store is not None:
-            for data in store.pieces():
-                answer.writer.write(chunk(data))
-                await answer.writer.drain()
-        if rest is not None:
-            while (more := await self._piece(rest)) is not None:
-                answer.writer.write(chunk(more))
-                await answer.writer.drain()
-        await answer.send(LAST_CHUNK)
+        await self._echo(answer, store, rest)
         return 200
 
     def _block_page(self) -> bytes:
