@@ -136,6 +136,33 @@ def test_early_disconnects(gw: GatewayProcess, planted: Tree, cut: bytes | str) 
     assert gw.alive() and answers(gw)
 
 
+def test_a_body_that_stops_coming_is_cut_and_the_next_waits_for_each_piece(
+    gw: GatewayProcess, planted: Tree
+) -> None:
+    """--read-seconds bounds the wait for each piece of a body, not the body: a client that
+    stops mid-body is answered 408 and closed; one whose pieces keep coming, each sooner than
+    that but the whole slower, is served."""
+    data = (planted.root / "other/moon.jpg").read_bytes()[:20_000]  # held whole (< 32 KiB)
+    whole = valid_request(data)
+    head = whole[: whole.index(b"\r\n\r\n", whole.index(b"HTTP/1.1 200 OK")) + 4]
+    with socket.create_connection(("127.0.0.1", gw.port), timeout=60) as s:
+        s.sendall(head + b"%x\r\n%s\r\n" % (4096, data[:4096]))
+        out = b""
+        while chunk := s.recv(65536):  # nothing more is sent
+            out += chunk
+    assert out.startswith(b"ICAP/1.0 408 "), out[:200]
+    pieces = [data[i : i + 2000] for i in range(0, len(data), 2000)]
+    with socket.create_connection(("127.0.0.1", gw.port), timeout=60) as s:
+        s.sendall(head)
+        for piece in pieces:  # 10 pieces, each 1 s after the last: 10 s in all, > 2 s
+            time.sleep(READ_SECONDS / 2)
+            s.sendall(b"%x\r\n%s\r\n" % (len(piece), piece))
+        s.sendall(b"0\r\n\r\n")
+        reply = s.recv(65536)
+    assert reply.startswith(b"ICAP/1.0 204 "), reply[:200]
+    assert answers(gw)
+
+
 def test_huge_declared_chunk_then_disconnect(gw: GatewayProcess) -> None:
     data = valid_request(b"\xff\xd8\xff\xe0" + b"\0" * 100)
     head = data[: data.index(b"\xff\xd8") - len(b"68\r\n")]

@@ -32,6 +32,8 @@ ENCAPSULATED_NAMES = frozenset(
 )
 BODY_NAMES = frozenset({"req-body", "res-body", "null-body", "opt-body"})
 
+# A chunk size: hex digits (at most 16), blanks around them tolerated.
+_CHUNK_SIZE = re.compile(rb"[ \t]*[0-9a-fA-F]{1,16}[ \t]*")
 # RFC 9110's token: what a method may be made of.
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
@@ -296,7 +298,7 @@ class ChunkedBody:
         while self.left == 0:
             size, ext = await self._size_line()
             if size == 0:
-                self.ieof = any(e.strip().lower() == "ieof" for e in ext)
+                self.ieof = any(e.strip().lower() == b"ieof" for e in ext.split(b";"))
                 await self._trailer()
                 self.done = True
                 return None
@@ -315,17 +317,17 @@ class ChunkedBody:
         """After a 100 Continue: the rest of the body follows as more chunks."""
         self.done = False
 
-    async def _size_line(self) -> tuple[int, list[str]]:
+    async def _size_line(self) -> tuple[int, bytes]:
+        """The chunk's size and its extensions (after the first `;`)."""
         try:
             line = await self.reader.readuntil(b"\r\n")
         except asyncio.LimitOverrunError:
             raise IcapError(400, "chunk-size line too long") from None
         if len(line) > MAX_CHUNK_LINE:
             raise IcapError(400, "chunk-size line too long")
-        text = line[:-2].decode("latin-1")
-        size, *ext = text.split(";")
-        size = size.strip()
-        if not size or len(size) > 16 or any(c not in "0123456789abcdefABCDEF" for c in size):
+        size, _, ext = line[:-2].partition(b";")
+        if not _CHUNK_SIZE.fullmatch(size):
+            text = line[:-2].decode("latin-1")
             raise IcapError(400, f"malformed chunk size: {text[:40]!r}")
         return int(size, 16), ext
 
