@@ -56,11 +56,16 @@ MONITOR_MODE_LINES = [READ_AHEAD_GAP]
 
 
 def icap_lines(
-    icap_port: int, host: str = "127.0.0.1", skip_types: Sequence[str] = ()
+    icap_port: int,
+    host: str = "127.0.0.1",
+    skip_types: Sequence[str] = (),
+    tls_cafile: Path | None = None,
 ) -> list[str]:
     """The squid.conf lines of the README: every response and upload through the gateway
     (`skip_types`: rep_mime_type patterns of responses Squid does not send, the optional
-    lines of docs/gateway.md "Skipping declared types")."""
+    lines of docs/gateway.md "Skipping declared types"; `tls_cafile`: ICAP over TLS, the
+    gateway's certificate checked against this CA file)."""
+    scheme, tls = ("icaps", f"tls-cafile={tls_cafile} ") if tls_cafile else ("icap", "")
     skip = (
         [
             f"acl vigil_skip rep_mime_type -i {' '.join(skip_types)}",
@@ -71,8 +76,9 @@ def icap_lines(
     )
     return [
         "icap_enable on",
-        f"icap_service vigil_resp respmod_precache bypass=off icap://{host}:{icap_port}/respmod",
-        f"icap_service vigil_req reqmod_precache bypass=off icap://{host}:{icap_port}/reqmod",
+        f"icap_service vigil_resp respmod_precache bypass=off {tls}"
+        f"{scheme}://{host}:{icap_port}/respmod",
+        f"icap_service vigil_req reqmod_precache bypass=off {tls}{scheme}://{host}:{icap_port}/reqmod",
         *skip,
         "adaptation_access vigil_resp allow all",
         # Only requests with a body (uploads) go through REQMOD, whatever their method.
@@ -107,9 +113,12 @@ BLOCK_MODE_LINES = [
 ]
 
 
-def squid_lines(icap_port: int, mode: str) -> list[str]:
+def squid_lines(icap_port: int, mode: str, tls_cafile: Path | None = None) -> list[str]:
     """Every squid.conf line the README gives for `mode`."""
-    return [*icap_lines(icap_port), *(BLOCK_MODE_LINES if mode == "block" else MONITOR_MODE_LINES)]
+    return [
+        *icap_lines(icap_port, tls_cafile=tls_cafile),
+        *(BLOCK_MODE_LINES if mode == "block" else MONITOR_MODE_LINES),
+    ]
 
 
 # A test-only proxy account for Squid's basic authentication (Debian's basic_ncsa_auth reads
@@ -370,8 +379,10 @@ def squid_for() -> Iterator[object]:
     not have died during the test."""
     started: list[SquidProcess] = []
 
-    def start(icap_port: int, mode: str = "monitor", auth: bool = False) -> SquidProcess:
-        s = start_squid(squid_folder(), squid_lines(icap_port, mode), auth)
+    def start(
+        icap_port: int, mode: str = "monitor", auth: bool = False, tls_cafile: Path | None = None
+    ) -> SquidProcess:
+        s = start_squid(squid_folder(), squid_lines(icap_port, mode, tls_cafile), auth)
         started.append(s)
         return s
 

@@ -103,7 +103,7 @@ def gateway() -> None:
     "--workers",
     type=click.IntRange(1, 256),
     default=None,
-    help="Fingerprinting threads. Default: one per CPU.",
+    help="Fingerprinting processes. Default: one per CPU.",
 )
 @click.option(
     "--offer-204/--no-offer-204",
@@ -136,6 +136,18 @@ def gateway() -> None:
     is_flag=True,
     help="Decode JPEGs at half size for PDQ: faster, slightly less faithful (see the README).",
 )
+@click.option(
+    "--tls-cert",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Serve ICAP over TLS (icaps://) with this PEM certificate chain (with --tls-key).",
+)
+@click.option(
+    "--tls-key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The TLS certificate's private key, PEM (with --tls-cert).",
+)
 @click.option("--verbose", "-v", is_flag=True, help="Log every request.")
 @click.pass_context
 def run(
@@ -158,6 +170,8 @@ def run(
     transfer_ignore: str,
     transfer_complete: str,
     fast_pdq: bool,
+    tls_cert: Path | None,
+    tls_key: Path | None,
     verbose: bool,
 ) -> None:
     """Run the ICAP service in the foreground until SIGTERM or Ctrl-C (what the systemd unit runs)."""
@@ -165,6 +179,8 @@ def run(
     from vigil.endpoint.logs import journal_logging
     from vigil.gateway import config, daemon
 
+    if (tls_cert is None) != (tls_key is None):
+        raise click.UsageError("--tls-cert and --tls-key go together")
     root = vigil_home(home or ctx.find_root().params.get("home"))
     host, port = config.host_port(listen, "--listen")
     cfg = config.GatewayConfig(
@@ -185,6 +201,7 @@ def run(
         stream=stream,
         transfer_ignore=config.extensions(transfer_ignore, "--transfer-ignore"),
         transfer_complete=config.extensions(transfer_complete, "--transfer-complete"),
+        tls=config.tls_context(tls_cert, tls_key) if tls_cert and tls_key else None,
     )
     if workers:
         cfg.workers = workers

@@ -4,6 +4,7 @@ default, a unit and what reaching it does, as the engine's limits)."""
 from __future__ import annotations
 
 import os
+import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -75,6 +76,8 @@ class GatewayConfig:
     transfer_complete: tuple[str, ...] = ()
     # JPEGs decoded at half size for PDQ (the engine's opt-in fast mode: see the README).
     fast_pdq: bool = False
+    # ICAP over TLS (icaps://): the certificate chain and its key, PEM files; None: plain ICAP.
+    tls: ssl.SSLContext | None = None
 
     def preview_for(self, method: str) -> int:
         """The preview offered for RESPMOD or REQMOD (-1: none).
@@ -116,6 +119,17 @@ def host_port(value: str, what: str) -> tuple[str, int]:
     if not sep or not port.isdigit() or not 0 < int(port) < 65536 or not host:
         raise GatewayConfigError(f"{what}: expected HOST:PORT, got {value!r}")
     return host.strip("[]"), int(port)
+
+
+def tls_context(cert: Path, key: Path) -> ssl.SSLContext:
+    """A server context for ICAP over TLS (TLS 1.2 or later) from PEM files."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as e:
+        raise GatewayConfigError(f"--tls-cert {cert} / --tls-key {key}: cannot use: {e}") from None
+    return context
 
 
 def extensions(value: str, what: str) -> tuple[str, ...]:

@@ -155,9 +155,10 @@ def run(home: Path, cfg: GatewayConfig) -> None:
 
     def ready(addresses: list[str]) -> None:
         log.info(
-            "gateway listening on %s (icap://HOST:PORT/respmod and /reqmod), mode %s, "
+            "gateway listening on %s (%s://HOST:PORT/respmod and /reqmod), mode %s, "
             "catalog build %s, %s%s",
             ", ".join(addresses),
+            "icaps" if cfg.tls else "icap",
             cfg.mode,
             engine.matcher().build_id,
             where,

@@ -246,9 +246,9 @@ async def read_request(reader: asyncio.StreamReader, first: bytes = b"") -> Requ
         raise IcapError(400, f"not an ICAP request: {lines[0][:120]!r}")
     if version != "ICAP/1.0":
         raise IcapError(505, f"ICAP version not supported: {version[:20]!r}")
-    if not uri.lower().startswith("icap://"):
+    scheme, sep, rest = uri.partition("://")
+    if not sep or scheme.lower() not in ("icap", "icaps"):  # icaps: Secure ICAP (over TLS)
         raise IcapError(400, f"not an icap:// URI: {uri[:120]!r}")
-    rest = uri[len("icap://") :]
     path = rest[rest.find("/") :] if "/" in rest else "/"
     service = path.split("?", 1)[0].strip("/")
     headers = parse_fields(lines[1:], "ICAP")

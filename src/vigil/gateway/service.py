@@ -179,6 +179,8 @@ class Gateway:
             self.cfg.port,
             limit=protocol.READ_BUFFER,
             backlog=1024,
+            ssl=self.cfg.tls,
+            ssl_handshake_timeout=self.cfg.read_seconds if self.cfg.tls else None,
         )
         addresses = [f"{s.getsockname()[0]}:{s.getsockname()[1]}" for s in server.sockets or []]
         ready(addresses)
