@@ -57,11 +57,12 @@ from vigil.scan.results import Match
 
 log = logging.getLogger("vigil.gateway")
 
-# What became of the request being served (for the log line), per connection task.
 # At most this much of an echoed body is gathered into one chunk.
 ECHO_GATHER = 256 * 1024
 
+# The bound on the wait for each piece of the body being read, per connection task.
 _STALL: contextvars.ContextVar[_Stall] = contextvars.ContextVar("stall")
+# What became of the request being served (for the log line), per connection task.
 _OUTCOME: contextvars.ContextVar[str] = contextvars.ContextVar("outcome", default="-")
 
 # Bodies answered already (stream mode) waiting for a fingerprinting thread, per thread.
