@@ -46,7 +46,7 @@ from vigil.fingerprint.pdq import pdq_from_bytes
 from vigil.matching.exact import prefix_directory
 from vigil.matching.matcher import EXACT_KINDS, Matcher, _ExactTable
 from vigil.matching.pdq_index import build_pdq_index
-from vigil.matching.settings import MatchSettings
+from vigil.matching.settings import AGREE_ANCHOR, AGREE_WITH, MatchSettings
 
 MAX_SIDE = 1600
 MAX_PIXELS = 100_000_000
@@ -323,6 +323,25 @@ TRANSFORMS: dict[str, Transform] = {
     "screenshot framing": screenshot,
 }
 LOW_QUALITY = "low-quality copy (q 40-49)"
+# The larger sample of such copies (`--low-samples` a low-contrast photo, its own seeded draws,
+# so the rows above and the unrelated tiles stay those of earlier runs), and its copies whose
+# plain hash (nearest rotation) is within 31 bits of the original: there the quality gate, not
+# the transform, decides.
+LOW_MORE = "low-quality copies, more"
+LOW_NEAR = "low-quality, more, d<=31"
+
+
+def low_quality_more(im: Image.Image, rng: random.Random) -> tuple[bytes, Image.Image]:
+    """One or two of `low_quality_copy`'s edits, or the contrast lowered a little more (a faded
+    copy), then saved at a JPEG quality of 60-90: the JPEG and its decoded image."""
+    kinds = rng.choice([1, 1, 2])
+    for _ in range(kinds):
+        if rng.random() < 0.25:
+            im = ImageEnhance.Contrast(im).enhance(rng.uniform(0.7, 0.95))
+        else:
+            im = low_quality_copy(im, rng)
+    data = jpeg(im, rng.randint(60, 90))
+    return data, Image.open(io.BytesIO(data))
 
 
 # -- the contenders --------------------------------------------------------------------------
@@ -354,10 +373,31 @@ SETTINGS: dict[str, MatchSettings] = {
         pdq_variants=False, pdq_low_quality=MatchSettings.pdq_quality
     ),
     "vigil default": MatchSettings(),
+    "no agreement": MatchSettings(pdq_agree_distance=0),
     "variants d<=24": MatchSettings(pdq_variant_distance=24),
     "variants d<=31": MatchSettings(pdq_variant_distance=31),
     "low gate d<=26": MatchSettings(pdq_low_quality_distance=26),
 }
+
+
+def agreement_margin(fp: Fingerprints, listed: np.ndarray) -> int | None:
+    """By how many bits every bound of the default agreement rule (anchor, partner and plain
+    distances) would have to be loosened for it to match `fp` to one of `listed`."""
+    default = MatchSettings()
+    radius, plain_radius = default.agree_radii()
+    if fp.pdq is None or fp.pdq.quality < default.pdq_quality:
+        return None
+    usable = {name: h for name, h, q in fp.pdq.variants if q >= default.pdq_quality}
+    partners = [usable[name] for name in AGREE_WITH if name in usable]
+    if AGREE_ANCHOR not in usable or not partners:
+        return None
+
+    def dist(hexes: list[str]) -> np.ndarray:
+        qs = np.frombuffer(bytes.fromhex("".join(hexes)), np.uint8).reshape(-1, 32)
+        return np.bitwise_count(qs[:, None, :] ^ listed[None, :, :]).sum(2).min(0).astype(int)
+
+    need = np.maximum(dist([usable[AGREE_ANCHOR]]) - radius, dist(partners) - radius)
+    return int(np.maximum(need, dist([fp.pdq.hash]) - plain_radius).min())
 
 
 def fingerprints(data: bytes) -> Fingerprints:
@@ -429,6 +469,21 @@ def main() -> None:
         help="only the transforms whose name matches (e.g. 'pad|crop'; 'low' for the low-quality "
         "copies); the photos, copies and tiles are made as in the full run",
     )
+    parser.add_argument(
+        "--low-samples",
+        type=int,
+        default=12,
+        metavar="N",
+        help="low-quality copies (quality 40-49) made of each low-contrast photo for the larger "
+        "sample (up to 20 N tries; 0: none)",
+    )
+    parser.add_argument(
+        "--dump",
+        metavar="FILE",
+        type=Path,
+        help="also write the listed hashes and every copy and tile (JPEG bytes) to FILE (pickle), "
+        "to study a decision rule without making them again",
+    )
     args = parser.parse_args()
     if args.speed_only:
         speed(args.speed)
@@ -475,7 +530,26 @@ def main() -> None:
     recall: dict[str, dict[str, list[int]]] = {}
     distances: dict[str, list[int]] = {}
 
-    def judge(label: str, data: bytes, image: Image.Image, target: int) -> None:
+    dumped: dict[str, list[tuple[str, int, bytes]]] = {"copies": [], "tiles": []}
+
+    def judge(
+        label: str, data: bytes, image: Image.Image, target: int, near: str | None = None
+    ) -> None:
+        """Tally the copy under `label`, and under `near` too when its plain hash (nearest
+        rotation) is within 31 bits of the original's."""
+        if args.dump:
+            dumped["copies"].append((label, target, data))
+        fp = fingerprints(data)
+        labels = [label]
+        if near and fp.pdq is not None:
+            rotations = np.frombuffer(bytes.fromhex("".join(fp.pdq.dihedral)), np.uint8)
+            nearest_rotation = np.bitwise_count(rotations.reshape(-1, 32) ^ table[target]).sum(1)
+            if int(nearest_rotation.min()) <= 31:
+                labels.append(near)
+        for one in labels:
+            tally(one, data, image, target, fp)
+
+    def tally(label: str, data: bytes, image: Image.Image, target: int, fp: Fingerprints) -> None:
         row = recall.setdefault(label, {c: [0, 0] for c in contenders})
         hashes, quality = reference(image)
         found = False
@@ -484,7 +558,6 @@ def main() -> None:
             found = any(r == target for _, r, _ in ref_index.search(q, 31))
         row["pdqhash d<=31"][0] += found
         row["pdqhash d<=31"][1] += 1
-        fp = fingerprints(data)
         for name, settings in SETTINGS.items():
             hits = matcher.match_many([fp], settings)[1][0]
             row[name][0] += any(h.entry_id == target for h in hits)
@@ -525,6 +598,24 @@ def main() -> None:
             made += 1
             if made == args.samples:
                 break
+    low_rng = random.Random(f"{args.seed}-low-quality")
+    more = [0, 0]  # made, fell under 40
+    for target, faint in low:
+        made = 0
+        for _ in range(20 * args.low_samples):
+            if made == args.low_samples:
+                break
+            data, decoded = low_quality_more(faint, low_rng)
+            quality = reference(decoded)[1]
+            if quality >= 50:
+                continue
+            if quality < 40:
+                more[1] += 1
+                continue
+            made += 1
+            more[0] += 1
+            if not args.only or re.search(args.only, LOW_MORE):
+                judge(LOW_MORE, data, decoded, target, near=LOW_NEAR)
     recall_done = time.perf_counter()
 
     # Unrelated tiles.
@@ -540,6 +631,8 @@ def main() -> None:
         width = rng.randint(200, 900)
         tile = tile.resize((width, max(8, round(th * width / tw))), Image.Resampling.BILINEAR)
         data = jpeg(tile, rng.randint(70, 95))
+        if args.dump:
+            dumped["tiles"].append((group, k, data))
 
         def unrelated(row: int, group: str = group) -> bool:
             return row >= n_listed or groups[row] != group
@@ -561,6 +654,9 @@ def main() -> None:
                     qs = np.frombuffer(bytes.fromhex("".join(hexes)), np.uint8).reshape(-1, 32)
                     d = np.bitwise_count(qs[:, None, :] ^ table[others][None, :, :]).sum(2)
                     nearest.setdefault(kind, []).append(int(d.min()))
+            margin = agreement_margin(fp, table[others])
+            if margin is not None:
+                nearest.setdefault("agreement: bits to loosen", []).append(margin)
         for label, settings in SETTINGS.items():
             hits = matcher.match_many([fp], settings)[1][0]
             bad = [hit for hit in hits if unrelated(hit.entry_id)]
@@ -573,6 +669,11 @@ def main() -> None:
                         f" d={hit.distance} {hit.transform} q={fp.pdq.quality if fp.pdq else None}"
                     )
     done = time.perf_counter()
+    if args.dump:
+        import pickle
+
+        with args.dump.open("wb") as out:
+            pickle.dump({"table": table[:n_listed], "groups": groups, **dumped}, out)
 
     print(
         f"\nrecall per transform ({args.samples} samples per photo; {recall_done - started:.0f} s)"
@@ -603,6 +704,10 @@ def main() -> None:
             f"{a[int(len(a) * 0.01)]:>4}  median {int(np.median(a)):>4}  ({len(a):,} tiles)"
         )
     print(f"\nlow-quality copies that fell under quality 40 (left out): {fell_further}")
+    print(
+        f"the larger sample ({args.low_samples} a low-contrast photo at most): {more[0]} made, "
+        f"{more[1]} tries fell under quality 40 (left out)"
+    )
     print("\nplain PDQ distance (nearest rotation) of each copy to its original (median, p90):")
     for label, ds in distances.items():
         print(f"{label:30}{np.median(ds):>6.0f}{np.percentile(ds, 90):>6.0f}")

@@ -17,11 +17,17 @@ from PIL import Image, ImageDraw, ImageFilter
 from skimage import data as skdata
 
 from vigil.catalog.store import Catalog
-from vigil.fingerprint.fingerprints import Fingerprints
+from vigil.fingerprint.fingerprints import PDQ, Fingerprints
 from vigil.fingerprint.pdq import hamming, pdq_from_bytes
 from vigil.hashsets.entry import Entry, ParseReport
 from vigil.matching.matcher import Matcher, MatchSettings
-from vigil.matching.settings import PDQ_VARIANT_DISTANCE
+from vigil.matching.settings import (
+    AGREE_ANCHOR,
+    AGREE_WITH,
+    PDQ_AGREE_DISTANCE,
+    PDQ_AGREE_PLAIN,
+    PDQ_VARIANT_DISTANCE,
+)
 
 MAX = 50_000_000
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry")
@@ -131,6 +137,7 @@ MASKS = ("mask-tl", "mask-tr", "mask-bl", "mask-br", "mask-top", "mask-bottom")
 SOLID = ("trim", "frame", "unblur", *CENTRES)
 MIRROR = ("mirror", *CENTRES)
 PADS = ("pad2", "pad3", "pad4", "pad5", "pad4t", "pad4b", "pad4l", "pad4r")
+AGREED = tuple(f"{AGREE_ANCHOR}+{partner}" for partner in AGREE_WITH)
 CASES = (
     # A solid border is flat, a straight edge and without detail: 'trim', 'frame' or 'unblur',
     # whichever is nearest.
@@ -144,8 +151,8 @@ CASES = (
     # A finder's border on the other axis too: `centre-tb` keeps the rows the finders agree on.
     Case("blurred padding 18%, rows", blurred_rows, SOLID, len(PHOTOS) // 2),
     # Re-padding is a guess at what was cut away: most, not all, come within the distance.
-    Case("crop 3% all sides", crop_all_sides, PADS, len(PHOTOS) - 2),
-    Case("crop 4% off the left", crop_left, PADS, len(PHOTOS) - 2),
+    Case("crop 3% all sides", crop_all_sides, PADS + AGREED, len(PHOTOS) - 2),
+    Case("crop 4% off the left", crop_left, PADS + AGREED, len(PHOTOS) - 2),
 )
 
 
@@ -209,7 +216,8 @@ def test_each_variant_finds_copies_plain_pdq_misses(
             (hit,) = hits
             assert hit.kind == "pdq"
             assert hit.transform in case.variants, (case.how, name, hit)
-            assert hit.distance <= PDQ_VARIANT_DISTANCE
+            agreed = hit.transform in AGREED
+            assert hit.distance <= (PDQ_AGREE_DISTANCE if agreed else PDQ_VARIANT_DISTANCE)
             found += 1
     assert found >= case.at_least, (case.how, found)
 
@@ -265,6 +273,89 @@ def test_variant_distance_is_the_tighter_one(
         # Never looser than the plain hash's distance.
         capped = MatchSettings(pdq_distance=hit.distance - 1, pdq_variant_distance=31)
         assert all(h.distance < hit.distance for h in matcher.lookup(fp, capped))
+
+
+def test_agreement_finds_a_crop_no_single_variant_brings_near(
+    catalog: Catalog, originals: dict[str, Image.Image]
+) -> None:
+    # Cut by 3.5% a side, the stained tissue's re-padded variants are 28-32 bits from the
+    # original (pad3 30, pad4 28), its plain hash 60: with single variants allowed 27 bits only,
+    # pad3 and pad4 agreeing within 36 (and the plain hash within 72) find it.
+    original = originals["immunohistochemistry"]
+    matcher = listed(catalog, {"immunohistochemistry": original})
+    fp = fingerprints(jpeg(crop_all_sides(original, 0.035)))
+    assert matcher.lookup(fp, REFERENCE) == []
+    single = MatchSettings(pdq_variant_distance=27, pdq_agree_distance=0)
+    assert matcher.lookup(fp, single) == []
+    (hit,) = matcher.lookup(fp, MatchSettings(pdq_variant_distance=27))
+    assert matcher.entry(hit.entry_id).ext_id == "immunohistochemistry"
+    assert hit.transform in AGREED and 27 < hit.distance <= PDQ_AGREE_DISTANCE
+
+
+def _flipped(hex_: str, start: int, count: int) -> str:
+    """`hex_` with bits start..start+count-1 flipped."""
+    value = int(hex_, 16)
+    for bit in range(start, start + count):
+        value ^= 1 << bit
+    return f"{value:064x}"
+
+
+def _made(plain: str, variants: dict[str, str], quality: int = 90) -> Fingerprints:
+    pdq = PDQ(plain, quality, (plain,) * 8, tuple((n, h, quality) for n, h in variants.items()))
+    return Fingerprints(1, "0" * 32, "0" * 40, "0" * 64, "image/jpeg", pdq=pdq)
+
+
+def test_agreement_rule_needs_a_partner_and_the_plain_hash(catalog: Catalog) -> None:
+    listed_hash = "5a" * 32
+    entry = Entry({"pdq": listed_hash}, id="listed")
+    catalog.import_entries("police", [entry], ParseReport(format="pdq"), source="p", version="1")
+    matcher = Matcher.compile(catalog)
+
+    def case(anchor: int, partner: int, plain: int, **kw: int) -> list[str | None]:
+        fp = _made(
+            _flipped(listed_hash, 0, plain),
+            {
+                AGREE_ANCHOR: _flipped(listed_hash, 100, anchor),
+                AGREE_WITH[1]: _flipped(listed_hash, 150, partner),
+                "pad4t": _flipped(listed_hash, 0, 20 if kw.pop("side", 0) else 90),
+            },
+        )
+        return [h.transform for h in matcher.lookup(fp, MatchSettings(**kw))]  # type: ignore[arg-type]
+
+    agreed = f"{AGREE_ANCHOR}+{AGREE_WITH[1]}"
+    assert case(33, 35, 60) == [agreed]
+    assert case(PDQ_AGREE_DISTANCE, PDQ_AGREE_DISTANCE, PDQ_AGREE_PLAIN) == [agreed]
+    # The anchor alone, an anchor past the rule's distance, a partner too far, the plain hash
+    # too far: no match.
+    assert case(33, 90, 60) == []
+    assert case(PDQ_AGREE_DISTANCE + 1, 30, 60) == []
+    assert case(33, PDQ_AGREE_DISTANCE + 1, 60) == []
+    assert case(33, 35, PDQ_AGREE_PLAIN + 1) == []
+    # A one-side re-padding near the entry is a single variant, not a partner of the anchor.
+    assert case(33, 90, 60, side=1) == ["pad4t"]
+    # Off: without variants, with the rule's distance at the variants', or a tighter PDQ
+    # distance (never more than 5 bits looser than it).
+    assert case(33, 35, 60, pdq_agree_distance=0) == []
+    assert case(33, 35, 60, pdq_variants=False) == []
+    assert case(33, 35, 60, pdq_distance=27) == []
+    assert case(32, 32, 60, pdq_distance=27) == [agreed]
+    # The plain hash's bound is a setting too; a nearer single variant wins.
+    assert case(33, 35, 60, pdq_agree_plain=59) == []
+    assert case(33, 20, 60) == [AGREE_WITH[1]]
+
+
+def test_agreement_needs_hashes_of_the_gates_quality(catalog: Catalog) -> None:
+    listed_hash = "c3" * 32
+    entry = Entry({"pdq": listed_hash}, id="listed")
+    catalog.import_entries("police", [entry], ParseReport(format="pdq"), source="p", version="1")
+    matcher = Matcher.compile(catalog)
+    hashes = {
+        AGREE_ANCHOR: _flipped(listed_hash, 100, 33),
+        AGREE_WITH[0]: _flipped(listed_hash, 150, 34),
+    }
+    plain = _flipped(listed_hash, 0, 60)
+    assert len(matcher.lookup(_made(plain, hashes))) == 1
+    assert matcher.lookup(_made(plain, hashes, quality=45)) == []
 
 
 def flat_images() -> list[Image.Image]:
