@@ -23,6 +23,7 @@ from vigil.hashsets.entry import Entry, ParseReport
 from vigil.matching.matcher import Matcher, MatchSettings
 from vigil.matching.settings import (
     AGREE_ANCHOR,
+    AGREE_MASKS,
     AGREE_WITH,
     PDQ_AGREE_DISTANCE,
     PDQ_AGREE_PLAIN,
@@ -344,6 +345,52 @@ def test_agreement_rule_needs_a_partner_and_the_plain_hash(catalog: Catalog) -> 
     assert case(33, 20, 60) == [AGREE_WITH[1]]
 
 
+def test_plain_hash_near_the_threshold_needs_a_mask_to_agree(catalog: Catalog) -> None:
+    # With `pdq_agree_masks` only (off by default: README, "Robustness").
+    listed_hash = "96" * 32
+    entry = Entry({"pdq": listed_hash}, id="listed")
+    catalog.import_entries("police", [entry], ParseReport(format="pdq"), source="p", version="1")
+    matcher = Matcher.compile(catalog)
+
+    def case(plain: int, mask: int, **kw: int) -> list[tuple[str | None, int]]:
+        fp = _made(
+            _flipped(listed_hash, 0, plain),
+            {"mask-br": _flipped(listed_hash, 120, mask), "pad3": _flipped(listed_hash, 40, 90)},
+        )
+        settings = MatchSettings(**{"pdq_agree_masks": True, **kw})  # type: ignore[arg-type]
+        return [(h.transform, h.distance) for h in matcher.lookup(fp, settings)]
+
+    # A badge in a corner: the plain hash a few bits past 31, the corner filled within 36.
+    assert case(34, 30) == [("original+mask-br", 34)]
+    assert case(PDQ_AGREE_DISTANCE, PDQ_AGREE_DISTANCE) == [("original+mask-br", 36)]
+    assert case(31, 90) == [("original", 31)]  # within the plain distance: no partner needed
+    assert case(27, 90) == [("original", 27)]
+    # Alone, or with the mask too far, or the plain hash past the rule's distance: no match.
+    assert case(34, 90) == []
+    assert case(34, PDQ_AGREE_DISTANCE + 1) == []
+    assert case(PDQ_AGREE_DISTANCE + 1, 20) == [("mask-br", 20)]  # the mask alone, as before
+    assert case(PDQ_AGREE_DISTANCE + 1, 30) == []
+    assert case(34, 30, pdq_agree_distance=0) == []
+    assert case(34, 30, pdq_variants=False) == []
+    assert case(34, 30, pdq_agree_masks=False) == []  # the default
+    # A re-padded variant is no partner of the plain hash.
+    fp = _made(_flipped(listed_hash, 0, 34), {"pad2": _flipped(listed_hash, 120, 30)})
+    assert matcher.lookup(fp, MatchSettings(pdq_agree_masks=True)) == []
+    assert "mask-br" in AGREE_MASKS
+
+
+def test_a_logo_just_past_the_plain_distance_is_found_with_a_mask(catalog: Catalog) -> None:
+    # A badge over 12% of the cat photo, bottom right: the plain hash 32 bits from the
+    # original, the bottom-right corner filled 30: neither matches alone, together they do.
+    original = photo("chelsea")
+    matcher = listed(catalog, {"chelsea": original})
+    fp = fingerprints(jpeg(logo(original, 3, 0.12)))
+    assert matcher.lookup(fp) == []
+    (hit,) = matcher.lookup(fp, MatchSettings(pdq_agree_masks=True))
+    assert matcher.entry(hit.entry_id).ext_id == "chelsea"
+    assert hit.transform == "original+mask-br" and 31 < hit.distance <= PDQ_AGREE_DISTANCE
+
+
 def test_agreement_needs_hashes_of_the_gates_quality(catalog: Catalog) -> None:
     listed_hash = "c3" * 32
     entry = Entry({"pdq": listed_hash}, id="listed")
@@ -405,10 +452,12 @@ def test_unrelated_photos_never_match(
     # with every variant: no match.
     names = list(originals)
     matcher = listed(catalog, {n: originals[n] for n in names[::2]})
-    for name in names[1::2]:
-        assert matcher.lookup(fingerprints(jpeg(originals[name]))) == [], name
-        for case in CASES:
-            assert matcher.lookup(copies[(case.how, name)]) == [], (case.how, name)
+    # With the agreement of the plain hash and a mask too (off by default).
+    for settings in (MatchSettings(), MatchSettings(pdq_agree_masks=True)):
+        for name in names[1::2]:
+            assert matcher.lookup(fingerprints(jpeg(originals[name])), settings) == [], name
+            for case in CASES:
+                assert matcher.lookup(copies[(case.how, name)], settings) == [], (case.how, name)
 
 
 def test_the_variant_is_named_in_the_scan_output(

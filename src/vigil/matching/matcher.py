@@ -23,7 +23,7 @@ from vigil.kinds import EXACT, NEAR_NAMES, PDQ, VPDQ
 from vigil.matching.entries import EntryRecord, EntryTable
 from vigil.matching.exact import as_rows, equal_ranges, prefix_directory, sort_order
 from vigil.matching.pdq_index import PDQIndex, build_pdq_index, load_pdq_index
-from vigil.matching.settings import AGREE_ANCHOR, AGREE_WITH, MatchSettings
+from vigil.matching.settings import AGREE_ANCHOR, AGREE_MASKS, AGREE_WITH, MatchSettings
 from vigil.matching.video import VideoIndex
 
 if TYPE_CHECKING:  # SQLAlchemy is imported only by code that queries the catalog
@@ -395,10 +395,11 @@ class Matcher:
         # The extra chances are never looser than the plain hash's distance.
         low_radius = min(settings.pdq_low_quality_distance, settings.pdq_distance)
         variant_radius = min(settings.pdq_variant_distance, settings.pdq_distance)
-        # The agreement rule's anchor is searched to agree_radius; a hit past variant_radius
-        # counts only when confirmed (`_agreed`). Off without the variants.
+        # The agreement rule's anchors (the 3% re-padding, the plain hash) are searched to
+        # agree_radius; a hit past their own radius counts only when confirmed (`_agreed`).
+        # Off without the variants.
         agree_radius, plain_radius = settings.agree_radii()
-        anchors: dict[int, int] = {}  # query of an anchor -> its item
+        anchors: dict[int, tuple[int, tuple[str, ...]]] = {}  # query -> (item, partners)
         for i, fp in enumerate(fps):
             if fp.pdq is None:
                 continue
@@ -410,6 +411,8 @@ class Matcher:
             else:
                 continue
             variants = pdq.dihedral if settings.rotations and pdq.dihedral else (pdq.hash,)
+            if settings.pdq_agree_masks and agree_radius > radius == settings.pdq_distance:
+                anchors[len(hexes)] = (i, AGREE_MASKS)
             owners.extend([i] * len(variants))
             hexes.extend(variants)
             radii.extend([radius] * len(variants))
@@ -418,7 +421,7 @@ class Matcher:
                 for name, hex_, quality in pdq.variants:
                     if quality >= settings.pdq_quality:
                         if name == AGREE_ANCHOR and agree_radius:
-                            anchors[len(hexes)] = i
+                            anchors[len(hexes)] = (i, AGREE_WITH)
                         owners.append(i)
                         hexes.append(hex_)
                         radii.append(variant_radius)
@@ -474,29 +477,34 @@ class Matcher:
         self,
         pending: list[tuple[int, int, int]],
         fps: Sequence[Fingerprints],
-        anchors: dict[int, int],
+        anchors: dict[int, tuple[int, tuple[str, ...]]],
         agree_radius: int,
         plain_radius: int,
         settings: MatchSettings,
     ) -> list[tuple[int, int, int, str]]:
-        """The anchor hits past the variants' distance that the agreement rule confirms, with
-        the agreeing variant's name: another re-padded amount within the anchor's distance of
-        the same stored hash, and the plain hash within `pdq_agree_plain` of it."""
+        """The anchor hits past their own distance that the agreement rule confirms, with the
+        agreeing variant's name: one of the anchor's partners (another re-padded amount for the
+        re-padded anchor, a masked variant for the plain hash) within `agree_radius` of the same
+        stored hash, and, for a re-padded anchor, the plain hash within `plain_radius` of it."""
         if not pending:
             return []
         stored = self._pdq.hashes(np.array([row for _, row, _ in pending], dtype=np.int64))
         out = []
         for (qi, row, dist), target in zip(pending, stored, strict=True):
-            pdq = fps[anchors[qi]].pdq
+            owner, partners = anchors[qi]
+            pdq = fps[owner].pdq
             assert pdq is not None
-            if pdq.quality < settings.pdq_quality or _distance(pdq.hash, target) > plain_radius:
+            if pdq.quality < settings.pdq_quality:
                 continue
-            partners = [
-                (_distance(hex_, target), name)
+            if partners is AGREE_WITH and _distance(pdq.hash, target) > plain_radius:
+                continue
+            near = [
+                (d, name)
                 for name, hex_, quality in pdq.variants
-                if name in AGREE_WITH and quality >= settings.pdq_quality
+                if name in partners
+                and quality >= settings.pdq_quality
+                and (d := _distance(hex_, target)) <= agree_radius
             ]
-            near = [p for p in partners if p[0] <= agree_radius]
             if near:
                 out.append((qi, row, dist, min(near)[1]))
         return out
