@@ -506,3 +506,50 @@ def test_the_variant_is_named_in_the_scan_output(
         )
         > MatchSettings.pdq_distance
     )
+
+
+def test_agreements_are_named_in_the_scan_output(tmp_path: Path) -> None:
+    # The stained tissue cut by 3.75% a side: no single variant within 28 (pad5 32, pad3 36),
+    # pad3 and pad5 agreeing within 36 and the plain hash 66 find it by default. The cat with a
+    # badge: the plain hash and a mask agreeing, with --pdq-agree-masks only.
+    tissue, cat = photo("immunohistochemistry"), photo("chelsea")
+    listing = tmp_path / "police.pdq"
+    listing.write_text(
+        "".join(
+            f"pdq {pdq_from_bytes(jpeg(im), max_pixels=MAX).hash} {name}\n"
+            for name, im in (("tissue", tissue), ("cat", cat))
+        )
+    )
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "cropped.jpg").write_bytes(jpeg(crop_all_sides(tissue, 0.0375)))
+    (tree / "badge.jpg").write_bytes(jpeg(logo(cat, 3, 0.12)))
+    env = {**os.environ, "VIGIL_HOME": str(tmp_path / "home")}
+    run = [sys.executable, "-m", "vigil.cli"]
+    imported = subprocess.run(
+        [*run, "hashset", "import", str(listing), "--name", "police"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert imported.returncode == 0, imported.stderr
+
+    def scan(*extra: str) -> dict[str, tuple[str, int]]:
+        proc = subprocess.run(
+            [*run, "scan", str(tree), "--json", *extra],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+        )
+        assert proc.returncode in (0, 1), proc.stderr
+        matches = [json.loads(line) for line in proc.stdout.splitlines()]
+        return {Path(m["path"]).name: (m["transform"], m["distance"]) for m in matches}
+
+    assert scan() == {"cropped.jpg": ("pad3+pad5", 36)}
+    assert scan("--pdq-agree-masks") == {
+        "cropped.jpg": ("pad3+pad5", 36),
+        "badge.jpg": ("original+mask-br", 32),
+    }
+    assert scan("--no-pdq-variants") == {}
