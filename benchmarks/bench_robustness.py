@@ -7,6 +7,9 @@ benign photos (Debian's mate-backgrounds and gnome-backgrounds, scikit-image's p
 Scanned: generated transforms of every listed photo (crops, padding, borders, watermarks,
 rotations, gamma, blur, JPEG quality, screenshot framing, low-quality copies), each made
 `--samples` times with random parameters in the stated range and saved as JPEG (quality 90).
+A larger sample of low-quality copies (`--low-samples` a low-contrast photo, drawn with a seed
+of its own) is reported as well, and its part within 31 bits of the original (where the quality
+gate, not the transform, decides).
 
 Unrelated images: `--unrelated` random tiles of the same photos (a random 12-40% of each side,
 anywhere, resized to 200-900 pixels wide, JPEG quality 70-95). A tile counts as a false match
@@ -16,13 +19,16 @@ size siblings: wallpapers named alike are one group), or any random hash.
 Contenders: pdqhash at distance 31 (its own hashes of the decoded copy, the 8 rotations, quality
 at least 50: the reference rule), Vigil with the reference's rule (`--no-pdq-variants`), and Vigil
 with its default settings and a few others (the scanned-side variants and their distance, the
-low-quality gate). Recall is the share of copies that match their photo.
+agreement rules, the low-quality gate). Recall is the share of copies that match their photo.
+The margins: how near an unrelated tile comes to a listed photo by its plain hash, by a variant,
+and under each agreement rule (by how many bits every bound would have to be loosened).
 
     python -m benchmarks.bench_robustness [--quick] [--samples 3] [--unrelated 10000]
-        [--random-hashes 1000000] [--seed 1] [--only REGEX] [--speed 300] [--speed-only]
+        [--random-hashes 1000000] [--seed 1] [--only REGEX] [--low-samples 12] [--dump FILE]
+        [--speed 300] [--speed-only]
 
-`--quick`: 1 sample per transform, 1,000 unrelated tiles, 100,000 random hashes (about a
-minute). The full run takes a few minutes on one core.
+`--quick`: 1 sample per transform, 1,000 unrelated tiles, 100,000 random hashes (a few
+minutes). The full run takes about ten minutes on one core.
 """
 
 from __future__ import annotations
