@@ -411,7 +411,8 @@ class Matcher:
             else:
                 continue
             variants = pdq.dihedral if settings.rotations and pdq.dihedral else (pdq.hash,)
-            if settings.pdq_agree_masks and agree_radius > radius == settings.pdq_distance:
+            full = pdq.quality >= settings.pdq_quality  # the agreement needs it
+            if settings.pdq_agree_masks and full and agree_radius > settings.pdq_distance:
                 anchors[len(hexes)] = (i, AGREE_MASKS)
             owners.extend([i] * len(variants))
             hexes.extend(variants)
@@ -420,7 +421,8 @@ class Matcher:
             if settings.pdq_variants:
                 for name, hex_, quality in pdq.variants:
                     if quality >= settings.pdq_quality:
-                        if name == AGREE_ANCHOR and agree_radius:
+                        # (the rule needs the plain hash above the gate too)
+                        if name == AGREE_ANCHOR and agree_radius and full:
                             anchors[len(hexes)] = (i, AGREE_WITH)
                         owners.append(i)
                         hexes.append(hex_)
