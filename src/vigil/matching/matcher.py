@@ -421,7 +421,6 @@ class Matcher:
             if settings.pdq_variants:
                 for name, hex_, quality in pdq.variants:
                     if quality >= settings.pdq_quality:
-                        # (the rule needs the plain hash above the gate too)
                         if name == AGREE_ANCHOR and agree_radius and full:
                             anchors[len(hexes)] = (i, AGREE_WITH)
                         owners.append(i)
