@@ -7,6 +7,9 @@ benign photos (Debian's mate-backgrounds and gnome-backgrounds, scikit-image's p
 Scanned: generated transforms of every listed photo (crops, padding, borders, watermarks,
 rotations, gamma, blur, JPEG quality, screenshot framing, low-quality copies), each made
 `--samples` times with random parameters in the stated range and saved as JPEG (quality 90).
+A larger sample of low-quality copies (`--low-samples` a low-contrast photo, drawn with a seed
+of its own) is reported as well, and its part within 31 bits of the original (where the quality
+gate, not the transform, decides).
 
 Unrelated images: `--unrelated` random tiles of the same photos (a random 12-40% of each side,
 anywhere, resized to 200-900 pixels wide, JPEG quality 70-95). A tile counts as a false match
@@ -16,13 +19,16 @@ size siblings: wallpapers named alike are one group), or any random hash.
 Contenders: pdqhash at distance 31 (its own hashes of the decoded copy, the 8 rotations, quality
 at least 50: the reference rule), Vigil with the reference's rule (`--no-pdq-variants`), and Vigil
 with its default settings and a few others (the scanned-side variants and their distance, the
-low-quality gate). Recall is the share of copies that match their photo.
+agreement rules, the low-quality gate). Recall is the share of copies that match their photo.
+The margins: how near an unrelated tile comes to a listed photo by its plain hash, by a variant,
+and under each agreement rule (by how many bits every bound would have to be loosened).
 
     python -m benchmarks.bench_robustness [--quick] [--samples 3] [--unrelated 10000]
-        [--random-hashes 1000000] [--seed 1] [--only REGEX] [--speed 300] [--speed-only]
+        [--random-hashes 1000000] [--seed 1] [--only REGEX] [--low-samples 12] [--dump FILE]
+        [--speed 300] [--speed-only]
 
-`--quick`: 1 sample per transform, 1,000 unrelated tiles, 100,000 random hashes (about a
-minute). The full run takes a few minutes on one core.
+`--quick`: 1 sample per transform, 1,000 unrelated tiles, 100,000 random hashes (a few
+minutes). The full run takes about ten minutes on one core.
 """
 
 from __future__ import annotations
@@ -46,7 +52,7 @@ from vigil.fingerprint.pdq import pdq_from_bytes
 from vigil.matching.exact import prefix_directory
 from vigil.matching.matcher import EXACT_KINDS, Matcher, _ExactTable
 from vigil.matching.pdq_index import build_pdq_index
-from vigil.matching.settings import MatchSettings
+from vigil.matching.settings import AGREE_ANCHOR, AGREE_MASKS, AGREE_WITH, MatchSettings
 
 MAX_SIDE = 1600
 MAX_PIXELS = 100_000_000
@@ -323,6 +329,25 @@ TRANSFORMS: dict[str, Transform] = {
     "screenshot framing": screenshot,
 }
 LOW_QUALITY = "low-quality copy (q 40-49)"
+# The larger sample of such copies (`--low-samples` a low-contrast photo, its own seeded draws,
+# so the rows above and the unrelated tiles stay those of earlier runs), and its copies whose
+# plain hash (nearest rotation) is within 31 bits of the original: there the quality gate, not
+# the transform, decides.
+LOW_MORE = "low-quality copies, more"
+LOW_NEAR = "low-quality, more, d<=31"
+
+
+def low_quality_more(im: Image.Image, rng: random.Random) -> tuple[bytes, Image.Image]:
+    """One or two of `low_quality_copy`'s edits, or the contrast lowered a little more (a faded
+    copy), then saved at a JPEG quality of 60-90: the JPEG and its decoded image."""
+    kinds = rng.choice([1, 1, 2])
+    for _ in range(kinds):
+        if rng.random() < 0.25:
+            im = ImageEnhance.Contrast(im).enhance(rng.uniform(0.7, 0.95))
+        else:
+            im = low_quality_copy(im, rng)
+    data = jpeg(im, rng.randint(60, 90))
+    return data, Image.open(io.BytesIO(data))
 
 
 # -- the contenders --------------------------------------------------------------------------
@@ -354,10 +379,39 @@ SETTINGS: dict[str, MatchSettings] = {
         pdq_variants=False, pdq_low_quality=MatchSettings.pdq_quality
     ),
     "vigil default": MatchSettings(),
+    "no agreement": MatchSettings(pdq_agree_distance=0),
+    "+ plain/mask agreement": MatchSettings(pdq_agree_masks=True),
     "variants d<=24": MatchSettings(pdq_variant_distance=24),
     "variants d<=31": MatchSettings(pdq_variant_distance=31),
-    "low gate d<=26": MatchSettings(pdq_low_quality_distance=26),
+    "low gate d<=20": MatchSettings(pdq_low_quality_distance=20),
+    "low gate d<=31": MatchSettings(pdq_low_quality_distance=31),
 }
+
+
+def agreement_margins(fp: Fingerprints, listed: np.ndarray) -> dict[str, int]:
+    """By how many bits every bound of each agreement rule of the default settings would have
+    to be loosened for it to match `fp` to one of `listed`: the re-padded anchor with another
+    re-padding and the plain hash; the plain hash with a masked variant."""
+    default = MatchSettings()
+    radius, plain_radius = default.agree_radii()
+    if fp.pdq is None or fp.pdq.quality < default.pdq_quality:
+        return {}
+    usable = {name: h for name, h, q in fp.pdq.variants if q >= default.pdq_quality}
+
+    def dist(hexes: list[str]) -> np.ndarray:
+        qs = np.frombuffer(bytes.fromhex("".join(hexes)), np.uint8).reshape(-1, 32)
+        return np.bitwise_count(qs[:, None, :] ^ listed[None, :, :]).sum(2).min(0).astype(int)
+
+    out = {}
+    plain = dist([fp.pdq.hash])
+    partners = [usable[name] for name in AGREE_WITH if name in usable]
+    if AGREE_ANCHOR in usable and partners:
+        need = np.maximum(dist([usable[AGREE_ANCHOR]]) - radius, dist(partners) - radius)
+        out["agreement, re-padded"] = int(np.maximum(need, plain - plain_radius).min())
+    masks = [usable[name] for name in AGREE_MASKS if name in usable]
+    if masks:
+        out["agreement, plain + mask"] = int(np.maximum(plain - radius, dist(masks) - radius).min())
+    return out
 
 
 def fingerprints(data: bytes) -> Fingerprints:
@@ -429,6 +483,21 @@ def main() -> None:
         help="only the transforms whose name matches (e.g. 'pad|crop'; 'low' for the low-quality "
         "copies); the photos, copies and tiles are made as in the full run",
     )
+    parser.add_argument(
+        "--low-samples",
+        type=int,
+        default=12,
+        metavar="N",
+        help="low-quality copies (quality 40-49) made of each low-contrast photo for the larger "
+        "sample (up to 10 N tries; 0: none)",
+    )
+    parser.add_argument(
+        "--dump",
+        metavar="FILE",
+        type=Path,
+        help="also write the listed hashes and every copy and tile (JPEG bytes) to FILE (pickle), "
+        "to study a decision rule without making them again",
+    )
     args = parser.parse_args()
     if args.speed_only:
         speed(args.speed)
@@ -475,7 +544,26 @@ def main() -> None:
     recall: dict[str, dict[str, list[int]]] = {}
     distances: dict[str, list[int]] = {}
 
-    def judge(label: str, data: bytes, image: Image.Image, target: int) -> None:
+    dumped: dict[str, list[tuple[str, int, bytes]]] = {"copies": [], "tiles": []}
+
+    def judge(
+        label: str, data: bytes, image: Image.Image, target: int, near: str | None = None
+    ) -> None:
+        """Tally the copy under `label`, and under `near` too when its plain hash (nearest
+        rotation) is within 31 bits of the original's."""
+        if args.dump:
+            dumped["copies"].append((label, target, data))
+        fp = fingerprints(data)
+        labels = [label]
+        if near and fp.pdq is not None:
+            rotations = np.frombuffer(bytes.fromhex("".join(fp.pdq.dihedral)), np.uint8)
+            nearest_rotation = np.bitwise_count(rotations.reshape(-1, 32) ^ table[target]).sum(1)
+            if int(nearest_rotation.min()) <= 31:
+                labels.append(near)
+        for one in labels:
+            tally(one, data, image, target, fp)
+
+    def tally(label: str, data: bytes, image: Image.Image, target: int, fp: Fingerprints) -> None:
         row = recall.setdefault(label, {c: [0, 0] for c in contenders})
         hashes, quality = reference(image)
         found = False
@@ -484,17 +572,13 @@ def main() -> None:
             found = any(r == target for _, r, _ in ref_index.search(q, 31))
         row["pdqhash d<=31"][0] += found
         row["pdqhash d<=31"][1] += 1
-        fp = fingerprints(data)
         for name, settings in SETTINGS.items():
             hits = matcher.match_many([fp], settings)[1][0]
             row[name][0] += any(h.entry_id == target for h in hits)
             row[name][1] += 1
         if fp.pdq is not None:
-            plain = int(
-                np.bitwise_count(
-                    np.frombuffer(bytes.fromhex(fp.pdq.hash), np.uint8) ^ table[target]
-                ).sum()
-            )
+            rotations = np.frombuffer(bytes.fromhex("".join(fp.pdq.dihedral)), np.uint8)
+            plain = int(np.bitwise_count(rotations.reshape(-1, 32) ^ table[target]).sum(1).min())
             distances.setdefault(label, []).append(plain)
 
     for target, (_, _, image, _) in enumerate(listed):
@@ -525,6 +609,26 @@ def main() -> None:
             made += 1
             if made == args.samples:
                 break
+    low_rng = random.Random(f"{args.seed}-low-quality")
+    more = [0, 0]  # made, fell under 40
+    for target, faint in low:
+        made = 0
+        for _ in range(10 * args.low_samples):
+            if made == args.low_samples:
+                break
+            data, decoded = low_quality_more(faint, low_rng)
+            # Vigil's quality (the same gradient sum over the 64x64 block as pdqhash's), at an
+            # eighth of the time.
+            quality = pdq_from_bytes(data, max_pixels=MAX_PIXELS, variants=False).quality
+            if quality >= 50:
+                continue
+            if quality < 40:
+                more[1] += 1
+                continue
+            made += 1
+            more[0] += 1
+            if not args.only or re.search(args.only, LOW_MORE):
+                judge(LOW_MORE, data, decoded, target, near=LOW_NEAR)
     recall_done = time.perf_counter()
 
     # Unrelated tiles.
@@ -540,6 +644,8 @@ def main() -> None:
         width = rng.randint(200, 900)
         tile = tile.resize((width, max(8, round(th * width / tw))), Image.Resampling.BILINEAR)
         data = jpeg(tile, rng.randint(70, 95))
+        if args.dump:
+            dumped["tiles"].append((group, k, data))
 
         def unrelated(row: int, group: str = group) -> bool:
             return row >= n_listed or groups[row] != group
@@ -561,6 +667,8 @@ def main() -> None:
                     qs = np.frombuffer(bytes.fromhex("".join(hexes)), np.uint8).reshape(-1, 32)
                     d = np.bitwise_count(qs[:, None, :] ^ table[others][None, :, :]).sum(2)
                     nearest.setdefault(kind, []).append(int(d.min()))
+            for kind, margin in agreement_margins(fp, table[others]).items():
+                nearest.setdefault(f"{kind}: bits to loosen", []).append(margin)
         for label, settings in SETTINGS.items():
             hits = matcher.match_many([fp], settings)[1][0]
             bad = [hit for hit in hits if unrelated(hit.entry_id)]
@@ -573,6 +681,11 @@ def main() -> None:
                         f" d={hit.distance} {hit.transform} q={fp.pdq.quality if fp.pdq else None}"
                     )
     done = time.perf_counter()
+    if args.dump:
+        import pickle
+
+        with args.dump.open("wb") as out:
+            pickle.dump({"table": table[:n_listed], "groups": groups, **dumped}, out)
 
     print(
         f"\nrecall per transform ({args.samples} samples per photo; {recall_done - started:.0f} s)"
@@ -584,8 +697,9 @@ def main() -> None:
         cells = []
         for c in contenders:
             got, n = row[c]
-            totals[c][0] += got
-            totals[c][1] += n
+            if label != LOW_NEAR:  # a part of the row above it
+                totals[c][0] += got
+                totals[c][1] += n
             cells.append(f"{100 * got / n:>5.1f}% ({got:>3}/{n:>3})".rjust(22))
         print(f"{label:30}" + "".join(cells))
     print(
@@ -599,10 +713,14 @@ def main() -> None:
     for kind, ds in nearest.items():
         a = np.sort(ds)
         print(
-            f"{kind:30} min {a[0]:>4}  0.1% {a[int(len(a) * 0.001)]:>4}  1% "
+            f"{kind:36} min {a[0]:>4}  0.1% {a[int(len(a) * 0.001)]:>4}  1% "
             f"{a[int(len(a) * 0.01)]:>4}  median {int(np.median(a)):>4}  ({len(a):,} tiles)"
         )
     print(f"\nlow-quality copies that fell under quality 40 (left out): {fell_further}")
+    print(
+        f"the larger sample ({args.low_samples} a low-contrast photo at most): {more[0]} made, "
+        f"{more[1]} tries fell under quality 40 (left out)"
+    )
     print("\nplain PDQ distance (nearest rotation) of each copy to its original (median, p90):")
     for label, ds in distances.items():
         print(f"{label:30}{np.median(ds):>6.0f}{np.percentile(ds, 90):>6.0f}")

@@ -15,6 +15,7 @@ from vigil.hashsets.entry import Entry, ParseReport
 from vigil.matching.builds import BuildStore
 from vigil.matching.matcher import Matcher, MatchSettings
 from vigil.matching.pdq_index import BruteForcePDQIndex
+from vigil.matching.settings import PDQ_LOW_QUALITY_DISTANCE
 
 rng = random.Random(7)
 
@@ -89,8 +90,11 @@ def test_pdq_radius_quality_and_transform(catalog: Catalog) -> None:
     assert len(m.lookup(fp(pdq=PDQ(near, 29, (near, *others))), MatchSettings(pdq_quality=20))) == 1
     # Just under the gate (pdq_low_quality..pdq_quality): matched within the tighter distance only.
     assert len(m.lookup(fp(pdq=PDQ(near, 30, (near, *others))))) == 1
-    closer = flip_bits(known, 21)
-    assert m.lookup(fp(pdq=PDQ(closer, 49, (closer, *others)))) == []
+    edge = flip_bits(known, PDQ_LOW_QUALITY_DISTANCE)
+    assert len(m.lookup(fp(pdq=PDQ(edge, 49, (edge, *others))))) == 1
+    past = flip_bits(known, PDQ_LOW_QUALITY_DISTANCE + 1)
+    assert m.lookup(fp(pdq=PDQ(past, 49, (past, *others)))) == []
+    assert len(m.lookup(fp(pdq=PDQ(past, 50, (past, *others))))) == 1
     off = MatchSettings(pdq_low_quality=50)
     assert m.lookup(fp(pdq=PDQ(near, 49, (near, *others))), off) == []
     # The known image mirrored: only the flipx variant of the scanned hash is near.

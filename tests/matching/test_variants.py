@@ -17,11 +17,18 @@ from PIL import Image, ImageDraw, ImageFilter
 from skimage import data as skdata
 
 from vigil.catalog.store import Catalog
-from vigil.fingerprint.fingerprints import Fingerprints
+from vigil.fingerprint.fingerprints import PDQ, Fingerprints
 from vigil.fingerprint.pdq import hamming, pdq_from_bytes
 from vigil.hashsets.entry import Entry, ParseReport
 from vigil.matching.matcher import Matcher, MatchSettings
-from vigil.matching.settings import PDQ_VARIANT_DISTANCE
+from vigil.matching.settings import (
+    AGREE_ANCHOR,
+    AGREE_MASKS,
+    AGREE_WITH,
+    PDQ_AGREE_DISTANCE,
+    PDQ_AGREE_PLAIN,
+    PDQ_VARIANT_DISTANCE,
+)
 
 MAX = 50_000_000
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry")
@@ -131,6 +138,7 @@ MASKS = ("mask-tl", "mask-tr", "mask-bl", "mask-br", "mask-top", "mask-bottom")
 SOLID = ("trim", "frame", "unblur", *CENTRES)
 MIRROR = ("mirror", *CENTRES)
 PADS = ("pad2", "pad3", "pad4", "pad5", "pad4t", "pad4b", "pad4l", "pad4r")
+AGREED = tuple(f"{AGREE_ANCHOR}+{partner}" for partner in AGREE_WITH)
 CASES = (
     # A solid border is flat, a straight edge and without detail: 'trim', 'frame' or 'unblur',
     # whichever is nearest.
@@ -144,8 +152,8 @@ CASES = (
     # A finder's border on the other axis too: `centre-tb` keeps the rows the finders agree on.
     Case("blurred padding 18%, rows", blurred_rows, SOLID, len(PHOTOS) // 2),
     # Re-padding is a guess at what was cut away: most, not all, come within the distance.
-    Case("crop 3% all sides", crop_all_sides, PADS, len(PHOTOS) - 2),
-    Case("crop 4% off the left", crop_left, PADS, len(PHOTOS) - 2),
+    Case("crop 3% all sides", crop_all_sides, PADS + AGREED, len(PHOTOS) - 2),
+    Case("crop 4% off the left", crop_left, PADS + AGREED, len(PHOTOS) - 2),
 )
 
 
@@ -209,7 +217,8 @@ def test_each_variant_finds_copies_plain_pdq_misses(
             (hit,) = hits
             assert hit.kind == "pdq"
             assert hit.transform in case.variants, (case.how, name, hit)
-            assert hit.distance <= PDQ_VARIANT_DISTANCE
+            agreed = hit.transform in AGREED
+            assert hit.distance <= (PDQ_AGREE_DISTANCE if agreed else PDQ_VARIANT_DISTANCE)
             found += 1
     assert found >= case.at_least, (case.how, found)
 
@@ -267,6 +276,135 @@ def test_variant_distance_is_the_tighter_one(
         assert all(h.distance < hit.distance for h in matcher.lookup(fp, capped))
 
 
+def test_agreement_finds_a_crop_no_single_variant_brings_near(
+    catalog: Catalog, originals: dict[str, Image.Image]
+) -> None:
+    # Cut by 3.5% a side, the stained tissue's re-padded variants are 28-32 bits from the
+    # original (pad3 30, pad4 28), its plain hash 60: with single variants allowed 27 bits only,
+    # pad3 and pad4 agreeing within 36 (and the plain hash within 72) find it.
+    original = originals["immunohistochemistry"]
+    matcher = listed(catalog, {"immunohistochemistry": original})
+    fp = fingerprints(jpeg(crop_all_sides(original, 0.035)))
+    assert matcher.lookup(fp, REFERENCE) == []
+    single = MatchSettings(pdq_variant_distance=27, pdq_agree_distance=0)
+    assert matcher.lookup(fp, single) == []
+    (hit,) = matcher.lookup(fp, MatchSettings(pdq_variant_distance=27))
+    assert matcher.entry(hit.entry_id).ext_id == "immunohistochemistry"
+    assert hit.transform in AGREED and 27 < hit.distance <= PDQ_AGREE_DISTANCE
+
+
+def _flipped(hex_: str, start: int, count: int) -> str:
+    """`hex_` with bits start..start+count-1 flipped."""
+    value = int(hex_, 16)
+    for bit in range(start, start + count):
+        value ^= 1 << bit
+    return f"{value:064x}"
+
+
+def _made(plain: str, variants: dict[str, str], quality: int = 90) -> Fingerprints:
+    pdq = PDQ(plain, quality, (plain,) * 8, tuple((n, h, quality) for n, h in variants.items()))
+    return Fingerprints(1, "0" * 32, "0" * 40, "0" * 64, "image/jpeg", pdq=pdq)
+
+
+def test_agreement_rule_needs_a_partner_and_the_plain_hash(catalog: Catalog) -> None:
+    listed_hash = "5a" * 32
+    entry = Entry({"pdq": listed_hash}, id="listed")
+    catalog.import_entries("police", [entry], ParseReport(format="pdq"), source="p", version="1")
+    matcher = Matcher.compile(catalog)
+
+    def case(anchor: int, partner: int, plain: int, **kw: int) -> list[str | None]:
+        fp = _made(
+            _flipped(listed_hash, 0, plain),
+            {
+                AGREE_ANCHOR: _flipped(listed_hash, 100, anchor),
+                AGREE_WITH[1]: _flipped(listed_hash, 150, partner),
+                "pad4t": _flipped(listed_hash, 0, 20 if kw.pop("side", 0) else 90),
+            },
+        )
+        return [h.transform for h in matcher.lookup(fp, MatchSettings(**kw))]  # type: ignore[arg-type]
+
+    agreed = f"{AGREE_ANCHOR}+{AGREE_WITH[1]}"
+    assert case(33, 35, 60) == [agreed]
+    assert case(PDQ_AGREE_DISTANCE, PDQ_AGREE_DISTANCE, PDQ_AGREE_PLAIN) == [agreed]
+    # The anchor alone, an anchor past the rule's distance, a partner too far, the plain hash
+    # too far: no match.
+    assert case(33, 90, 60) == []
+    assert case(PDQ_AGREE_DISTANCE + 1, 30, 60) == []
+    assert case(33, PDQ_AGREE_DISTANCE + 1, 60) == []
+    assert case(33, 35, PDQ_AGREE_PLAIN + 1) == []
+    # A one-side re-padding near the entry is a single variant, not a partner of the anchor.
+    assert case(33, 90, 60, side=1) == ["pad4t"]
+    # Off: without variants, with the rule's distance at the variants', or a tighter PDQ
+    # distance (never more than 5 bits looser than it).
+    assert case(33, 35, 60, pdq_agree_distance=0) == []
+    assert case(33, 35, 60, pdq_variants=False) == []
+    assert case(33, 35, 60, pdq_distance=27) == []
+    assert case(32, 32, 60, pdq_distance=27) == [agreed]
+    # The plain hash's bound is a setting too; a nearer single variant wins.
+    assert case(33, 35, 60, pdq_agree_plain=59) == []
+    assert case(33, 20, 60) == [AGREE_WITH[1]]
+
+
+def test_plain_hash_near_the_threshold_needs_a_mask_to_agree(catalog: Catalog) -> None:
+    # With `pdq_agree_masks` only (off by default: README, "Robustness").
+    listed_hash = "96" * 32
+    entry = Entry({"pdq": listed_hash}, id="listed")
+    catalog.import_entries("police", [entry], ParseReport(format="pdq"), source="p", version="1")
+    matcher = Matcher.compile(catalog)
+
+    def case(plain: int, mask: int, **kw: int) -> list[tuple[str | None, int]]:
+        fp = _made(
+            _flipped(listed_hash, 0, plain),
+            {"mask-br": _flipped(listed_hash, 120, mask), "pad3": _flipped(listed_hash, 40, 90)},
+        )
+        settings = MatchSettings(**{"pdq_agree_masks": True, **kw})  # type: ignore[arg-type]
+        return [(h.transform, h.distance) for h in matcher.lookup(fp, settings)]
+
+    # A badge in a corner: the plain hash a few bits past 31, the corner filled within 36.
+    assert case(34, 30) == [("original+mask-br", 34)]
+    assert case(PDQ_AGREE_DISTANCE, PDQ_AGREE_DISTANCE) == [("original+mask-br", 36)]
+    assert case(31, 90) == [("original", 31)]  # within the plain distance: no partner needed
+    assert case(27, 90) == [("original", 27)]
+    # Alone, or with the mask too far, or the plain hash past the rule's distance: no match.
+    assert case(34, 90) == []
+    assert case(34, PDQ_AGREE_DISTANCE + 1) == []
+    assert case(PDQ_AGREE_DISTANCE + 1, 20) == [("mask-br", 20)]  # the mask alone, as before
+    assert case(PDQ_AGREE_DISTANCE + 1, 30) == []
+    assert case(34, 30, pdq_agree_distance=0) == []
+    assert case(34, 30, pdq_variants=False) == []
+    assert case(34, 30, pdq_agree_masks=False) == []  # the default
+    # A re-padded variant is no partner of the plain hash.
+    fp = _made(_flipped(listed_hash, 0, 34), {"pad2": _flipped(listed_hash, 120, 30)})
+    assert matcher.lookup(fp, MatchSettings(pdq_agree_masks=True)) == []
+    assert "mask-br" in AGREE_MASKS
+
+
+def test_a_logo_just_past_the_plain_distance_is_found_with_a_mask(catalog: Catalog) -> None:
+    # A badge over 12% of the cat photo, bottom right: the plain hash 32 bits from the
+    # original, the bottom-right corner filled 30: neither matches alone, together they do.
+    original = photo("chelsea")
+    matcher = listed(catalog, {"chelsea": original})
+    fp = fingerprints(jpeg(logo(original, 3, 0.12)))
+    assert matcher.lookup(fp) == []
+    (hit,) = matcher.lookup(fp, MatchSettings(pdq_agree_masks=True))
+    assert matcher.entry(hit.entry_id).ext_id == "chelsea"
+    assert hit.transform == "original+mask-br" and 31 < hit.distance <= PDQ_AGREE_DISTANCE
+
+
+def test_agreement_needs_hashes_of_the_gates_quality(catalog: Catalog) -> None:
+    listed_hash = "c3" * 32
+    entry = Entry({"pdq": listed_hash}, id="listed")
+    catalog.import_entries("police", [entry], ParseReport(format="pdq"), source="p", version="1")
+    matcher = Matcher.compile(catalog)
+    hashes = {
+        AGREE_ANCHOR: _flipped(listed_hash, 100, 33),
+        AGREE_WITH[0]: _flipped(listed_hash, 150, 34),
+    }
+    plain = _flipped(listed_hash, 0, 60)
+    assert len(matcher.lookup(_made(plain, hashes))) == 1
+    assert matcher.lookup(_made(plain, hashes, quality=45)) == []
+
+
 def flat_images() -> list[Image.Image]:
     """Solid colours, faint gradients and faint noise (PDQ quality under the low-quality gate),
     some with borders of their own."""
@@ -314,10 +452,12 @@ def test_unrelated_photos_never_match(
     # with every variant: no match.
     names = list(originals)
     matcher = listed(catalog, {n: originals[n] for n in names[::2]})
-    for name in names[1::2]:
-        assert matcher.lookup(fingerprints(jpeg(originals[name]))) == [], name
-        for case in CASES:
-            assert matcher.lookup(copies[(case.how, name)]) == [], (case.how, name)
+    # With the agreement of the plain hash and a mask too (off by default).
+    for settings in (MatchSettings(), MatchSettings(pdq_agree_masks=True)):
+        for name in names[1::2]:
+            assert matcher.lookup(fingerprints(jpeg(originals[name])), settings) == [], name
+            for case in CASES:
+                assert matcher.lookup(copies[(case.how, name)], settings) == [], (case.how, name)
 
 
 def test_the_variant_is_named_in_the_scan_output(
@@ -366,3 +506,50 @@ def test_the_variant_is_named_in_the_scan_output(
         )
         > MatchSettings.pdq_distance
     )
+
+
+def test_agreements_are_named_in_the_scan_output(tmp_path: Path) -> None:
+    # The stained tissue cut by 3.75% a side: no single variant within 28 (pad5 32, pad3 36),
+    # pad3 and pad5 agreeing within 36 and the plain hash 66 find it by default. The cat with a
+    # badge: the plain hash and a mask agreeing, with --pdq-agree-masks only.
+    tissue, cat = photo("immunohistochemistry"), photo("chelsea")
+    listing = tmp_path / "police.pdq"
+    listing.write_text(
+        "".join(
+            f"pdq {pdq_from_bytes(jpeg(im), max_pixels=MAX).hash} {name}\n"
+            for name, im in (("tissue", tissue), ("cat", cat))
+        )
+    )
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "cropped.jpg").write_bytes(jpeg(crop_all_sides(tissue, 0.0375)))
+    (tree / "badge.jpg").write_bytes(jpeg(logo(cat, 3, 0.12)))
+    env = {**os.environ, "VIGIL_HOME": str(tmp_path / "home")}
+    run = [sys.executable, "-m", "vigil.cli"]
+    imported = subprocess.run(
+        [*run, "hashset", "import", str(listing), "--name", "police"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert imported.returncode == 0, imported.stderr
+
+    def scan(*extra: str) -> dict[str, tuple[str, int]]:
+        proc = subprocess.run(
+            [*run, "scan", str(tree), "--json", *extra],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+        )
+        assert proc.returncode in (0, 1), proc.stderr
+        matches = [json.loads(line) for line in proc.stdout.splitlines()]
+        return {Path(m["path"]).name: (m["transform"], m["distance"]) for m in matches}
+
+    assert scan() == {"cropped.jpg": ("pad3+pad5", 36)}
+    assert scan("--pdq-agree-masks") == {
+        "cropped.jpg": ("pad3+pad5", 36),
+        "badge.jpg": ("original+mask-br", 32),
+    }
+    assert scan("--no-pdq-variants") == {}

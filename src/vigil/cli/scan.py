@@ -194,6 +194,12 @@ def _matchers(ctx: Context, hashsets: tuple[str, ...]) -> list[Matcher]:
     help="Largest PDQ distance of a scanned-side variant that is a match.",
 )
 @click.option(
+    "--pdq-agree-masks",
+    is_flag=True,
+    help="Also match a PDQ hash a few bits past --pdq-distance when a masked variant (a corner "
+    "or band filled) agrees (README, Robustness: off by default, weak evidence).",
+)
+@click.option(
     "--vpdq-match-percent",
     "vpdq_query",
     type=click.FloatRange(0, 100),
@@ -263,6 +269,7 @@ def scan(
     no_rotations: bool,
     no_pdq_variants: bool,
     pdq_variant_distance: int,
+    pdq_agree_masks: bool,
     vpdq_query: float,
     vpdq_compared: float,
     vpdq_seconds: float,
@@ -291,6 +298,7 @@ def scan(
             rotations=not no_rotations,
             pdq_variants=not no_pdq_variants,
             pdq_variant_distance=pdq_variant_distance,
+            pdq_agree_masks=pdq_agree_masks,
             vpdq_query_percent=vpdq_query,
             vpdq_compared_percent=vpdq_compared,
         ),

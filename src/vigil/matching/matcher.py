@@ -23,7 +23,7 @@ from vigil.kinds import EXACT, NEAR_NAMES, PDQ, VPDQ
 from vigil.matching.entries import EntryRecord, EntryTable
 from vigil.matching.exact import as_rows, equal_ranges, prefix_directory, sort_order
 from vigil.matching.pdq_index import PDQIndex, build_pdq_index, load_pdq_index
-from vigil.matching.settings import MatchSettings
+from vigil.matching.settings import AGREE_ANCHOR, AGREE_MASKS, AGREE_WITH, MatchSettings
 from vigil.matching.video import VideoIndex
 
 if TYPE_CHECKING:  # SQLAlchemy is imported only by code that queries the catalog
@@ -395,6 +395,11 @@ class Matcher:
         # The extra chances are never looser than the plain hash's distance.
         low_radius = min(settings.pdq_low_quality_distance, settings.pdq_distance)
         variant_radius = min(settings.pdq_variant_distance, settings.pdq_distance)
+        # The agreement rule's anchors (the 3% re-padding, the plain hash) are searched to
+        # agree_radius; a hit past their own radius counts only when confirmed (`_agreed`).
+        # Off without the variants.
+        agree_radius, plain_radius = settings.agree_radii()
+        anchors: dict[int, tuple[int, tuple[str, ...]]] = {}  # query -> (item, partners)
         for i, fp in enumerate(fps):
             if fp.pdq is None:
                 continue
@@ -406,6 +411,9 @@ class Matcher:
             else:
                 continue
             variants = pdq.dihedral if settings.rotations and pdq.dihedral else (pdq.hash,)
+            full = pdq.quality >= settings.pdq_quality  # the agreement needs it
+            if settings.pdq_agree_masks and full and agree_radius > settings.pdq_distance:
+                anchors[len(hexes)] = (i, AGREE_MASKS)
             owners.extend([i] * len(variants))
             hexes.extend(variants)
             radii.extend([radius] * len(variants))
@@ -413,6 +421,8 @@ class Matcher:
             if settings.pdq_variants:
                 for name, hex_, quality in pdq.variants:
                     if quality >= settings.pdq_quality:
+                        if name == AGREE_ANCHOR and agree_radius and full:
+                            anchors[len(hexes)] = (i, AGREE_WITH)
                         owners.append(i)
                         hexes.append(hex_)
                         radii.append(variant_radius)
@@ -420,21 +430,85 @@ class Matcher:
         if not hexes:
             return good, hits
         queries_pdq = np.frombuffer(bytes.fromhex("".join(hexes)), dtype=np.uint8).reshape(-1, 32)
-        # (item, entry) -> (distance, query, set): the nearest query wins, the first on a tie
-        # (the plain hash before its rotations, those before the scanned-side variants).
-        best: dict[tuple[int, int], tuple[int, int, int]] = {}
-        for qi, row, dist in self._pdq.search(queries_pdq, max(radii)):
+        # (item, entry) -> (distance, query, set, transform): the nearest query wins, the first
+        # on a tie (the plain hash before its rotations, those before the scanned-side variants,
+        # those before an agreement).
+        best: dict[tuple[int, int], tuple[int, int, int, str]] = {}
+        searched = max(radii)
+        found = self._pdq.search(queries_pdq, searched)
+        if anchors and agree_radius > searched:  # the anchors a little further
+            anchor_queries = sorted(anchors)
+            found += [
+                (anchor_queries[qi], row, dist)
+                for qi, row, dist in self._pdq.search(queries_pdq[anchor_queries], agree_radius)
+                if dist > searched
+            ]
+        pending: list[tuple[int, int, int]] = []  # (query, row, distance) to confirm
+        for qi, row, dist in found:
             if dist > radii[qi]:
+                if qi in anchors and dist <= agree_radius:
+                    pending.append((qi, row, dist))
                 continue
-            entry_id, set_id = int(self._pdq_entries[row]), int(self._pdq_sets[row])
-            if not self._reportable(set_id):
-                continue
-            key = (owners[qi], entry_id)
-            if key not in best or (dist, qi) < best[key][:2]:
-                best[key] = (dist, qi, set_id)
-        for (owner, entry_id), (dist, qi, set_id) in sorted(best.items()):
-            hits[owner].append(Hit(entry_id, set_id, PDQ.name, dist, names[qi]))
+            self._keep(best, owners[qi], qi, row, dist, names[qi])
+        confirmed = self._agreed(pending, fps, anchors, agree_radius, plain_radius, settings)
+        for qi, row, dist, partner in confirmed:
+            self._keep(best, owners[qi], qi, row, dist, f"{names[qi]}+{partner}")
+        for (owner, entry_id), (dist, _, set_id, transform) in sorted(best.items()):
+            hits[owner].append(Hit(entry_id, set_id, PDQ.name, dist, transform))
         return good, hits
+
+    def _keep(
+        self,
+        best: dict[tuple[int, int], tuple[int, int, int, str]],
+        owner: int,
+        qi: int,
+        row: int,
+        dist: int,
+        transform: str,
+    ) -> None:
+        """Keep the hit if its set is reported and it is the item's nearest to the entry."""
+        entry_id, set_id = int(self._pdq_entries[row]), int(self._pdq_sets[row])
+        if not self._reportable(set_id):
+            return
+        key = (owner, entry_id)
+        if key not in best or (dist, qi) < best[key][:2]:
+            best[key] = (dist, qi, set_id, transform)
+
+    def _agreed(
+        self,
+        pending: list[tuple[int, int, int]],
+        fps: Sequence[Fingerprints],
+        anchors: dict[int, tuple[int, tuple[str, ...]]],
+        agree_radius: int,
+        plain_radius: int,
+        settings: MatchSettings,
+    ) -> list[tuple[int, int, int, str]]:
+        """The anchor hits past their own distance that the agreement rule confirms, with the
+        agreeing variant's name: one of the anchor's partners (another re-padded amount for the
+        re-padded anchor, a masked variant for the plain hash) within `agree_radius` of the same
+        stored hash, and, for a re-padded anchor, the plain hash within `plain_radius` of it."""
+        if not pending:
+            return []
+        stored = self._pdq.hashes(np.array([row for _, row, _ in pending], dtype=np.int64))
+        out = []
+        for (qi, row, dist), target in zip(pending, stored, strict=True):
+            owner, partners = anchors[qi]
+            pdq = fps[owner].pdq
+            assert pdq is not None
+            if pdq.quality < settings.pdq_quality:
+                continue
+            if partners is AGREE_WITH and _distance(pdq.hash, target) > plain_radius:
+                continue
+            near = [
+                (d, name)
+                for name, hex_, quality in pdq.variants
+                if name in partners
+                and quality >= settings.pdq_quality
+                and (d := _distance(hex_, target)) <= agree_radius
+            ]
+            if near:
+                out.append((qi, row, dist, min(near)[1]))
+        return out
 
     def _exact_one_by_one(
         self, kind: str, fps: Sequence[Fingerprints], good: list[bool], hits: list[list[Hit]]
@@ -456,6 +530,11 @@ class Matcher:
         if set_id in self.known_good_sets:
             return False
         return self._only is None or set_id in self._only
+
+
+def _distance(hex_: str, stored: np.ndarray) -> int:
+    """Hamming distance between a hex PDQ hash and a stored one (32 bytes)."""
+    return int(np.bitwise_count(np.frombuffer(bytes.fromhex(hex_), np.uint8) ^ stored).sum())
 
 
 def _set_description(info: HashSetInfo) -> dict[str, Any]:

@@ -30,6 +30,10 @@ class PDQIndex(Protocol):
         """
         ...
 
+    def hashes(self, rows: np.ndarray) -> np.ndarray:
+        """The stored hashes of these rows, a (len(rows), 32) uint8 array."""
+        ...
+
     def save(self, directory: Path) -> None:
         """Write the index under `directory`."""
         ...
@@ -73,6 +77,10 @@ class BruteForcePDQIndex:
                     out.append((qi, start + int(r), int(dist[r])))
         return out
 
+    def hashes(self, rows: np.ndarray) -> np.ndarray:
+        """The stored hashes of these rows."""
+        return np.asarray(self._hashes[np.asarray(rows, dtype=np.int64)], dtype=np.uint8)
+
 
 class MultiIndexPDQIndex:
     """Exact search by multi-index hashing (`vigil.matching.mih`): same answers as brute force."""
@@ -114,6 +122,10 @@ class MultiIndexPDQIndex:
             return []
         q = np.ascontiguousarray(queries, dtype=np.uint8).reshape(-1, 32).view(np.uint64)
         return self._index.search(q, radius)
+
+    def hashes(self, rows: np.ndarray) -> np.ndarray:
+        """The stored hashes of these rows."""
+        return np.asarray(self._hashes[np.asarray(rows, dtype=np.int64)], dtype=np.uint8)
 
 
 def build_pdq_index(hashes: np.ndarray) -> PDQIndex:
