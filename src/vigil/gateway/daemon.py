@@ -8,7 +8,7 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +109,17 @@ def _thread(name: str, target: Callable[..., None], *args: Any) -> threading.Thr
     return t
 
 
+def run_loop(main: Coroutine[Any, Any, None]) -> None:
+    """Run the service's coroutine on uvloop (libuv's event loop: less CPU a request than
+    asyncio's own, measured with bench_gateway) where it is installed, else on asyncio's."""
+    try:
+        import uvloop
+    except ImportError:  # Windows, or not installed
+        asyncio.run(main)
+        return
+    uvloop.run(main)
+
+
 def start_workers(engine: Engine, workers: int) -> Workers[worker.Job, worker.Found]:
     """The fingerprinting processes, forked (through their zygote) from this prepared
     process."""
@@ -172,7 +183,7 @@ def run(home: Path, cfg: GatewayConfig) -> None:
         await gateway.serve(ready)
 
     try:
-        asyncio.run(main())
+        run_loop(main())
     finally:
         pool.close()
         if enrolled is not None:
