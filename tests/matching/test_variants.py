@@ -460,29 +460,39 @@ def test_unrelated_photos_never_match(
                 assert matcher.lookup(copies[(case.how, name)], settings) == [], (case.how, name)
 
 
-def test_the_variant_is_named_in_the_scan_output(
-    tmp_path: Path, originals: dict[str, Image.Image]
-) -> None:
-    original = originals["astronaut"]
-    listing = tmp_path / "police.pdq"
-    listing.write_text(f"pdq {pdq_from_bytes(jpeg(original), max_pixels=MAX).hash} astronaut\n")
-    tree = tmp_path / "tree"
-    tree.mkdir()
-    (tree / "framed.jpg").write_bytes(jpeg(solid_pad(original)))
-    (tree / "holiday.jpg").write_bytes(jpeg(originals["coffee"]))
-    env = {**os.environ, "VIGIL_HOME": str(tmp_path / "home")}
-    run = [sys.executable, "-m", "vigil.cli"]
-    imported = subprocess.run(
-        [*run, "hashset", "import", str(listing), "--name", "police"],
+def vigil(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`vigil ARGS` in a new process with `env`."""
+    return subprocess.run(
+        [sys.executable, "-m", "vigil.cli", *args],
         capture_output=True,
         text=True,
         env=env,
         timeout=300,
     )
+
+
+def listed_home(tmp_path: Path, lines: str) -> dict[str, str]:
+    """A home under tmp_path with the PDQ list `lines` imported as set `police`; its env."""
+    listing = tmp_path / "police.pdq"
+    listing.write_text(lines)
+    env = {**os.environ, "VIGIL_HOME": str(tmp_path / "home")}
+    imported = vigil(env, "hashset", "import", str(listing), "--name", "police")
     assert imported.returncode == 0, imported.stderr
-    proc = subprocess.run(
-        [*run, "scan", str(tree), "--json"], capture_output=True, text=True, env=env, timeout=300
+    return env
+
+
+def test_the_variant_is_named_in_the_scan_output(
+    tmp_path: Path, originals: dict[str, Image.Image]
+) -> None:
+    original = originals["astronaut"]
+    env = listed_home(
+        tmp_path, f"pdq {pdq_from_bytes(jpeg(original), max_pixels=MAX).hash} astronaut\n"
     )
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "framed.jpg").write_bytes(jpeg(solid_pad(original)))
+    (tree / "holiday.jpg").write_bytes(jpeg(originals["coffee"]))
+    proc = vigil(env, "scan", str(tree), "--json")
     assert proc.returncode == 1, proc.stderr
     (match,) = [json.loads(line) for line in proc.stdout.splitlines()]
     assert Path(match["path"]).name == "framed.jpg"
@@ -490,13 +500,7 @@ def test_the_variant_is_named_in_the_scan_output(
     assert match["transform"] in SOLID
     assert match["distance"] <= PDQ_VARIANT_DISTANCE
     # The reference's rule (no variants) finds nothing.
-    proc = subprocess.run(
-        [*run, "scan", str(tree), "--json", "--no-cache", "--no-pdq-variants"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
+    proc = vigil(env, "scan", str(tree), "--json", "--no-cache", "--no-pdq-variants")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == ""
     assert (
@@ -513,36 +517,20 @@ def test_agreements_are_named_in_the_scan_output(tmp_path: Path) -> None:
     # pad3 and pad5 agreeing within 36 and the plain hash 66 find it by default. The cat with a
     # badge: the plain hash and a mask agreeing, with --pdq-agree-masks only.
     tissue, cat = photo("immunohistochemistry"), photo("chelsea")
-    listing = tmp_path / "police.pdq"
-    listing.write_text(
+    env = listed_home(
+        tmp_path,
         "".join(
             f"pdq {pdq_from_bytes(jpeg(im), max_pixels=MAX).hash} {name}\n"
             for name, im in (("tissue", tissue), ("cat", cat))
-        )
+        ),
     )
     tree = tmp_path / "tree"
     tree.mkdir()
     (tree / "cropped.jpg").write_bytes(jpeg(crop_all_sides(tissue, 0.0375)))
     (tree / "badge.jpg").write_bytes(jpeg(logo(cat, 3, 0.12)))
-    env = {**os.environ, "VIGIL_HOME": str(tmp_path / "home")}
-    run = [sys.executable, "-m", "vigil.cli"]
-    imported = subprocess.run(
-        [*run, "hashset", "import", str(listing), "--name", "police"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
-    assert imported.returncode == 0, imported.stderr
 
     def scan(*extra: str) -> dict[str, tuple[str, int]]:
-        proc = subprocess.run(
-            [*run, "scan", str(tree), "--json", *extra],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=300,
-        )
+        proc = vigil(env, "scan", str(tree), "--json", *extra)
         assert proc.returncode in (0, 1), proc.stderr
         matches = [json.loads(line) for line in proc.stdout.splitlines()]
         return {Path(m["path"]).name: (m["transform"], m["distance"]) for m in matches}

@@ -54,7 +54,7 @@ def _frame(obj: object) -> bytes:
     return _LENGTH.pack(len(data)) + data
 
 
-def _recv_exactly(sock: socket.socket, n: int) -> bytes | None:
+def _recv_exactly(sock: socket.socket, n: int) -> bytearray | None:
     buf = bytearray(n)
     view = memoryview(buf)
     got = 0
@@ -63,7 +63,7 @@ def _recv_exactly(sock: socket.socket, n: int) -> bytes | None:
         if k == 0:
             return None
         got += k
-    return bytes(buf)
+    return buf  # pickle reads it as it is: a body is not copied once more
 
 
 def _serve(sock: socket.socket, task: Callable[[Any], Any]) -> None:
