@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import io
 import json
+import random
+import struct
+import zipfile
+from pathlib import Path
 
 import magic
 import pytest
 from PIL import Image
 from support.archives import compress, make_7z, make_tar, make_zip
+from support.videos import slideshow_frames, write
 
 from vigil.fingerprint import mediatype
 from vigil.fingerprint.mediatype import is_archive, is_image, sniff
@@ -150,3 +155,162 @@ def test_text_encoded_images_are_fingerprinted(tmp_path, name: str) -> None:
     [item] = result.items
     assert is_image(item.fingerprints.media_type)
     assert item.fingerprints.pdq is not None, result.errors
+
+
+# -- sniff_media: the media decision on libmagic's database cut down to the media tests ----------
+
+
+def _videos(folder: Path) -> dict[str, bytes]:
+    frames = list(slideshow_frames(["astronaut", "coffee"], 1, 5, (176, 144)))
+    out = {}
+    for name, codec, fmt in [
+        ("clip.mp4", "h264", None),
+        ("clip.mov", "h264", None),
+        ("clip.mkv", "h264", None),
+        ("clip.webm", "libvpx", None),
+        ("clip.avi", "mpeg4", None),
+        ("clip.wmv", "wmv2", "asf"),
+        ("clip.flv", "flv", None),
+        ("clip.3gp", "h263", None),
+        ("clip.ts", "mpeg2video", "mpegts"),
+        ("clip.mpg", "mpeg2video", "mpeg"),
+    ]:
+        path = write(folder / name, iter(frames), fps=5, codec=codec, fmt=fmt)
+        out[name] = path.read_bytes()[: mediatype.SNIFF_BYTES]
+    return out
+
+
+def _docx() -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("[Content_Types].xml", '<?xml version="1.0"?><Types/>')
+        z.writestr("word/document.xml", "<w:document/>")
+        z.writestr("word/media/image1.png", encoded("PNG"))
+    return buf.getvalue()
+
+
+def _system_files(per_folder: int = 600) -> dict[str, bytes]:
+    """Heads of files of this machine's programs, libraries, fonts, icons, wallpapers and
+    documents: every few files in sorted order, a fixed set."""
+    out: dict[str, bytes] = {}
+    for root in (
+        "/usr/bin",
+        "/usr/lib/x86_64-linux-gnu",
+        "/usr/share/fonts",
+        "/usr/share/icons",
+        "/usr/share/backgrounds",
+        "/usr/share/doc",
+        "/usr/share/zoneinfo",
+        "/usr/share/mime",
+        str(Path(magic.__file__).parents[1]),  # the virtual environment's packages
+    ):
+        paths = sorted(p for p in Path(root).rglob("*") if p.is_file() and not p.is_symlink())
+        step = max(1, len(paths) // per_folder)
+        for p in paths[::step]:
+            try:
+                with open(p, "rb") as f:
+                    out[str(p)] = f.read(mediatype.SNIFF_BYTES)
+            except OSError:
+                continue
+    return out
+
+
+@pytest.fixture(scope="module")
+def heads(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    rng = random.Random(7)
+    out = {f"kept {k}": v for k, v in KEPT.items()}
+    out |= {f"text {k}": v for k, v in TEXT.items()}
+    for fmt, mode in [
+        ("ICO", "RGB"),
+        ("PCX", "RGB"),
+        ("TGA", "RGB"),
+        ("JPEG2000", "RGB"),
+        ("PNG", "L"),
+        ("TIFF", "1"),
+        ("SGI", "RGB"),
+        ("DDS", "RGB"),
+        ("QOI", "RGB"),
+    ]:
+        try:
+            out[f"pillow {fmt} {mode}"] = encoded(fmt, mode)
+        except (KeyError, OSError, ValueError):
+            continue  # not written by this Pillow
+    out |= {f"video {k}": v for k, v in _videos(tmp_path_factory.mktemp("videos")).items()}
+    out["docx"] = _docx()
+    out["utf-16 text"] = "plain words, in UTF-16\n".encode("utf-16")
+    out["zeros"] = bytes(4096)
+    for n in range(40):
+        out[f"random {n}"] = rng.randbytes(rng.choice([16, 300, 4096, 8192]))
+    out |= _system_files()
+    # Each head also cut short, as a preview of a few hundred bytes is.
+    out |= {f"{k} (first 512 bytes)": v[:512] for k, v in list(out.items())}
+    return out
+
+
+def test_the_cut_down_database_is_used_here() -> None:
+    # Debian's libmagic (file 5.44): the layout media_database reads, no local tests.
+    assert mediatype._media_magic() is not None
+    files = mediatype._database_files()
+    assert files is not None
+    whole = files[0].read_bytes()
+    cut = mediatype.media_database(whole)
+    assert cut is not None
+    # Far fewer tests to run: the point of it.
+    assert len(cut) < len(whole) / 2
+
+
+def test_sniff_media_decides_as_the_whole_database_does(heads: dict[str, bytes]) -> None:
+    media = 0
+    for name, head in heads.items():
+        whole = sniff(head)
+        expected = whole if mediatype.is_media(whole) else None
+        assert mediatype.sniff_media(head) == expected, (name, whole)
+        media += expected is not None
+    # Both kinds were there to decide: media of every kind, and much that is not.
+    assert media >= 40
+    assert len(heads) - media >= 500
+
+
+def test_binary_that_is_not_media_never_reaches_the_whole_database(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class Refuse:
+        def from_buffer(self, data: bytes) -> str:
+            raise AssertionError("the whole database was consulted")
+
+    monkeypatch.setattr(mediatype, "_magic", Refuse)
+    rng = random.Random(3)
+    for _ in range(20):
+        assert mediatype.sniff_media(rng.randbytes(4096)) is None
+    assert mediatype.sniff_media(Path("/usr/bin/env").read_bytes()[:4096]) is None
+    with pytest.raises(AssertionError):
+        mediatype.sniff_media(KEPT["jpeg"])  # media is confirmed by the whole database
+
+
+def test_local_magic_tests_mean_the_whole_database(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # A test of the operator's own (in /etc/magic, say) is not in the cut-down database: with
+    # one, every decision is the whole database's.
+    local = tmp_path / "magic"
+    local.write_text("# local tests\n0\tstring\tVIGILTEST\tour own\n!:mime\timage/x-vigil-test\n")
+    files = mediatype._database_files()
+    assert files is not None
+    monkeypatch.setattr(mediatype, "_database_files", lambda: (files[0], [local]))
+    mediatype._media_magic.cache_clear()
+    try:
+        assert mediatype._media_magic() is None
+        assert mediatype.sniff_media(KEPT["png"]) == "image/png"
+        assert mediatype.sniff_media(b"\x01\x02" * 100) is None
+    finally:
+        mediatype._media_magic.cache_clear()
+
+
+def test_an_unknown_database_layout_is_not_cut() -> None:
+    files = mediatype._database_files()
+    assert files is not None
+    whole = bytearray(files[0].read_bytes()[: 376 * 40])
+    assert mediatype.media_database(bytes(whole)) is None  # counts that do not fit its size
+    struct.pack_into("<I", whole, 4, 19)  # a later version
+    assert mediatype.media_database(bytes(whole)) is None
+    assert mediatype.media_database(b"not a database") is None

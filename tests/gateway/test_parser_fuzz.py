@@ -120,3 +120,43 @@ def test_multipart_gives_parts_or_fails_cleanly(body: bytes, boundary: bytes) ->
     for p in parts:
         assert p.body.size <= 10_000
         p.body.close()
+
+
+def _checked_fields(lines: list[str]) -> list[tuple[str, str]] | None:
+    """Header lines as the rules read them, one check after another (the parser's plain-line
+    pattern must agree): None where a line is refused."""
+    fields: list[tuple[str, str]] = []
+    for line in lines:
+        if line[:1] in (" ", "\t") and fields:
+            k, v = fields[-1]
+            fields[-1] = (k, f"{v} {line.strip()}")
+            continue
+        name, sep, value = line.partition(":")
+        if not sep or not name or name != name.strip() or any(c in name for c in " \t"):
+            return None
+        fields.append((name, value.strip()))
+    return fields
+
+
+_HEADER_CHARS = st.sampled_from(list("aZ-_:; \t\x0b\x0c\x1c\x85\xa0\r\n,=0é"))
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(st.text(_HEADER_CHARS, max_size=12), max_size=5))
+def test_header_lines_are_read_by_the_rules(lines: list[str]) -> None:
+    expected = _checked_fields(lines)
+    try:
+        got = protocol.parse_fields(lines, "ICAP").fields
+    except IcapError as e:
+        assert expected is None, (lines, str(e))
+        assert e.status == 400
+    else:
+        assert got == expected, lines
+
+
+def test_header_lookup_ignores_case_and_keeps_order() -> None:
+    headers = protocol.parse_fields(["Allow: 204", "allow: trailers", "X-Client-IP: ::1"], "ICAP")
+    assert headers.get("ALLOW") == "204"
+    assert headers.get_all("allow") == ["204", "trailers"]
+    assert headers.get("x-client-ip") == "::1" and "X-CLIENT-IP" in headers
+    assert headers.get("Preview") is None and headers.get("Preview", "0") == "0"

@@ -34,6 +34,8 @@ BODY_NAMES = frozenset({"req-body", "res-body", "null-body", "opt-body"})
 
 # A chunk size: hex digits (at most 16), blanks around them tolerated.
 _CHUNK_SIZE = re.compile(rb"[ \t]*[0-9a-fA-F]{1,16}[ \t]*")
+# A header line `Name: value`: a name without colons, blanks around it or spaces and tabs in it.
+_FIELD = re.compile(r"([^:\s](?:[^: \t]*[^:\s])?):(.*)", re.S)
 # RFC 9110's token: what a method may be made of.
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
@@ -67,19 +69,23 @@ class Headers:
 
     def __init__(self, fields: Iterable[tuple[str, str]] = ()) -> None:
         self.fields = list(fields)
+        self._index: dict[str, list[str]] | None = None
+
+    def _by_name(self) -> dict[str, list[str]]:
+        if self._index is None:
+            self._index = {}
+            for k, v in self.fields:
+                self._index.setdefault(k.lower(), []).append(v)
+        return self._index
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """The first field named `name`."""
-        low = name.lower()
-        for k, v in self.fields:
-            if k.lower() == low:
-                return v
-        return default
+        values = self._by_name().get(name.lower())
+        return values[0] if values else default
 
     def get_all(self, name: str) -> list[str]:
         """Every field named `name`, in order."""
-        low = name.lower()
-        return [v for k, v in self.fields if k.lower() == low]
+        return list(self._by_name().get(name.lower(), ()))
 
     def __contains__(self, name: str) -> bool:
         return self.get(name) is not None
@@ -89,6 +95,10 @@ def parse_fields(lines: list[str], what: str) -> Headers:
     """`Name: value` lines (obsolete line folding joined) into Headers."""
     fields: list[tuple[str, str]] = []
     for line in lines:
+        plain = _FIELD.fullmatch(line)
+        if plain is not None:  # what the checks below accept, but for folded lines
+            fields.append((plain[1], plain[2].strip()))
+            continue
         if line[:1] in (" ", "\t") and fields:
             k, v = fields[-1]
             fields[-1] = (k, f"{v} {line.strip()}")

@@ -31,7 +31,7 @@ from typing import Any
 
 from vigil import __version__, kinds
 from vigil.engine import Engine
-from vigil.fingerprint.mediatype import SNIFF_BYTES, sniff
+from vigil.fingerprint.mediatype import SNIFF_BYTES, sniff_media
 from vigil.gateway import protocol, worker
 from vigil.gateway.config import GatewayConfig
 from vigil.gateway.content import (
@@ -163,6 +163,7 @@ class Gateway:
         self.busy = 0  # requests being served
         self._stop: asyncio.Event | None = None
         self._istag = ("", "")
+        self._date = (0, "")
         self._background: set[asyncio.Task[Verdict]] = set()
         # Streamed bodies being fingerprinted or waiting for a worker, at most.
         self._queue = asyncio.Semaphore(cfg.workers * BACKLOG_PER_WORKER)
@@ -216,9 +217,12 @@ class Gateway:
         return self._istag[1]
 
     def _headers(self) -> list[tuple[str, str]]:
+        now = int(time.time())
+        if self._date[0] != now:  # formatted once a second, not for every answer
+            self._date = (now, email.utils.formatdate(now, usegmt=True))
         return [
             ("ISTag", self.istag()),
-            ("Date", email.utils.formatdate(usegmt=True)),
+            ("Date", self._date[1]),
             ("Server", f"vigil-gateway/{__version__}"),
         ]
 
@@ -255,17 +259,21 @@ class Gateway:
         method = "?"
         try:
             # Between requests a connection may idle (the proxy keeps it for the next one); once
-            # a request has begun, its head must come within read_seconds.
+            # a request has begun, its head must come within read_seconds. One timer for both.
             # (asyncio.timeout, not wait_for: wait_for makes a task of every read.)
+            begun = False
             try:
-                async with asyncio.timeout(self.cfg.idle_seconds):
+                async with asyncio.timeout(self.cfg.idle_seconds) as deadline:
                     first = await reader.read(1)
+                    if not first:
+                        return False
+                    begun = True
+                    deadline.reschedule(asyncio.get_running_loop().time() + self.cfg.read_seconds)
+                    req = await protocol.read_request(reader, first)
             except TimeoutError:
-                return False  # idle too long: closed without a word, as HTTP servers do
-            if not first:
-                return False
-            async with asyncio.timeout(self.cfg.read_seconds):
-                req = await protocol.read_request(reader, first)
+                if not begun:
+                    return False  # idle too long: closed without a word, as HTTP servers do
+                raise
             if req is None:
                 return False
             method = req.method
@@ -322,15 +330,16 @@ class Gateway:
         took = time.monotonic() - started
         self.metrics.requests.labels(req.method, str(status)).inc()
         self.metrics.latency.labels(req.method).observe(took)
-        log.debug(
-            "%s %s from %s: %d (%s) in %.1f ms",
-            req.method,
-            request_url(req.req_head),
-            req.headers.get("X-Client-IP") or "-",
-            status,
-            _OUTCOME.get(),
-            took * 1000,
-        )
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "%s %s from %s: %d (%s) in %.1f ms",
+                req.method,
+                request_url(req.req_head),
+                req.headers.get("X-Client-IP") or "-",
+                status,
+                _OUTCOME.get(),
+                took * 1000,
+            )
         return True
 
     def _options(self, method: str) -> bytes:
@@ -366,12 +375,6 @@ class Gateway:
         if kind not in (None, body_name):
             raise IcapError(400, f"{req.method} with a {kind}")
         preview = req.preview
-        exchange = Exchange(
-            url=request_url(req.req_head),
-            client=req.headers.get("X-Client-IP"),
-            user=req.headers.get("X-Client-Username"),
-            method=req.method,
-        )
         if kind is None:
             self._passed("no_body")
             return await self._pass(req, http, answer, None, None, in_preview=preview is not None)
@@ -392,6 +395,12 @@ class Gateway:
                 if preview is not None:
                     return await self._pass(req, http, answer, None, None, in_preview=True)
                 return await self._pass(req, http, answer, store, body, in_preview=False)
+            exchange = Exchange(
+                url=request_url(req.req_head),
+                client=req.headers.get("X-Client-IP"),
+                user=req.headers.get("X-Client-Username"),
+                method=req.method,
+            )
             continued = False
             if preview is not None and not complete:
                 await answer.send(b"ICAP/1.0 100 Continue\r\n\r\n")
@@ -562,7 +571,7 @@ class Gateway:
             return "unsupported_encoding"
         if not decoded and not complete:
             return None
-        return None if worker.wanted_type(sniff(decoded)) else "not_media"
+        return None if sniff_media(decoded) is not None else "not_media"
 
     async def _pass(
         self,

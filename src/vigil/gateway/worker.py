@@ -15,16 +15,11 @@ from dataclasses import dataclass, field
 from typing import IO, BinaryIO, cast
 
 from vigil.engine import Engine, Fingerprinted
-from vigil.fingerprint.mediatype import SNIFF_BYTES, is_archive, is_image, is_video, sniff
+from vigil.fingerprint.mediatype import SNIFF_BYTES, sniff_media
 from vigil.gateway.content import Decoded, split_multipart
 
 # The engine the workers use, set in the gateway before they fork.
 _engine: Engine | None = None
-
-
-def wanted_type(media_type: str) -> bool:
-    """Content the gateway fingerprints: images, videos, archives."""
-    return is_image(media_type) or is_video(media_type) or is_archive(media_type)
 
 
 @dataclass
@@ -80,7 +75,7 @@ def fingerprint(job: Job) -> Found:
         try:
             for n, part in enumerate(parts, 1):
                 head = part.body.head(SNIFF_BYTES)
-                if not head or not wanted_type(sniff(head)):
+                if sniff_media(head) is None:
                     continue
                 member = part.filename or part.name or f"part{n}"
                 reader = cast(BinaryIO, part.body.reader())
