@@ -13,6 +13,9 @@ does the same for still images, and more. Each variant is named in the match's `
 - `centre`: the picture without one border width per axis on both sides, the width the above
   agree on (padding is mostly centred, and a finder often sees one side of it only); `centre-tb`,
   `centre-lr`: the same on one axis only (a spurious border found on the other);
+- `fill`: the picture without a fill that is its own blurred copy stretched to the canvas
+  (the margins fitted as the picture inside them, enlarged and blurred, and placed on their
+  own, not in `centre`'s vote; `unblur` only sees that they are smoother);
 - `padN`: the picture with N% of each side added back by repeating its edges (a copy cropped by
   about that much on every side lines up with the original again); `pad4t`, `pad4b`, `pad4l`,
   `pad4r`: 4% added on the top, bottom, left or right side only (a copy cut on one side);
@@ -330,17 +333,28 @@ def _blur_pair(detail: np.ndarray) -> tuple[float, float]:
     return first, last
 
 
-# A fill fitted as the picture's own blurred, enlarged copy (`fill`): looked for on the
-# thumbnail quartered (64 bins a side), among borders of _FILL_SCAN of each side...
+# A fill fitted as the picture's own blurred, enlarged copy (`fill`): the picture inside a
+# border of a given width, stretched onto the whole canvas (to fit, or to cover it at one
+# scale) and blurred, predicts the margins; the fill is there when that prediction's error is
+# under _FILL_RATIO of the error of the picture's edge simply continued (plus _FILL_FLOOR a
+# bin: noise). Looked for on the thumbnail quartered (64 bins a side) halved, under
+# _FILL_LOOSE, then placed on the quartered one; margins whose edge continued is off by less
+# than _FILL_STRUCTURE a bin are nearly flat (any fill fits them: the other finders' case).
+# The blurs tried (_FILL_SIGMAS, Gaussian, bins of 64 a side) span a 120th to a 15th of the
+# side, box blurs among them; borders of up to _MAX_FILL of a side.
 _FILL_SIGMAS = (0.0, 1.0, 2.0, 4.0)
 _FILL_RATIO = 0.5
 _FILL_LOOSE = 0.7
 _FILL_STRUCTURE = 1.5
 _FILL_FLOOR = 0.5
+_MAX_FILL = 0.3
+# A fill's border is placed to the pixel within _FILL_REACH bins of the thumbnail of the
+# fitted one, by the detail along _FILL_LINES pixel lines either side of it (the fill is
+# smooth, the picture is not), on both sides of the axis together, then each side within
+# _FILL_SLACK lines of that.
 _FILL_REACH = 4
 _FILL_LINES = 3
 _FILL_SLACK = 2
-_MAX_FILL = 0.3
 
 
 @functools.lru_cache(maxsize=64)
@@ -604,7 +618,8 @@ def trim_boxes(thumb: np.ndarray) -> dict[str, Box]:
     """(top, bottom, left, right) bins of border around the picture in `thumb`, by how it was
     found: 'trim' (flat lines: solid borders, window chrome), 'frame' (straight edges: a frame,
     a fill), 'unblur' (a blurred fill: much smoother than the picture), 'mirror' (the picture
-    reflected into its margins)."""
+    reflected into its margins), 'fill' (the picture's own blurred, enlarged copy: `_fill_pair`),
+    and the `centre` ones."""
     rows, cols = thumb.shape
     out: dict[str, Box] = {}
     if rows < 16 or cols < 16:
