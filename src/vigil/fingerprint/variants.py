@@ -406,11 +406,16 @@ def _fill_errors(
             x1 = min(x0 + 1, cols - 1)
             wx = px - x0
             q = grid[y, x]
+            w00, w01 = (1 - wx) * (1 - wy), wx * (1 - wy)
+            w10, w11 = (1 - wx) * wy, wx * wy
             for s in range(blurs):
-                plane = blurred[s]
-                top = plane[y0, x0] + (plane[y0, x1] - plane[y0, x0]) * wx
-                bottom = plane[y1, x0] + (plane[y1, x1] - plane[y1, x0]) * wx
-                out[k, s] += abs(q - (top + (bottom - top) * wy))
+                p = (
+                    w00 * blurred[s, y0, x0]
+                    + w01 * blurred[s, y0, x1]
+                    + w10 * blurred[s, y1, x0]
+                    + w11 * blurred[s, y1, x1]
+                )
+                out[k, s] += abs(q - p)
             cx = min(max(x, ib), cols - 1 - ib)
             out[k, blurs] += abs(q - grid[cy, cx])
             out[k, blurs + 1] += 1.0
