@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageFilter
 from skimage import data as skdata
 
 from vigil.fingerprint.fingerprints import Fingerprints
@@ -15,6 +15,7 @@ from vigil.fingerprint.variants import (
     MASK_BAND,
     MASK_CORNER,
     _centred,
+    crop_band,
     masked_blocks,
     thumbnail,
     trim_boxes,
@@ -146,3 +147,44 @@ def test_masked_blocks_fill_a_corner_or_band_from_around_it() -> None:
         assert np.array_equal(masked[name][outside], block[outside]), name
         # Inside, values from its edge (never beyond the block's own range).
         assert block.min() <= masked[name][region].min() <= masked[name][region].max() <= 255
+
+
+def blurred_fill(
+    image: Image.Image, share: float, rows_only: bool, radius: float
+) -> tuple[Image.Image, int, int]:
+    """The picture pasted over a blurred copy of itself stretched to the canvas (`radius`: the
+    Gaussian blur's share of the canvas's longer side), `share` of each side added on both
+    sides (above and below only when `rows_only`): the copy and its border widths."""
+    py, px = round(image.height * share), 0 if rows_only else round(image.width * share)
+    size = (image.width + 2 * px, image.height + 2 * py)
+    canvas = image.resize(size).filter(ImageFilter.GaussianBlur(max(size) * radius))
+    canvas.paste(image, (px, py))
+    return canvas, py, px
+
+
+def test_a_blurred_fill_is_fitted_and_placed_to_the_pixel() -> None:
+    # Copies on which the other finders place no border that lines up with the original (the
+    # best of their variants is more than 31 bits away): the fill is fitted as the picture's
+    # own blurred, enlarged copy, placed to the pixel (or two: the horse's silhouette meets the
+    # fill in a soft edge), and its variant is the original's hash or within a few bits of it.
+    # A light blur (a 120th of the side) and the benchmark's (a 40th), on all sides or above
+    # and below only.
+    cases = [
+        ("camera", 0.12, False, 1 / 120, 0, 0),
+        ("coffee", 0.12, True, 1 / 120, 0, 0),
+        ("horse", 0.16, True, 1 / 40, 8, 2),
+    ]
+    for name, share, rows_only, radius, within, slack in cases:
+        image = Image.fromarray(getattr(skdata, name)()).convert("RGB")
+        plain = pdq_from_bytes(encode(image, "PNG"), max_pixels=MAX).hash
+        copy, py, px = blurred_fill(image, share, rows_only, radius)
+        got = variants(encode(copy, "PNG"))
+        assert hamming(got["fill"][0], plain) <= within, name
+        others = [hamming(h, plain) for n, (h, q) in got.items() if n != "fill" and q >= 50]
+        assert min(others) > 31, name
+        pixels = np.asarray(copy)
+        exact, _ = variant_frames(pixels, thumbnail(pixels))
+        row_band, col_band = next((r, c) for n, r, c in exact if n == "fill")
+        # A band's first pixel is where its region starts, plus PDQ's own offset.
+        assert abs(row_band[0][0] - crop_band(py, image.height)[0][0]) <= slack, name
+        assert abs(col_band[0][0] - crop_band(px, image.width)[0][0]) <= slack, name

@@ -13,6 +13,9 @@ does the same for still images, and more. Each variant is named in the match's `
 - `centre`: the picture without one border width per axis on both sides, the width the above
   agree on (padding is mostly centred, and a finder often sees one side of it only); `centre-tb`,
   `centre-lr`: the same on one axis only (a spurious border found on the other);
+- `fill`: the picture without a fill that is its own blurred copy stretched to the canvas
+  (the margins fitted as the picture inside them, enlarged and blurred, and placed on their
+  own, not in `centre`'s vote; `unblur` only sees that they are smoother);
 - `padN`: the picture with N% of each side added back by repeating its edges (a copy cropped by
   about that much on every side lines up with the original again); `pad4t`, `pad4b`, `pad4l`,
   `pad4r`: 4% added on the top, bottom, left or right side only (a copy cut on one side);
@@ -330,6 +333,254 @@ def _blur_pair(detail: np.ndarray) -> tuple[float, float]:
     return first, last
 
 
+# A fill fitted as the picture's own blurred, enlarged copy (`fill`): the picture inside a
+# border of a given width, stretched onto the whole canvas (to fit, or to cover it at one
+# scale) and blurred, predicts the margins; the fill is there when that prediction's error is
+# under _FILL_RATIO of the error of the picture's edge simply continued (plus _FILL_FLOOR a
+# bin: noise). Looked for on the thumbnail quartered (64 bins a side) halved, under
+# _FILL_LOOSE, then placed on the quartered one; margins whose edge continued is off by less
+# than _FILL_STRUCTURE a bin are nearly flat (any fill fits them: the other finders' case).
+# The blurs tried (_FILL_SIGMAS, Gaussian, bins of 64 a side) span a 120th to a 15th of the
+# side, box blurs among them; borders of up to _MAX_FILL of a side.
+_FILL_SIGMAS = (0.0, 1.0, 2.0, 4.0)
+_FILL_RATIO = 0.5
+_FILL_LOOSE = 0.7
+_FILL_STRUCTURE = 1.5
+_FILL_FLOOR = 0.5
+_MAX_FILL = 0.3
+# A fill's border is placed to the pixel within _FILL_REACH bins of the thumbnail of the
+# fitted one, by the detail along _FILL_LINES pixel lines either side of it (the fill is
+# smooth, the picture is not), on both sides of the axis together, then each side within
+# _FILL_SLACK lines of that.
+_FILL_REACH = 4
+_FILL_LINES = 3
+_FILL_SLACK = 2
+
+
+@functools.lru_cache(maxsize=64)
+def _gauss(n: int, sigma: float) -> np.ndarray:
+    """The n x n matrix of a Gaussian blur of `sigma` bins along a line of n (rows sum to 1)."""
+    if sigma <= 0:
+        return np.eye(n, dtype=np.float32)
+    x = np.arange(n)
+    weights = np.exp(-0.5 * ((x[:, None] - x[None, :]) / sigma) ** 2)
+    return np.asarray(weights / weights.sum(axis=1, keepdims=True), dtype=np.float32)
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _fill_errors(
+    grid: np.ndarray,
+    blurred: np.ndarray,
+    a: float,
+    b: float,
+    ga: float,
+    fa: float,
+    gb: float,
+    fb: float,
+) -> np.ndarray:  # pragma: no cover
+    # Over the margins (rows before a and after rows - a: out[0]; the columns before b and
+    # after cols - b, outside those rows: out[1]), the sum of |grid - prediction| for each
+    # blur of `blurred` (the fill predicted as the picture inside stretched onto the canvas:
+    # bin (y, x) from (ga + (y + 1/2) fa - 1/2, gb + (x + 1/2) fb - 1/2) of the blurred grid,
+    # bilinear), then the sum for the edge bins of the picture repeated (the fill as a solid
+    # continuation), then the count of bins.
+    rows, cols = grid.shape
+    blurs = blurred.shape[0]
+    out = np.zeros((2, blurs + 2))
+    ia, ib = int(a), int(b)
+    for y in range(rows):
+        in_rows = y < ia or y >= rows - ia
+        if not in_rows and ib == 0:
+            continue
+        py = min(max(ga + (y + 0.5) * fa - 0.5, 0.0), rows - 1.0)
+        y0 = int(py)
+        y1 = min(y0 + 1, rows - 1)
+        wy = py - y0
+        cy = min(max(y, ia), rows - 1 - ia)
+        for x in range(cols):
+            if not in_rows and ib <= x < cols - ib:
+                continue
+            k = 0 if in_rows else 1
+            px = min(max(gb + (x + 0.5) * fb - 0.5, 0.0), cols - 1.0)
+            x0 = int(px)
+            x1 = min(x0 + 1, cols - 1)
+            wx = px - x0
+            q = grid[y, x]
+            w00, w01 = (1 - wx) * (1 - wy), wx * (1 - wy)
+            w10, w11 = (1 - wx) * wy, wx * wy
+            for s in range(blurs):
+                p = (
+                    w00 * blurred[s, y0, x0]
+                    + w01 * blurred[s, y0, x1]
+                    + w10 * blurred[s, y1, x0]
+                    + w11 * blurred[s, y1, x1]
+                )
+                out[k, s] += abs(q - p)
+            cx = min(max(x, ib), cols - 1 - ib)
+            out[k, blurs] += abs(q - grid[cy, cx])
+            out[k, blurs + 1] += 1.0
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _fill_scan(
+    grid: np.ndarray, blurred: np.ndarray, lo: int, hi: int, mode: int
+) -> np.ndarray:  # pragma: no cover
+    # _fill_errors of borders lo..hi bins wide, stretched to fit: on the rows only (mode 0),
+    # the columns only (1), or both by the same share of their side (2).
+    rows, cols = grid.shape
+    out = np.zeros((hi - lo + 1, 2, blurred.shape[0] + 2))
+    for i in range(hi - lo + 1):
+        k = float(lo + i)
+        a = 0.0 if mode == 1 else k
+        b = 0.0 if mode == 0 else (k if mode == 1 else k * cols / rows)
+        out[i] = _fill_errors(
+            grid, blurred, a, b, a, (rows - 2 * a) / rows, b, (cols - 2 * b) / cols
+        )
+    return out
+
+
+def _fill_ratios(
+    errors: np.ndarray, axes: tuple[int, ...], structure: float = _FILL_STRUCTURE
+) -> np.ndarray:
+    """For each `_fill_errors` result in `errors` (..., 2, blurs + 2): the best blur's error over
+    the margins of `axes` against the solid continuation's (plus _FILL_FLOOR a bin: noise); inf
+    for margins nearly flat (any fill fits them: under `structure` a bin)."""
+    part = errors[..., list(axes), :].sum(axis=-2)
+    blurs = part.shape[-1] - 2
+    solid, count = part[..., blurs], part[..., blurs + 1]
+    ratios = part[..., :blurs].min(axis=-1) / (solid + _FILL_FLOOR * count + 1e-9)
+    return np.where((count > 0) & (solid >= structure * count), ratios, np.inf)
+
+
+def _fill_blurred(grid: np.ndarray, scale: float) -> np.ndarray:
+    """`grid` under each of _FILL_SIGMAS (bins of a 64-bin grid; `scale` of them a bin)."""
+    rows, cols = grid.shape
+    return np.stack(
+        [_gauss(rows, s / scale) @ grid @ _gauss(cols, s / scale).T for s in _FILL_SIGMAS]
+    )
+
+
+def _fill_best(
+    grid: np.ndarray, blurred: np.ndarray, lo: int, hi: int, mode: int
+) -> tuple[float, int]:
+    """The lowest `_fill_ratio` of `_fill_scan`'s borders lo..hi, and that border."""
+    axes = (0,) if mode == 0 else (1,) if mode == 1 else (0, 1)
+    errors = _fill_scan(grid, blurred, lo, hi, mode)
+    ratios = _fill_ratios(errors, axes)
+    i = int(np.argmin(ratios))
+    return float(ratios[i]), lo + i
+
+
+def _fill_pair(grid: np.ndarray) -> tuple[float, float]:
+    """(rows, columns) of a fill's width on each side of `grid`, in its bins, or 0."""
+    rows, cols = grid.shape
+    # Looked for on the grid halved (an eighth of the work), then placed on the grid itself.
+    coarse = _halved(grid)
+    step = rows // coarse.shape[0]
+    coarse_blurred = _fill_blurred(coarse, step)
+    blurred = coarse_blurred if step == 1 else None
+    crows, ccols = coarse.shape
+    found: list[tuple[float, float]] = []
+    for mode, n, cn in ((0, rows, crows), (1, cols, ccols), (2, rows, crows)):
+        lo, hi = max(1, int(_MIN_SIDE_BORDER * cn)), int(_MAX_FILL * cn)
+        if hi < lo:
+            continue
+        ratio, k = _fill_best(coarse, coarse_blurred, lo, hi, mode)
+        if ratio >= _FILL_LOOSE:
+            continue
+        if step > 1:
+            blurred = _fill_blurred(grid, 1.0) if blurred is None else blurred
+            ratio, k = _fill_best(
+                grid, blurred, max(1, step * k - 2), min(step * k + 2, n // 2 - 1), mode
+            )
+        if ratio < _FILL_RATIO:
+            w = float(k)
+            found.append((w, 0.0) if mode == 0 else (0.0, w) if mode == 1 else (w, w * cols / rows))
+    first_rows = [a for a, b in found if not b]
+    first_cols = [b for a, b in found if not a]
+    if first_rows and first_cols:
+        found.append((first_rows[0], first_cols[0]))
+    if not found:
+        return 0.0, 0.0
+    blurred = _fill_blurred(grid, 1.0) if blurred is None else blurred
+    best = (-np.inf, 0.0, 0.0)
+    for a, b in found:
+        fa, fb = (rows - 2 * a) / rows, (cols - 2 * b) / cols
+        fits = [_fill_errors(grid, blurred, a, b, a, fa, b, fb)]
+        if a and b:  # stretched to cover the canvas (one scale, cut on one axis)
+            f = min(fa, fb)
+            fits.append(
+                _fill_errors(grid, blurred, a, b, rows * (1 - f) / 2, f, cols * (1 - f) / 2, f)
+            )
+        for errors in fits:
+            if _fill_ratios(errors, tuple(k for k, w in ((0, a), (1, b)) if w), 0.0) >= _FILL_RATIO:
+                continue
+            blurs = errors.shape[1] - 2
+            explained = errors[:, blurs].sum() - 2 * errors[:, :blurs].sum(axis=0).min()
+            if explained > best[0]:
+                best = (explained, a, b)
+    return best[1], best[2]
+
+
+@numba.njit(cache=True, nogil=True)
+def _fill_edges(lines: np.ndarray, m: int) -> np.ndarray:  # pragma: no cover
+    # For each line y of `lines` (ordered from the fill inwards), how well it fits as the first
+    # line of the picture: the detail along the lines (mean |step|) jumping from the smooth
+    # fill's to the picture's over m lines either side, plus the step across the lines there
+    # (the paste's seam) against the typical one; -inf where m lines do not fit either side.
+    n, width = lines.shape
+    detail = np.zeros(n + 1)
+    for y in range(n):
+        total = 0.0
+        for x in range(width - 1):
+            total += abs(lines[y, x + 1] - lines[y, x])
+        detail[y + 1] = detail[y] + total / max(width - 1, 1)
+    across = np.zeros(n)
+    steps = np.empty(width)
+    for y in range(1, n):
+        for x in range(width):
+            steps[x] = abs(lines[y, x] - lines[y - 1, x])
+        across[y] = np.median(steps)  # across[y]: lines y-1 | y
+    typical = np.median(across[1:]) * 4 + 1.0
+    scores = np.full(n, -np.inf)
+    for y in range(m, n - m + 1):
+        before = (detail[y] - detail[y - m]) / m
+        after = (detail[y + m] - detail[y]) / m
+        scores[y] = (after - before) / (after + before + 1e-3) + across[y] / typical
+    return scores
+
+
+def _refine_fill(pixels: np.ndarray, edge: float, n: int, bins: int, axis: int) -> tuple[int, int]:
+    """A centred fill's widths in pixels on both sides of an axis: the first pixel line of the
+    picture within _FILL_REACH bins of the thumbnail of `edge` from either end, where
+    `_fill_edges` scores best on both sides together (padding is centred to a pixel or so),
+    then each side within _FILL_SLACK lines of that by its own score; over the middle of the
+    lines (clear of a fill on the other axis)."""
+    if edge == 0:
+        return 0, 0
+    m = _FILL_LINES
+    lo = max(_first_pixel(max(int(edge) - _FILL_REACH, 0), n, bins) - m, 0)
+    hi = min(_first_pixel(min(int(edge) + _FILL_REACH + 1, bins), n, bins) + m, n // 2)
+    if hi - lo < 2 * m + 1:
+        first = _first_pixel(int(edge), n, bins)
+        return first, first
+    other = pixels.shape[1 - axis]
+    cut = slice(other * 3 // 10, max(other * 7 // 10, other * 3 // 10 + 2))
+    scores = []
+    for start, stop, flip in ((lo, hi, False), (n - hi, n - lo, True)):
+        part = pixels[start:stop, cut] if axis == 0 else pixels[cut, start:stop].swapaxes(0, 1)
+        lines = _luma_lines(part, 0, stop - start, 0)
+        if flip:
+            lines = lines[::-1]
+        scores.append(_fill_edges(np.ascontiguousarray(lines, dtype=np.float32), m))
+    both = int(np.argmax(scores[0] + scores[1]))
+    near = slice(max(both - _FILL_SLACK, 0), both + _FILL_SLACK + 1)
+    first, last = (int(np.argmax(side[near])) + near.start for side in scores)
+    # Line y of either window is the width lo + y from its end of the axis.
+    return lo + first, lo + last
+
+
 def _edge_pair(lines: np.ndarray) -> tuple[float, float]:
     """Lines before the strongest straight edge across `lines` near their start and after the
     one near their end (the boundary of a picture pasted on a blurred copy of itself, into a
@@ -372,7 +623,8 @@ def trim_boxes(thumb: np.ndarray) -> dict[str, Box]:
     """(top, bottom, left, right) bins of border around the picture in `thumb`, by how it was
     found: 'trim' (flat lines: solid borders, window chrome), 'frame' (straight edges: a frame,
     a fill), 'unblur' (a blurred fill: much smoother than the picture), 'mirror' (the picture
-    reflected into its margins)."""
+    reflected into its margins), 'fill' (the picture's own blurred, enlarged copy: `_fill_pair`),
+    and the `centre` ones."""
     rows, cols = thumb.shape
     out: dict[str, Box] = {}
     if rows < 16 or cols < 16:
@@ -419,6 +671,12 @@ def trim_boxes(thumb: np.ndarray) -> dict[str, Box]:
     if r and c:  # padded on one axis only, a spurious border found on the other
         boxes["centre-tb"] = (r, r, 0.0, 0.0)
         boxes["centre-lr"] = (0.0, 0.0, c, c)
+    # A fill fitted as the picture's own blurred, enlarged copy, on the thumbnail quartered.
+    grid = _halved(half)
+    fill_r, fill_c = _fill_pair(grid)
+    fill_r *= rows / grid.shape[0]
+    fill_c *= cols / grid.shape[1]
+    boxes["fill"] = (fill_r, fill_r, fill_c, fill_c)
     for name, box in boxes.items():
         checked = _checked(box, rows, cols)
         if checked is not None and checked not in out.values():
@@ -581,6 +839,10 @@ def variant_frames(
             r1 = rows - _refine_mirror(pixels, bottom, rows, trows, 0, True)
             c0 = _refine_mirror(pixels, left, cols, tcols, 1, False)
             c1 = cols - _refine_mirror(pixels, right, cols, tcols, 1, True)
+        elif name == "fill":  # where the smooth fill gives way to the picture's detail
+            r0, r1 = _refine_fill(pixels, top, rows, trows, 0)
+            c0, c1 = _refine_fill(pixels, left, cols, tcols, 1)
+            r1, c1 = rows - r1, cols - c1
         else:
             r0 = _refine(pixels, top, rows, trows, 0, False)
             r1 = rows - _refine(pixels, bottom, rows, trows, 0, True)
