@@ -13,7 +13,8 @@ robustness benchmark's caption and logo watermarks (`bench_robustness.text_layer
   decoded JPEG's pixels, then PDQ of that; counted when within the variants' distance (28);
 - undone on the thumbnail: the same inversion on the variants' 256x256 luma thumbnail (the
   layer's alpha and a*c luma averaged over each bin, as a finder working there would see them),
-  hashed with PDQ's downscale of the thumbnail (as the re-padded variants are).
+  hashed with PDQ's downscale of the thumbnail (as the re-padded variants are); and on the
+  512-bin thumbnail `unveil` takes a band off on (`vigil.fingerprint.unveil.fine_thumbnail`).
 
     python -m benchmarks.bench_unveil_ceiling [--samples 3] [--seed 11]
 """
@@ -39,6 +40,7 @@ from benchmarks.bench_robustness import (
 from vigil.fingerprint.downscale import downscale_banded
 from vigil.fingerprint.image import decode_jpeg_pixels
 from vigil.fingerprint.pdq import hamming, pdq_from_block, pdq_from_luma
+from vigil.fingerprint.unveil import fine_thumbnail
 from vigil.fingerprint.variants import pad_band, thumbnail
 from vigil.matching.settings import PDQ_VARIANT_DISTANCE
 
@@ -51,8 +53,9 @@ def _thumb_hash(thumb: np.ndarray) -> str:
     return pdq_from_block(block).hash
 
 
-def undone(data: bytes, layer: Image.Image) -> tuple[str, str]:
-    """PDQ of the copy `data` with `layer` inverted on its pixels, and on its thumbnail."""
+def undone(data: bytes, layer: Image.Image) -> tuple[str, str, str]:
+    """PDQ of the copy `data` with `layer` inverted on its pixels, on its thumbnail and on its
+    finer thumbnail."""
     decoded = decode_jpeg_pixels(data, max_pixels=10**9)
     assert decoded is not None
     pixels = decoded[0]
@@ -62,11 +65,14 @@ def undone(data: bytes, layer: Image.Image) -> tuple[str, str]:
     tint = alpha * rgba[..., :3]  # a*c per pixel
     full = np.clip((observed - tint) / np.maximum(1.0 - alpha, 1e-3), 0.0, 255.0)
     on_pixels = pdq_from_luma(full @ _LUMA).hash
-    thumb = thumbnail(pixels)
-    bin_alpha = thumbnail(np.ascontiguousarray(alpha[..., 0] * 255.0)) / 255.0
-    bin_tint = thumbnail(np.ascontiguousarray(tint @ _LUMA))
-    on_thumb = np.clip((thumb - bin_tint) / np.maximum(1.0 - bin_alpha, 1e-3), 0.0, 255.0)
-    return on_pixels, _thumb_hash(on_thumb)
+    hashes = []
+    for binned in (thumbnail, fine_thumbnail):
+        thumb = binned(pixels)
+        bin_alpha = binned(np.ascontiguousarray(alpha[..., 0] * 255.0)) / 255.0
+        bin_tint = binned(np.ascontiguousarray(tint @ _LUMA))
+        on_thumb = np.clip((thumb - bin_tint) / np.maximum(1.0 - bin_alpha, 1e-3), 0.0, 255.0)
+        hashes.append(_thumb_hash(on_thumb))
+    return on_pixels, hashes[0], hashes[1]
 
 
 def main() -> None:
@@ -84,8 +90,9 @@ def main() -> None:
     matcher = make_matcher(table)
     default = SETTINGS["vigil default"]
     kinds = {"text caption 5-20%": text_layer, "logo 5-20%": logo_layer}
-    counts = {k: [0, 0, 0, 0] for k in kinds}  # copies, found now, + on pixels, + on thumbnail
-    dists: dict[str, list[tuple[int, int]]] = {k: [] for k in kinds}
+    # copies, found now, + on pixels, + on the thumbnail, + on the finer one
+    counts = {k: [0, 0, 0, 0, 0] for k in kinds}
+    dists: dict[str, list[tuple[int, int, int]]] = {k: [] for k in kinds}
     for target, (image, listed_hash) in enumerate(listed):
         for label, make in kinds.items():
             for _ in range(args.samples):
@@ -93,25 +100,25 @@ def main() -> None:
                 data = jpeg(Image.alpha_composite(image.convert("RGBA"), layer))
                 hits = matcher.match_many([fingerprints(data)], default)[1][0]
                 now = any(hit.entry_id == target for hit in hits)
-                on_pixels, on_thumb = undone(data, layer)
-                d_pixels, d_thumb = hamming(on_pixels, listed_hash), hamming(on_thumb, listed_hash)
+                d = tuple(hamming(h, listed_hash) for h in undone(data, layer))
                 row = counts[label]
                 row[0] += 1
                 row[1] += now
-                row[2] += now or d_pixels <= PDQ_VARIANT_DISTANCE
-                row[3] += now or d_thumb <= PDQ_VARIANT_DISTANCE
-                dists[label].append((d_pixels, d_thumb))
+                for i, one in enumerate(d):
+                    row[2 + i] += now or one <= PDQ_VARIANT_DISTANCE
+                dists[label].append((d[0], d[1], d[2]))
     print(f"{len(listed)} listed photos, {args.samples} copies each, seed {args.seed}")
     print(
-        f"{'watermark':22}{'found now':>18}{'+ undone on pixels':>22}{'+ undone on thumbnail':>24}"
-        f"{'median d pixels / thumb':>26}"
+        f"{'watermark':20}{'found now':>18}{'+ undone: pixels':>20}{'+ 256-bin thumb':>20}"
+        f"{'+ 512-bin thumb':>20}   median d (pixels / 256 / 512)"
     )
-    for label, (n, now, pixels, thumb) in counts.items():
-        d = np.array(dists[label])
-        cells = [f"{100 * k / n:5.1f}% ({k:>3}/{n})" for k in (now, pixels, thumb)]
+    for label, (n, *found) in counts.items():
+        d = np.median(np.array(dists[label]), axis=0)
+        cells = [f"{100 * k / n:5.1f}% ({k:>3}/{n})" for k in found]
         print(
-            f"{label:22}{cells[0]:>18}{cells[1]:>22}{cells[2]:>24}"
-            f"{np.median(d[:, 0]):>16.0f} / {np.median(d[:, 1]):.0f}"
+            f"{label:20}{cells[0]:>18}"
+            + "".join(f"{c:>20}" for c in cells[1:])
+            + f"   {d[0]:.0f} / {d[1]:.0f} / {d[2]:.0f}"
         )
 
 
