@@ -11,7 +11,7 @@ from PIL import Image, ImageDraw, ImageFont
 from skimage import data as skdata
 
 from vigil.fingerprint.pdq import PDQ_MATCH_DISTANCE, hamming, pdq_from_bytes
-from vigil.fingerprint.unveil import _running, find_band
+from vigil.fingerprint.unveil import _base, _running, find_band
 from vigil.fingerprint.variants import thumbnail
 from vigil.matching.settings import PDQ_VARIANT_DISTANCE
 
@@ -81,12 +81,30 @@ def test_a_photo_without_a_caption_gets_no_unveil(photo) -> None:
     assert find_band(thumbnail(pixels)) is None
 
 
-def test_the_running_filter_is_the_windowed_minimum_and_maximum() -> None:
+def windowed(values: np.ndarray, k: int, axis: int) -> np.ndarray:
+    """Every centred window of k along `axis` (the edge values repeated past the ends)."""
+    half = k // 2
+    pad = [(0, 0), (0, 0)]
+    pad[axis] = (half, half)
+    edged = np.pad(values, pad, mode="edge")
+    return np.lib.stride_tricks.sliding_window_view(edged, k, axis=axis)
+
+
+@pytest.mark.parametrize("shape", [(41, 37), (5, 60), (2, 3), (256, 171)])
+def test_the_running_filter_and_the_opening_are_their_definitions(shape) -> None:
     rng = np.random.default_rng(3)
-    lines = rng.uniform(0, 255, (5, 41)).astype(np.float32)
+    values = rng.uniform(0, 255, shape).astype(np.float32)
     for k in (3, 7, 13):
-        half = k // 2
-        edged = np.pad(lines, ((0, 0), (half, half)), mode="edge")
-        windows = np.lib.stride_tricks.sliding_window_view(edged, k, axis=1)
-        assert np.array_equal(_running(lines, k, False), windows.min(axis=2))
-        assert np.array_equal(_running(lines, k, True), windows.max(axis=2))
+        low, high = windowed(values, k, 0).min(axis=2), windowed(values, k, 0).max(axis=2)
+        assert np.array_equal(_running(values, k, False, False), low)
+        assert np.array_equal(_running(values, k, True, False), high)
+        assert np.array_equal(_running(values, k, False, True), low.T)
+        assert np.array_equal(_running(values, k, True, True), high.T)
+        # The opening: the k x k minimum, then the k x k maximum of that; the closing: the other
+        # way round.
+        low = windowed(windowed(values, k, 0).min(axis=2), k, 1).min(axis=2)
+        opened = windowed(windowed(low, k, 0).max(axis=2), k, 1).max(axis=2)
+        assert np.array_equal(_base(values, k, True), opened)
+        high = windowed(windowed(values, k, 0).max(axis=2), k, 1).max(axis=2)
+        closed = windowed(windowed(high, k, 0).min(axis=2), k, 1).min(axis=2)
+        assert np.array_equal(_base(values, k, False), closed)

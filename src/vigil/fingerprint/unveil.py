@@ -45,90 +45,81 @@ _MIN_ROWS = 0.03
 _MIN_SCORE = 20.0
 
 
-@numba.njit(cache=True, nogil=True)
-def _running(lines: np.ndarray, k: int, take_max: bool) -> np.ndarray:  # pragma: no cover
-    # The running minimum (maximum) over a window of k along each row, centred (k odd), the
-    # edge values repeated past the ends: van Herk / Gil-Werman, three comparisons a value.
-    rows, n = lines.shape
-    half = k // 2
-    m = n + 2 * half
-    padded_len = ((m + k - 1) // k) * k
-    out = np.empty_like(lines)
-    ext = np.empty(padded_len, dtype=lines.dtype)
-    fwd = np.empty(padded_len, dtype=lines.dtype)
-    bwd = np.empty(padded_len, dtype=lines.dtype)
-    for r in range(rows):
-        line = lines[r]
-        for i in range(padded_len):
-            j = min(max(i - half, 0), n - 1)
-            ext[i] = line[j]
-        for start in range(0, padded_len, k):
-            acc = ext[start]
-            fwd[start] = acc
-            for i in range(start + 1, start + k):
-                v = ext[i]
-                acc = max(acc, v) if take_max else min(acc, v)
-                fwd[i] = acc
-            acc = ext[start + k - 1]
-            bwd[start + k - 1] = acc
-            for i in range(start + k - 2, start - 1, -1):
-                v = ext[i]
-                acc = max(acc, v) if take_max else min(acc, v)
-                bwd[i] = acc
-        for x in range(n):
-            # Window of ext[x .. x+k-1] (centred on line[x]).
-            a = bwd[x]
-            b = fwd[x + k - 1]
-            out[r, x] = max(a, b) if take_max else min(a, b)
-    return out
-
-
-@numba.njit(cache=True, nogil=True)
-def _running_down(lines: np.ndarray, k: int, take_max: bool) -> np.ndarray:  # pragma: no cover
-    # `_running` along each column (axis 0), a whole row at a time: no transposed copy.
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _running(
+    lines: np.ndarray, k: int, take_max: bool, transposed: bool
+) -> np.ndarray:  # pragma: no cover
+    # The running minimum (maximum) over a window of k down each column, centred (k odd), the
+    # edge values repeated past the ends: van Herk / Gil-Werman, a whole row at a time (the
+    # compiler vectorises along it), one block of k rows of the padded lines after another: the
+    # backward scan of a block and the forward scan of the next give its k outputs (small
+    # scratch rows, not whole-size arrays: those cost more in fresh pages than the scans).
+    # `transposed`: the result written transposed (k values of a row of it at a time; a
+    # transposed copy afterwards costs more than the scan).
     n, cols = lines.shape
     half = k // 2
-    padded_len = ((n + 2 * half + k - 1) // k) * k
-    fwd = np.empty((padded_len, cols), dtype=lines.dtype)
-    bwd = np.empty((padded_len, cols), dtype=lines.dtype)
-    for start in range(0, padded_len, k):
-        for i in range(start, start + k):
-            src = lines[min(max(i - half, 0), n - 1)]
-            if i == start:
-                fwd[i] = src
+    out = np.empty((cols, n), dtype=lines.dtype) if transposed else np.empty_like(lines)
+    fwd = np.empty((k, cols), dtype=lines.dtype)
+    bwd = np.empty((k, cols), dtype=lines.dtype)
+    blocks = (n + 2 * half + k - 1) // k
+    for block in range(blocks + 1):  # one more: the last block's outputs
+        start = block * k
+        # Forward scan of this block: outputs of the block before (rows start-k .. start-1 of
+        # the padded lines) take their window's end from it.
+        for j in range(k):
+            src = lines[min(max(start + j - half, 0), n - 1)]
+            row = fwd[j]
+            if j == 0:
+                row[:] = src
             else:
-                prev = fwd[i - 1]
-                row = fwd[i]
+                prev = fwd[j - 1]
                 for x in range(cols):
                     row[x] = max(prev[x], src[x]) if take_max else min(prev[x], src[x])
-        for i in range(start + k - 1, start - 1, -1):
-            src = lines[min(max(i - half, 0), n - 1)]
-            if i == start + k - 1:
-                bwd[i] = src
+        # Output row y (its window: padded rows y .. y+k-1) = bwd[j] of the block before with
+        # fwd[j-1] of this one, y = start - k + j.
+        count = min(k, n - (start - k))
+        if block > 0 and count > 0 and transposed:
+            for x in range(cols):
+                target = out[x]
+                target[start - k] = bwd[0, x]
+                for j in range(1, count):
+                    a, b = bwd[j, x], fwd[j - 1, x]
+                    target[start - k + j] = max(a, b) if take_max else min(a, b)
+        elif block > 0:
+            for j in range(count):
+                a = bwd[j]
+                target = out[start - k + j]
+                if j == 0:
+                    target[:] = a
+                else:
+                    b = fwd[j - 1]
+                    for x in range(cols):
+                        target[x] = max(a[x], b[x]) if take_max else min(a[x], b[x])
+        # Backward scan of this block, for the outputs that start in it.
+        for j in range(k - 1, -1, -1):
+            src = lines[min(max(start + j - half, 0), n - 1)]
+            row = bwd[j]
+            if j == k - 1:
+                row[:] = src
             else:
-                nxt = bwd[i + 1]
-                row = bwd[i]
+                nxt = bwd[j + 1]
                 for x in range(cols):
                     row[x] = max(nxt[x], src[x]) if take_max else min(nxt[x], src[x])
-    out = np.empty_like(lines)
-    for y in range(n):
-        a = bwd[y]
-        b = fwd[y + k - 1]
-        row = out[y]
-        for x in range(cols):
-            row[x] = max(a[x], b[x]) if take_max else min(a[x], b[x])
     return out
 
 
-def _filter(t: np.ndarray, k: int, take_max: bool) -> np.ndarray:
-    return _running_down(_running(t, k, take_max), k, take_max)
+def _square(t: np.ndarray, k: int, take_max: bool) -> np.ndarray:
+    """The running minimum (maximum) of `t` over a k x k square, transposed (down the columns,
+    written transposed, then down the columns of that: a scan along a row is one long
+    dependency chain, several times slower)."""
+    return _running(_running(t, k, take_max, True), k, take_max, False)
 
 
 def _base(t: np.ndarray, k: int, light: bool) -> np.ndarray:
     """The opening of `t` (light: a running minimum, then maximum) or its closing (dark) over
     a k x k square."""
     t = np.ascontiguousarray(t, dtype=np.float32)
-    return _filter(_filter(t, k, not light), k, light)
+    return _square(_square(t, k, not light), k, light)  # transposed twice: as `t`
 
 
 def _window(t: np.ndarray) -> int:
