@@ -17,7 +17,9 @@ band kept when its mean score is at least `_MIN_SCORE`), and taken off on a luma
 small captions are a bin or two of the coarse thumbnail, and a fill there blurs the rows around
 them), which PDQ's own downscale then hashes: one more query, named `unveil`.
 
-Chosen with benchmarks/bench_robustness.py (README, "Robustness"); what it does not undo: a
+The bounds were chosen on copies made by benchmarks/bench_robustness.py's caption generator
+(draws of their own, not the benchmark's) and checked with the benchmark (README, "Robustness":
+with them no source photo gets an `unveil`); what it does not undo: a
 logo (a large region, not thin strokes: an opening fills it from around, as the masks do), text
 over a picture whose own texture has the strokes' scale and contrast (wood, fine patterns: its
 rows score like the band's), vertical text.
