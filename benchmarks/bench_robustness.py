@@ -173,23 +173,53 @@ def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     return ImageFont.load_default(size=size)
 
 
+def text_layer(im: Image.Image, rng: random.Random, lo: float, hi: float) -> Image.Image:
+    """The RGBA layer of a caption band of lo-hi of the area: full-width semi-opaque white or
+    black text over a strip, somewhere (`watermark_text`)."""
+    w, h = im.size
+    share = rng.uniform(lo, hi)
+    band_h = max(8, round(h * share))
+    font = _font(max(6, round(band_h * 0.7)))
+    text = rng.choice(["SAMPLE COPY", "www.example.org", "(c) 2026 Somebody", "PREVIEW ONLY"])
+    layer = Image.new("RGBA", im.size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(layer)
+    y = rng.randrange(0, max(1, h - band_h))
+    x = 0
+    alpha = rng.randrange(110, 200)
+    fill = (255, 255, 255, alpha) if rng.random() < 0.5 else (0, 0, 0, alpha)
+    while x < w:
+        draw.text((x, y), text + "  ", font=font, fill=fill)
+        x += max(1, round(draw.textlength(text + "  ", font=font)))
+    return layer
+
+
+def logo_layer(im: Image.Image, rng: random.Random, lo: float, hi: float) -> Image.Image:
+    """The RGBA layer of a semi-opaque logo of lo-hi of the area in a corner: a rounded
+    rectangle with an ellipse of the inverse colour inside it (`watermark_logo`)."""
+    w, h = im.size
+    share = rng.uniform(lo, hi)
+    side_w = round(w * share**0.5)
+    side_h = round(h * share**0.5)
+    layer = Image.new("RGBA", im.size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(layer)
+    corner = rng.randrange(4)
+    x = 0 if corner in (0, 2) else w - side_w
+    y = 0 if corner in (0, 1) else h - side_h
+    alpha = rng.randrange(120, 220)
+    colour = tuple(rng.randrange(256) for _ in range(3))
+    draw.rounded_rectangle(
+        (x, y, x + side_w, y + side_h), radius=side_h // 5, fill=(*colour, alpha)
+    )
+    draw.ellipse(
+        (x + side_w // 4, y + side_h // 4, x + 3 * side_w // 4, y + 3 * side_h // 4),
+        fill=(255 - colour[0], 255 - colour[1], 255 - colour[2], alpha),
+    )
+    return layer
+
+
 def watermark_text(lo: float, hi: float) -> Transform:
     def t(im: Image.Image, rng: random.Random) -> Image.Image:
-        w, h = im.size
-        share = rng.uniform(lo, hi)
-        # A caption band of `share` of the area: full-width text over a strip, somewhere.
-        band_h = max(8, round(h * share))
-        font = _font(max(6, round(band_h * 0.7)))
-        text = rng.choice(["SAMPLE COPY", "www.example.org", "(c) 2026 Somebody", "PREVIEW ONLY"])
-        layer = Image.new("RGBA", im.size, (0, 0, 0, 0))
-        draw = ImageDraw.Draw(layer)
-        y = rng.randrange(0, max(1, h - band_h))
-        x = 0
-        alpha = rng.randrange(110, 200)
-        fill = (255, 255, 255, alpha) if rng.random() < 0.5 else (0, 0, 0, alpha)
-        while x < w:
-            draw.text((x, y), text + "  ", font=font, fill=fill)
-            x += max(1, round(draw.textlength(text + "  ", font=font)))
+        layer = text_layer(im, rng, lo, hi)
         return Image.alpha_composite(im.convert("RGBA"), layer).convert("RGB")
 
     return t
@@ -197,24 +227,7 @@ def watermark_text(lo: float, hi: float) -> Transform:
 
 def watermark_logo(lo: float, hi: float) -> Transform:
     def t(im: Image.Image, rng: random.Random) -> Image.Image:
-        w, h = im.size
-        share = rng.uniform(lo, hi)
-        side_w = round(w * share**0.5)
-        side_h = round(h * share**0.5)
-        layer = Image.new("RGBA", im.size, (0, 0, 0, 0))
-        draw = ImageDraw.Draw(layer)
-        corner = rng.randrange(4)
-        x = 0 if corner in (0, 2) else w - side_w
-        y = 0 if corner in (0, 1) else h - side_h
-        alpha = rng.randrange(120, 220)
-        colour = tuple(rng.randrange(256) for _ in range(3))
-        draw.rounded_rectangle(
-            (x, y, x + side_w, y + side_h), radius=side_h // 5, fill=(*colour, alpha)
-        )
-        draw.ellipse(
-            (x + side_w // 4, y + side_h // 4, x + 3 * side_w // 4, y + 3 * side_h // 4),
-            fill=(255 - colour[0], 255 - colour[1], 255 - colour[2], alpha),
-        )
+        layer = logo_layer(im, rng, lo, hi)
         return Image.alpha_composite(im.convert("RGBA"), layer).convert("RGB")
 
     return t

@@ -28,7 +28,9 @@ from vigil.fingerprint.image import (
     decode_luma_sized,
     reduced_jpeg_decode,
 )
-from vigil.fingerprint.variants import masked_blocks, thumbnail, variant_frames
+from vigil.fingerprint.unveil import unveiled
+from vigil.fingerprint.unveil import warm as unveil_warm
+from vigil.fingerprint.variants import masked_blocks, pad_band, thumbnail, variant_frames
 from vigil.fingerprint.variants import warm as variants_warm
 from vigil.kinds import (  # noqa: F401  (the thresholds are the PDQ kind's, named here too)
     PDQ_MATCH_DISTANCE,
@@ -215,7 +217,8 @@ def variant_hashes(pixels: np.ndarray, block: np.ndarray) -> tuple[tuple[str, st
     """(name, hex hash, quality) of each scanned-side variant (vigil.fingerprint.variants) of
     decoded pixels (as `downscale_pixels` takes them, or a float luma plane) whose PDQ
     downscale is `block`, in the original orientation only. The re-framed ones are PDQ's own
-    downscale of the region, from the pixels; the masked ones are made from `block`."""
+    downscale of the region, from the pixels; the masked ones are made from `block`; `unveil`
+    (vigil.fingerprint.unveil: a text band taken off) from a finer thumbnail, when one is found."""
     thumb = thumbnail(pixels)
     exact, padded = variant_frames(pixels, thumb)
     masked = masked_blocks(block)
@@ -223,6 +226,12 @@ def variant_hashes(pixels: np.ndarray, block: np.ndarray) -> tuple[tuple[str, st
     blocks += [downscale_banded(thumb, rows, cols) for _, rows, cols in padded]
     blocks += [masked_block for _, masked_block in masked]
     names = [name for name, _, _ in exact + padded] + [name for name, _ in masked]
+    # A semi-opaque text band taken off (vigil.fingerprint.unveil), on a finer thumbnail.
+    fine = unveiled(pixels, thumb)
+    if fine is not None:
+        rows, cols = fine.shape
+        blocks.append(downscale_banded(fine, pad_band(rows, 0, 0), pad_band(cols, 0, 0)))
+        names.append("unveil")
     # One batched product for all the blocks (half the time of one product pair per block).
     dcts = np.matmul(np.matmul(_DCT, np.stack(blocks)), _DCT_T).reshape(len(blocks), 256)
     hashes = _hashes_hex(dcts)
@@ -270,6 +279,7 @@ def warm() -> None:
     """Load (or compile) the compiled kernels now, e.g. in a parent before it forks workers."""
     downscale_warm()
     variants_warm()
+    unveil_warm()
     _gradient_sum(np.zeros((64, 64), dtype=np.float32))
 
 

@@ -1,0 +1,110 @@
+"""The `unveil` variant: a semi-opaque text band taken off finds a captioned copy that the plain
+hash and every other variant miss; a photo without one gets no such variant."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+from skimage import data as skdata
+
+from vigil.fingerprint.pdq import PDQ_MATCH_DISTANCE, hamming, pdq_from_bytes
+from vigil.fingerprint.unveil import _base, _running, find_band
+from vigil.fingerprint.variants import thumbnail
+from vigil.matching.settings import PDQ_VARIANT_DISTANCE
+
+MAX = 50_000_000
+
+
+def jpeg(image: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    image.convert("RGB").save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
+def font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    try:
+        return ImageFont.truetype("DejaVuSans-Bold.ttf", size)
+    except OSError:
+        return ImageFont.load_default(size=size)
+
+
+def captioned(image: Image.Image, top: float, share: float, white: bool) -> Image.Image:
+    """A semi-opaque caption repeated across a band of `share` of the height from `top`."""
+    w, h = image.size
+    band = round(h * share)
+    face = font(round(band * 0.7))
+    layer = Image.new("RGBA", image.size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(layer)
+    fill = (255, 255, 255, 210) if white else (0, 0, 0, 210)
+    x = 0
+    while x < w:
+        draw.text((x, round(h * top)), "SAMPLE COPY  ", font=face, fill=fill)
+        x += round(draw.textlength("SAMPLE COPY  ", font=face))
+    return Image.alpha_composite(image.convert("RGBA"), layer)
+
+
+@pytest.mark.parametrize(
+    ("photo", "white"), [(skdata.rocket, True), (skdata.immunohistochemistry, False)]
+)
+def test_a_caption_band_is_taken_off_where_nothing_else_matches(photo, white) -> None:
+    image = Image.fromarray(photo())
+    original = pdq_from_bytes(jpeg(image), max_pixels=MAX).hash
+    copy = pdq_from_bytes(jpeg(captioned(image, 0.4, 0.15, white)), max_pixels=MAX)
+    found = {name: hamming(h, original) for name, h, quality in copy.variants if quality >= 50}
+    unveil = found.pop("unveil")
+    # The caption moved the plain hash past the plain distance and every other variant (the
+    # masks among them) past theirs ...
+    assert min(hamming(h, original) for h in copy.dihedral) > PDQ_MATCH_DISTANCE
+    assert min(found.values()) > PDQ_VARIANT_DISTANCE
+    # ... and with the band taken off the copy is near its original again.
+    assert unveil <= PDQ_VARIANT_DISTANCE - 8
+
+
+@pytest.mark.parametrize(
+    "photo",
+    [
+        skdata.astronaut,
+        skdata.coffee,
+        skdata.chelsea,
+        skdata.rocket,
+        skdata.immunohistochemistry,
+        lambda: skdata.stereo_motorcycle()[0],
+    ],
+)
+def test_a_photo_without_a_caption_gets_no_unveil(photo) -> None:
+    data = jpeg(Image.fromarray(photo()))
+    assert "unveil" not in [name for name, _, _ in pdq_from_bytes(data, max_pixels=MAX).variants]
+    pixels = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+    assert find_band(thumbnail(pixels)) is None
+
+
+def windowed(values: np.ndarray, k: int, axis: int) -> np.ndarray:
+    """Every centred window of k along `axis` (the edge values repeated past the ends)."""
+    half = k // 2
+    pad = [(0, 0), (0, 0)]
+    pad[axis] = (half, half)
+    edged = np.pad(values, pad, mode="edge")
+    return np.lib.stride_tricks.sliding_window_view(edged, k, axis=axis)
+
+
+@pytest.mark.parametrize("shape", [(41, 37), (5, 60), (2, 3), (256, 171)])
+def test_the_running_filter_and_the_opening_are_their_definitions(shape) -> None:
+    rng = np.random.default_rng(3)
+    values = rng.uniform(0, 255, shape).astype(np.float32)
+    for k in (3, 7, 13):
+        low, high = windowed(values, k, 0).min(axis=2), windowed(values, k, 0).max(axis=2)
+        assert np.array_equal(_running(values, k, False, False), low)
+        assert np.array_equal(_running(values, k, True, False), high)
+        assert np.array_equal(_running(values, k, False, True), low.T)
+        assert np.array_equal(_running(values, k, True, True), high.T)
+        # The opening: the k x k minimum, then the k x k maximum of that; the closing: the other
+        # way round.
+        low = windowed(windowed(values, k, 0).min(axis=2), k, 1).min(axis=2)
+        opened = windowed(windowed(low, k, 0).max(axis=2), k, 1).max(axis=2)
+        assert np.array_equal(_base(values, k, True), opened)
+        high = windowed(windowed(values, k, 0).max(axis=2), k, 1).max(axis=2)
+        closed = windowed(windowed(high, k, 0).min(axis=2), k, 1).min(axis=2)
+        assert np.array_equal(_base(values, k, False), closed)
