@@ -18,7 +18,13 @@ import functools
 import numba
 import numpy as np
 
-from vigil.fingerprint.downscale import downscale_banded, downscale_pixels, jarosz_band
+from vigil.fingerprint.downscale import (
+    downscale_banded,
+    downscale_columns,
+    downscale_pixels,
+    downscale_pixels_binned,
+    jarosz_band,
+)
 from vigil.fingerprint.downscale import warm as downscale_warm
 from vigil.fingerprint.fingerprints import PDQ
 from vigil.fingerprint.image import (
@@ -28,7 +34,13 @@ from vigil.fingerprint.image import (
     decode_luma_sized,
     reduced_jpeg_decode,
 )
-from vigil.fingerprint.variants import masked_blocks, thumbnail, variant_frames
+from vigil.fingerprint.variants import (
+    masked_blocks,
+    thumbnail,
+    thumbnail_bins,
+    thumbnail_from_sums,
+    variant_frames,
+)
 from vigil.fingerprint.variants import warm as variants_warm
 from vigil.kinds import (  # noqa: F401  (the thresholds are the PDQ kind's, named here too)
     PDQ_MATCH_DISTANCE,
@@ -211,15 +223,30 @@ def pdq_from_block(block: np.ndarray) -> PDQ:
     return PDQ(hashes[0], quality, hashes)
 
 
-def variant_hashes(pixels: np.ndarray, block: np.ndarray) -> tuple[tuple[str, str, int], ...]:
+def variant_hashes(
+    pixels: np.ndarray,
+    block: np.ndarray,
+    thumb: np.ndarray | None = None,
+    row_sums: np.ndarray | None = None,
+) -> tuple[tuple[str, str, int], ...]:
     """(name, hex hash, quality) of each scanned-side variant (vigil.fingerprint.variants) of
     decoded pixels (as `downscale_pixels` takes them, or a float luma plane) whose PDQ
     downscale is `block`, in the original orientation only. The re-framed ones are PDQ's own
-    downscale of the region, from the pixels; the masked ones are made from `block`."""
-    thumb = thumbnail(pixels)
+    downscale of the region, from the pixels; the masked ones are made from `block`.
+    `thumb`: the pixels' `variants.thumbnail` when already made (else made here); `row_sums`:
+    the row pass of PDQ's own downscale of RGB pixels at their size (`downscale_pixels_binned`),
+    which a region of all the rows (only its sides cut) is made from."""
+    if thumb is None:
+        thumb = thumbnail(pixels)
     exact, padded = variant_frames(pixels, thumb)
     masked = masked_blocks(block)
-    blocks = [downscale_banded(pixels, rows, cols) for _, rows, cols in exact]
+    all_rows = downscale_band(pixels.shape[0])
+    blocks = [
+        downscale_columns(row_sums, cols)
+        if row_sums is not None and _same_band(rows, all_rows)
+        else downscale_banded(pixels, rows, cols)
+        for _, rows, cols in exact
+    ]
     blocks += [downscale_banded(thumb, rows, cols) for _, rows, cols in padded]
     blocks += [masked_block for _, masked_block in masked]
     names = [name for name, _, _ in exact + padded] + [name for name, _ in masked]
@@ -227,6 +254,10 @@ def variant_hashes(pixels: np.ndarray, block: np.ndarray) -> tuple[tuple[str, st
     dcts = np.matmul(np.matmul(_DCT, np.stack(blocks)), _DCT_T).reshape(len(blocks), 256)
     hashes = _hashes_hex(dcts)
     return tuple((name, h, _quality(b)) for name, h, b in zip(names, hashes, blocks, strict=True))
+
+
+def _same_band(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> bool:
+    return a[1].shape == b[1].shape and np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
 
 
 def _with_variants(pdq: PDQ, source: np.ndarray, block: np.ndarray) -> PDQ:
@@ -251,9 +282,21 @@ def pdq_from_bytes(
         pixels, (rows, cols) = direct
         if rows < MIN_HASHABLE_DIM or cols < MIN_HASHABLE_DIM:
             return _ZERO_PDQ
-        block = downscale_pixels(pixels, (rows, cols))
+        if not variants or pixels.ndim != 3:
+            block = downscale_pixels(pixels, (rows, cols))
+            pdq = pdq_from_block(block)
+            return _with_variants(pdq, pixels, block) if variants else pdq
+        # The variants' thumbnail from the same pass over the pixels as PDQ's downscale.
+        height, width = pixels.shape[0], pixels.shape[1]
+        block, sums, row_sums = downscale_pixels_binned(
+            pixels, (rows, cols), thumbnail_bins(height, width)
+        )
+        thumb = thumbnail_from_sums(sums, height, width, 1000.0)
         pdq = pdq_from_block(block)
-        return _with_variants(pdq, pixels, block) if variants else pdq
+        # The row sums serve the regions of all the rows only at the pixels' own size.
+        same = row_sums if (height, width) == (rows, cols) else None
+        found = variant_hashes(pixels, block, thumb, same)
+        return PDQ(pdq.hash, pdq.quality, pdq.dihedral, found)
     if not fast:
         luma = decode_luma(data, max_pixels=max_pixels)
         full = None

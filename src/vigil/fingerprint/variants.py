@@ -142,32 +142,56 @@ def _bin_plane(plane: np.ndarray, out_rows: int, out_cols: int) -> np.ndarray:  
     return acc
 
 
+@functools.lru_cache(maxsize=256)
 def _counts(n: int, bins: int) -> np.ndarray:
     """Pixels in each bin of an axis of n pixels: pixel i is in bin i * bins // n (the kernels'
     row bins end at the first row of the next, the same rule)."""
-    return np.bincount((np.arange(n) * bins) // n, minlength=bins).astype(np.float32)
+    counts = np.bincount((np.arange(n) * bins) // n, minlength=bins).astype(np.float32)
+    counts.setflags(write=False)
+    return counts
+
+
+def thumbnail_bins(rows: int, cols: int) -> tuple[int, int]:
+    """Bins (rows, columns) of the thumbnail of a picture of rows x cols pixels."""
+    return min(rows, THUMB), min(cols, THUMB)
+
+
+def thumbnail_from_sums(sums: np.ndarray, rows: int, cols: int, scale: float) -> np.ndarray:
+    """The thumbnail of a picture of rows x cols pixels from its luma summed over each bin
+    (times `scale`), as a pass over the pixels left them (`downscale_pixels_binned` makes
+    them beside PDQ's own downscale); in place."""
+    out_rows, out_cols = sums.shape
+    sums /= _counts(rows, out_rows)[:, None] * _counts(cols, out_cols)[None, :] * np.float32(scale)
+    return sums
 
 
 def thumbnail(pixels: np.ndarray) -> np.ndarray:
     """Box-averaged luma (float32, 0..255) of at most THUMB x THUMB bins of decoded pixels:
     HxWx4 RGBX / HxWx3 RGB uint8 as the JPEG decoder gives them, or an HxW grey/luma plane."""
     rows, cols = pixels.shape[0], pixels.shape[1]
-    out_rows, out_cols = min(rows, THUMB), min(cols, THUMB)
+    out_rows, out_cols = thumbnail_bins(rows, cols)
     if pixels.ndim == 3:
         words = pixel_words(pixels)
-        acc = _bin_words(words, out_rows, out_cols)
-        scale = np.float32(1000.0)
-    else:
-        acc = _bin_plane(np.ascontiguousarray(pixels), out_rows, out_cols)
-        scale = np.float32(1.0)
-    acc /= _counts(rows, out_rows)[:, None] * _counts(cols, out_cols)[None, :] * scale
-    return acc
+        return thumbnail_from_sums(_bin_words(words, out_rows, out_cols), rows, cols, 1000.0)
+    acc = _bin_plane(np.ascontiguousarray(pixels), out_rows, out_cols)
+    return thumbnail_from_sums(acc, rows, cols, 1.0)
 
 
 def _run(flags: np.ndarray) -> int:
     """Length of the run of True at the start of `flags`."""
     off = np.flatnonzero(~flags)
     return int(off[0]) if off.size else len(flags)
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _line_distance(a: np.ndarray, b: np.ndarray) -> float:  # pragma: no cover
+    # The sum of |a - b| (float32 steps added in double, several sums at once: the mirror scans
+    # were bound by one long chain of additions). Exact, so in any order, unless a line holds
+    # values under ~1/500 beside large ones.
+    total = 0.0
+    for x in range(a.shape[0]):
+        total += abs(a[x] - b[x])
+    return total
 
 
 @numba.njit(cache=True, nogil=True)
@@ -188,10 +212,9 @@ def _mirror_error_at(
     for m in range(pairs):
         i = pairs - 1 - m
         ia, ib = k - 1 - i, k + gap + i
-        a = lines[n - 1 - ia if flip else ia]
-        b = lines[n - 1 - ib if flip else ib]
-        for x in range(width):
-            total += abs(a[x] - b[x])
+        total += _line_distance(
+            lines[n - 1 - ia if flip else ia], lines[n - 1 - ib if flip else ib]
+        )
         if total > cap * max(m + 1, 4) * width:
             return np.inf
     return total / (pairs * width)
@@ -388,15 +411,17 @@ def trim_boxes(thumb: np.ndarray) -> dict[str, Box]:
     typical_c = float(np.abs(half[:, : hc // 2] - half[:, hc // 2 : hc // 2 * 2]).mean())
     full_r = float(np.abs(thumb[: rows // 2] - thumb[rows // 2 : rows // 2 * 2]).mean())
     full_c = float(np.abs(thumb[:, : cols // 2] - thumb[:, cols // 2 : cols // 2 * 2]).mean())
+    # The columns as rows, in memory (the scans below read a line at a time).
+    half_t = np.ascontiguousarray(half.T)
     found: dict[str, tuple[float, ...]] = {
-        "trim": (*_flat_pair(half, along_rows), *_flat_pair(half.T, along_cols)),
-        "frame": (*_edge_pair(half), *_edge_pair(half.T)),
+        "trim": (*_flat_pair(half, along_rows), *_flat_pair(half_t, along_cols)),
+        "frame": (*_edge_pair(half), *_edge_pair(half_t)),
     }
     scale_r, scale_c = rows / hr, cols / hc
     # Mirrors are placed on the thumbnail itself (in its bins, to half a bin).
     mirror = (
         *_mirror_pair(half, thumb, typical_r, full_r),
-        *_mirror_pair(half.T, thumb.T, typical_c, full_c),
+        *_mirror_pair(half_t, np.ascontiguousarray(thumb.T), typical_c, full_c),
     )
     found["mirror"] = tuple(
         b / scale for b, scale in zip(mirror, (scale_r, scale_r, scale_c, scale_c), strict=True)
@@ -450,10 +475,31 @@ def _luma_lines(pixels: np.ndarray, lo: int, hi: int, axis: int) -> np.ndarray:
     along each."""
     n = pixels.shape[1 - axis]
     step = max(1, n // 512)
+    if pixels.ndim == 3:
+        return _rgb_lines(pixels, lo, hi, axis, step)
     part = pixels[lo:hi, ::step] if axis == 0 else pixels[::step, lo:hi].swapaxes(0, 1)
-    if part.ndim == 3:
-        return part[..., 0] * 0.299 + part[..., 1] * 0.587 + part[..., 2] * 0.114
     return np.asarray(part, dtype=np.float32)
+
+
+@numba.njit(cache=True, nogil=True)
+def _rgb_lines(
+    pixels: np.ndarray, lo: int, hi: int, axis: int, step: int
+) -> np.ndarray:  # pragma: no cover
+    # `_luma_lines` of RGB(X) pixels: the luma in double, R, G, B weighed and added in that
+    # order (as NumPy did it on the sliced arrays, the same values), without the slices' copies.
+    count = hi - lo
+    along = pixels.shape[1 - axis]
+    samples = (along + step - 1) // step
+    out = np.empty((count, samples), dtype=np.float64)
+    for i in range(count):
+        for s in range(samples):
+            y, x = (lo + i, s * step) if axis == 0 else (s * step, lo + i)
+            out[i, s] = (
+                np.float64(pixels[y, x, 0]) * 0.299
+                + np.float64(pixels[y, x, 1]) * 0.587
+                + np.float64(pixels[y, x, 2]) * 0.114
+            )
+    return out
 
 
 def _refine(pixels: np.ndarray, edge: float, n: int, bins: int, axis: int, flip: bool) -> int:
@@ -489,10 +535,7 @@ def _mirror_best(lines: np.ndarray, lo: int, hi: int, pairs: int) -> int:  # pra
             continue
         total = 0.0
         for i in range(count):
-            a = lines[k - 1 - i]
-            b = lines[k + gap + i]
-            for x in range(width):
-                total += abs(a[x] - b[x])
+            total += _line_distance(lines[k - 1 - i], lines[k + gap + i])
         total /= count
         if total < best:
             best, where = total, h
