@@ -163,6 +163,32 @@ def _rows_rgbx_binned(
         line[:] = 0.0
         while y < end:
             row = words[y]
+            while first < _OUT and rstart[first] + band <= y:
+                first += 1
+            # The outputs whose band has this row: almost always one (PDQ's bands tile the
+            # rows), then its sum is added in the same loop as the bin's.
+            count = 0
+            only = 0
+            k = first
+            while k < _OUT and rstart[k] <= y:
+                if rweights[k, y - rstart[k]] != 0.0:
+                    count += 1
+                    only = k
+                k += 1
+            if count == 1:
+                w = rweights[only, y - rstart[only]]
+                a = acc[only]
+                for x in range(width):
+                    p = row[x]
+                    v = np.float32(
+                        np.int32(p & 255) * 299
+                        + np.int32((p >> 8) & 255) * 587
+                        + np.int32((p >> 16) & 255) * 114
+                    )
+                    line[x] += v
+                    a[x] += w * v
+                y += 1
+                continue
             for x in range(width):
                 p = row[x]
                 v = np.float32(
@@ -172,8 +198,6 @@ def _rows_rgbx_binned(
                 )
                 luma[x] = v
                 line[x] += v
-            while first < _OUT and rstart[first] + band <= y:
-                first += 1
             k = first
             while k < _OUT and rstart[k] <= y:
                 w = rweights[k, y - rstart[k]]

@@ -146,7 +146,8 @@ def _bin_plane(plane: np.ndarray, out_rows: int, out_cols: int) -> np.ndarray:  
 def _counts(n: int, bins: int) -> np.ndarray:
     """Pixels in each bin of an axis of n pixels: pixel i is in bin i * bins // n (the kernels'
     row bins end at the first row of the next, the same rule)."""
-    counts = np.bincount((np.arange(n) * bins) // n, minlength=bins).astype(np.float32)
+    # Bin b holds pixels ceil(b n / bins) .. ceil((b + 1) n / bins) - 1.
+    counts = np.diff(-((np.arange(bins + 1) * -n) // bins)).astype(np.float32)
     counts.setflags(write=False)
     return counts
 
@@ -161,8 +162,22 @@ def thumbnail_from_sums(sums: np.ndarray, rows: int, cols: int, scale: float) ->
     (times `scale`), as a pass over the pixels left them (`downscale_pixels_binned` makes
     them beside PDQ's own downscale); in place."""
     out_rows, out_cols = sums.shape
-    sums /= _counts(rows, out_rows)[:, None] * _counts(cols, out_cols)[None, :] * np.float32(scale)
+    _divide_bins(sums, _counts(rows, out_rows), _counts(cols, out_cols), np.float32(scale))
     return sums
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _divide_bins(
+    sums: np.ndarray, row_counts: np.ndarray, col_counts: np.ndarray, scale: np.float32
+) -> None:  # pragma: no cover - compiled
+    # sums /= row count x column count x scale, multiplied in that order in float32 (as the
+    # broadcast product was), without the product's array. NumPy's error model: no check of
+    # each divisor (a count, never 0), so the loop is vectorised.
+    for i in range(sums.shape[0]):
+        line = sums[i]
+        count = row_counts[i]
+        for j in range(sums.shape[1]):
+            line[j] /= count * col_counts[j] * scale
 
 
 def thumbnail(pixels: np.ndarray) -> np.ndarray:
@@ -235,17 +250,20 @@ def _mirror_errors(
     return err
 
 
-def _mirror_refined(lines: np.ndarray, h: int, limit: float, flip: bool) -> float:
+@numba.njit(cache=True, nogil=True)
+def _mirror_refined(
+    lines: np.ndarray, h: int, limit: float, flip: bool
+) -> float:  # pragma: no cover - compiled
     """The mirror's axis near half-bin position h/2 of `lines` (the full thumbnail's), in bins
     to half a bin, or 0 when there is none: the best position's error under `limit`, and well
     under that of the axis a line further out or in (a picture reflected matches about one axis
     only; a flat margin matches about any, and is kept where it was found); from the end of
-    the lines when `flip`."""
-    errors = {
-        cand: _mirror_error_at(lines, cand, 2 * limit, flip) for cand in range(max(2, h - 2), h + 3)
-    }
-    where = min(errors, key=errors.__getitem__)
-    best = errors[where]
+    the lines when `flip`. Compiled: seven scans a call, a few calls an image."""
+    where, best = -1, np.inf
+    for cand in range(max(2, h - 2), h + 3):
+        error = _mirror_error_at(lines, cand, 2 * limit, flip)
+        if where < 0 or error < best:  # the first of equals, as min() over them in order
+            where, best = cand, error
     if best >= limit:
         return 0.0
     control = min(
@@ -491,8 +509,11 @@ def _rgb_lines(
     along = pixels.shape[1 - axis]
     samples = (along + step - 1) // step
     out = np.empty((count, samples), dtype=np.float64)
-    for i in range(count):
-        for s in range(samples):
+    # Along the pixels' rows in memory order: a row's lines within one sample (axis 1) are
+    # neighbours there.
+    for a in range(count if axis == 0 else samples):
+        for b in range(samples if axis == 0 else count):
+            i, s = (a, b) if axis == 0 else (b, a)
             y, x = (lo + i, s * step) if axis == 0 else (s * step, lo + i)
             out[i, s] = (
                 np.float64(pixels[y, x, 0]) * 0.299
@@ -595,10 +616,22 @@ def _halved(thumb: np.ndarray) -> np.ndarray:
     rows, cols = thumb.shape
     if rows < 64 or cols < 64:
         return thumb
-    r, c = rows // 2 * 2, cols // 2 * 2
-    # Four strided sums (a tenth of the time of a 4-D reshape's mean over two axes).
-    top, bottom = thumb[0:r:2], thumb[1:r:2]
-    return (top[:, 0:c:2] + top[:, 1:c:2] + bottom[:, 0:c:2] + bottom[:, 1:c:2]) * np.float32(0.25)
+    return _halve(thumb)
+
+
+@numba.njit(cache=True, nogil=True)
+def _halve(thumb: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+    # The four bins of each 2x2 added in one order (top left, top right, bottom left, bottom
+    # right), then a quarter: in one loop (it was four strided sums, a tenth of a 4-D reshape's
+    # mean; this, a tenth of those).
+    rows, cols = thumb.shape[0] // 2, thumb.shape[1] // 2
+    out = np.empty((rows, cols), dtype=np.float32)
+    quarter = np.float32(0.25)
+    for i in range(rows):
+        top, bottom = thumb[2 * i], thumb[2 * i + 1]
+        for j in range(cols):
+            out[i, j] = (top[2 * j] + top[2 * j + 1] + bottom[2 * j] + bottom[2 * j + 1]) * quarter
+    return out
 
 
 def _first_pixel(bin_: int, n: int, bins: int) -> int:
@@ -618,6 +651,16 @@ def variant_frames(
     padded: list[tuple[str, Band, Band]] = []
     trows, tcols = thumb.shape
     seen: set[tuple[int, int, int, int]] = set()
+    refined: dict[tuple[float, int, bool], int] = {}
+
+    def refine(edge: float, axis: int, flip: bool) -> int:
+        # The finders often agree on a side (and `centre` takes one of theirs): refined once.
+        key = (edge, axis, flip)
+        if key not in refined:
+            n, bins = (rows, trows) if axis == 0 else (cols, tcols)
+            refined[key] = _refine(pixels, edge, n, bins, axis, flip)
+        return refined[key]
+
     for name, (top, bottom, left, right) in trim_boxes(thumb).items():
         if name == "mirror":  # no step at a mirror's axis: the axis the pixel lines reflect about
             r0 = _refine_mirror(pixels, top, rows, trows, 0, False)
@@ -625,10 +668,10 @@ def variant_frames(
             c0 = _refine_mirror(pixels, left, cols, tcols, 1, False)
             c1 = cols - _refine_mirror(pixels, right, cols, tcols, 1, True)
         else:
-            r0 = _refine(pixels, top, rows, trows, 0, False)
-            r1 = rows - _refine(pixels, bottom, rows, trows, 0, True)
-            c0 = _refine(pixels, left, cols, tcols, 1, False)
-            c1 = cols - _refine(pixels, right, cols, tcols, 1, True)
+            r0 = refine(top, 0, False)
+            r1 = rows - refine(bottom, 0, True)
+            c0 = refine(left, 1, False)
+            c1 = cols - refine(right, 1, True)
         if r1 - r0 >= MIN_SIDE and c1 - c0 >= MIN_SIDE and (r0, r1, c0, c1) not in seen:
             seen.add((r0, r1, c0, c1))
             out.append((name, crop_band(r0, r1 - r0), crop_band(c0, c1 - c0)))
@@ -697,7 +740,10 @@ def warm() -> None:
         _mirror_errors(lines, 2, 8, 1.0, True)
         _mirror_error_at(lines, 8, 1.0, True)
     _mirror_best(np.zeros((32, 8), dtype=np.float32), 4, 8, 3)
+    _mirror_refined(np.zeros((32, 8), dtype=np.float32), 8, 1.0, True)
     _details(np.zeros((32, 8), dtype=np.float32))
+    _halve(np.zeros((64, 64), dtype=np.float32))
+    thumbnail_from_sums(np.ones((4, 4), dtype=np.float32), 8, 8, 1000.0)
     from vigil.fingerprint.downscale import downscale_pixels
 
     downscale_pixels(np.zeros((8, 8), dtype=np.float32))
