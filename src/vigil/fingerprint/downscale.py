@@ -8,6 +8,11 @@ decoder wrote them: the luma `(299 R + 587 G + 114 B) / 1000` (Pillow's RGB->F, 
 path uses) is formed per pixel inside the row sums, so neither the float luma plane nor the dense
 products are ever made. The 1/1000 is applied once to the 64x64 result (a positive scale of the
 whole block: it changes no bit, and the quality metric sees the same 0..255 range).
+
+With the scanned-side variants (`vigil.fingerprint.variants`), the same pass also sums the luma
+into the variants' thumbnail bins (`downscale_pixels_binned`): each pixel row is read and its
+luma formed once for both, with every sum's terms added in the order of the separate kernels,
+so the block and the thumbnail are theirs to the bit.
 """
 
 from __future__ import annotations

@@ -19,12 +19,14 @@ does the same for still images, and more. Each variant is named in the match's `
 - `mask-tl`, `mask-tr`, `mask-bl`, `mask-br`, `mask-top`, `mask-bottom`: PDQ's 64x64 downscale
   with a corner or the top or bottom band filled from around it (a logo, a caption).
 
-Borders are looked for on a small box-averaged luma thumbnail (`THUMB` bins a side, one pass over
-the decoded pixels) and refined to the pixel; the picture inside them is then hashed exactly as
-PDQ would hash that region of the file (its band matrices placed on the region, over the same
-pixels: no copy, no second decode). The re-padded variants are hashed from the thumbnail: their
-made-up margins already differ from the original more than the thumbnail does. The plain PDQ
-hash is untouched (bit-exact with the reference); a variant is one more query, matched under the
+Borders are looked for on a small box-averaged luma thumbnail (`THUMB` bins a side; of decoded
+JPEG pixels made in the same pass over them as PDQ's own downscale, `downscale_pixels_binned`,
+else in a pass of its own) and refined to the pixel; the picture inside them is then hashed
+exactly as PDQ would hash that region of the file (its band matrices placed on the region, over
+the same pixels: no copy, no second decode; a region of all the rows from the row sums of PDQ's
+own pass). The re-padded variants are hashed from the thumbnail: their made-up margins already
+differ from the original more than the thumbnail does. The plain PDQ hash is untouched
+(bit-exact with the reference); a variant is one more query, matched under the
 tighter distance of `vigil.matching.settings` (`pdq_variant_distance`).
 """
 
@@ -312,12 +314,31 @@ def _quantile_rows(values: np.ndarray, share: float) -> np.ndarray:
     return np.partition(values, k, axis=1)[:, k]
 
 
-def _flat_pair(lines: np.ndarray, steps: np.ndarray) -> tuple[float, float]:
+def _flat_pair(lines: np.ndarray) -> tuple[float, float]:
     """Lines at the start and at the end of `lines` that are flat along their length: a solid
     border, a gradient, or window chrome (a title bar is flat but for its text: the median step
-    along it is still about 0, where a photograph's is not). `steps`: |steps| along each line."""
-    flat = _quantile_rows(steps, 0.5) < _FLAT_STEP
+    along it is still about 0, where a photograph's is not)."""
+    steps = lines.shape[1] - 1
+    # The median (lower) of a line's |steps| is under _FLAT_STEP when more than k of them are.
+    k = min(steps - 1, int(0.5 * (steps - 1)))
+    flat = _few_steps(np.ascontiguousarray(lines), _FLAT_STEP, k + 1)
     return float(_run(flat)), float(_run(flat[::-1]))
+
+
+@numba.njit(cache=True, nogil=True)
+def _few_steps(lines: np.ndarray, step: float, enough: int) -> np.ndarray:  # pragma: no cover
+    # For each line: at least `enough` of its |steps| (float32, as np.diff) under `step` (a
+    # count, where the median's partition cost ten times as much).
+    rows, cols = lines.shape
+    out = np.empty(rows, dtype=np.bool_)
+    below = np.float32(step)
+    for i in range(rows):
+        line = lines[i]
+        count = 0
+        for j in range(cols - 1):
+            count += abs(line[j + 1] - line[j]) < below
+        out[i] = count >= enough
+    return out
 
 
 def _blur_side(detail: np.ndarray, lo: int, hi: int, window: int) -> np.ndarray:
@@ -371,6 +392,15 @@ def _blur_pair(detail: np.ndarray) -> tuple[float, float]:
     return first, last
 
 
+def _median(values: np.ndarray) -> float:
+    """np.median of a 1-D array: of an odd count the middle value, selected (np.median's
+    wrapper cost more than the selection on these short arrays)."""
+    n = values.shape[0]
+    if n % 2 == 0:
+        return float(np.median(values))
+    return float(np.partition(values, n // 2)[n // 2])
+
+
 def _edge_pair(lines: np.ndarray) -> tuple[float, float]:
     """Lines before the strongest straight edge across `lines` near their start and after the
     one near their end (the boundary of a picture pasted on a blurred copy of itself, into a
@@ -381,7 +411,7 @@ def _edge_pair(lines: np.ndarray) -> tuple[float, float]:
     lo, hi = max(1, int(_MIN_SIDE_BORDER * n)), int(_MAX_EDGE * n)
     if hi <= lo:
         return 0.0, 0.0
-    floor = max(_EDGE_STEP, _EDGE_SHARE * float(np.median(across)))
+    floor = max(_EDGE_STEP, _EDGE_SHARE * _median(across))
     start = across[lo - 1 : hi]
     end = across[::-1][lo - 1 : hi]
     both = start + end
@@ -409,6 +439,17 @@ def _checked(box: Box, rows: int, cols: int) -> Box | None:
     return top, bottom, left, right
 
 
+@numba.njit(cache=True, nogil=True)
+def _abs_diff(a: np.ndarray, b: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+    # np.abs(a - b) of two 2-D float32 arrays in one pass (a C-ordered array, as NumPy's: its
+    # mean, NumPy's own, adds the same values in the same order).
+    out = np.empty(a.shape, dtype=np.float32)
+    for i in range(a.shape[0]):
+        for j in range(a.shape[1]):
+            out[i, j] = abs(a[i, j] - b[i, j])
+    return out
+
+
 def trim_boxes(thumb: np.ndarray) -> dict[str, Box]:
     """(top, bottom, left, right) bins of border around the picture in `thumb`, by how it was
     found: 'trim' (flat lines: solid borders, window chrome), 'frame' (straight edges: a frame,
@@ -422,17 +463,15 @@ def trim_boxes(thumb: np.ndarray) -> dict[str, Box]:
     # it, then refined to the pixel), mirrors to half a bin of it.
     half = _halved(thumb)
     hr, hc = half.shape
-    along_rows = np.abs(np.diff(half, axis=1))
-    along_cols = np.abs(np.diff(half, axis=0)).T
     # How much two unrelated rows (columns) differ: the mirror test's yardstick.
-    typical_r = float(np.abs(half[: hr // 2] - half[hr // 2 : hr // 2 * 2]).mean())
-    typical_c = float(np.abs(half[:, : hc // 2] - half[:, hc // 2 : hc // 2 * 2]).mean())
-    full_r = float(np.abs(thumb[: rows // 2] - thumb[rows // 2 : rows // 2 * 2]).mean())
-    full_c = float(np.abs(thumb[:, : cols // 2] - thumb[:, cols // 2 : cols // 2 * 2]).mean())
+    typical_r = float(_abs_diff(half[: hr // 2], half[hr // 2 : hr // 2 * 2]).mean())
+    typical_c = float(_abs_diff(half[:, : hc // 2], half[:, hc // 2 : hc // 2 * 2]).mean())
+    full_r = float(_abs_diff(thumb[: rows // 2], thumb[rows // 2 : rows // 2 * 2]).mean())
+    full_c = float(_abs_diff(thumb[:, : cols // 2], thumb[:, cols // 2 : cols // 2 * 2]).mean())
     # The columns as rows, in memory (the scans below read a line at a time).
     half_t = np.ascontiguousarray(half.T)
     found: dict[str, tuple[float, ...]] = {
-        "trim": (*_flat_pair(half, along_rows), *_flat_pair(half_t, along_cols)),
+        "trim": (*_flat_pair(half), *_flat_pair(half_t)),
         "frame": (*_edge_pair(half), *_edge_pair(half_t)),
     }
     scale_r, scale_c = rows / hr, cols / hc
@@ -537,9 +576,32 @@ def _refine(pixels: np.ndarray, edge: float, n: int, bins: int, axis: int, flip:
     if hi - lo < 1:
         return _first_pixel(whole, n, bins)
     lines = _luma_lines(pixels, lo - 1, hi + 1, axis)
-    across = _quantile_rows(np.abs(np.diff(lines, axis=0)), 0.5)  # across[j]: lo-1+j | lo+j
-    y = lo + int(np.argmax(across))  # the first line of the picture (or of the border)
+    # The first of the largest median steps across (step j: lines lo-1+j | lo+j).
+    samples = lines.shape[1]
+    y = lo + _strongest_step(lines, min(samples - 1, int(0.5 * (samples - 1))))
     return n - y if flip else y
+
+
+@numba.njit(cache=True, nogil=True)
+def _strongest_step(lines: np.ndarray, k: int) -> int:  # pragma: no cover - compiled
+    # argmax over j of the k-th smallest |lines[j+1] - lines[j]| (the first of equals), as
+    # np.argmax of _quantile_rows of np.diff: a step's k-th smallest is over the best so far
+    # exactly when fewer than k+1 of its values are at most the best, a count; only such a
+    # step (a few, mostly) is selected.
+    n, width = lines.shape
+    steps = np.empty(width, dtype=lines.dtype)
+    where, best = 0, 0.0
+    for j in range(n - 1):
+        a, b = lines[j], lines[j + 1]
+        at_most = 0
+        for x in range(width):
+            steps[x] = abs(b[x] - a[x])
+            at_most += steps[x] <= best
+        if j == 0 or at_most <= k:
+            value = np.partition(steps, k)[k]
+            if j == 0 or value > best:
+                where, best = j, value
+    return where
 
 
 @numba.njit(cache=True, nogil=True)
@@ -743,6 +805,11 @@ def warm() -> None:
     _mirror_refined(np.zeros((32, 8), dtype=np.float32), 8, 1.0, True)
     _details(np.zeros((32, 8), dtype=np.float32))
     _halve(np.zeros((64, 64), dtype=np.float32))
+    _few_steps(np.zeros((8, 8), dtype=np.float32), _FLAT_STEP, 3)
+    _strongest_step(np.zeros((8, 8), dtype=np.float64), 3)
+    _strongest_step(np.zeros((8, 8), dtype=np.float32), 3)
+    _abs_diff(np.zeros((8, 8), dtype=np.float32)[:4], np.zeros((8, 8), dtype=np.float32)[4:])
+    _abs_diff(np.zeros((8, 8), dtype=np.float32)[:, :4], np.zeros((8, 8), dtype=np.float32)[:, 4:])
     thumbnail_from_sums(np.ones((4, 4), dtype=np.float32), 8, 8, 1000.0)
     from vigil.fingerprint.downscale import downscale_pixels
 
