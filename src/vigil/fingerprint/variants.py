@@ -807,6 +807,8 @@ def warm() -> None:
     _halve(np.zeros((64, 64), dtype=np.float32))
     _few_steps(np.zeros((8, 8), dtype=np.float32), _FLAT_STEP, 3)
     _strongest_step(np.zeros((8, 8), dtype=np.float64), 3)
+    for channels in (3, 4):
+        _luma_lines(np.zeros((8, 8, channels), dtype=np.uint8), 2, 4, 0)
     _strongest_step(np.zeros((8, 8), dtype=np.float32), 3)
     _abs_diff(np.zeros((8, 8), dtype=np.float32)[:4], np.zeros((8, 8), dtype=np.float32)[4:])
     _abs_diff(np.zeros((8, 8), dtype=np.float32)[:, :4], np.zeros((8, 8), dtype=np.float32)[:, 4:])
