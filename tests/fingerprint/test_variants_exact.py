@@ -61,7 +61,9 @@ def test_one_pass_gives_pdq_block_and_thumbnail_of_two(reduce: int) -> None:
         assert decoded is not None
         pixels, full = decoded
         rows, cols = pixels.shape[0], pixels.shape[1]
-        block, sums, row_sums = downscale_pixels_binned(pixels, full, thumbnail_bins(rows, cols))
+        binned = downscale_pixels_binned(pixels, full, thumbnail_bins(rows, cols))
+        assert binned is not None
+        block, sums, row_sums = binned
         assert np.array_equal(block, downscale_pixels(pixels, full))
         assert np.array_equal(thumbnail_from_sums(sums, rows, cols, 1000.0), thumbnail(pixels))
         if full == (rows, cols):

@@ -291,16 +291,17 @@ def downscale_pixels(pixels: np.ndarray, full_shape: tuple[int, int] | None = No
 
 def downscale_pixels_binned(
     pixels: np.ndarray, full_shape: tuple[int, int] | None, bins: tuple[int, int]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """`downscale_pixels` of HxWx3/HxWx4 pixels and, from the same pass over them, the luma
     summed over `bins` (rows, columns) boxes, scaled by 1000 (as `variants.thumbnail` sums
     them): the thumbnail the variants are cut from, without a second read of the pixels. Also
     the pass's row sums (64 x W): `downscale_columns` of them under another column band is the
-    block of a region of all the rows, without another pass over the pixels."""
+    block of a region of all the rows, without another pass over the pixels. None when the row
+    band's starts do not ascend (never for PDQ's bands): then the two passes apart."""
     rows, cols = pixels.shape[0], pixels.shape[1]
     rstart, rweights, cstart, cweights = axis_bands((rows, cols), full_shape)
-    if np.any(rstart[1:] < rstart[:-1]):  # never for PDQ's bands; the kernel relies on it
-        raise ValueError("band starts must ascend")
+    if np.any(rstart[1:] < rstart[:-1]):  # never seen (the kernel relies on it): two passes
+        return None
     acc, sums = _rows_rgbx_binned(pixel_words(pixels), rstart, rweights, bins[0], bins[1])
     return _columns(acc, cstart, cweights, np.float32(1.0 / 1000.0)), sums, acc
 

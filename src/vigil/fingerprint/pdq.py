@@ -293,15 +293,18 @@ def pdq_from_bytes(
         pixels, (rows, cols) = direct
         if rows < MIN_HASHABLE_DIM or cols < MIN_HASHABLE_DIM:
             return _ZERO_PDQ
-        if not variants or pixels.ndim != 3:
+        height, width = pixels.shape[0], pixels.shape[1]
+        # With the variants, their thumbnail from the same pass over the pixels as PDQ's own.
+        binned = (
+            downscale_pixels_binned(pixels, (rows, cols), thumbnail_bins(height, width))
+            if variants and pixels.ndim == 3
+            else None
+        )
+        if binned is None:
             block = downscale_pixels(pixels, (rows, cols))
             pdq = pdq_from_block(block)
             return _with_variants(pdq, pixels, block) if variants else pdq
-        # The variants' thumbnail from the same pass over the pixels as PDQ's downscale.
-        height, width = pixels.shape[0], pixels.shape[1]
-        block, sums, row_sums = downscale_pixels_binned(
-            pixels, (rows, cols), thumbnail_bins(height, width)
-        )
+        block, sums, row_sums = binned
         thumb = thumbnail_from_sums(sums, height, width, 1000.0)
         pdq = pdq_from_block(block)
         # The row sums serve the regions of all the rows only at the pixels' own size.
