@@ -8,6 +8,11 @@ decoder wrote them: the luma `(299 R + 587 G + 114 B) / 1000` (Pillow's RGB->F, 
 path uses) is formed per pixel inside the row sums, so neither the float luma plane nor the dense
 products are ever made. The 1/1000 is applied once to the 64x64 result (a positive scale of the
 whole block: it changes no bit, and the quality metric sees the same 0..255 range).
+
+With the scanned-side variants (`vigil.fingerprint.variants`), the same pass also sums the luma
+into the variants' thumbnail bins (`downscale_pixels_binned`): each pixel row is read and its
+luma formed once for both, with every sum's terms added in the order of the separate kernels,
+so the block and the thumbnail are theirs to the bit.
 """
 
 from __future__ import annotations
@@ -141,6 +146,91 @@ def _rows_rgbx(
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
+def _rows_rgbx_binned(
+    words: np.ndarray, rstart: np.ndarray, rweights: np.ndarray, out_rows: int, out_cols: int
+) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    # `_rows_rgbx` and the thumbnail's bin sums (`variants._bin_words`) in one pass over the
+    # pixels: each row's luma is formed once into a line, added to the bin's line, then to the
+    # row sums of every output whose band has the row. Each sum adds the same terms in the same
+    # order as those two kernels (rows ascending), so both results are theirs to the bit.
+    height, width = words.shape
+    acc = np.zeros((_OUT, width), dtype=np.float32)
+    bins = np.zeros((out_rows, out_cols), dtype=np.float32)
+    luma = np.empty(width, dtype=np.float32)
+    line = np.empty(width, dtype=np.float32)
+    # Column x is in bin x * out_cols // width: bin c ends at the first column of the next.
+    ends = ((np.arange(1, out_cols + 1) * width) + out_cols - 1) // out_cols
+    band = rweights.shape[1]
+    first = 0  # the first output whose band may still hold a row (the starts ascend)
+    y = 0
+    for r in range(out_rows):
+        end = ((r + 1) * height + out_rows - 1) // out_rows
+        line[:] = 0.0
+        while y < end:
+            row = words[y]
+            while first < _OUT and rstart[first] + band <= y:
+                first += 1
+            # The outputs whose band has this row: almost always one (PDQ's bands tile the
+            # rows), then its sum is added in the same loop as the bin's.
+            count = 0
+            only = 0
+            k = first
+            while k < _OUT and rstart[k] <= y:
+                if rweights[k, y - rstart[k]] != 0.0:
+                    count += 1
+                    only = k
+                k += 1
+            if count == 1:
+                w = rweights[only, y - rstart[only]]
+                a = acc[only]
+                for x in range(width):
+                    p = row[x]
+                    v = np.float32(
+                        np.int32(p & 255) * 299
+                        + np.int32((p >> 8) & 255) * 587
+                        + np.int32((p >> 16) & 255) * 114
+                    )
+                    line[x] += v
+                    a[x] += w * v
+                y += 1
+                continue
+            for x in range(width):
+                p = row[x]
+                v = np.float32(
+                    np.int32(p & 255) * 299
+                    + np.int32((p >> 8) & 255) * 587
+                    + np.int32((p >> 16) & 255) * 114
+                )
+                luma[x] = v
+                line[x] += v
+            k = first
+            while k < _OUT and rstart[k] <= y:
+                w = rweights[k, y - rstart[k]]
+                if w != 0.0:
+                    a = acc[k]
+                    for x in range(width):
+                        a[x] += w * luma[x]
+                k += 1
+            y += 1
+        _add_bins(line, ends, bins[r])
+    return acc, bins
+
+
+@numba.njit(cache=True, nogil=True)
+def _add_bins(line: np.ndarray, ends: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover
+    # out[c] = the sum of line over bin c's columns, in column order (a sum per bin in a
+    # register: adding each column into out[c] in memory waited on the store before it).
+    x = 0
+    for c in range(out.shape[0]):
+        total = np.float32(0.0)
+        end = ends[c]
+        while x < end:
+            total += line[x]
+            x += 1
+        out[c] = total
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
 def _rows_grey(
     pixels: np.ndarray, rstart: np.ndarray, rweights: np.ndarray
 ) -> np.ndarray:  # pragma: no cover - compiled
@@ -199,6 +289,29 @@ def downscale_pixels(pixels: np.ndarray, full_shape: tuple[int, int] | None = No
     return downscale_banded(pixels, (rstart, rweights), (cstart, cweights))
 
 
+def downscale_pixels_binned(
+    pixels: np.ndarray, full_shape: tuple[int, int] | None, bins: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """`downscale_pixels` of HxWx3/HxWx4 pixels and, from the same pass over them, the luma
+    summed over `bins` (rows, columns) boxes, scaled by 1000 (as `variants.thumbnail` sums
+    them): the thumbnail the variants are cut from, without a second read of the pixels. Also
+    the pass's row sums (64 x W): `downscale_columns` of them under another column band is the
+    block of a region of all the rows, without another pass over the pixels. None when the row
+    band's starts do not ascend (never for PDQ's bands): then the two passes apart."""
+    rows, cols = pixels.shape[0], pixels.shape[1]
+    rstart, rweights, cstart, cweights = axis_bands((rows, cols), full_shape)
+    if np.any(rstart[1:] < rstart[:-1]):  # never seen (the kernel relies on it): two passes
+        return None
+    acc, sums = _rows_rgbx_binned(pixel_words(pixels), rstart, rweights, bins[0], bins[1])
+    return _columns(acc, cstart, cweights, np.float32(1.0 / 1000.0)), sums, acc
+
+
+def downscale_columns(row_sums: np.ndarray, col_band: Band) -> np.ndarray:
+    """The 64x64 block of RGB pixels whose row pass left `row_sums` (`downscale_pixels_binned`)
+    under the column band `col_band`: `downscale_banded` of the pixels with the same rows."""
+    return _columns(row_sums, col_band[0], col_band[1], np.float32(1.0 / 1000.0))
+
+
 Band = tuple[np.ndarray, np.ndarray]
 
 
@@ -236,3 +349,4 @@ def warm() -> None:
     """
     downscale_pixels(np.zeros((8, 8, 4), dtype=np.uint8))
     downscale_pixels(np.zeros((8, 8), dtype=np.uint8))
+    downscale_pixels_binned(np.zeros((8, 8, 4), dtype=np.uint8), None, (8, 8))

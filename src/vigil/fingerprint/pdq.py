@@ -18,7 +18,13 @@ import functools
 import numba
 import numpy as np
 
-from vigil.fingerprint.downscale import downscale_banded, downscale_pixels, jarosz_band
+from vigil.fingerprint.downscale import (
+    downscale_banded,
+    downscale_columns,
+    downscale_pixels,
+    downscale_pixels_binned,
+    jarosz_band,
+)
 from vigil.fingerprint.downscale import warm as downscale_warm
 from vigil.fingerprint.fingerprints import PDQ
 from vigil.fingerprint.image import (
@@ -30,7 +36,14 @@ from vigil.fingerprint.image import (
 )
 from vigil.fingerprint.unveil import unveiled
 from vigil.fingerprint.unveil import warm as unveil_warm
-from vigil.fingerprint.variants import masked_blocks, pad_band, thumbnail, variant_frames
+from vigil.fingerprint.variants import (
+    masked_blocks,
+    pad_band,
+    thumbnail,
+    thumbnail_bins,
+    thumbnail_from_sums,
+    variant_frames,
+)
 from vigil.fingerprint.variants import warm as variants_warm
 from vigil.kinds import (  # noqa: F401  (the thresholds are the PDQ kind's, named here too)
     PDQ_MATCH_DISTANCE,
@@ -164,6 +177,14 @@ def _gradient_sum(block: np.ndarray) -> int:  # pragma: no cover - compiled
     return total
 
 
+@numba.njit(cache=True, nogil=True)
+def _gradient_sums(blocks: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+    sums = np.empty(blocks.shape[0], dtype=np.int64)
+    for n in range(blocks.shape[0]):
+        sums[n] = _gradient_sum(blocks[n])
+    return sums
+
+
 def _quality(block: np.ndarray) -> int:
     """`pdqImageDomainQualityMetric`: significant 64x64 gradients, scaled, capped at 100."""
     return min(_gradient_sum(np.ascontiguousarray(block, dtype=np.float32)) // 90, 100)
@@ -213,16 +234,31 @@ def pdq_from_block(block: np.ndarray) -> PDQ:
     return PDQ(hashes[0], quality, hashes)
 
 
-def variant_hashes(pixels: np.ndarray, block: np.ndarray) -> tuple[tuple[str, str, int], ...]:
+def variant_hashes(
+    pixels: np.ndarray,
+    block: np.ndarray,
+    thumb: np.ndarray | None = None,
+    row_sums: np.ndarray | None = None,
+) -> tuple[tuple[str, str, int], ...]:
     """(name, hex hash, quality) of each scanned-side variant (vigil.fingerprint.variants) of
     decoded pixels (as `downscale_pixels` takes them, or a float luma plane) whose PDQ
     downscale is `block`, in the original orientation only. The re-framed ones are PDQ's own
     downscale of the region, from the pixels; the masked ones are made from `block`; `unveil`
-    (vigil.fingerprint.unveil: a text band taken off) from a finer thumbnail, when one is found."""
-    thumb = thumbnail(pixels)
+    (vigil.fingerprint.unveil: a text band taken off) from a finer thumbnail, when one is found.
+    `thumb`: the pixels' `variants.thumbnail` when already made (else made here); `row_sums`:
+    the row pass of PDQ's own downscale of RGB pixels at their size (`downscale_pixels_binned`),
+    which a region of all the rows (only its sides cut) is made from."""
+    if thumb is None:
+        thumb = thumbnail(pixels)
     exact, padded = variant_frames(pixels, thumb)
     masked = masked_blocks(block)
-    blocks = [downscale_banded(pixels, rows, cols) for _, rows, cols in exact]
+    all_rows = downscale_band(pixels.shape[0])
+    blocks = [
+        downscale_columns(row_sums, cols)
+        if row_sums is not None and _same_band(rows, all_rows)
+        else downscale_banded(pixels, rows, cols)
+        for _, rows, cols in exact
+    ]
     blocks += [downscale_banded(thumb, rows, cols) for _, rows, cols in padded]
     blocks += [masked_block for _, masked_block in masked]
     names = [name for name, _, _ in exact + padded] + [name for name, _ in masked]
@@ -232,10 +268,17 @@ def variant_hashes(pixels: np.ndarray, block: np.ndarray) -> tuple[tuple[str, st
         rows, cols = fine.shape
         blocks.append(downscale_banded(fine, pad_band(rows, 0, 0), pad_band(cols, 0, 0)))
         names.append("unveil")
-    # One batched product for all the blocks (half the time of one product pair per block).
-    dcts = np.matmul(np.matmul(_DCT, np.stack(blocks)), _DCT_T).reshape(len(blocks), 256)
+    # One batched product for all the blocks (half the time of one product pair per block),
+    # and one compiled call for all their qualities.
+    stacked = np.stack(blocks).astype(np.float32, copy=False)
+    dcts = np.matmul(np.matmul(_DCT, stacked), _DCT_T).reshape(len(blocks), 256)
     hashes = _hashes_hex(dcts)
-    return tuple((name, h, _quality(b)) for name, h, b in zip(names, hashes, blocks, strict=True))
+    qualities = np.minimum(_gradient_sums(stacked) // 90, 100).tolist()
+    return tuple(zip(names, hashes, qualities, strict=True))
+
+
+def _same_band(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> bool:
+    return a[1].shape == b[1].shape and np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
 
 
 def _with_variants(pdq: PDQ, source: np.ndarray, block: np.ndarray) -> PDQ:
@@ -260,9 +303,24 @@ def pdq_from_bytes(
         pixels, (rows, cols) = direct
         if rows < MIN_HASHABLE_DIM or cols < MIN_HASHABLE_DIM:
             return _ZERO_PDQ
-        block = downscale_pixels(pixels, (rows, cols))
+        height, width = pixels.shape[0], pixels.shape[1]
+        # With the variants, their thumbnail from the same pass over the pixels as PDQ's own.
+        binned = (
+            downscale_pixels_binned(pixels, (rows, cols), thumbnail_bins(height, width))
+            if variants and pixels.ndim == 3
+            else None
+        )
+        if binned is None:
+            block = downscale_pixels(pixels, (rows, cols))
+            pdq = pdq_from_block(block)
+            return _with_variants(pdq, pixels, block) if variants else pdq
+        block, sums, row_sums = binned
+        thumb = thumbnail_from_sums(sums, height, width, 1000.0)
         pdq = pdq_from_block(block)
-        return _with_variants(pdq, pixels, block) if variants else pdq
+        # The row sums serve the regions of all the rows only at the pixels' own size.
+        same = row_sums if (height, width) == (rows, cols) else None
+        found = variant_hashes(pixels, block, thumb, same)
+        return PDQ(pdq.hash, pdq.quality, pdq.dihedral, found)
     if not fast:
         luma = decode_luma(data, max_pixels=max_pixels)
         full = None
@@ -281,6 +339,7 @@ def warm() -> None:
     variants_warm()
     unveil_warm()
     _gradient_sum(np.zeros((64, 64), dtype=np.float32))
+    _gradient_sums(np.zeros((1, 64, 64), dtype=np.float32))
 
 
 def hamming(a: str, b: str) -> int:
