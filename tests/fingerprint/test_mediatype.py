@@ -13,7 +13,7 @@ import magic
 import pytest
 from PIL import Image
 from support.archives import compress, make_7z, make_tar, make_zip
-from support.videos import slideshow_frames, write
+from support.videos import CONTAINERS, slideshow_frames, write
 
 from vigil.fingerprint import mediatype
 from vigil.fingerprint.mediatype import is_archive, is_image, sniff
@@ -165,14 +165,7 @@ def _videos(folder: Path) -> dict[str, bytes]:
     out = {}
     for name, codec, fmt in [
         ("clip.mp4", "h264", None),
-        ("clip.mov", "h264", None),
-        ("clip.mkv", "h264", None),
-        ("clip.webm", "libvpx", None),
-        ("clip.avi", "mpeg4", None),
-        ("clip.wmv", "wmv2", "asf"),
-        ("clip.flv", "flv", None),
-        ("clip.3gp", "h263", None),
-        ("clip.ts", "mpeg2video", "mpegts"),
+        *CONTAINERS,
         ("clip.mpg", "mpeg2video", "mpeg"),
     ]:
         path = write(folder / name, iter(frames), fps=5, codec=codec, fmt=fmt)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from support.videos import slideshow_frames, write
+from support.videos import CONTAINERS, slideshow_frames, write
 
 from vigil.fingerprint.mediatype import is_video
 from vigil.fingerprint.pdq import PDQ_MATCH_DISTANCE, PDQ_QUALITY_THRESHOLD, hamming
@@ -19,17 +19,6 @@ from vigil.scan.worker import fingerprint_file
 
 SIZE = (176, 144)  # a size every codec here accepts (H.263 has a fixed list)
 SECONDS, FPS = 4, 10
-
-FORMATS = [
-    ("clip.mov", "h264", None),
-    ("clip.mkv", "h264", None),
-    ("clip.webm", "libvpx", None),
-    ("clip.avi", "mpeg4", None),
-    ("clip.wmv", "wmv2", "asf"),
-    ("clip.flv", "flv", None),
-    ("clip.3gp", "h263", None),
-    ("clip.ts", "mpeg2video", "mpegts"),
-]
 
 
 def frames() -> list:
@@ -51,7 +40,7 @@ def assert_same_frames(vpdq: list, reference: list) -> None:
             assert hamming(ours.hash, ref.hash) <= PDQ_MATCH_DISTANCE, (ours, ref)
 
 
-@pytest.mark.parametrize("name,codec,fmt", FORMATS, ids=[f[0] for f in FORMATS])
+@pytest.mark.parametrize("name,codec,fmt", CONTAINERS, ids=[f[0] for f in CONTAINERS])
 def test_container_and_codec(
     tmp_path: Path, reference: list, name: str, codec: str, fmt: str | None
 ) -> None:

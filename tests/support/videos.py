@@ -31,6 +31,19 @@ SLIDESHOW = [
 ]
 OTHER = ["camera", "moon", "coins", "brick", "hubble_deep_field", "page"]
 
+# Containers and codecs other than H.264 in MP4 that `write` makes (file name, codec, format):
+# one of each family the scanner calls a video.
+CONTAINERS = [
+    ("clip.mov", "h264", None),
+    ("clip.mkv", "h264", None),
+    ("clip.webm", "libvpx", None),
+    ("clip.avi", "mpeg4", None),
+    ("clip.wmv", "wmv2", "asf"),
+    ("clip.flv", "flv", None),
+    ("clip.3gp", "h263", None),
+    ("clip.ts", "mpeg2video", "mpegts"),
+]
+
 
 def slideshow_frames(
     names: list[str], seconds: float, fps: int, size: tuple[int, int]
