@@ -157,6 +157,17 @@ def wait_idle(pid: int, limit: float = 300) -> float:
     return time.monotonic() - start
 
 
+def listed_home(base: Path) -> Path:
+    """A gateway home under `base` whose local catalog holds the demo list (tests/support/
+    planted; the photos and pages the benchmarks fetch are not in it)."""
+    (base / "planted").mkdir()
+    tree = build(base / "planted")
+    home = base / "gateway"
+    done = run_cli("--home", str(home), "hashset", "import", str(tree.hashlist))
+    assert done.returncode == 0, done.stderr
+    return home
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--mode", choices=["monitor", "block"], default="monitor")
@@ -190,12 +201,7 @@ def main() -> None:
         *args.line,
     ]
     with tempfile.TemporaryDirectory() as tmp:
-        base = Path(tmp)
-        (base / "planted").mkdir()
-        tree = build(base / "planted")
-        home = base / "gateway"
-        done = run_cli("--home", str(home), "hashset", "import", str(tree.hashlist))
-        assert done.returncode == 0, done.stderr
+        home = listed_home(Path(tmp))
         origin = start_origin()
         gateway = start_gateway(home, "--mode", args.mode, *args.gateway_option)
         plain = start_squid(squid_folder(), list(extra))

@@ -37,10 +37,8 @@ from gateway.squid_fixture import (  # noqa: E402
     start_squid,
 )
 from support.gateway import start_gateway  # noqa: E402
-from support.planted import build  # noqa: E402
-from support.server import run_cli  # noqa: E402
 
-from benchmarks.bench_gateway import throughput, tree_cpu  # noqa: E402
+from benchmarks.bench_gateway import listed_home, throughput, tree_cpu  # noqa: E402
 
 _OPTIONS = (
     b'ICAP/1.0 200 OK\r\nMethods: %s\r\nISTag: "floor-1"\r\nMax-Connections: 1000\r\n'
@@ -102,12 +100,7 @@ def main() -> None:
         responder(args.responder)
         return
     with tempfile.TemporaryDirectory() as tmp:
-        base = Path(tmp)
-        (base / "planted").mkdir()
-        tree = build(base / "planted")
-        home = base / "gateway"
-        done = run_cli("--home", str(home), "hashset", "import", str(tree.hashlist))
-        assert done.returncode == 0, done.stderr
+        home = listed_home(Path(tmp))
         port = _free_port()
         floor = subprocess.Popen(
             [sys.executable, "-m", "benchmarks.bench_icap_floor", "--responder", str(port)],

@@ -117,6 +117,15 @@ def axis_bands(
     return r[0], r[1], c[0], c[1]
 
 
+@numba.njit(inline="always")
+def word_luma(p: int) -> np.float32:  # pragma: no cover - compiled (inlined where it is called)
+    """The luma (x1000) of one RGBX pixel word (R in the low byte): 299 R + 587 G + 114 B, as
+    PDQ weighs them, in float32."""
+    return np.float32(
+        np.int32(p & 255) * 299 + np.int32((p >> 8) & 255) * 587 + np.int32((p >> 16) & 255) * 114
+    )
+
+
 @numba.njit(cache=True, nogil=True, fastmath=True)
 def _rows_rgbx(
     words: np.ndarray, rstart: np.ndarray, rweights: np.ndarray
@@ -137,11 +146,7 @@ def _rows_rgbx(
             row = words[y]
             for x in range(width):
                 p = row[x]
-                a[x] += w * np.float32(
-                    np.int32(p & 255) * 299
-                    + np.int32((p >> 8) & 255) * 587
-                    + np.int32((p >> 16) & 255) * 114
-                )
+                a[x] += w * word_luma(p)
     return acc
 
 
@@ -185,22 +190,14 @@ def _rows_rgbx_binned(
                 a = acc[only]
                 for x in range(width):
                     p = row[x]
-                    v = np.float32(
-                        np.int32(p & 255) * 299
-                        + np.int32((p >> 8) & 255) * 587
-                        + np.int32((p >> 16) & 255) * 114
-                    )
+                    v = word_luma(p)
                     line[x] += v
                     a[x] += w * v
                 y += 1
                 continue
             for x in range(width):
                 p = row[x]
-                v = np.float32(
-                    np.int32(p & 255) * 299
-                    + np.int32((p >> 8) & 255) * 587
-                    + np.int32((p >> 16) & 255) * 114
-                )
+                v = word_luma(p)
                 luma[x] = v
                 line[x] += v
             k = first

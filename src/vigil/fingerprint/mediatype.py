@@ -178,20 +178,21 @@ def media_database(compiled: bytes) -> bytes | None:
 
     def names(group: list[bytes]) -> bool:
         return any(
-            is_media(_ALIASES.get(m, m)) or rec[_MGC_TYPE] == _FILE_INDIRECT
+            rec[_MGC_TYPE] == _FILE_INDIRECT
+            or is_media(_ALIASES.get(m := _cstring(rec[_MGC_MIME]), m))
             for rec in group
-            if (m := _cstring(rec[_MGC_MIME])) or rec[_MGC_TYPE] == _FILE_INDIRECT
         )
 
     def uses(group: list[bytes]) -> set[str]:
         return {_cstring(r[_MGC_VALUE]).lstrip("^") for r in group if r[_MGC_TYPE] == _FILE_USE}
 
+    named_uses = {n: uses(g) for n, g in named.items()}
     naming = {n for n, g in named.items() if names(g)}
     grew = True
     while grew:
         grew = False
-        for n, g in named.items():
-            if n not in naming and uses(g) & naming:
+        for n, used in named_uses.items():
+            if n not in naming and used & naming:
                 naming.add(n)
                 grew = True
     kept = [rec for g in groups if names(g) or uses(g) & naming for rec in g]

@@ -41,7 +41,7 @@ from collections.abc import Iterable
 import numba
 import numpy as np
 
-from vigil.fingerprint.downscale import Band, _band, pixel_words
+from vigil.fingerprint.downscale import Band, _band, pixel_words, word_luma
 
 # Bins a side of the thumbnail the variants are cut from: PDQ's own blur spans 1/64 of a side,
 # so 256 bins keep 4 per output pixel (its box windows fall on whole bins).
@@ -114,11 +114,7 @@ def _bin_words(words: np.ndarray, out_rows: int, out_cols: int) -> np.ndarray:  
             row = words[y]
             for x in range(width):
                 p = row[x]
-                line[x] += np.float32(
-                    np.int32(p & 255) * 299
-                    + np.int32((p >> 8) & 255) * 587
-                    + np.int32((p >> 16) & 255) * 114
-                )
+                line[x] += word_luma(p)
             y += 1
         a = acc[r]
         for x in range(width):
