@@ -27,6 +27,7 @@ from vigil.fingerprint.variants import (
     _FLAT_STEP,
     _abs_diff,
     _blur_side,
+    _corner_fill,
     _few_steps,
     _fill_blurred,
     _fill_errors,
@@ -40,6 +41,7 @@ from vigil.fingerprint.variants import (
     thumbnail,
     thumbnail_bins,
     thumbnail_from_sums,
+    variant_frames,
 )
 
 MAX = 50_000_000
@@ -161,6 +163,40 @@ def test_regions_in_one_pass_equal_each_apart() -> None:
             for (row_band, col_band), block in zip(regions, together, strict=True):
                 apart = downscale_banded(pixels, row_band, col_band)
                 assert np.array_equal(block.view(np.uint32), apart.view(np.uint32))
+            # A grey plane, and the thumbnail under the re-padded variants' bands.
+            grey = np.ascontiguousarray(pixels[..., 1])
+            for (row_band, col_band), block in zip(
+                regions, downscale_regions(grey, regions), strict=True
+            ):
+                apart = downscale_banded(grey, row_band, col_band)
+                assert np.array_equal(block.view(np.uint32), apart.view(np.uint32))
+            thumb = thumbnail(pixels)
+            _, padded = variant_frames(pixels, thumb)
+            together = downscale_regions(thumb, [(r, c) for _, r, c in padded])
+            for (_, row_band, col_band), block in zip(padded, together, strict=True):
+                apart = downscale_banded(thumb, row_band, col_band)
+                assert np.array_equal(block.view(np.uint32), apart.view(np.uint32))
+
+
+def test_corner_fill_equals_its_numpy_form() -> None:
+    rng = np.random.default_rng(10)
+    for t in range(300):
+        block = (rng.random((64, 64)) * 255).astype(np.float32)
+        if t % 2:
+            block = np.round(block)
+        k = int(rng.integers(1, 40))
+        for flip_rows, flip_cols in ((False, False), (False, True), (True, False), (True, True)):
+            plain, compiled = block.copy(), block.copy()
+            views = []
+            for copy in (plain, compiled):
+                view = copy[::-1] if flip_rows else copy
+                views.append(view[:, ::-1] if flip_cols else view)
+            i = np.arange(k, 0, -1, dtype=np.float32)
+            down, across = i[:, None], i[None, :]
+            below, beside = views[0][k, :k][None, :], views[0][:k, k][:, None]
+            views[0][:k, :k] = (below * across + beside * down) / (down + across)
+            _corner_fill(views[1], k)
+            assert np.array_equal(plain.view(np.uint32), compiled.view(np.uint32))
 
 
 @numba.njit(fastmath=True)

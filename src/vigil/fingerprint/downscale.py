@@ -352,6 +352,37 @@ def _rows_rgbx_regions(
     return acc
 
 
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _rows_grey_regions(
+    pixels: np.ndarray, rstarts: np.ndarray, rweights: np.ndarray, xlo: np.ndarray, xhi: np.ndarray
+) -> np.ndarray:  # pragma: no cover - compiled
+    # `_rows_rgbx_regions` of a grey (or float luma) plane: `_rows_grey`'s sums under m row
+    # bands in one pass, each region over its columns only.
+    height = pixels.shape[0]
+    width = pixels.shape[1]
+    m = rstarts.shape[0]
+    band = rweights.shape[2]
+    acc = np.zeros((m, _OUT, width), dtype=np.float32)
+    first = np.zeros(m, dtype=np.int64)
+    ylo, yhi = height, 0
+    for i in range(m):
+        ylo = min(ylo, rstarts[i, 0])
+        yhi = max(yhi, rstarts[i, _OUT - 1] + band)
+    for y in range(ylo, min(yhi, height)):
+        for i in range(m):
+            while first[i] < _OUT and rstarts[i, first[i]] + band <= y:
+                first[i] += 1
+            k = first[i]
+            while k < _OUT and rstarts[i, k] <= y:
+                w = rweights[i, k, y - rstarts[i, k]]
+                if w != 0.0:
+                    a, row = acc[i, k, xlo[i] : xhi[i]], pixels[y, xlo[i] : xhi[i]]
+                    for x in range(a.shape[0]):
+                        a[x] += w * np.float32(row[x])
+                k += 1
+    return acc
+
+
 def _band_columns(col_band: Band, width: int) -> tuple[int, int]:
     """The columns lo..hi-1 a column band weighs (non-zero), within an image `width` wide."""
     cstart, cweights = col_band
@@ -365,9 +396,10 @@ def _band_columns(col_band: Band, width: int) -> tuple[int, int]:
 
 
 def downscale_regions(pixels: np.ndarray, regions: list[tuple[Band, Band]]) -> list[np.ndarray]:
-    """`downscale_banded(pixels, rows, cols)` for each (rows, cols) of `regions`, to the bit,
-    of HxWx3/HxWx4 pixels: the regions' row passes in one pass over the pixels (regions with
-    the same row band share their row sums), each over the columns its column band weighs."""
+    """`downscale_banded(pixels, rows, cols)` for each (rows, cols) of `regions`, to the bit
+    (pixels as it takes them): the regions' row passes in one pass over the pixels (regions
+    with the same row band share their row sums), each over the columns its column band
+    weighs, in one compiled call."""
     if not regions:
         return []
     width = pixels.shape[1]
@@ -394,8 +426,12 @@ def downscale_regions(pixels: np.ndarray, regions: list[tuple[Band, Band]]) -> l
         rweights[i, :, : weights.shape[1]] = weights
     xlo = np.array([lo for lo, _ in spans], dtype=np.int64)
     xhi = np.array([hi for _, hi in spans], dtype=np.int64)
-    acc = _rows_rgbx_regions(pixel_words(pixels), rstarts, rweights, xlo, xhi)
-    scale = np.float32(1.0 / 1000.0)
+    if pixels.ndim == 3:
+        acc = _rows_rgbx_regions(pixel_words(pixels), rstarts, rweights, xlo, xhi)
+        scale = np.float32(1.0 / 1000.0)
+    else:
+        acc = _rows_grey_regions(np.ascontiguousarray(pixels), rstarts, rweights, xlo, xhi)
+        scale = np.float32(1.0)
     return [
         _columns(acc[i], cols[0], cols[1], scale)
         for i, (_, cols) in zip(which, regions, strict=True)
@@ -447,4 +483,6 @@ def warm() -> None:
     downscale_pixels(np.zeros((8, 8), dtype=np.uint8))
     downscale_pixels_binned(np.zeros((8, 8, 4), dtype=np.uint8), None, (8, 8))
     band = jarosz_band(8, 1, 1)
-    downscale_regions(np.zeros((8, 8, 4), dtype=np.uint8), [(band, band)])
+    for plane in (np.zeros((8, 8, 4), dtype=np.uint8), np.zeros((8, 8), dtype=np.uint8)):
+        downscale_regions(plane, [(band, band)])
+    downscale_regions(np.zeros((8, 8), dtype=np.float32), [(band, band)])

@@ -255,18 +255,14 @@ def variant_hashes(
     masked = masked_blocks(block)
     all_rows = downscale_band(pixels.shape[0])
     summed = [row_sums is not None and _same_band(rows, all_rows) for _, rows, _ in exact]
-    # The other regions from the pixels: of RGB(X) pixels, in one pass over them for all.
+    # The other regions from the pixels, in one pass over them for all.
     apart = [(rows, cols) for (_, rows, cols), done in zip(exact, summed, strict=True) if not done]
-    made = iter(
-        downscale_regions(pixels, apart)
-        if pixels.ndim == 3
-        else [downscale_banded(pixels, rows, cols) for rows, cols in apart]
-    )
+    made = iter(downscale_regions(pixels, apart))
     blocks = [
         downscale_columns(row_sums, cols) if done and row_sums is not None else next(made)
         for (_, _, cols), done in zip(exact, summed, strict=True)
     ]
-    blocks += [downscale_banded(thumb, rows, cols) for _, rows, cols in padded]
+    blocks += downscale_regions(thumb, [(rows, cols) for _, rows, cols in padded])
     blocks += [masked_block for _, masked_block in masked]
     names = [name for name, _, _ in exact + padded] + [name for name, _ in masked]
     # A semi-opaque text band taken off (vigil.fingerprint.unveil), on a finer thumbnail.

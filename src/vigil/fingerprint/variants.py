@@ -1101,14 +1101,20 @@ def variant_frames(
     return out, padded
 
 
-def _corner_fill(block: np.ndarray, k: int) -> None:
+@numba.njit(cache=True, nogil=True)
+def _corner_fill(block: np.ndarray, k: int) -> None:  # pragma: no cover - compiled
     """Fill the top-left k x k of `block` in place from the row and the column just past it:
     each bin a blend of the two, the nearer weighing more."""
-    i = np.arange(k, 0, -1, dtype=np.float32)  # distance of row (column) j from row (column) k
-    down, across = i[:, None], i[None, :]
-    below = block[k, :k][None, :]  # the row under the corner, continued up
-    beside = block[:k, k][:, None]  # the column beside it, continued left
-    block[:k, :k] = (below * across + beside * down) / (down + across)
+    # (below * across + beside * down) / (down + across) of float32s, each operation as the
+    # broadcast arrays did it (down, across: the distance of row i, column j from row,
+    # column k), without them; the row and the column read before any bin is written.
+    below = block[k, :k].copy()  # the row under the corner, continued up
+    beside = block[:k, k].copy()  # the column beside it, continued left
+    for i in range(k):
+        down = np.float32(k - i)
+        for j in range(k):
+            across = np.float32(k - j)
+            block[i, j] = (below[j] * across + beside[i] * down) / (down + across)
 
 
 def masked_blocks(block: np.ndarray) -> list[tuple[str, np.ndarray]]:
@@ -1164,6 +1170,7 @@ def warm() -> None:
     _fill_errors(grid, _fill_blurred(grid, 1.0), 4.0, 4.0, 4.0, 0.875, 4.0, 0.875)
     _fill_edges(np.zeros((40, 16), dtype=np.float32), _FILL_LINES)
     _strongest_step(np.zeros((8, 8), dtype=np.float32), 3)
+    masked_blocks(np.zeros((64, 64), dtype=np.float32))
     _abs_diff(np.zeros((8, 8), dtype=np.float32)[:4], np.zeros((8, 8), dtype=np.float32)[4:])
     _abs_diff(np.zeros((8, 8), dtype=np.float32)[:, :4], np.zeros((8, 8), dtype=np.float32)[:, 4:])
     thumbnail_from_sums(np.ones((4, 4), dtype=np.float32), 8, 8, 1000.0)
