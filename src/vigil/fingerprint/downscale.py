@@ -311,8 +311,9 @@ def _rows_rgbx_regions(
     # padded with zeros to one width), in one pass over the pixels: each row's luma is formed
     # once (over the columns any region reads), then added to the row sums of every output of
     # every region whose band has the row, over that region's columns xlo[i]..xhi[i]-1 only
-    # (the others stay 0: the column band weighs them 0). Each sum adds the same terms in the
-    # same order as `_rows_rgbx` (rows ascending), so its sums over those columns are its own.
+    # (the others stay 0: the column pass does not read them). Each sum adds the same terms in
+    # the same order as `_rows_rgbx` (rows ascending), so its sums over those columns are its
+    # own.
     # The pass was bound by reading the pixels: a photo's regions cost about one pass, not one
     # each.
     height, width = words.shape
@@ -352,54 +353,21 @@ def _rows_rgbx_regions(
     return acc
 
 
-@numba.njit(cache=True, nogil=True, fastmath=True)
-def _rows_grey_regions(
-    pixels: np.ndarray, rstarts: np.ndarray, rweights: np.ndarray, xlo: np.ndarray, xhi: np.ndarray
-) -> np.ndarray:  # pragma: no cover - compiled
-    # `_rows_rgbx_regions` of a grey (or float luma) plane: `_rows_grey`'s sums under m row
-    # bands in one pass, each region over its columns only.
-    height = pixels.shape[0]
-    width = pixels.shape[1]
-    m = rstarts.shape[0]
-    band = rweights.shape[2]
-    acc = np.zeros((m, _OUT, width), dtype=np.float32)
-    first = np.zeros(m, dtype=np.int64)
-    ylo, yhi = height, 0
-    for i in range(m):
-        ylo = min(ylo, rstarts[i, 0])
-        yhi = max(yhi, rstarts[i, _OUT - 1] + band)
-    for y in range(ylo, min(yhi, height)):
-        for i in range(m):
-            while first[i] < _OUT and rstarts[i, first[i]] + band <= y:
-                first[i] += 1
-            k = first[i]
-            while k < _OUT and rstarts[i, k] <= y:
-                w = rweights[i, k, y - rstarts[i, k]]
-                if w != 0.0:
-                    a, row = acc[i, k, xlo[i] : xhi[i]], pixels[y, xlo[i] : xhi[i]]
-                    for x in range(a.shape[0]):
-                        a[x] += w * np.float32(row[x])
-                k += 1
-    return acc
-
-
 def _band_columns(col_band: Band, width: int) -> tuple[int, int]:
-    """The columns lo..hi-1 a column band weighs (non-zero), within an image `width` wide."""
+    """The columns lo..hi-1 `_columns` reads under a column band, within an image `width` wide
+    (those it weighs, and the zero weights among them)."""
     cstart, cweights = col_band
-    nonzero = cweights != 0
-    rows = nonzero.any(axis=1)
-    if not rows.any():
-        return 0, 0
-    first = cstart + nonzero.argmax(axis=1)
-    last = cstart + cweights.shape[1] - 1 - nonzero[:, ::-1].argmax(axis=1)
-    return int(first[rows].min()), min(int(last[rows].max()) + 1, width)
+    return int(cstart.min()), min(int(cstart.max()) + cweights.shape[1], width)
 
 
 def downscale_regions(pixels: np.ndarray, regions: list[tuple[Band, Band]]) -> list[np.ndarray]:
-    """`downscale_banded(pixels, rows, cols)` for each (rows, cols) of `regions`, to the bit
-    (pixels as it takes them): the regions' row passes in one pass over the pixels (regions
-    with the same row band share their row sums), each over the columns its column band
-    weighs, in one compiled call."""
+    """`downscale_banded(pixels, rows, cols)` for each (rows, cols) of `regions`, to the bit:
+    of HxWx3/HxWx4 pixels, the regions' row passes in one pass over the pixels (regions with
+    the same row band share their row sums), each over the columns its column band reads
+    (the pass is bound by forming each pixel's luma: once, not once a region); of a grey or
+    float plane, apart (there a shared pass cost more than it saved)."""
+    if pixels.ndim != 3:
+        return [downscale_banded(pixels, rows, cols) for rows, cols in regions]
     if not regions:
         return []
     width = pixels.shape[1]
@@ -426,12 +394,8 @@ def downscale_regions(pixels: np.ndarray, regions: list[tuple[Band, Band]]) -> l
         rweights[i, :, : weights.shape[1]] = weights
     xlo = np.array([lo for lo, _ in spans], dtype=np.int64)
     xhi = np.array([hi for _, hi in spans], dtype=np.int64)
-    if pixels.ndim == 3:
-        acc = _rows_rgbx_regions(pixel_words(pixels), rstarts, rweights, xlo, xhi)
-        scale = np.float32(1.0 / 1000.0)
-    else:
-        acc = _rows_grey_regions(np.ascontiguousarray(pixels), rstarts, rweights, xlo, xhi)
-        scale = np.float32(1.0)
+    acc = _rows_rgbx_regions(pixel_words(pixels), rstarts, rweights, xlo, xhi)
+    scale = np.float32(1.0 / 1000.0)
     return [
         _columns(acc[i], cols[0], cols[1], scale)
         for i, (_, cols) in zip(which, regions, strict=True)
@@ -483,6 +447,4 @@ def warm() -> None:
     downscale_pixels(np.zeros((8, 8), dtype=np.uint8))
     downscale_pixels_binned(np.zeros((8, 8, 4), dtype=np.uint8), None, (8, 8))
     band = jarosz_band(8, 1, 1)
-    for plane in (np.zeros((8, 8, 4), dtype=np.uint8), np.zeros((8, 8), dtype=np.uint8)):
-        downscale_regions(plane, [(band, band)])
-    downscale_regions(np.zeros((8, 8), dtype=np.float32), [(band, band)])
+    downscale_regions(np.zeros((8, 8, 4), dtype=np.uint8), [(band, band)])

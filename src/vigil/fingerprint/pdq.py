@@ -262,7 +262,7 @@ def variant_hashes(
         downscale_columns(row_sums, cols) if done and row_sums is not None else next(made)
         for (_, _, cols), done in zip(exact, summed, strict=True)
     ]
-    blocks += downscale_regions(thumb, [(rows, cols) for _, rows, cols in padded])
+    blocks += [downscale_banded(thumb, rows, cols) for _, rows, cols in padded]
     blocks += [masked_block for _, masked_block in masked]
     names = [name for name, _, _ in exact + padded] + [name for name, _ in masked]
     # A semi-opaque text band taken off (vigil.fingerprint.unveil), on a finer thumbnail.
