@@ -12,7 +12,9 @@ whole block: it changes no bit, and the quality metric sees the same 0..255 rang
 With the scanned-side variants (`vigil.fingerprint.variants`), the same pass also sums the luma
 into the variants' thumbnail bins (`downscale_pixels_binned`): each pixel row is read and its
 luma formed once for both, with every sum's terms added in the order of the separate kernels,
-so the block and the thumbnail are theirs to the bit.
+so the block and the thumbnail are theirs to the bit. The variants' regions of the pixels (the
+picture without its borders) are made in one more pass for all of them (`downscale_regions`),
+each sum's terms again in the order of the pass for one region alone.
 """
 
 from __future__ import annotations
