@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 
+import numba
 import numpy as np
 import pytest
 from PIL import Image
@@ -16,13 +17,21 @@ from vigil.fingerprint.downscale import (
     downscale_columns,
     downscale_pixels,
     downscale_pixels_binned,
+    downscale_regions,
 )
 from vigil.fingerprint.image import decode_jpeg_pixels
 from vigil.fingerprint.pdq import downscale_band, pdq_from_bytes, variant_hashes
 from vigil.fingerprint.variants import (
+    _BLUR_FLOOR,
+    _FILL_SIGMAS,
     _FLAT_STEP,
     _abs_diff,
+    _blur_side,
+    _corner_fill,
     _few_steps,
+    _fill_blurred,
+    _fill_errors,
+    _gauss,
     _halved,
     _luma_lines,
     _median,
@@ -130,3 +139,150 @@ def test_pixel_lines_equal_the_numpy_luma() -> None:
         part = pixels[lo:hi, ::step] if axis == 0 else pixels[::step, lo:hi].swapaxes(0, 1)
         luma = part[..., 0] * 0.299 + part[..., 1] * 0.587 + part[..., 2] * 0.114
         assert np.array_equal(_luma_lines(pixels, lo, hi, axis), luma)
+
+
+def test_regions_in_one_pass_equal_each_apart() -> None:
+    rng = np.random.default_rng(7)
+    for image in photos():
+        for channels in (4, 3):
+            decoded = decode_jpeg_pixels(jpeg(image), max_pixels=MAX)
+            assert decoded is not None
+            pixels = decoded[0] if channels == 4 else np.ascontiguousarray(decoded[0][..., :3])
+            rows, cols = pixels.shape[0], pixels.shape[1]
+            regions = []
+            for _ in range(int(rng.integers(1, 6))):
+                r0, c0 = int(rng.integers(0, rows // 4)), int(rng.integers(0, cols // 4))
+                r1 = int(rng.integers(rows * 3 // 4, rows + 1))
+                c1 = int(rng.integers(cols * 3 // 4, cols + 1))
+                regions.append((crop_band(r0, r1 - r0), crop_band(c0, c1 - c0)))
+                if rng.random() < 0.5:  # another region with the same rows, other columns
+                    c2 = int(rng.integers(c0 + 16, cols + 1))
+                    regions.append((regions[-1][0], crop_band(c0, c2 - c0)))
+            together = downscale_regions(pixels, regions)
+            for (row_band, col_band), block in zip(regions, together, strict=True):
+                apart = downscale_banded(pixels, row_band, col_band)
+                assert np.array_equal(block.view(np.uint32), apart.view(np.uint32))
+
+
+def test_corner_fill_equals_its_numpy_form() -> None:
+    rng = np.random.default_rng(10)
+    for t in range(300):
+        block = (rng.random((64, 64)) * 255).astype(np.float32)
+        if t % 2:
+            block = np.round(block)
+        k = int(rng.integers(1, 40))
+        for flip_rows, flip_cols in ((False, False), (False, True), (True, False), (True, True)):
+            plain, compiled = block.copy(), block.copy()
+            views = []
+            for copy in (plain, compiled):
+                view = copy[::-1] if flip_rows else copy
+                views.append(view[:, ::-1] if flip_cols else view)
+            i = np.arange(k, 0, -1, dtype=np.float32)
+            down, across = i[:, None], i[None, :]
+            below, beside = views[0][k, :k][None, :], views[0][:k, k][:, None]
+            views[0][:k, :k] = (below * across + beside * down) / (down + across)
+            _corner_fill(views[1], k)
+            assert np.array_equal(plain.view(np.uint32), compiled.view(np.uint32))
+
+
+@numba.njit(fastmath=True)
+def _fill_errors_plain(
+    grid: np.ndarray,
+    blurred: np.ndarray,
+    a: float,
+    b: float,
+    ga: float,
+    fa: float,
+    gb: float,
+    fb: float,
+) -> np.ndarray:  # pragma: no cover - compiled
+    # `variants._fill_errors` as it was: each sum in `out`, added bin by bin, any blurs.
+    rows, cols = grid.shape
+    blurs = blurred.shape[0]
+    out = np.zeros((2, blurs + 2))
+    ia, ib = int(a), int(b)
+    for y in range(rows):
+        in_rows = y < ia or y >= rows - ia
+        if not in_rows and ib == 0:
+            continue
+        py = min(max(ga + (y + 0.5) * fa - 0.5, 0.0), rows - 1.0)
+        y0 = int(py)
+        y1 = min(y0 + 1, rows - 1)
+        wy = py - y0
+        cy = min(max(y, ia), rows - 1 - ia)
+        for x in range(cols):
+            if not in_rows and ib <= x < cols - ib:
+                continue
+            k = 0 if in_rows else 1
+            px = min(max(gb + (x + 0.5) * fb - 0.5, 0.0), cols - 1.0)
+            x0 = int(px)
+            x1 = min(x0 + 1, cols - 1)
+            wx = px - x0
+            q = grid[y, x]
+            w00, w01 = (1 - wx) * (1 - wy), wx * (1 - wy)
+            w10, w11 = (1 - wx) * wy, wx * wy
+            for s in range(blurs):
+                p = (
+                    w00 * blurred[s, y0, x0]
+                    + w01 * blurred[s, y0, x1]
+                    + w10 * blurred[s, y1, x0]
+                    + w11 * blurred[s, y1, x1]
+                )
+                out[k, s] += abs(q - p)
+            cx = min(max(x, ib), cols - 1 - ib)
+            out[k, blurs] += abs(q - grid[cy, cx])
+            out[k, blurs + 1] += 1.0
+    return out
+
+
+def _fill_blurred_plain(grid: np.ndarray, scale: float) -> np.ndarray:
+    """`variants._fill_blurred` as it was: the Gaussians' float32 products as they are."""
+    rows, cols = grid.shape
+    return np.stack(
+        [_gauss(rows, s / scale) @ grid @ _gauss(cols, s / scale).T for s in _FILL_SIGMAS]
+    )
+
+
+def test_fill_fit_equals_its_plain_form() -> None:
+    rng = np.random.default_rng(8)
+    tiny = np.float32(2.0**-126)  # the smallest normal float32
+    for t in range(300):
+        n = 32 if t % 2 else 64
+        grid = (rng.random((n, n)) * 255).astype(np.float32)
+        if t % 3 == 0:
+            grid[: n // 5] = np.float32(rng.random() * 255)  # a flat margin
+        if t % 4 == 0:
+            grid[:, : n // 4] = 0  # a black one: subnormal blurred values in it
+        scale = 2.0 if n == 32 else 1.0
+        blurred = _fill_blurred(grid, scale)
+        plain = _fill_blurred_plain(grid, scale)
+        # Equal wherever the plain product is a normal float; under that, both are (~0).
+        normal = np.abs(plain) >= tiny
+        assert np.array_equal(blurred[normal], plain[normal])
+        assert np.all(np.abs(blurred[~normal]) < tiny)
+        for mode in range(3):
+            k = float(rng.integers(1, n // 3))
+            a = 0.0 if mode == 1 else k
+            b = 0.0 if mode == 0 else k
+            fits = [(a, b, a, (n - 2 * a) / n, b, (n - 2 * b) / n)]
+            f = min(fits[0][3], fits[0][5])
+            fits.append((a, b, n * (1 - f) / 2, f, n * (1 - f) / 2, f))
+            for fit in fits:
+                assert np.array_equal(
+                    _fill_errors(grid, blurred, *fit), _fill_errors_plain(grid, blurred, *fit)
+                )
+
+
+def test_blur_side_equals_its_numpy_form() -> None:
+    rng = np.random.default_rng(9)
+    for _ in range(300):
+        n = int(rng.integers(16, 300))
+        detail = rng.random(n) * float(rng.choice([0.1, 3.0, 50.0]))
+        lo, hi, window = max(1, int(0.03 * n)), int(0.35 * n), max(4, n // 32)
+        for line in (detail, detail[::-1].copy()):
+            total = np.concatenate([[0.0], np.cumsum(line)])
+            k = np.arange(lo, hi)
+            before = total[k] / k
+            after = (total[np.minimum(k + window, n)] - total[k]) / window
+            expected = after / (before + _BLUR_FLOOR)
+            assert np.array_equal(_blur_side(line, lo, hi, window), expected)

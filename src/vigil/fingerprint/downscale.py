@@ -12,7 +12,9 @@ whole block: it changes no bit, and the quality metric sees the same 0..255 rang
 With the scanned-side variants (`vigil.fingerprint.variants`), the same pass also sums the luma
 into the variants' thumbnail bins (`downscale_pixels_binned`): each pixel row is read and its
 luma formed once for both, with every sum's terms added in the order of the separate kernels,
-so the block and the thumbnail are theirs to the bit.
+so the block and the thumbnail are theirs to the bit. The variants' regions of the pixels (the
+picture without its borders) are made in one more pass for all of them (`downscale_regions`),
+each sum's terms again in the order of the pass for one region alone.
 """
 
 from __future__ import annotations
@@ -303,6 +305,105 @@ def downscale_pixels_binned(
     return _columns(acc, cstart, cweights, np.float32(1.0 / 1000.0)), sums, acc
 
 
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _rows_rgbx_regions(
+    words: np.ndarray, rstarts: np.ndarray, rweights: np.ndarray, xlo: np.ndarray, xhi: np.ndarray
+) -> np.ndarray:  # pragma: no cover - compiled
+    # `_rows_rgbx` under m row bands at once (region i: rstarts[i], rweights[i], its weights
+    # padded with zeros to one width), in one pass over the pixels: each row's luma is formed
+    # once (over the columns any region reads), then added to the row sums of every output of
+    # every region whose band has the row, over that region's columns xlo[i]..xhi[i]-1 only
+    # (the others stay 0: the column pass does not read them). Each sum adds the same terms in
+    # the same order as `_rows_rgbx` (rows ascending), so its sums over those columns are its
+    # own.
+    # The pass was bound by reading the pixels: a photo's regions cost about one pass, not one
+    # each.
+    height, width = words.shape
+    m = rstarts.shape[0]
+    band = rweights.shape[2]
+    acc = np.zeros((m, _OUT, width), dtype=np.float32)
+    luma = np.empty(width, dtype=np.float32)
+    first = np.zeros(m, dtype=np.int64)  # per region, as in `_rows_rgbx_binned` (starts ascend)
+    lo, hi = width, 0
+    ylo, yhi = height, 0
+    for i in range(m):
+        lo = min(lo, xlo[i])
+        hi = max(hi, xhi[i])
+        ylo = min(ylo, rstarts[i, 0])
+        yhi = max(yhi, rstarts[i, _OUT - 1] + band)
+    for y in range(ylo, min(yhi, height)):
+        formed = False
+        for i in range(m):
+            while first[i] < _OUT and rstarts[i, first[i]] + band <= y:
+                first[i] += 1
+            k = first[i]
+            while k < _OUT and rstarts[i, k] <= y:
+                w = rweights[i, k, y - rstarts[i, k]]
+                if w != 0.0:
+                    # Slices, each indexed from 0: a loop from another start is not
+                    # vectorised (a negative index would wrap around).
+                    if not formed:
+                        row, line = words[y, lo:hi], luma[lo:hi]
+                        for x in range(row.shape[0]):
+                            p = row[x]
+                            line[x] = word_luma(p)
+                        formed = True
+                    a, part = acc[i, k, xlo[i] : xhi[i]], luma[xlo[i] : xhi[i]]
+                    for x in range(a.shape[0]):
+                        a[x] += w * part[x]
+                k += 1
+    return acc
+
+
+def _band_columns(col_band: Band, width: int) -> tuple[int, int]:
+    """The columns lo..hi-1 `_columns` reads under a column band, within an image `width` wide
+    (those it weighs, and the zero weights among them)."""
+    cstart, cweights = col_band
+    return int(cstart.min()), min(int(cstart.max()) + cweights.shape[1], width)
+
+
+def downscale_regions(pixels: np.ndarray, regions: list[tuple[Band, Band]]) -> list[np.ndarray]:
+    """`downscale_banded(pixels, rows, cols)` for each (rows, cols) of `regions`, to the bit:
+    of HxWx3/HxWx4 pixels, the regions' row passes in one pass over the pixels (regions with
+    the same row band share their row sums), each over the columns its column band reads
+    (the pass is bound by forming each pixel's luma: once, not once a region); of a grey or
+    float plane, apart (there a shared pass cost more than it saved)."""
+    if pixels.ndim != 3:
+        return [downscale_banded(pixels, rows, cols) for rows, cols in regions]
+    if not regions:
+        return []
+    width = pixels.shape[1]
+    keys: dict[tuple[bytes, bytes], int] = {}
+    bands: list[Band] = []
+    spans: list[list[int]] = []
+    which: list[int] = []
+    for rows, cols in regions:
+        key = (rows[0].tobytes(), rows[1].tobytes())
+        lo, hi = _band_columns(cols, width)
+        i = keys.setdefault(key, len(bands))
+        if i == len(bands):
+            bands.append(rows)
+            spans.append([lo, hi])
+        else:
+            spans[i] = [min(spans[i][0], lo), max(spans[i][1], hi)]
+        which.append(i)
+    if any(np.any(start[1:] < start[:-1]) for start, _ in bands):  # never for PDQ's bands
+        return [downscale_banded(pixels, rows, cols) for rows, cols in regions]
+    widest = max(weights.shape[1] for _, weights in bands)
+    rstarts = np.stack([start for start, _ in bands])
+    rweights = np.zeros((len(bands), _OUT, widest), dtype=np.float32)
+    for i, (_, weights) in enumerate(bands):
+        rweights[i, :, : weights.shape[1]] = weights
+    xlo = np.array([lo for lo, _ in spans], dtype=np.int64)
+    xhi = np.array([hi for _, hi in spans], dtype=np.int64)
+    acc = _rows_rgbx_regions(pixel_words(pixels), rstarts, rweights, xlo, xhi)
+    scale = np.float32(1.0 / 1000.0)
+    return [
+        _columns(acc[i], cols[0], cols[1], scale)
+        for i, (_, cols) in zip(which, regions, strict=True)
+    ]
+
+
 def downscale_columns(row_sums: np.ndarray, col_band: Band) -> np.ndarray:
     """The 64x64 block of RGB pixels whose row pass left `row_sums` (`downscale_pixels_binned`)
     under the column band `col_band`: `downscale_banded` of the pixels with the same rows."""
@@ -347,3 +448,5 @@ def warm() -> None:
     downscale_pixels(np.zeros((8, 8, 4), dtype=np.uint8))
     downscale_pixels(np.zeros((8, 8), dtype=np.uint8))
     downscale_pixels_binned(np.zeros((8, 8, 4), dtype=np.uint8), None, (8, 8))
+    band = jarosz_band(8, 1, 1)
+    downscale_regions(np.zeros((8, 8, 4), dtype=np.uint8), [(band, band)])

@@ -23,6 +23,7 @@ from vigil.fingerprint.downscale import (
     downscale_columns,
     downscale_pixels,
     downscale_pixels_binned,
+    downscale_regions,
     jarosz_band,
 )
 from vigil.fingerprint.downscale import warm as downscale_warm
@@ -253,11 +254,13 @@ def variant_hashes(
     exact, padded = variant_frames(pixels, thumb)
     masked = masked_blocks(block)
     all_rows = downscale_band(pixels.shape[0])
+    summed = [row_sums is not None and _same_band(rows, all_rows) for _, rows, _ in exact]
+    # The other regions from the pixels, in one pass over them for all.
+    apart = [(rows, cols) for (_, rows, cols), done in zip(exact, summed, strict=True) if not done]
+    made = iter(downscale_regions(pixels, apart))
     blocks = [
-        downscale_columns(row_sums, cols)
-        if row_sums is not None and _same_band(rows, all_rows)
-        else downscale_banded(pixels, rows, cols)
-        for _, rows, cols in exact
+        downscale_columns(row_sums, cols) if done and row_sums is not None else next(made)
+        for (_, _, cols), done in zip(exact, summed, strict=True)
     ]
     blocks += [downscale_banded(thumb, rows, cols) for _, rows, cols in padded]
     blocks += [masked_block for _, masked_block in masked]

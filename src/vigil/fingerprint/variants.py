@@ -340,14 +340,25 @@ def _few_steps(lines: np.ndarray, step: float, enough: int) -> np.ndarray:  # pr
     return out
 
 
-def _blur_side(detail: np.ndarray, lo: int, hi: int, window: int) -> np.ndarray:
+@numba.njit(cache=True, nogil=True)
+def _blur_side(
+    detail: np.ndarray, lo: int, hi: int, window: int
+) -> np.ndarray:  # pragma: no cover - compiled
     """For each border width k in lo..hi-1: how much more detail the `window` lines after it
     have than the k lines before it (a blurred fill is smooth, the picture is not)."""
-    total = np.concatenate([[0.0], np.cumsum(detail)])
-    k = np.arange(lo, hi)
-    before = total[k] / k
-    after = (total[np.minimum(k + window, len(detail))] - total[k]) / window
-    return np.asarray(after / (before + _BLUR_FLOOR))
+    # As NumPy's cumsum (added in order from 0), then each width's two means and their ratio,
+    # each an operation of float64s as the array expressions did them.
+    n = detail.shape[0]
+    total = np.empty(n + 1)
+    total[0] = 0.0
+    for i in range(n):
+        total[i + 1] = total[i] + detail[i]
+    out = np.empty(max(hi - lo, 0))
+    for k in range(lo, hi):
+        before = total[k] / k
+        after = (total[min(k + window, n)] - total[k]) / window
+        out[k - lo] = after / (before + _BLUR_FLOOR)
+    return out
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
@@ -380,7 +391,7 @@ def _blur_pair(detail: np.ndarray) -> tuple[float, float]:
         return 0.0, 0.0
     window = max(4, n // 32)
     start = _blur_side(detail, lo, hi, window)
-    end = _blur_side(detail[::-1], lo, hi, window)
+    end = _blur_side(detail[::-1].copy(), lo, hi, window)
     both = np.minimum(start, end)
     k = int(np.argmax(both))
     if both[k] >= _BLUR_RATIO:
@@ -425,7 +436,31 @@ def _gauss(n: int, sigma: float) -> np.ndarray:
     return np.asarray(weights / weights.sum(axis=1, keepdims=True), dtype=np.float32)
 
 
-@numba.njit(cache=True, nogil=True, fastmath=True)
+# `_gauss` is scaled by _BLUR_SCALE (a power of two: exact) for the blurs' products, and their
+# result by its inverse squared: the Gaussian's tails are subnormal floats in float32 (weights
+# under 2^-126), and a product with one costs a hundred times a normal one on many processors
+# (the blurs were half of the `fill` finder's time). Scaled, every weight is a normal float
+# and every product and sum is the unscaled one times 2^96, to the bit, wherever the unscaled
+# one is a normal float: the blurred values differ only where they are under 2^-126 (a margin
+# of exact zeros: black), there by a few units of 2^-149 (both ~0 for every use of them).
+_BLUR_SCALE = np.float32(2.0**48)
+_BLUR_UNSCALE = np.float32(2.0**-96)
+
+
+@functools.lru_cache(maxsize=64)
+def _gauss_scaled(n: int, sigma: float) -> np.ndarray:
+    """`_gauss(n, sigma)` times _BLUR_SCALE."""
+    scaled = _gauss(n, sigma) * _BLUR_SCALE
+    scaled.setflags(write=False)
+    return scaled
+
+
+# The floating-point liberties `_fill_errors` takes: all of fastmath's but reassociation (its
+# sums are added in the order written: bin by bin, each prediction's four terms in turn).
+_NO_REASSOC = {"contract", "nnan", "ninf", "nsz", "arcp", "afn"}
+
+
+@numba.njit(cache=True, nogil=True, fastmath=_NO_REASSOC)
 def _fill_errors(
     grid: np.ndarray,
     blurred: np.ndarray,
@@ -441,42 +476,89 @@ def _fill_errors(
     # blur of `blurred` (the fill predicted as the picture inside stretched onto the canvas:
     # bin (y, x) from (ga + (y + 1/2) fa - 1/2, gb + (x + 1/2) fb - 1/2) of the blurred grid,
     # bilinear), then the sum for the edge bins of the picture repeated (the fill as a solid
-    # continuation), then the count of bins.
+    # continuation), then the count of bins. Four blurs (_FILL_SIGMAS), each sum a local
+    # added bin by bin (rows, then columns, ascending: a sum in the array waited on its store
+    # every bin), one margin (out[0], out[1]) after the other; each column's sampling found
+    # once. The sums' terms and their order are those of the loop over the bins with the sums
+    # in `out` (fastmath, which did not reorder them there; the tests compare the two).
     rows, cols = grid.shape
-    blurs = blurred.shape[0]
-    out = np.zeros((2, blurs + 2))
+    out = np.zeros((2, 6))
     ia, ib = int(a), int(b)
-    for y in range(rows):
-        in_rows = y < ia or y >= rows - ia
-        if not in_rows and ib == 0:
-            continue
-        py = min(max(ga + (y + 0.5) * fa - 0.5, 0.0), rows - 1.0)
-        y0 = int(py)
-        y1 = min(y0 + 1, rows - 1)
-        wy = py - y0
-        cy = min(max(y, ia), rows - 1 - ia)
-        for x in range(cols):
-            if not in_rows and ib <= x < cols - ib:
+    x0s = np.empty(cols, dtype=np.int64)
+    x1s = np.empty(cols, dtype=np.int64)
+    wxs = np.empty(cols)
+    cxs = np.empty(cols, dtype=np.int64)
+    for x in range(cols):
+        px = min(max(gb + (x + 0.5) * fb - 0.5, 0.0), cols - 1.0)
+        x0 = int(px)
+        x0s[x] = x0
+        x1s[x] = min(x0 + 1, cols - 1)
+        wxs[x] = px - x0
+        cxs[x] = min(max(x, ib), cols - 1 - ib)
+    for k in range(2):
+        e0 = e1 = e2 = e3 = solid = count = 0.0
+        for y in range(rows):
+            in_rows = y < ia or y >= rows - ia
+            if in_rows != (k == 0) or (not in_rows and ib == 0):
                 continue
-            k = 0 if in_rows else 1
-            px = min(max(gb + (x + 0.5) * fb - 0.5, 0.0), cols - 1.0)
-            x0 = int(px)
-            x1 = min(x0 + 1, cols - 1)
-            wx = px - x0
-            q = grid[y, x]
-            w00, w01 = (1 - wx) * (1 - wy), wx * (1 - wy)
-            w10, w11 = (1 - wx) * wy, wx * wy
-            for s in range(blurs):
-                p = (
-                    w00 * blurred[s, y0, x0]
-                    + w01 * blurred[s, y0, x1]
-                    + w10 * blurred[s, y1, x0]
-                    + w11 * blurred[s, y1, x1]
+            py = min(max(ga + (y + 0.5) * fa - 0.5, 0.0), rows - 1.0)
+            y0 = int(py)
+            y1 = min(y0 + 1, rows - 1)
+            wy = py - y0
+            cy = min(max(y, ia), rows - 1 - ia)
+            for x in range(cols):
+                if not in_rows and ib <= x < cols - ib:
+                    continue
+                wx = wxs[x]
+                x0 = x0s[x]
+                x1 = x1s[x]
+                q = grid[y, x]
+                w00, w01 = (1 - wx) * (1 - wy), wx * (1 - wy)
+                w10, w11 = (1 - wx) * wy, wx * wy
+                e0 += abs(
+                    q
+                    - (
+                        w00 * blurred[0, y0, x0]
+                        + w01 * blurred[0, y0, x1]
+                        + w10 * blurred[0, y1, x0]
+                        + w11 * blurred[0, y1, x1]
+                    )
                 )
-                out[k, s] += abs(q - p)
-            cx = min(max(x, ib), cols - 1 - ib)
-            out[k, blurs] += abs(q - grid[cy, cx])
-            out[k, blurs + 1] += 1.0
+                e1 += abs(
+                    q
+                    - (
+                        w00 * blurred[1, y0, x0]
+                        + w01 * blurred[1, y0, x1]
+                        + w10 * blurred[1, y1, x0]
+                        + w11 * blurred[1, y1, x1]
+                    )
+                )
+                e2 += abs(
+                    q
+                    - (
+                        w00 * blurred[2, y0, x0]
+                        + w01 * blurred[2, y0, x1]
+                        + w10 * blurred[2, y1, x0]
+                        + w11 * blurred[2, y1, x1]
+                    )
+                )
+                e3 += abs(
+                    q
+                    - (
+                        w00 * blurred[3, y0, x0]
+                        + w01 * blurred[3, y0, x1]
+                        + w10 * blurred[3, y1, x0]
+                        + w11 * blurred[3, y1, x1]
+                    )
+                )
+                solid += abs(q - grid[cy, cxs[x]])
+                count += 1.0
+        out[k, 0] = e0
+        out[k, 1] = e1
+        out[k, 2] = e2
+        out[k, 3] = e3
+        out[k, 4] = solid
+        out[k, 5] = count
     return out
 
 
@@ -514,9 +596,16 @@ def _fill_ratios(
 def _fill_blurred(grid: np.ndarray, scale: float) -> np.ndarray:
     """`grid` under each of _FILL_SIGMAS (bins of a 64-bin grid; `scale` of them a bin)."""
     rows, cols = grid.shape
-    return np.stack(
-        [_gauss(rows, s / scale) @ grid @ _gauss(cols, s / scale).T for s in _FILL_SIGMAS]
-    )
+    out = np.empty((len(_FILL_SIGMAS), rows, cols), dtype=np.float32)
+    for i, s in enumerate(_FILL_SIGMAS):
+        if s <= 0:  # the identity's products: the grid itself (1 x v + 0s, exact)
+            out[i] = grid
+            continue
+        # (_BLUR_SCALE G) grid (_BLUR_SCALE G)^T, unscaled: G grid G^T (`_gauss_scaled`;
+        # the transpose a view, as it was: BLAS adds in another order for a transposed copy).
+        blurred = _gauss_scaled(rows, s / scale) @ grid @ _gauss_scaled(cols, s / scale).T
+        np.multiply(blurred, _BLUR_UNSCALE, out=out[i])
+    return out
 
 
 def _fill_best(
@@ -1012,14 +1101,20 @@ def variant_frames(
     return out, padded
 
 
-def _corner_fill(block: np.ndarray, k: int) -> None:
+@numba.njit(cache=True, nogil=True)
+def _corner_fill(block: np.ndarray, k: int) -> None:  # pragma: no cover - compiled
     """Fill the top-left k x k of `block` in place from the row and the column just past it:
     each bin a blend of the two, the nearer weighing more."""
-    i = np.arange(k, 0, -1, dtype=np.float32)  # distance of row (column) j from row (column) k
-    down, across = i[:, None], i[None, :]
-    below = block[k, :k][None, :]  # the row under the corner, continued up
-    beside = block[:k, k][:, None]  # the column beside it, continued left
-    block[:k, :k] = (below * across + beside * down) / (down + across)
+    # (below * across + beside * down) / (down + across) of float32s, each operation as the
+    # broadcast arrays did it (down, across: the distance of row i, column j from row,
+    # column k), without them; the row and the column read before any bin is written.
+    below = block[k, :k].copy()  # the row under the corner, continued up
+    beside = block[:k, k].copy()  # the column beside it, continued left
+    for i in range(k):
+        down = np.float32(k - i)
+        for j in range(k):
+            across = np.float32(k - j)
+            block[i, j] = (below[j] * across + beside[i] * down) / (down + across)
 
 
 def masked_blocks(block: np.ndarray) -> list[tuple[str, np.ndarray]]:
@@ -1062,6 +1157,7 @@ def warm() -> None:
     _mirror_best(np.zeros((32, 8), dtype=np.float32), 4, 8, 3)
     _mirror_refined(np.zeros((32, 8), dtype=np.float32), 8, 1.0, True)
     _details(np.zeros((32, 8), dtype=np.float32))
+    _blur_side(np.ones(32), 1, 8, 4)
     _halve(np.zeros((64, 64), dtype=np.float32))
     _few_steps(np.zeros((8, 8), dtype=np.float32), _FLAT_STEP, 3)
     _strongest_step(np.zeros((8, 8), dtype=np.float64), 3)
@@ -1074,6 +1170,7 @@ def warm() -> None:
     _fill_errors(grid, _fill_blurred(grid, 1.0), 4.0, 4.0, 4.0, 0.875, 4.0, 0.875)
     _fill_edges(np.zeros((40, 16), dtype=np.float32), _FILL_LINES)
     _strongest_step(np.zeros((8, 8), dtype=np.float32), 3)
+    masked_blocks(np.zeros((64, 64), dtype=np.float32))
     _abs_diff(np.zeros((8, 8), dtype=np.float32)[:4], np.zeros((8, 8), dtype=np.float32)[4:])
     _abs_diff(np.zeros((8, 8), dtype=np.float32)[:, :4], np.zeros((8, 8), dtype=np.float32)[:, 4:])
     thumbnail_from_sums(np.ones((4, 4), dtype=np.float32), 8, 8, 1000.0)
