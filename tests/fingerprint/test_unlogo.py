@@ -45,11 +45,20 @@ def with_logo(
     return Image.alpha_composite(image.convert("RGBA"), layer)
 
 
-@pytest.mark.parametrize("photo", [skdata.coffee, skdata.immunohistochemistry])
-def test_a_corner_logo_is_taken_off_where_nothing_else_matches(photo) -> None:
+@pytest.mark.parametrize(
+    ("photo", "corner", "share", "colour", "alpha"),
+    [
+        (skdata.chelsea, 3, 0.15, (20, 40, 200), 170),
+        (skdata.immunohistochemistry, 0, 0.12, (230, 200, 30), 160),
+        (skdata.coffee, 1, 0.18, (200, 30, 30), 180),
+    ],
+)
+def test_a_corner_logo_is_taken_off_where_nothing_else_matches(
+    photo, corner, share, colour, alpha
+) -> None:
     image = Image.fromarray(photo())
     original = pdq_from_bytes(jpeg(image), max_pixels=MAX).hash
-    copy = pdq_from_bytes(jpeg(with_logo(image, 0, 0.12, (230, 200, 30), 160)), max_pixels=MAX)
+    copy = pdq_from_bytes(jpeg(with_logo(image, corner, share, colour, alpha)), max_pixels=MAX)
     found = {name: hamming(h, original) for name, h, quality in copy.variants if quality >= 50}
     unlogo = found.pop("unlogo")
     # The logo moved the plain hash past the plain distance and every other variant (the masks

@@ -84,10 +84,10 @@ _BAND = 6
 # steps at least this root mean square (levels of 0..255) and the picture outside the edges at
 # least this standard deviation along them; `_contrast` within these shares of s; the sides'
 # aspect.
-_STRICT = (0.1, 0.2, _MIN_S, _MAX_S, 8.0, 4.0, 0.65, 1.5, _MAX_ASPECT)
+_STRICT = (0.05, 0.1, _MIN_S, _MAX_S, 8.0, 4.0, 0.65, 1.5, _MAX_ASPECT)
 # The edges placed on the fine thumbnail: within this many bins of where the thumbnail put
 # them, the best fit of any s.
-_PLACE = 3
+_PLACE = 2
 _PLACING = (np.inf, np.inf, 0.0, 1.0, 0.0, 0.0, 0.0, np.inf, np.inf)
 # Fits of one place (edges within this many bins) are one (`_keep`).
 _NEAR = 2
@@ -455,11 +455,13 @@ def _binned_matrix(n: int, bins: int) -> np.ndarray:
     of `bins` box bins (pixel i in bin i * bins // n): 64 x bins."""
     from vigil.fingerprint.pdq import _downscale_matrix
 
-    dense = _downscale_matrix(n).astype(np.float64)
+    dense = _downscale_matrix(n)
     owner = (np.arange(n) * bins) // n
     bounds = np.searchsorted(owner, np.arange(bins + 1))
-    cumulative = np.concatenate([np.zeros((1, dense.shape[0])), np.cumsum(dense.T, axis=0)])
-    out = (cumulative[bounds[1:]] - cumulative[bounds[:-1]]).T
+    cumulative = np.concatenate(
+        [np.zeros((1, dense.shape[0])), np.cumsum(dense.T, axis=0, dtype=np.float64)]
+    )
+    out = (cumulative[bounds[1:]] - cumulative[bounds[:-1]]).T.astype(np.float32)
     out.setflags(write=False)
     return out
 
@@ -517,11 +519,15 @@ def unlogoed(pixels: np.ndarray, thumb: np.ndarray, block: np.ndarray) -> np.nda
     )
     region, indicator = _region_blocks(pixels, r0, r1, c0, c1)
     # PDQ's own downscale of the changes the fine thumbnail's bins stand for (each bin's
-    # pixels taken as its value): its matrices summed over the pixels of each bin.
+    # pixels taken as its value; only the region's bins changed): its matrices summed over the
+    # pixels of each bin.
+    fr0, fr1 = (fine_rows - y0, fine_rows) if flip_rows else (0, y0)
+    fc0, fc1 = (fine_cols - x0, fine_cols) if flip_cols else (0, x0)
+    change = result[fr0:fr1, fc0:fc1] - linear[fr0:fr1, fc0:fc1]
     rest = (
-        _binned_matrix(rows, fine_rows)
-        @ (result - linear).astype(np.float64)
-        @ _binned_matrix(cols, fine_cols).T
+        _binned_matrix(rows, fine_rows)[:, fr0:fr1]
+        @ change
+        @ _binned_matrix(cols, fine_cols)[:, fc0:fc1].T
     )
     out = block + (1.0 / s - 1.0) * region - (t / s) * indicator + rest
     return out.astype(np.float32)
@@ -640,6 +646,13 @@ def _offsets(region: np.ndarray, s: float, t: float) -> np.ndarray:
         as_is = float(np.median(np.abs(here - there)))
         back = float(np.median(np.abs(here * s + t - there)))
         restored[k] = as_is > threshold and back < _RESTORE * as_is
+    # Each pair seen from both of its patches, grouped by the first: (patch, other, step).
+    mine = np.concatenate([a, b])
+    other = np.concatenate([b, a])
+    steps = np.concatenate([d, -d])
+    by = np.argsort(mine, kind="stable")
+    mine, other, steps = mine[by], other[by], steps[by]
+    bounds = np.searchsorted(mine, np.arange(count + 2))
     order = [k for k in np.argsort(-sizes) if k > 0 and sizes[k] >= _MIN_PATCH]
     changed = True
     while changed:
@@ -647,11 +660,12 @@ def _offsets(region: np.ndarray, s: float, t: float) -> np.ndarray:
         for k in order:
             if not np.isnan(known[k]):
                 continue
-            mine_a = (a == k) & ~np.isnan(known[b])
-            mine_b = (b == k) & ~np.isnan(known[a])
-            diffs = np.concatenate([d[mine_a] + known[b[mine_a]], -d[mine_b] + known[a[mine_b]]])
-            if diffs.size < _MIN_PAIRS:
+            lo, hi = bounds[k], bounds[k + 1]
+            across = known[other[lo:hi]]
+            ok = ~np.isnan(across)
+            if ok.sum() < _MIN_PAIRS:
                 continue
+            diffs = steps[lo:hi][ok] + across[ok]
             shift = float(np.median(diffs))
             agree = float(np.median(np.abs(diffs - shift))) < _AGREE * abs(shift)
             known[k] = shift if agree and abs(shift) > threshold else 0.0
@@ -673,20 +687,33 @@ def _offsets(region: np.ndarray, s: float, t: float) -> np.ndarray:
         near[:, 1:] |= near[:, :-1]
         near[:, :-1] |= near[:, 1:]
     hole = edge & near
-    filled = np.where(hole, np.nan, out)
-    for _ in range(2 * _REACH):
-        if not np.isnan(filled).any():
-            break
-        padded = np.pad(filled, 1, mode="edge")
-        around = np.stack(
-            [padded[:-2, 1:-1], padded[2:, 1:-1], padded[1:-1, :-2], padded[1:-1, 2:]]
-        )
-        with np.errstate(invalid="ignore"):
-            total = np.nansum(around, axis=0)
-            n = np.sum(~np.isnan(around), axis=0)
-        gap = np.isnan(filled) & (n > 0)
-        filled[gap] = total[gap] / n[gap]
-    return np.where(np.isnan(filled), out, filled)
+    return _fill(out, hole, 2 * _REACH)
+
+
+@numba.njit(cache=True, nogil=True)
+def _fill(values: np.ndarray, hole: np.ndarray, passes: int) -> np.ndarray:  # pragma: no cover
+    # `values` with the `hole` bins filled from their neighbours: in each of `passes` passes,
+    # every hole bin beside a known one takes the mean of its known neighbours (as the pass
+    # found them); the bins still unknown after that keep their values.
+    rows, cols = values.shape
+    out = values.copy()
+    known = ~hole
+    for _ in range(passes):
+        now = known.copy()
+        for y in range(rows):
+            for x in range(cols):
+                if known[y, x]:
+                    continue
+                total, n = 0.0, 0
+                for v, u in ((y - 1, x), (y + 1, x), (y, x - 1), (y, x + 1)):
+                    if 0 <= v < rows and 0 <= u < cols and known[v, u]:
+                        total += out[v, u]
+                        n += 1
+                if n:
+                    out[y, x] = total / n
+                    now[y, x] = True
+        known = now
+    return out
 
 
 def warm() -> None:
@@ -698,4 +725,6 @@ def warm() -> None:
         _corner_search(
             _oriented(probe, flip_rows, flip_cols), 8, 30, 8, 30, 0.04, 0.12, 2.0, 1.0, 3
         )
+    _place(_oriented(probe, True, True), 0.3, 0.3)
     _label(np.ones((4, 4), dtype=np.bool_))
+    _fill(np.zeros((4, 4)), np.ones((4, 4), dtype=np.bool_), 1)
