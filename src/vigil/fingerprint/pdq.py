@@ -35,6 +35,8 @@ from vigil.fingerprint.image import (
     decode_luma_sized,
     reduced_jpeg_decode,
 )
+from vigil.fingerprint.unlogo import unlogoed
+from vigil.fingerprint.unlogo import warm as unlogo_warm
 from vigil.fingerprint.unveil import unveiled
 from vigil.fingerprint.unveil import warm as unveil_warm
 from vigil.fingerprint.variants import (
@@ -245,7 +247,9 @@ def variant_hashes(
     decoded pixels (as `downscale_pixels` takes them, or a float luma plane) whose PDQ
     downscale is `block`, in the original orientation only. The re-framed ones are PDQ's own
     downscale of the region, from the pixels; the masked ones are made from `block`; `unveil`
-    (vigil.fingerprint.unveil: a text band taken off) from a finer thumbnail, when one is found.
+    (vigil.fingerprint.unveil: a text band taken off) and `unlogo` (vigil.fingerprint.unlogo: a
+    semi-opaque corner region taken off) from a finer thumbnail and the region's pixels, when
+    one is found.
     `thumb`: the pixels' `variants.thumbnail` when already made (else made here); `row_sums`:
     the row pass of PDQ's own downscale of RGB pixels at their size (`downscale_pixels_binned`),
     which a region of all the rows (only its sides cut) is made from."""
@@ -271,6 +275,11 @@ def variant_hashes(
         rows, cols = fine.shape
         blocks.append(downscale_banded(fine, pad_band(rows, 0, 0), pad_band(cols, 0, 0)))
         names.append("unveil")
+    # A semi-opaque corner region (a logo) taken off (vigil.fingerprint.unlogo).
+    logo = unlogoed(pixels, thumb, block)
+    if logo is not None:
+        blocks.append(logo)
+        names.append("unlogo")
     # One batched product for all the blocks (half the time of one product pair per block),
     # and one compiled call for all their qualities.
     stacked = np.stack(blocks).astype(np.float32, copy=False)
@@ -341,6 +350,7 @@ def warm() -> None:
     downscale_warm()
     variants_warm()
     unveil_warm()
+    unlogo_warm()
     _gradient_sum(np.zeros((64, 64), dtype=np.float32))
     _gradient_sums(np.zeros((1, 64, 64), dtype=np.float32))
 

@@ -1,0 +1,730 @@
+"""The `unlogo` variant: a semi-opaque flat-coloured region in a corner (a logo) taken off.
+
+A region of colour c laid over the picture at opacity a leaves observed = a*c + (1-a)*original
+in it, in each channel and so in luma (luma is linear): inside = s*original + t, s = 1 - a,
+t = a*Y(c). Across a straight edge of the region the original is continuous, so the bins just
+inside are an affine function of the bins just outside, inside ~= s*outside + t, with one s and
+one t along every edge of the region; the picture's own edges rarely keep such a relation
+along two perpendicular lines that meet and run to the picture's sides.
+
+Found on the variants' 256-bin luma thumbnail (`variants.thumbnail`), corner by corner, in one
+compiled call each (`_corner_search`): candidate edges are the columns whose mean step across
+(bins j - 1 and j + 1) over a band of rows near the picture's side (`_NEAR_SIDE`) stands out
+(`_PEAKS` local maxima, `_PROMINENCE` times the median), and the rows likewise; each pair of
+a candidate column x0 and row y0 (`_MIN_SIDE` to `_MAX_SIDE` of each side, within `_MAX_ASPECT`
+of each other) is then fitted along the middle of both edges (`_FIRST` to `_LAST` of each:
+rounded corners bend the rest), the bins just inside against those just outside, pooled:
+s is the spread inside over the spread outside (the least-squares slope is drawn towards 0 by
+the picture's own change between the bins, so it is only required not to fall far short of
+it), t from the means. A region is a fit whose residual is under `_STRICT`'s share of the
+squared steps across the edges (pooled, and each edge alone), with `_MIN_S` <= s <= `_MAX_S`,
+steps and a picture outside that varies along the edges (over a flat original, s is not
+determined), and the picture's detail along the edges inside over that outside (`_contrast`)
+near s as well. The best of the four corners is kept.
+
+Taken off on a luma thumbnail of `unveil.FINE` bins a side (one more pass over the pixels, made
+only when a region is found): the edges placed again to the bin there (`_place`), s and t
+fitted again, original = (observed - t)/s inside. Parts of the logo of another colour (an inner
+shape, lettering) are left then as patches offset by a constant from the picture around them:
+steps far over the region's own outline them, and each closed patch inside the region is moved
+by the median step across its outline, when those steps agree (`_offsets`); patches on the
+region's sides that the overlay did not cover (its rounded corners) are put back as they were.
+Clipped to 0..255. The affine part is then made again on PDQ's own downscale of the region's
+pixels (it is linear; a pass over the region's pixels only) and the rest (patches, corners,
+clipping) added from the fine thumbnail through PDQ's matrices summed over each bin's pixels:
+PDQ's box-thumbnail and its own downscale differ by tens of levels on fine detail, which moved
+the hash of some pictures past the distance on its own. One more query, named `unlogo`.
+
+The bounds were chosen on copies made by benchmarks/bench_robustness.py's logo generator (draws
+of their own, seed 5, not the benchmark's) and the 43 listed source photos. Limits: a region
+that is not in a corner (a margin between it and the sides), one that is not a rectangle (a
+round badge), an opaque one (s under `_MIN_S`: the picture is mostly gone under it; the
+`mask-*` variants fill it from around instead), one over a flat corner of the picture (no s to
+fit: the masks' fill does well there), one whose colour is close to the picture's along its
+edges (no step stands out), and patches that do not stand out from the picture's own steps.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numba
+import numpy as np
+
+from vigil.fingerprint.downscale import downscale_banded
+from vigil.fingerprint.unveil import fine_thumbnail
+
+# Sides of a corner region: this share of the picture's side at least and at most, and at most
+# _MAX_ASPECT times one another (as shares).
+_MIN_SIDE = 0.12
+_MAX_SIDE = 0.55
+_MAX_ASPECT = 2.5
+# The part of each edge the fit uses (shares of its length from the picture's side): rounded
+# corners bend the rest.
+_FIRST = 0.25
+_LAST = 0.75
+# 1 - opacity: within _MIN_S.._MAX_S (more opaque: the picture is mostly gone under it; less:
+# it hardly moves PDQ's bits); the least-squares slope at least _MIN_SLOPE of it.
+_MIN_S = 0.1
+_MAX_S = 0.75
+_MIN_SLOPE = 0.3
+# Candidate edges: the mean step across a column over the rows in this part of the height from
+# the corner's side (a row, over columns likewise) a local maximum at least _PROMINENCE times
+# the median (and _STEP_FLOOR levels); the _PEAKS highest of each, each fitted with its edges
+# within _REACH_EDGE bins of the candidates.
+_NEAR_SIDE = (0.04, 0.15)
+_PROMINENCE = 1.5
+_STEP_FLOOR = 1.0
+_PEAKS = 3
+_REACH_EDGE = 2
+# The detail along the edges inside over that outside (`_contrast`, in bands of _BAND lines).
+_BAND = 6
+# The bounds of a fit (`_corner_fit`): the residual at most this share of the squared steps
+# across the edges (pooled), and on each edge alone (with the pooled s, t); s within these; the
+# steps at least this root mean square (levels of 0..255) and the picture outside the edges at
+# least this standard deviation along them; `_contrast` within these shares of s; the sides'
+# aspect.
+_STRICT = (0.05, 0.1, _MIN_S, _MAX_S, 8.0, 4.0, 0.65, 1.5, _MAX_ASPECT)
+# The edges placed on the fine thumbnail: within this many bins of where the thumbnail put
+# them, the best fit of any s.
+_PLACE = 2
+_PLACING = (np.inf, np.inf, 0.0, 1.0, 0.0, 0.0, 0.0, np.inf, np.inf)
+# Fits of one place (edges within this many bins) are one (`_keep`).
+_NEAR = 2
+# Patches of another colour (`_offsets`): outlined by steps (over two bins of the region
+# smoothed over 3 x 3) above _OFFSET_STEP levels and _OFFSET_SHARE times the region's median;
+# compared across their outline _REACH bins apart; moved when at least _MIN_PATCH bins with
+# _MIN_PAIRS pairs across, and the steps agree (median deviation under _AGREE of their median).
+_OFFSET_STEP = 12.0
+_OFFSET_SHARE = 6.0
+_REACH = 4
+_MIN_PATCH = 20
+_MIN_PAIRS = 10
+_AGREE = 0.35
+# A patch on the region's sides is put back as it was when that leaves under this share of the
+# step across its outline.
+_RESTORE = 0.5
+
+
+@numba.njit(cache=True, nogil=True)
+def _line_sums(h: np.ndarray, lo: int, hi: int, along: int, across: bool) -> np.ndarray:
+    # Running sums [out, in, out^2, in^2, in*out] (the first axis) along each candidate line j
+    # in lo..hi-1 (the bin the edge falls in): the bins j - 1 (inside) and j + 1 (outside).
+    # `across`: the lines are rows (samples along the columns), else columns.
+    out = np.empty((5, hi - lo, along + 1))
+    for j in range(lo, hi):
+        line = j - lo
+        s0 = s1 = s2 = s3 = s4 = 0.0
+        out[0, line, 0] = out[1, line, 0] = out[2, line, 0] = 0.0
+        out[3, line, 0] = out[4, line, 0] = 0.0
+        for k in range(along):
+            if across:
+                a, b = np.float64(h[j + 1, k]), np.float64(h[j - 1, k])
+            else:
+                a, b = np.float64(h[k, j + 1]), np.float64(h[k, j - 1])
+            s0 += a
+            s1 += b
+            s2 += a * a
+            s3 += b * b
+            s4 += a * b
+            out[0, line, k + 1] = s0
+            out[1, line, k + 1] = s1
+            out[2, line, k + 1] = s2
+            out[3, line, k + 1] = s3
+            out[4, line, k + 1] = s4
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _ratio(
+    n: float, sx: float, sy: float, sxx: float, syy: float, sxy: float, s: float, t: float
+) -> float:
+    # On one line: the residual of inside = s*outside + t over the squared steps across it.
+    res = syy - 2 * s * sxy - 2 * t * sy + s * s * sxx + 2 * s * t * sx + n * t * t
+    return res / max(sxx - 2 * sxy + syy, 1e-9)
+
+
+@numba.njit(cache=True, nogil=True)
+def _corner_fit(
+    h: np.ndarray,
+    x_lo: int,
+    x_hi: int,
+    y_lo: int,
+    y_hi: int,
+    first: float,
+    last: float,
+    max_ratio: float,
+    max_line_ratio: float,
+    min_s: float,
+    max_s: float,
+    min_step: float,
+    min_spread: float,
+    min_contrast: float,
+    max_contrast: float,
+    max_aspect: float,
+    keep: int,
+) -> np.ndarray:  # pragma: no cover - compiled
+    # The `keep` best regions (rows, best first; one of each place) in the top-left corner of `h` with edges in columns x_lo..x_hi-1 and rows
+    # y_lo..y_hi-1 (2 <= x_lo, x_hi <= columns - 3, the same for the rows): (score, x0, y0, s,
+    # t), score inf if none; x0, y0: the bins its edges fall in; the score: the residual of the
+    # least-squares fit over the squared steps across the edges, pooled.
+    best = np.zeros((keep, 5))
+    best[:, 0] = np.inf
+    if x_hi <= x_lo or y_hi <= y_lo:
+        return best
+    # Column x0 sampled over rows first*y0 .. last*y0; row y0 over columns first*x0 .. last*x0.
+    v = _line_sums(h, x_lo, x_hi, int(last * (y_hi - 1)) + 1, False)
+    w = _line_sums(h, y_lo, y_hi, int(last * (x_hi - 1)) + 1, True)
+    # y0 in columns' units (the region's sides as shares of the picture's compared).
+    cols_scale = h.shape[1] / h.shape[0]
+    for x0 in range(x_lo, x_hi):
+        xa, xb = int(first * x0), int(last * x0)
+        c = x0 - x_lo
+        for y0 in range(y_lo, y_hi):
+            if y0 * cols_scale > max_aspect * x0 or x0 > max_aspect * y0 * cols_scale:
+                continue
+            ya, yb = int(first * y0), int(last * y0)
+            r = y0 - y_lo
+            # The column's part and the row's, then both.
+            ax, ay = v[0, c, yb] - v[0, c, ya], v[1, c, yb] - v[1, c, ya]
+            axx, ayy, axy = (
+                v[2, c, yb] - v[2, c, ya],
+                v[3, c, yb] - v[3, c, ya],
+                v[4, c, yb] - v[4, c, ya],
+            )
+            bx, by = w[0, r, xb] - w[0, r, xa], w[1, r, xb] - w[1, r, xa]
+            bxx, byy, bxy = (
+                w[2, r, xb] - w[2, r, xa],
+                w[3, r, xb] - w[3, r, xa],
+                w[4, r, xb] - w[4, r, xa],
+            )
+            n = np.float64(yb - ya + xb - xa)
+            sx, sy, sxx, syy, sxy = ax + bx, ay + by, axx + bxx, ayy + byy, axy + bxy
+            step = sxx - 2 * sxy + syy
+            if step <= 0 or step < n * min_step * min_step:
+                continue
+            vxx = sxx - sx * sx / n
+            if vxx <= 0 or vxx < n * min_spread * min_spread:
+                continue
+            vxy = sxy - sx * sy / n
+            vyy = syy - sy * sy / n
+            s = vxy / vxx
+            # 1 - opacity: the spread inside over that outside (the least-squares slope is
+            # drawn towards 0 by the picture's own change between the bins), which the slope
+            # must not fall far short of.
+            spread_ratio = np.sqrt(max(vyy, 0.0) / vxx)
+            if spread_ratio < min_s or spread_ratio > max_s or s < _MIN_SLOPE * spread_ratio:
+                continue
+            score = (vyy - vxy * s) / step
+            if score >= max_ratio or score >= best[keep - 1, 0]:
+                continue
+            t = (sy - s * sx) / n
+            if (
+                _ratio(yb - ya, ax, ay, axx, ayy, axy, s, t) >= max_line_ratio
+                or _ratio(xb - xa, bx, by, bxx, byy, bxy, s, t) >= max_line_ratio
+            ):
+                continue
+            if min_contrast > 0 or max_contrast < np.inf:
+                contrast = _contrast(h, x0, y0, xa, xb, ya, yb) / max(spread_ratio, 1e-6)
+                if contrast < min_contrast or contrast > max_contrast:
+                    continue
+            _keep(best, score, x0, y0, s, t)
+    return best
+
+
+@numba.njit(cache=True, nogil=True)
+def _keep(best: np.ndarray, score: float, x0: int, y0: int, s: float, t: float) -> None:
+    # Into the kept fits (ordered by score): one of a place (edges within _NEAR bins), the best.
+    keep = best.shape[0]
+    slot = keep - 1
+    for i in range(keep):
+        if abs(best[i, 1] - x0) <= _NEAR and abs(best[i, 2] - y0) <= _NEAR and best[i, 0] < np.inf:
+            if best[i, 0] <= score:
+                return
+            slot = i
+            break
+    best[slot, 0], best[slot, 1], best[slot, 2], best[slot, 3], best[slot, 4] = score, x0, y0, s, t
+    # Back into order.
+    i = slot
+    while i > 0 and best[i - 1, 0] > best[i, 0]:
+        for k in range(5):
+            best[i - 1, k], best[i, k] = best[i, k], best[i - 1, k]
+        i -= 1
+
+
+@numba.njit(cache=True, nogil=True)
+def _contrast(
+    h: np.ndarray, x0: int, y0: int, xa: int, xb: int, ya: int, yb: int
+) -> float:  # pragma: no cover - compiled
+    # The picture's detail along the edges (mean step between neighbours along them) in a band
+    # of _BAND lines inside over that in a band outside: s again under an overlay, from other
+    # bins than the fit's.
+    rows, cols = h.shape
+    inside, outside = 0.0, 0.0
+    for k in range(_BAND):
+        ci, co = x0 - 2 - k, x0 + 2 + k
+        if ci >= 0 and co < cols:
+            for y in range(ya, yb - 1):
+                inside += abs(np.float64(h[y + 1, ci]) - np.float64(h[y, ci]))
+                outside += abs(np.float64(h[y + 1, co]) - np.float64(h[y, co]))
+        ri, ro = y0 - 2 - k, y0 + 2 + k
+        if ri >= 0 and ro < rows:
+            for x in range(xa, xb - 1):
+                inside += abs(np.float64(h[ri, x + 1]) - np.float64(h[ri, x]))
+                outside += abs(np.float64(h[ro, x + 1]) - np.float64(h[ro, x]))
+    return inside / max(outside, 1e-6)
+
+
+# The corners as (flip rows, flip columns): top left, top right, bottom left, bottom right.
+CORNERS = ((False, False), (False, True), (True, False), (True, True))
+
+
+def _oriented(a: np.ndarray, flip_rows: bool, flip_cols: bool) -> np.ndarray:
+    """`a` flipped so that the corner (flip_rows, flip_cols) is its top left (a view)."""
+    a = a[::-1] if flip_rows else a
+    return a[:, ::-1] if flip_cols else a
+
+
+@numba.njit(cache=True, nogil=True)
+def _peaks(profile: np.ndarray, lo: int, prominence: float, floor: float, count: int) -> np.ndarray:
+    # The `count` highest local maxima of `profile` (its index 0: bin `lo`) that stand
+    # `prominence` times over its median (and `floor`), as bins, highest first (-1: none).
+    out = np.full(count, -1)
+    heights = np.zeros(count)
+    bar = prominence * max(np.median(profile), floor)
+    for i in range(1, profile.size - 1):
+        p = profile[i]
+        if p < bar or p < profile[i - 1] or p < profile[i + 1]:
+            continue
+        for k in range(count):
+            if out[k] < 0 or p > heights[k]:
+                for m in range(count - 1, k, -1):
+                    out[m], heights[m] = out[m - 1], heights[m - 1]
+                out[k], heights[k] = i + lo, p
+                break
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _corner_search(
+    h: np.ndarray,
+    x_lo: int,
+    x_hi: int,
+    y_lo: int,
+    y_hi: int,
+    near: float,
+    far: float,
+    prominence: float,
+    floor: float,
+    count: int,
+) -> np.ndarray:  # pragma: no cover - compiled
+    # The best region in the top-left corner of `h` (as `_corner_fit`, under the strict
+    # bounds) among the pairs of candidate edges: the columns whose mean step across (bins
+    # j - 1 and j + 1) over the rows near..far of the height stands out (`_peaks`), and the rows
+    # likewise over the columns near..far of the width.
+    rows, cols = h.shape
+    columns = np.zeros(x_hi - x_lo)
+    first, last = int(near * rows), int(far * rows)
+    for y in range(first, last):
+        for j in range(x_lo, x_hi):
+            columns[j - x_lo] += abs(np.float64(h[y, j + 1]) - np.float64(h[y, j - 1]))
+    xs = _peaks(columns / max(last - first, 1), x_lo, prominence, floor, count)
+    best = np.full(5, np.inf)
+    if xs[0] < 0:
+        return best
+    lines = np.zeros(y_hi - y_lo)
+    first, last = int(near * cols), int(far * cols)
+    for j in range(y_lo, y_hi):
+        above, below = h[j - 1], h[j + 1]
+        total = 0.0
+        for x in range(first, last):
+            total += abs(np.float64(below[x]) - np.float64(above[x]))
+        lines[j - y_lo] = total / max(last - first, 1)
+    ys = _peaks(lines, y_lo, prominence, floor, count)
+    for x in xs:
+        if x < 0:
+            break
+        for y in ys:
+            if y < 0:
+                break
+            fit = _corner_fit(
+                h,
+                max(2, x - _REACH_EDGE),
+                min(cols - 3, x + _REACH_EDGE + 1),
+                max(2, y - _REACH_EDGE),
+                min(rows - 3, y + _REACH_EDGE + 1),
+                _FIRST,
+                _LAST,
+                _STRICT[0],
+                _STRICT[1],
+                _STRICT[2],
+                _STRICT[3],
+                _STRICT[4],
+                _STRICT[5],
+                _STRICT[6],
+                _STRICT[7],
+                _STRICT[8],
+                1,
+            )[0]
+            if fit[0] < best[0]:
+                best[:] = fit
+    return best
+
+
+def find_logo(thumb: np.ndarray) -> tuple[int, float, float] | None:
+    """(corner index into CORNERS, width, height as shares of the picture's sides) of a
+    semi-opaque corner region found on the luma thumbnail `thumb`, or None: candidate edges
+    where the mean step across a column (a row) near the picture's side (_NEAR_SIDE of it)
+    stands out, each pair of them then fitted along the whole edges (`_corner_search`)."""
+    rows, cols = thumb.shape
+    if rows < 64 or cols < 64:
+        return None
+    xs = (max(2, int(_MIN_SIDE * cols)), min(cols - 3, int(_MAX_SIDE * cols) + 1))
+    ys = (max(2, int(_MIN_SIDE * rows)), min(rows - 3, int(_MAX_SIDE * rows) + 1))
+    best: tuple[float, int, float, float] | None = None
+    for corner, (flip_rows, flip_cols) in enumerate(CORNERS):
+        fit = _corner_search(
+            _oriented(thumb, flip_rows, flip_cols),
+            *xs,
+            *ys,
+            *_NEAR_SIDE,
+            _PROMINENCE,
+            _STEP_FLOOR,
+            _PEAKS,
+        )
+        if np.isfinite(fit[0]) and (best is None or fit[0] < best[0]):
+            best = (fit[0], corner, (fit[1] + 0.5) / cols, (fit[2] + 0.5) / rows)
+    if best is None:
+        return None
+    return best[1:]
+
+
+def _edge_fit(f: np.ndarray, x0: int, y0: int) -> tuple[float, float]:
+    """(s, t) of inside = s*outside + t across the edges of a region whose edges fall in column
+    x0 and row y0 of `f` (its corner at the top left): s from the spreads of the two sides
+    (the least-squares slope is drawn towards 0 by the picture's own change between them)."""
+    ya, yb = int(_FIRST * y0), max(int(_LAST * y0), int(_FIRST * y0) + 1)
+    xa, xb = int(_FIRST * x0), max(int(_LAST * x0), int(_FIRST * x0) + 1)
+    inside = np.concatenate([f[ya:yb, x0 - 1], f[y0 - 1, xa:xb]]).astype(np.float64)
+    outside = np.concatenate([f[ya:yb, x0 + 1], f[y0 + 1, xa:xb]]).astype(np.float64)
+    spread = float(outside.std())
+    s = float(inside.std()) / spread if spread > 0 else 0.0
+    return s, float(inside.mean() - s * outside.mean())
+
+
+def _place(f: np.ndarray, width: float, height: float) -> tuple[int, int]:
+    """The bins (column, row) of `f` (the corner at its top left) the region's edges fall in:
+    the best fit within _PLACE bins of width x height (shares of the sides)."""
+    rows, cols = f.shape
+    x, y = int(width * cols), int(height * rows)
+    xs = (max(2, x - _PLACE), min(cols - 3, x + _PLACE + 1))
+    ys = (max(2, y - _PLACE), min(rows - 3, y + _PLACE + 1))
+    fit = _corner_fit(f, xs[0], xs[1], ys[0], ys[1], _FIRST, _LAST, *_PLACING, 1)[0]
+    if not np.isfinite(fit[0]):
+        return x, y
+    return int(fit[1]), int(fit[2])
+
+
+def take_off(
+    fine: np.ndarray, corner: int, width: float, height: float
+) -> tuple[np.ndarray, tuple[int, int], float, float] | None:
+    """`fine` (a luma thumbnail) with the corner region found taken off: its edges placed
+    again on `fine`, s and t fitted there, original = (observed - t)/s inside, patches of
+    another colour moved back (`_offsets`), clipped to 0..255; with the region's bins (rows,
+    columns from the corner) and s, t. None when s is out of bounds."""
+    out = fine.astype(np.float32, copy=True)
+    view = _oriented(out, *CORNERS[corner])
+    x0, y0 = _place(view, width, height)
+    s, t = _edge_fit(view, x0, y0)
+    if not _MIN_S <= s <= _MAX_S:
+        return None
+    region = (view[:y0, :x0].astype(np.float64) - t) / s
+    region = _offsets(region, s, t)
+    view[:y0, :x0] = np.clip(region, 0.0, 255.0)
+    return out, (y0, x0), s, t
+
+
+def _first_pixel(bin_: int, n: int, bins: int) -> int:
+    """The first of the n pixels in bin `bin_` of `bins` (pixel i is in bin i * bins // n)."""
+    return -(-bin_ * n // bins)
+
+
+@functools.lru_cache(maxsize=64)
+def _binned_matrix(n: int, bins: int) -> np.ndarray:
+    """PDQ's 64 x n downscale matrix along an axis of n pixels, summed over the pixels of each
+    of `bins` box bins (pixel i in bin i * bins // n): 64 x bins."""
+    from vigil.fingerprint.pdq import _downscale_matrix
+
+    dense = _downscale_matrix(n)
+    owner = (np.arange(n) * bins) // n
+    bounds = np.searchsorted(owner, np.arange(bins + 1))
+    cumulative = np.concatenate(
+        [np.zeros((1, dense.shape[0])), np.cumsum(dense.T, axis=0, dtype=np.float64)]
+    )
+    out = (cumulative[bounds[1:]] - cumulative[bounds[:-1]]).T.astype(np.float32)
+    out.setflags(write=False)
+    return out
+
+
+def _region_blocks(
+    pixels: np.ndarray, r0: int, r1: int, c0: int, c1: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """PDQ's 64x64 downscale of `pixels` with everything outside rows r0..r1-1 and columns
+    c0..c1-1 taken as 0, and that of the region's indicator (1 inside): its own band matrices
+    cut to the region, over the region's pixels only."""
+    from vigil.fingerprint.downscale import _band
+    from vigil.fingerprint.pdq import _downscale_matrix
+
+    rows, cols = pixels.shape[0], pixels.shape[1]
+    dense_r = _downscale_matrix(rows)[:, r0:r1]
+    dense_c = _downscale_matrix(cols)[:, c0:c1]
+    indicator = np.outer(dense_r.sum(axis=1), dense_c.sum(axis=1)).astype(np.float32)
+    # The kernels skip the zero weights of the outputs away from the region.
+    part = np.ascontiguousarray(pixels[r0:r1, c0:c1])
+    block = downscale_banded(part, _band(dense_r), _band(dense_c))
+    return block, indicator
+
+
+def unlogoed(pixels: np.ndarray, thumb: np.ndarray, block: np.ndarray) -> np.ndarray | None:
+    """PDQ's 64x64 block of decoded `pixels` (whose block is `block`) with a semi-opaque corner
+    region found on their thumbnail `thumb` taken off, or None when there is none. The
+    affine part (observed -> (observed - t)/s) on PDQ's own downscale of the region's pixels
+    (it is linear: only that region's pass is made again); what follows it (the patches of
+    another colour, the rounded corners, the clipping) from the luma thumbnail of
+    `unveil.FINE` bins it is worked out on."""
+    found = find_logo(thumb)
+    if found is None:
+        return None
+    fine = fine_thumbnail(pixels)
+    undone = take_off(fine, *found)
+    if undone is None:
+        return None
+    result, (y0, x0), s, t = undone
+    flip_rows, flip_cols = CORNERS[found[0]]
+    # The affine part alone on the fine thumbnail, to take out of its result.
+    linear = fine.astype(np.float32, copy=True)
+    view = _oriented(linear, flip_rows, flip_cols)
+    view[:y0, :x0] = (view[:y0, :x0] - t) / s
+    rows, cols = pixels.shape[0], pixels.shape[1]
+    fine_rows, fine_cols = fine.shape
+    r0, r1 = (
+        (_first_pixel(fine_rows - y0, rows, fine_rows), rows)
+        if flip_rows
+        else (0, _first_pixel(y0, rows, fine_rows))
+    )
+    c0, c1 = (
+        (_first_pixel(fine_cols - x0, cols, fine_cols), cols)
+        if flip_cols
+        else (0, _first_pixel(x0, cols, fine_cols))
+    )
+    region, indicator = _region_blocks(pixels, r0, r1, c0, c1)
+    # PDQ's own downscale of the changes the fine thumbnail's bins stand for (each bin's
+    # pixels taken as its value; only the region's bins changed): its matrices summed over the
+    # pixels of each bin.
+    fr0, fr1 = (fine_rows - y0, fine_rows) if flip_rows else (0, y0)
+    fc0, fc1 = (fine_cols - x0, fine_cols) if flip_cols else (0, x0)
+    change = result[fr0:fr1, fc0:fc1] - linear[fr0:fr1, fc0:fc1]
+    rest = (
+        _binned_matrix(rows, fine_rows)[:, fr0:fr1]
+        @ change
+        @ _binned_matrix(cols, fine_cols)[:, fc0:fc1].T
+    )
+    out = block + (1.0 / s - 1.0) * region - (t / s) * indicator + rest
+    return out.astype(np.float32)
+
+
+# -- patches of another colour inside the region ------------------------------------------
+
+
+@numba.njit(cache=True, nogil=True)
+def _label(free: np.ndarray) -> tuple[np.ndarray, int]:  # pragma: no cover - compiled
+    # Connected components (4-neighbours) of the True bins: labels 1.., 0 elsewhere.
+    rows, cols = free.shape
+    labels = np.zeros((rows, cols), dtype=np.int32)
+    stack = np.empty(rows * cols, dtype=np.int64)
+    count = 0
+    for i in range(rows):
+        for j in range(cols):
+            if not free[i, j] or labels[i, j]:
+                continue
+            count += 1
+            labels[i, j] = count
+            top = 0
+            stack[0] = i * cols + j
+            top = 1
+            while top:
+                top -= 1
+                p = stack[top]
+                y, x = p // cols, p % cols
+                for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+                    v, u = y + dy, x + dx
+                    if 0 <= v < rows and 0 <= u < cols and free[v, u] and not labels[v, u]:
+                        labels[v, u] = count
+                        stack[top] = v * cols + u
+                        top += 1
+    return labels, count
+
+
+def _pairs(
+    labels: np.ndarray, values: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(label a, label b, value a, value b) of every two bins _REACH apart along a row, a
+    column or a diagonal that lie in two different components."""
+    rows, cols = labels.shape
+    r = _REACH
+    out_a, out_b, out_va, out_vb = [], [], [], []
+    for dy, dx in ((0, r), (r, 0), (r, r), (r, -r)):
+        xa, xb = (
+            (slice(0, cols - dx), slice(dx, cols))
+            if dx >= 0
+            else (slice(-dx, cols), slice(0, cols + dx))
+        )
+        a, b = labels[: rows - dy, xa], labels[dy:, xb]
+        keep = (a > 0) & (b > 0) & (a != b)
+        out_a.append(a[keep])
+        out_b.append(b[keep])
+        out_va.append(values[: rows - dy, xa][keep])
+        out_vb.append(values[dy:, xb][keep])
+    return (
+        np.concatenate(out_a),
+        np.concatenate(out_b),
+        np.concatenate(out_va),
+        np.concatenate(out_vb),
+    )
+
+
+def _offsets(region: np.ndarray, s: float, t: float) -> np.ndarray:
+    """`region` (the corner region with the overlay's s, t taken off) with the patches of
+    another colour inside it moved back: bins whose step to a neighbour is far over the
+    region's typical one outline patches; a patch that does not reach the region's sides is
+    moved by the median step across its outline to the patches known already (the largest on
+    the sides: 0), when those steps agree (their median deviation under _AGREE of it); another
+    patch on the sides (a rounded corner of the overlay, which left the picture there as it
+    was) is put back as it was (s*value + t) when that takes most of the step across its
+    outline away; the outline's own bins beside a moved patch are filled from their
+    neighbours."""
+    rows, cols = region.shape
+    if rows < 8 or cols < 8:
+        return region
+    # Outlines looked for, and steps across them measured, on the region smoothed over 3 x 3
+    # bins: a grainy picture's own steps are far smaller there, a patch's stay.
+    padded = np.pad(region, 1, mode="edge")
+    smooth = np.zeros_like(region)
+    for i in range(3):
+        for j in range(3):
+            smooth += padded[i : i + rows, j : j + cols]
+    smooth /= 9.0
+    step = np.zeros_like(region)
+    step[:, 1:-1] = np.abs(smooth[:, 2:] - smooth[:, :-2])
+    step[1:-1, :] = np.maximum(step[1:-1, :], np.abs(smooth[2:, :] - smooth[:-2, :]))
+    threshold = max(_OFFSET_STEP, _OFFSET_SHARE * float(np.median(step)))
+    edge = step > threshold
+    labels, count = _label(~edge)
+    if count <= 1:
+        return region
+    sizes = np.bincount(labels.ravel(), minlength=count + 1)
+    known = np.full(count + 1, np.nan)
+    sides = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    sides = sides[sides > 0]
+    main = int(sides[np.argmax(sizes[sides])]) if sides.size else int(np.argmax(sizes[1:]) + 1)
+    known[main] = 0.0
+    a, b, va, vb = _pairs(labels, smooth)
+    d = va - vb
+    moved = np.zeros(count + 1, dtype=bool)
+    restored = np.zeros(count + 1, dtype=bool)
+    # The other patches on the sides: as they were (a rounded corner), else as they are.
+    for k in sides:
+        known[k] = 0.0
+        if k == main or sizes[k] < _MIN_PATCH:
+            continue
+        mine_a = (a == k) & (b == main)
+        mine_b = (b == k) & (a == main)
+        if mine_a.sum() + mine_b.sum() < _MIN_PAIRS:
+            continue
+        here = np.concatenate([va[mine_a], vb[mine_b]])
+        there = np.concatenate([vb[mine_a], va[mine_b]])
+        as_is = float(np.median(np.abs(here - there)))
+        back = float(np.median(np.abs(here * s + t - there)))
+        restored[k] = as_is > threshold and back < _RESTORE * as_is
+    # Each pair seen from both of its patches, grouped by the first: (patch, other, step).
+    mine = np.concatenate([a, b])
+    other = np.concatenate([b, a])
+    steps = np.concatenate([d, -d])
+    by = np.argsort(mine, kind="stable")
+    mine, other, steps = mine[by], other[by], steps[by]
+    bounds = np.searchsorted(mine, np.arange(count + 2))
+    order = [k for k in np.argsort(-sizes) if k > 0 and sizes[k] >= _MIN_PATCH]
+    changed = True
+    while changed:
+        changed = False
+        for k in order:
+            if not np.isnan(known[k]):
+                continue
+            lo, hi = bounds[k], bounds[k + 1]
+            across = known[other[lo:hi]]
+            ok = ~np.isnan(across)
+            if ok.sum() < _MIN_PAIRS:
+                continue
+            diffs = steps[lo:hi][ok] + across[ok]
+            shift = float(np.median(diffs))
+            agree = float(np.median(np.abs(diffs - shift))) < _AGREE * abs(shift)
+            known[k] = shift if agree and abs(shift) > threshold else 0.0
+            moved[k] = known[k] != 0.0
+            changed = True
+    if restored.any():
+        region = np.where(restored[labels], region * s + t, region)
+        moved |= restored
+    if not moved.any():
+        return region
+    out = region.copy()
+    shift = np.nan_to_num(known)[labels]
+    out -= np.where(moved[labels], shift, 0.0)
+    # The outline beside a moved patch (its bins mixed): filled from the neighbours.
+    near = moved[labels]
+    for _ in range(_REACH):
+        near[1:] |= near[:-1]
+        near[:-1] |= near[1:]
+        near[:, 1:] |= near[:, :-1]
+        near[:, :-1] |= near[:, 1:]
+    hole = edge & near
+    return _fill(out, hole, 2 * _REACH)
+
+
+@numba.njit(cache=True, nogil=True)
+def _fill(values: np.ndarray, hole: np.ndarray, passes: int) -> np.ndarray:  # pragma: no cover
+    # `values` with the `hole` bins filled from their neighbours: in each of `passes` passes,
+    # every hole bin beside a known one takes the mean of its known neighbours (as the pass
+    # found them); the bins still unknown after that keep their values.
+    rows, cols = values.shape
+    out = values.copy()
+    known = ~hole
+    for _ in range(passes):
+        now = known.copy()
+        for y in range(rows):
+            for x in range(cols):
+                if known[y, x]:
+                    continue
+                total, n = 0.0, 0
+                for v, u in ((y - 1, x), (y + 1, x), (y, x - 1), (y, x + 1)):
+                    if 0 <= v < rows and 0 <= u < cols and known[v, u]:
+                        total += out[v, u]
+                        n += 1
+                if n:
+                    out[y, x] = total / n
+                    now[y, x] = True
+        known = now
+    return out
+
+
+def warm() -> None:
+    """Load (or compile) the kernels now."""
+    probe = np.zeros((40, 40), dtype=np.float32)
+    probe = np.zeros((64, 64), dtype=np.float32)
+    for flip_rows, flip_cols in CORNERS:
+        find_logo(np.ascontiguousarray(probe))
+        _corner_search(
+            _oriented(probe, flip_rows, flip_cols), 8, 30, 8, 30, 0.04, 0.12, 2.0, 1.0, 3
+        )
+    _place(_oriented(probe, True, True), 0.3, 0.3)
+    _label(np.ones((4, 4), dtype=np.bool_))
+    _fill(np.zeros((4, 4)), np.ones((4, 4), dtype=np.bool_), 1)

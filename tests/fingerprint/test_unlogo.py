@@ -1,0 +1,118 @@
+"""The `unlogo` variant: a semi-opaque logo in a corner taken off finds a copy that the plain hash
+and every other variant miss; a photo without one gets no such variant."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+from skimage import data as skdata
+
+from vigil.fingerprint.pdq import PDQ_MATCH_DISTANCE, hamming, pdq_from_bytes
+from vigil.fingerprint.unlogo import CORNERS, _offsets, find_logo
+from vigil.fingerprint.variants import thumbnail
+from vigil.matching.settings import PDQ_VARIANT_DISTANCE
+
+MAX = 50_000_000
+
+
+def jpeg(image: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    image.convert("RGB").save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
+def with_logo(
+    image: Image.Image, corner: int, share: float, colour: tuple[int, int, int], alpha: int
+) -> Image.Image:
+    """A rounded rectangle of `colour` at opacity alpha/255 over `share` of the area in a corner
+    (CORNERS' order), with a disc of the inverse colour inside it."""
+    w, h = image.size
+    side_w, side_h = round(w * share**0.5), round(h * share**0.5)
+    flip_rows, flip_cols = CORNERS[corner]
+    x = w - side_w if flip_cols else 0
+    y = h - side_h if flip_rows else 0
+    layer = Image.new("RGBA", image.size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(layer)
+    draw.rounded_rectangle(
+        (x, y, x + side_w, y + side_h), radius=side_h // 5, fill=(*colour, alpha)
+    )
+    inverse = (255 - colour[0], 255 - colour[1], 255 - colour[2], alpha)
+    box = (x + side_w // 4, y + side_h // 4, x + 3 * side_w // 4, y + 3 * side_h // 4)
+    draw.ellipse(box, fill=inverse)
+    return Image.alpha_composite(image.convert("RGBA"), layer)
+
+
+@pytest.mark.parametrize(
+    ("photo", "corner", "share", "colour", "alpha"),
+    [
+        (skdata.chelsea, 3, 0.15, (20, 40, 200), 170),
+        (skdata.immunohistochemistry, 0, 0.12, (230, 200, 30), 160),
+        (skdata.coffee, 1, 0.18, (200, 30, 30), 180),
+    ],
+)
+def test_a_corner_logo_is_taken_off_where_nothing_else_matches(
+    photo, corner, share, colour, alpha
+) -> None:
+    image = Image.fromarray(photo())
+    original = pdq_from_bytes(jpeg(image), max_pixels=MAX).hash
+    copy = pdq_from_bytes(jpeg(with_logo(image, corner, share, colour, alpha)), max_pixels=MAX)
+    found = {name: hamming(h, original) for name, h, quality in copy.variants if quality >= 50}
+    unlogo = found.pop("unlogo")
+    # The logo moved the plain hash past the plain distance and every other variant (the masks
+    # among them) past theirs ...
+    assert min(hamming(h, original) for h in copy.dihedral) > PDQ_MATCH_DISTANCE
+    assert min(found.values()) > PDQ_VARIANT_DISTANCE
+    # ... and with the logo taken off the copy is near its original again.
+    assert unlogo <= PDQ_VARIANT_DISTANCE - 8
+
+
+@pytest.mark.parametrize("corner", range(4))
+def test_the_logo_is_found_in_its_corner_at_its_size(corner) -> None:
+    image = Image.fromarray(skdata.coffee())
+    copy = with_logo(image, corner, 0.15, (20, 40, 200), 170)
+    pixels = np.asarray(Image.open(io.BytesIO(jpeg(copy))).convert("RGB"))
+    found = find_logo(thumbnail(pixels))
+    assert found is not None
+    where, width, height = found
+    assert where == corner
+    assert abs(width - 0.15**0.5) < 0.01
+    assert abs(height - 0.15**0.5) < 0.01
+
+
+@pytest.mark.parametrize(
+    "photo",
+    [
+        skdata.astronaut,
+        skdata.coffee,
+        skdata.chelsea,
+        skdata.rocket,
+        skdata.camera,
+        skdata.immunohistochemistry,
+        lambda: skdata.stereo_motorcycle()[0],
+    ],
+)
+def test_a_photo_without_a_logo_gets_no_unlogo(photo) -> None:
+    data = jpeg(Image.fromarray(photo()))
+    assert "unlogo" not in [name for name, _, _ in pdq_from_bytes(data, max_pixels=MAX).variants]
+    pixels = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+    assert find_logo(thumbnail(pixels)) is None
+
+
+def test_a_patch_offset_inside_the_region_is_moved_back() -> None:
+    rng = np.random.default_rng(4)
+    y, x = np.mgrid[0:120, 0:150]
+    picture = 100 + 40 * np.sin(x / 17.0) * np.cos(y / 23.0) + rng.normal(0, 1.5, x.shape)
+    patch = (y - 60) ** 2 / 30**2 + (x - 75) ** 2 / 40**2 < 1
+    moved = _offsets(picture + 70.0 * patch, 0.3, 90.0)
+    # The disc moved back as one, by its offset to within a tenth (the steps across its outline
+    # hold the picture's own change over a few bins too).
+    inner = (y - 60) ** 2 / 26**2 + (x - 75) ** 2 / 36**2 < 1
+    left = (moved - picture)[inner]
+    assert np.ptp(left) < 1e-6
+    assert abs(float(left[0])) < 7.0
+    # Outside it, the picture as it was.
+    outer = (y - 60) ** 2 / 36**2 + (x - 75) ** 2 / 46**2 > 1
+    assert np.abs(moved - picture)[outer].max() < 1e-6
