@@ -38,7 +38,6 @@ from vigil.fingerprint.unveil import unveiled
 from vigil.fingerprint.unveil import warm as unveil_warm
 from vigil.fingerprint.variants import (
     masked_blocks,
-    pad_band,
     thumbnail,
     thumbnail_bins,
     thumbnail_from_sums,
@@ -263,10 +262,9 @@ def variant_hashes(
     blocks += [masked_block for _, masked_block in masked]
     names = [name for name, _, _ in exact + padded] + [name for name, _ in masked]
     # A semi-opaque text band taken off (vigil.fingerprint.unveil), on a finer thumbnail.
-    fine = unveiled(pixels, thumb)
-    if fine is not None:
-        rows, cols = fine.shape
-        blocks.append(downscale_banded(fine, pad_band(rows, 0, 0), pad_band(cols, 0, 0)))
+    unveil = unveiled(pixels, thumb, block)
+    if unveil is not None:
+        blocks.append(unveil)
         names.append("unveil")
     # One batched product for all the blocks (half the time of one product pair per block),
     # and one compiled call for all their qualities.
