@@ -243,7 +243,8 @@ def variant_hashes(
     decoded pixels (as `downscale_pixels` takes them, or a float luma plane) whose PDQ
     downscale is `block`, in the original orientation only. The re-framed ones are PDQ's own
     downscale of the region, from the pixels; the masked ones are made from `block`; `unveil`
-    (vigil.fingerprint.unveil: a text band taken off) from a finer thumbnail, when one is found.
+    (vigil.fingerprint.unveil: a text band taken off) from `block` and the band's pixel rows, when
+    one is found.
     `thumb`: the pixels' `variants.thumbnail` when already made (else made here); `row_sums`:
     the row pass of PDQ's own downscale of RGB pixels at their size (`downscale_pixels_binned`),
     which a region of all the rows (only its sides cut) is made from."""
@@ -261,7 +262,7 @@ def variant_hashes(
     blocks += [downscale_banded(thumb, rows, cols) for _, rows, cols in padded]
     blocks += [masked_block for _, masked_block in masked]
     names = [name for name, _, _ in exact + padded] + [name for name, _ in masked]
-    # A semi-opaque text band taken off (vigil.fingerprint.unveil), on a finer thumbnail.
+    # A semi-opaque text band taken off (vigil.fingerprint.unveil), on the band's pixel rows.
     unveil = unveiled(pixels, thumb, block)
     if unveil is not None:
         blocks.append(unveil)

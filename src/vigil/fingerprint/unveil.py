@@ -1,28 +1,37 @@
 """The `unveil` variant: a semi-opaque text band (a caption, a tiled watermark) taken off.
 
-A watermark of colour c laid over the picture at opacity a leaves observed = a*c + (1-a)*original
-in its glyphs and the picture untouched between them. Glyph strokes are thin (a few percent of
-the picture's side at most), so a grey-scale opening (a running minimum, then a running maximum,
-over a square wider than a stroke) takes a light overlay's glyphs off and leaves what is around
-them: the picture's own level just beside each stroke, which at PDQ's 64x64 scale is the level
-under it. A closing does the same for a dark overlay. Over a whole picture an opening would also
-take off the picture's own thin light detail, so it is applied to one band of rows only: the
-rows where what the opening takes off (the white top-hat, or the black one for a closing) stands
-far above the picture's other rows.
+A caption of colour c laid over the picture at opacity a leaves observed = a*c + (1-a)*original
+in its glyphs and the picture untouched between them, so the original can be had back,
+(observed - a*c) / (1-a), where the glyphs are, once a, c and the glyphs are known.
 
-Found on the variants' 256-bin luma thumbnail (`variants.thumbnail`: both polarities, the band
-of rows whose mean top-hat is `_MIN_Z` robust deviations above the median row's, the strongest
-band kept when its mean score is at least `_MIN_SCORE`), and taken off on a luma thumbnail of
-`FINE` bins a side (one more pass over the pixels, made only when a band is found: strokes of
-small captions are a bin or two of the coarse thumbnail, and a fill there blurs the rows around
-them), which PDQ's own downscale then hashes: one more query, named `unveil`.
+Finding a band (on every picture, so cheap: `find_band`, ~30 microseconds): on the variants'
+thumbnail halved (128 bins a side), each row's detail along it (`_row_detail`: what an opening
+and a closing over 3 bins take off, added; one compiled pass) is compared with the median
+row's (robust z: median absolute deviation, plus _MAD_FLOOR). A band is a run of hot rows
+(z > _MIN_Z) of 3-25% of the height whose mean z is at least _MIN_SCORE and whose mean detail is
+at least _MIN_RATIO times that of the picture's busy rows outside it (its 90th percentile): a
+picture's own detailed stretch is either not set apart from its other rows or spans more of
+them. The text is light when the band is brighter than the rows just outside it. Most pictures
+leave at the first test (no row stands out).
 
-The bounds were chosen on copies made by benchmarks/bench_robustness.py's caption generator
-(draws of their own, not the benchmark's) and checked with the benchmark (README, "Robustness":
-with them no source photo gets an `unveil`); what it does not undo: a
-logo (a large region, not thin strokes: an opening fills it from around, as the masks do), text
-over a picture whose own texture has the strokes' scale and contrast (wood, fine patterns: its
-rows score like the band's), vertical text.
+Undoing it (only when a band is found: `undo_band`): on the band's pixel rows (a margin added),
+at the decoded pixels' own size, c is white (light text) or black, the picture under the glyphs
+is estimated by a grey opening (light) or closing (dark) over a square of _WINDOW of the shorter
+side and at least _BAND_WINDOW of the band's height (wider than the strokes), and a is the
+_OPACITY_QUANTILE of how far the glyph pixels are from it towards c (`take_off`). Each pixel at
+least _GLYPH_SHARE of the opacity of the way there is inverted and kept between the observed
+value and the opening; the others are left. The change is added to the block PDQ already made
+through its own downscale matrices (linear: no pass over the other rows), and hashed as one more
+query, named `unveil`.
+
+The bounds were chosen on captioned copies made by benchmarks/bench_robustness.py's caption
+generator with draws of their own (seed 7), not the benchmark's, and checked with the benchmark
+(README, "Robustness"): no listed photo gets an `unveil`, 0.5% of unrelated tiles do. What it does
+not undo: text over a picture whose own texture has the strokes' scale and contrast (wood,
+stripes, fine grids: the band is not set apart, or the opening takes the texture off with the
+text), a logo (a large region, not thin strokes), vertical text, text of another colour than
+white or black (c is not estimated), a band of rows whose detail the picture already has over
+more than a quarter of its height.
 """
 
 from __future__ import annotations
@@ -32,7 +41,8 @@ import numpy as np
 
 from vigil.fingerprint.downscale import pixel_words
 
-# Bins a side of the luma thumbnail `fine_thumbnail` makes (benchmarks/bench_unveil_ceiling.py).
+# Bins a side of the luma thumbnail `fine_thumbnail` makes (for benchmarks/bench_unveil_ceiling.py:
+# the first `unveil` took the band off there; it now works on the band's pixel rows).
 FINE = 512
 # The square of the opening that takes the glyphs off: this share of the picture's shorter side
 # (wider than the strokes of a caption band up to a fifth of the picture's height).
