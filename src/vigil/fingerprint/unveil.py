@@ -48,7 +48,7 @@ FINE = 512
 # (wider than the strokes of a caption band up to a fifth of the picture's height).
 _WINDOW = 0.025
 # ... and at least this share of the band's height (a large caption's strokes are wider).
-_BAND_WINDOW = 0.35
+_BAND_WINDOW = 0.25
 # A row is hot when its detail is this many robust deviations (median absolute deviation, plus
 # _MAD_FLOOR levels) above the median row's; hot rows fewer than _JOIN apart are one run.
 _MIN_Z = 4.0
