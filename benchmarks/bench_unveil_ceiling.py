@@ -14,7 +14,8 @@ robustness benchmark's caption and logo watermarks (`bench_robustness.text_layer
 - undone on the thumbnail: the same inversion on the variants' 256x256 luma thumbnail (the
   layer's alpha and a*c luma averaged over each bin, as a finder working there would see them),
   hashed with PDQ's downscale of the thumbnail (as the re-padded variants are); and on the
-  512-bin thumbnail `unveil` takes a band off on (`vigil.fingerprint.unveil.fine_thumbnail`).
+  512-bin thumbnail `unveil` first took a band off on (`vigil.fingerprint.unveil.fine_thumbnail`;
+  it now undoes the band on the decoded pixels' rows).
 
     python -m benchmarks.bench_unveil_ceiling [--samples 3] [--seed 11]
 """

@@ -10,8 +10,18 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 from skimage import data as skdata
 
+from vigil.fingerprint.downscale import downscale_pixels
 from vigil.fingerprint.pdq import PDQ_MATCH_DISTANCE, hamming, pdq_from_bytes
-from vigil.fingerprint.unveil import _base, _running, find_band
+from vigil.fingerprint.unveil import (
+    _base,
+    _luma_rows,
+    _row_detail,
+    _running,
+    find_band,
+    take_off,
+    undo_band,
+    unveiled,
+)
 from vigil.fingerprint.variants import thumbnail
 from vigil.matching.settings import PDQ_VARIANT_DISTANCE
 
@@ -108,3 +118,60 @@ def test_the_running_filter_and_the_opening_are_their_definitions(shape) -> None
         high = windowed(windowed(values, k, 0).max(axis=2), k, 1).max(axis=2)
         closed = windowed(windowed(high, k, 0).min(axis=2), k, 1).min(axis=2)
         assert np.array_equal(_base(values, k, False), closed)
+
+
+def test_the_row_detail_is_the_top_hats_along_the_rows() -> None:
+    values = np.random.default_rng(5).uniform(0, 255, (40, 37)).astype(np.float32)
+    low, high = windowed(values, 3, 1).min(axis=2), windowed(values, 3, 1).max(axis=2)
+    opened = windowed(low, 3, 1).max(axis=2)
+    closed = windowed(high, 3, 1).min(axis=2)
+    white, black = values - opened, closed - values
+    assert np.allclose(_row_detail(values), (white + black).mean(axis=1), atol=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("photo", "white"),
+    [(skdata.rocket, True), (skdata.immunohistochemistry, False), (skdata.coffee, True)],
+)
+def test_the_band_found_covers_the_caption_and_knows_its_colour(photo, white) -> None:
+    image = Image.fromarray(photo())
+    data = jpeg(captioned(image, 0.4, 0.12, white))
+    pixels = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+    found = find_band(thumbnail(pixels))
+    assert found is not None
+    first, end, light = found
+    # The glyphs' rows (the font's ink, inside the line of 0.12 from 0.4) are in the band, and
+    # the band is not much more than the caption.
+    assert 0.35 <= first <= 0.42 and 0.47 <= end <= 0.56
+    assert light == white
+
+
+def test_a_known_overlay_is_inverted_and_the_rest_left_alone() -> None:
+    rng = np.random.default_rng(2)
+    original = rng.uniform(40, 160, (30, 200)).astype(np.float32)
+    glyph = np.zeros(original.shape, dtype=bool)
+    glyph[5:25, 10::20] = glyph[5:25, 11::20] = True  # strokes 2 pixels wide
+    for light, colour in ((True, 255.0), (False, 0.0)):
+        observed = original.copy()
+        observed[glyph] = 0.6 * colour + 0.4 * original[glyph]
+        back = take_off(observed, original, light)  # the opening's level: the picture's own
+        assert np.allclose(back[glyph], original[glyph], atol=1.5)
+        assert np.array_equal(back[~glyph], observed[~glyph])
+
+
+def test_the_unveiled_block_is_pdq_s_downscale_of_the_undone_pixels() -> None:
+    image = Image.fromarray(skdata.rocket())
+    data = jpeg(captioned(image, 0.4, 0.15, True))
+    pixels = np.ascontiguousarray(np.asarray(Image.open(io.BytesIO(data)).convert("RGB")))
+    thumb = thumbnail(pixels)
+    block = downscale_pixels(pixels)
+    got = unveiled(pixels, thumb, block)
+    assert got is not None
+    found = find_band(thumb)
+    assert found is not None
+    r0, r1, rows_undone = undo_band(pixels, *found)
+    undone = _luma_rows(pixels, 0, pixels.shape[0])
+    undone[r0:r1] = rows_undone
+    assert np.allclose(got, downscale_pixels(undone), atol=0.05)
+    # ... and the band was changed: the block moved.
+    assert np.abs(got - block).max() > 1.0

@@ -41,7 +41,6 @@ from vigil.fingerprint.unveil import unveiled
 from vigil.fingerprint.unveil import warm as unveil_warm
 from vigil.fingerprint.variants import (
     masked_blocks,
-    pad_band,
     thumbnail,
     thumbnail_bins,
     thumbnail_from_sums,
@@ -247,8 +246,9 @@ def variant_hashes(
     decoded pixels (as `downscale_pixels` takes them, or a float luma plane) whose PDQ
     downscale is `block`, in the original orientation only. The re-framed ones are PDQ's own
     downscale of the region, from the pixels; the masked ones are made from `block`; `unveil`
-    (vigil.fingerprint.unveil: a text band taken off) and `unlogo` (vigil.fingerprint.unlogo: a
-    semi-opaque corner region taken off) from a finer thumbnail and the region's pixels, when
+    (vigil.fingerprint.unveil: a text band taken off) from `block` and the band's pixel rows, and
+    `unlogo` (vigil.fingerprint.unlogo: a semi-opaque corner region taken off) from a finer
+    thumbnail and the region's pixels, when
     one is found.
     `thumb`: the pixels' `variants.thumbnail` when already made (else made here); `row_sums`:
     the row pass of PDQ's own downscale of RGB pixels at their size (`downscale_pixels_binned`),
@@ -269,11 +269,10 @@ def variant_hashes(
     blocks += [downscale_banded(thumb, rows, cols) for _, rows, cols in padded]
     blocks += [masked_block for _, masked_block in masked]
     names = [name for name, _, _ in exact + padded] + [name for name, _ in masked]
-    # A semi-opaque text band taken off (vigil.fingerprint.unveil), on a finer thumbnail.
-    fine = unveiled(pixels, thumb)
-    if fine is not None:
-        rows, cols = fine.shape
-        blocks.append(downscale_banded(fine, pad_band(rows, 0, 0), pad_band(cols, 0, 0)))
+    # A semi-opaque text band taken off (vigil.fingerprint.unveil), on the band's pixel rows.
+    unveil = unveiled(pixels, thumb, block)
+    if unveil is not None:
+        blocks.append(unveil)
         names.append("unveil")
     # A semi-opaque corner region (a logo) taken off (vigil.fingerprint.unlogo).
     logo = unlogoed(pixels, thumb, block)
