@@ -104,6 +104,9 @@ _AGREE = 0.35
 # A patch on the region's sides is put back as it was when that leaves under this share of the
 # step across its outline.
 _RESTORE = 0.5
+# Rounded corners of the region (`_round_corners`): a radius up to this share of its height
+# looked for.
+_ROUND = 0.25
 
 
 @numba.njit(cache=True, nogil=True)
@@ -426,7 +429,7 @@ def _place(f: np.ndarray, width: float, height: float) -> tuple[int, int]:
 
 
 def take_off(
-    fine: np.ndarray, corner: int, width: float, height: float
+    fine: np.ndarray, corner: int, width: float, height: float, aspect: float = 1.0
 ) -> tuple[np.ndarray, tuple[int, int], float, float] | None:
     """`fine` (a luma thumbnail) with the corner region found taken off: its edges placed
     again on `fine`, s and t fitted there, original = (observed - t)/s inside, patches of
@@ -438,8 +441,10 @@ def take_off(
     s, t = _edge_fit(view, x0, y0)
     if not _MIN_S <= s <= _MAX_S:
         return None
-    region = (view[:y0, :x0].astype(np.float64) - t) / s
-    region = _offsets(region, s, t)
+    observed = view[:y0, :x0].astype(np.float64)
+    region = _offsets((observed - t) / s, s, t)
+    if _ROUND > 0:
+        region = _round_corners(region, observed, int(_ROUND * y0), aspect)
     view[:y0, :x0] = np.clip(region, 0.0, 255.0)
     return out, (y0, x0), s, t
 
@@ -496,17 +501,19 @@ def unlogoed(pixels: np.ndarray, thumb: np.ndarray, block: np.ndarray) -> np.nda
     if found is None:
         return None
     fine = fine_thumbnail(pixels)
-    undone = take_off(fine, *found)
+    # Columns of `fine` a row of it spans (as long in pixels).
+    aspect = (fine.shape[1] / pixels.shape[1]) / (fine.shape[0] / pixels.shape[0])
+    undone = take_off(fine, *found, aspect)
     if undone is None:
         return None
     result, (y0, x0), s, t = undone
     flip_rows, flip_cols = CORNERS[found[0]]
+    fine_rows, fine_cols = fine.shape
     # The affine part alone on the fine thumbnail, to take out of its result.
     linear = fine.astype(np.float32, copy=True)
     view = _oriented(linear, flip_rows, flip_cols)
     view[:y0, :x0] = (view[:y0, :x0] - t) / s
     rows, cols = pixels.shape[0], pixels.shape[1]
-    fine_rows, fine_cols = fine.shape
     r0, r1 = (
         (_first_pixel(fine_rows - y0, rows, fine_rows), rows)
         if flip_rows
@@ -531,6 +538,56 @@ def unlogoed(pixels: np.ndarray, thumb: np.ndarray, block: np.ndarray) -> np.nda
     )
     out = block + (1.0 / s - 1.0) * region - (t / s) * indicator + rest
     return out.astype(np.float32)
+
+
+def _round_corners(
+    region: np.ndarray, observed: np.ndarray, most: int, aspect: float
+) -> np.ndarray:
+    """`region` (undone) with the bins a rounded rectangle did not cover in its four corners
+    put back as `observed`: the radius (0 to `most` rows; `aspect` columns a row, the bins
+    being as long as `aspect` rows across) that leaves the least total variation over the
+    four corner blocks."""
+    rows, cols = region.shape
+    most = min(most, rows // 2, int(cols / 2 / aspect))
+    if most < 2:
+        return region
+    most_c = min(int(np.ceil(most * aspect)) + 1, cols // 2)
+    ky = np.arange(most, dtype=np.float64)[:, None] + 0.5
+    kx = np.arange(most_c, dtype=np.float64)[None, :] + 0.5
+    # Each corner block seen with its corner at the top left (row 0, column 0).
+    blocks = [
+        (slice(0, most), slice(0, most_c), False, False),
+        (slice(0, most), slice(cols - most_c, cols), False, True),
+        (slice(rows - most, rows), slice(0, most_c), True, False),
+        (slice(rows - most, rows), slice(cols - most_c, cols), True, True),
+    ]
+    undone = [_oriented(region[a, b], fr, fc) for a, b, fr, fc in blocks]
+    seen = [_oriented(observed[a, b], fr, fc) for a, b, fr, fc in blocks]
+
+    def bare(radius: int) -> np.ndarray:
+        # Outside the quarter ellipse of this radius (in rows) at the corner.
+        ry, rx = float(radius), radius * aspect
+        dy = np.maximum(ry - ky, 0.0) / ry
+        dx = np.maximum(rx - kx, 0.0) / rx
+        return dy * dy + dx * dx > 1.0
+
+    best, best_radius = np.inf, 0
+    for radius in range(most + 1):
+        outside = bare(radius) if radius else np.zeros((most, most_c), dtype=np.bool_)
+        total = 0.0
+        for u, o in zip(undone, seen, strict=True):
+            v = np.where(outside, o, u)
+            total += float(np.abs(np.diff(v, axis=0)).sum() + np.abs(np.diff(v, axis=1)).sum())
+        if total < best:
+            best, best_radius = total, radius
+    if best_radius == 0:
+        return region
+    outside = bare(best_radius)
+    out = region.copy()
+    for (a, b, fr, fc), o in zip(blocks, seen, strict=True):
+        view = _oriented(out[a, b], fr, fc)
+        view[...] = np.where(outside, o, view)
+    return out
 
 
 # -- patches of another colour inside the region ------------------------------------------
