@@ -552,8 +552,6 @@ def _round_corners(
     if most < 2:
         return region
     most_c = min(int(np.ceil(most * aspect)) + 1, cols // 2)
-    ky = np.arange(most, dtype=np.float64)[:, None] + 0.5
-    kx = np.arange(most_c, dtype=np.float64)[None, :] + 0.5
     # Each corner block seen with its corner at the top left (row 0, column 0).
     blocks = [
         (slice(0, most), slice(0, most_c), False, False),
@@ -561,33 +559,57 @@ def _round_corners(
         (slice(rows - most, rows), slice(0, most_c), True, False),
         (slice(rows - most, rows), slice(cols - most_c, cols), True, True),
     ]
-    undone = [_oriented(region[a, b], fr, fc) for a, b, fr, fc in blocks]
-    seen = [_oriented(observed[a, b], fr, fc) for a, b, fr, fc in blocks]
-
-    def bare(radius: int) -> np.ndarray:
-        # Outside the quarter ellipse of this radius (in rows) at the corner.
-        ry, rx = float(radius), radius * aspect
-        dy = np.maximum(ry - ky, 0.0) / ry
-        dx = np.maximum(rx - kx, 0.0) / rx
-        return dy * dy + dx * dx > 1.0
-
-    best, best_radius = np.inf, 0
-    for radius in range(most + 1):
-        outside = bare(radius) if radius else np.zeros((most, most_c), dtype=np.bool_)
-        total = 0.0
-        for u, o in zip(undone, seen, strict=True):
-            v = np.where(outside, o, u)
-            total += float(np.abs(np.diff(v, axis=0)).sum() + np.abs(np.diff(v, axis=1)).sum())
-        if total < best:
-            best, best_radius = total, radius
+    undone = np.stack([_oriented(region[a, b], fr, fc) for a, b, fr, fc in blocks])
+    seen = np.stack([_oriented(observed[a, b], fr, fc) for a, b, fr, fc in blocks])
+    best_radius = _best_radius(undone, seen, aspect)
     if best_radius == 0:
         return region
-    outside = bare(best_radius)
+    outside = _bare(best_radius, aspect, most, most_c)
     out = region.copy()
     for (a, b, fr, fc), o in zip(blocks, seen, strict=True):
         view = _oriented(out[a, b], fr, fc)
         view[...] = np.where(outside, o, view)
     return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _bare(radius: int, aspect: float, rows: int, cols: int) -> np.ndarray:
+    # The bins of a rows x cols corner block (the corner at its top left) outside the quarter
+    # ellipse of `radius` rows (radius * aspect columns) there.
+    out = np.zeros((rows, cols), dtype=np.bool_)
+    if radius <= 0:
+        return out
+    ry, rx = np.float64(radius), radius * aspect
+    for y in range(rows):
+        dy = max(ry - (y + 0.5), 0.0) / ry
+        for x in range(cols):
+            dx = max(rx - (x + 0.5), 0.0) / rx
+            out[y, x] = dy * dy + dx * dx > 1.0
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _best_radius(undone: np.ndarray, seen: np.ndarray, aspect: float) -> int:  # pragma: no cover
+    # The radius (0 .. the blocks' rows) whose bare corners (`_bare`) taken from `seen` and the
+    # rest from `undone` leave the least total variation over the blocks (k, rows, cols).
+    count, rows, cols = undone.shape
+    best, best_radius = np.inf, 0
+    for radius in range(rows + 1):
+        bare = _bare(radius, aspect, rows, cols)
+        total = 0.0
+        for k in range(count):
+            for y in range(rows):
+                for x in range(cols):
+                    v = seen[k, y, x] if bare[y, x] else undone[k, y, x]
+                    if y + 1 < rows:
+                        w = seen[k, y + 1, x] if bare[y + 1, x] else undone[k, y + 1, x]
+                        total += abs(w - v)
+                    if x + 1 < cols:
+                        w = seen[k, y, x + 1] if bare[y, x + 1] else undone[k, y, x + 1]
+                        total += abs(w - v)
+        if total < best:
+            best, best_radius = total, radius
+    return best_radius
 
 
 # -- patches of another colour inside the region ------------------------------------------
@@ -785,3 +807,4 @@ def warm() -> None:
     _place(_oriented(probe, True, True), 0.3, 0.3)
     _label(np.ones((4, 4), dtype=np.bool_))
     _fill(np.zeros((4, 4)), np.ones((4, 4), dtype=np.bool_), 1)
+    _best_radius(np.zeros((4, 3, 3)), np.zeros((4, 3, 3)), 1.0)
