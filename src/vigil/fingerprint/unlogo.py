@@ -591,24 +591,30 @@ def _bare(radius: int, aspect: float, rows: int, cols: int) -> np.ndarray:
 @numba.njit(cache=True, nogil=True)
 def _best_radius(undone: np.ndarray, seen: np.ndarray, aspect: float) -> int:  # pragma: no cover
     # The radius (0 .. the blocks' rows) whose bare corners (`_bare`) taken from `seen` and the
-    # rest from `undone` leave the least total variation over the blocks (k, rows, cols).
+    # rest from `undone` leave the least total variation over the blocks (k, rows, cols): the
+    # change from `undone`'s own, over the steps from the bins of the corner's window only
+    # (the others join two bins that are not bare).
     count, rows, cols = undone.shape
-    best, best_radius = np.inf, 0
-    for radius in range(rows + 1):
-        bare = _bare(radius, aspect, rows, cols)
-        total = 0.0
+    best, best_radius = 0.0, 0
+    for radius in range(1, rows + 1):
+        y_end = min(radius + 1, rows)
+        x_end = min(int(np.ceil(radius * aspect)) + 2, cols)
+        # The window and the bins after it (as `_bare`, which nothing past it is).
+        bare = _bare(radius, aspect, min(y_end + 1, rows), min(x_end + 1, cols))
+        change = 0.0
         for k in range(count):
-            for y in range(rows):
-                for x in range(cols):
+            for y in range(y_end):
+                for x in range(x_end):
                     v = seen[k, y, x] if bare[y, x] else undone[k, y, x]
+                    u = undone[k, y, x]
                     if y + 1 < rows:
                         w = seen[k, y + 1, x] if bare[y + 1, x] else undone[k, y + 1, x]
-                        total += abs(w - v)
+                        change += abs(w - v) - abs(undone[k, y + 1, x] - u)
                     if x + 1 < cols:
                         w = seen[k, y, x + 1] if bare[y, x + 1] else undone[k, y, x + 1]
-                        total += abs(w - v)
-        if total < best:
-            best, best_radius = total, radius
+                        change += abs(w - v) - abs(undone[k, y, x + 1] - u)
+        if change < best:
+            best, best_radius = change, radius
     return best_radius
 
 
