@@ -28,8 +28,12 @@ fitted again, original = (observed - t)/s inside. Parts of the logo of another c
 shape, lettering) are left then as patches offset by a constant from the picture around them:
 steps far over the region's own outline them, and each closed patch inside the region is moved
 by the median step across its outline, when those steps agree (`_offsets`); patches on the
-region's sides that the overlay did not cover (its rounded corners) are put back as they were.
-Clipped to 0..255. The affine part is then made again on PDQ's own downscale of the region's
+region's sides that the overlay did not cover (its rounded corners) are put back as they were;
+then the bins outside a quarter ellipse in each of the region's four corners (a rounded
+overlay left them bare, the inner corner too, and undone as if covered they were tens of
+levels off over hundreds of bins) are put back as observed, with the radius (0 to `_ROUND` of
+the region's height; an ellipse on bins that are not square) that leaves the least total
+variation over the four corner blocks (`_round_corners`, compiled). Clipped to 0..255. The affine part is then made again on PDQ's own downscale of the region's
 pixels (it is linear; a pass over the region's pixels only) and the rest (patches, corners,
 clipping) added from the fine thumbnail through PDQ's matrices summed over each bin's pixels:
 PDQ's box-thumbnail and its own downscale differ by tens of levels on fine detail, which moved
@@ -38,7 +42,7 @@ the hash of some pictures past the distance on its own. One more query, named `u
 The bounds were chosen on copies made by benchmarks/bench_robustness.py's logo generator (draws
 of their own, seed 5, not the benchmark's) and the 43 listed source photos. Limits: a region
 that is not in a corner (a margin between it and the sides), one that is not a rectangle (a
-round badge), an opaque one (s under `_MIN_S`: the picture is mostly gone under it; the
+round badge; the corners' radius is taken as one for all four), an opaque one (s under `_MIN_S`: the picture is mostly gone under it; the
 `mask-*` variants fill it from around instead), one over a flat corner of the picture (no s to
 fit: the masks' fill does well there), one whose colour is close to the picture's along its
 edges (no step stands out), and patches that do not stand out from the picture's own steps.
