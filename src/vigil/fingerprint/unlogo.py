@@ -42,8 +42,9 @@ the hash of some pictures past the distance on its own. One more query, named `u
 The bounds were chosen on copies made by benchmarks/bench_robustness.py's logo generator (draws
 of their own, seed 5, not the benchmark's) and the 43 listed source photos. Limits: a region
 that is not in a corner (a margin between it and the sides), one that is not a rectangle (a
-round badge; the corners' radius is taken as one for all four), an opaque one (s under `_MIN_S`: the picture is mostly gone under it; the
-`mask-*` variants fill it from around instead), one over a flat corner of the picture (no s to
+round badge; the corners' radius is taken as one for all four), an opaque one (s under
+`_MIN_S`: the picture is mostly gone under it; the `mask-*` variants fill it from around
+instead), one over a flat corner of the picture (no s to
 fit: the masks' fill does well there), one whose colour is close to the picture's along its
 edges (no step stands out), and patches that do not stand out from the picture's own steps.
 """
