@@ -11,7 +11,7 @@ from PIL import Image, ImageDraw
 from skimage import data as skdata
 
 from vigil.fingerprint.pdq import PDQ_MATCH_DISTANCE, hamming, pdq_from_bytes
-from vigil.fingerprint.unlogo import CORNERS, _offsets, find_logo
+from vigil.fingerprint.unlogo import CORNERS, _offsets, _round_corners, find_logo
 from vigil.fingerprint.variants import thumbnail
 from vigil.matching.settings import PDQ_VARIANT_DISTANCE
 
@@ -116,3 +116,37 @@ def test_a_patch_offset_inside_the_region_is_moved_back() -> None:
     # Outside it, the picture as it was.
     outer = (y - 60) ** 2 / 36**2 + (x - 75) ** 2 / 46**2 > 1
     assert np.abs(moved - picture)[outer].max() < 1e-6
+
+
+def _rounded_region(radius: int, aspect: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(picture, observed, undone) of a 90 x 120-bin region under an overlay (s 0.3, t 90)
+    that did not cover the outside of quarter ellipses of `radius` rows (radius * aspect
+    columns) in its four corners."""
+    rng = np.random.default_rng(7)
+    y, x = np.mgrid[0:90, 0:120]
+    picture = 110 + 50 * np.sin(x / 13.0 + y / 29.0) + rng.normal(0, 1.0, x.shape)
+    covered = np.ones(x.shape, dtype=bool)
+    if radius:
+        for cy, cx in ((0, 0), (0, 119), (89, 0), (89, 119)):
+            dy = np.maximum(radius - (np.abs(y - cy) + 0.5), 0.0) / radius
+            dx = np.maximum(radius * aspect - (np.abs(x - cx) + 0.5), 0.0) / (radius * aspect)
+            covered &= dy * dy + dx * dx <= 1.0
+    observed = np.where(covered, 0.3 * picture + 90.0, picture)
+    return picture, observed, (observed - 90.0) / 0.3
+
+
+@pytest.mark.parametrize(("radius", "aspect"), [(15, 1.0), (12, 1.6), (18, 0.7)])
+def test_the_corners_a_rounded_overlay_left_bare_are_put_back(radius, aspect) -> None:
+    picture, observed, undone = _rounded_region(radius, aspect)
+    # Undone everywhere, the bare corners are far off ...
+    assert np.abs(undone - picture).max() > 100
+    put_back = _round_corners(undone, observed, 22, aspect)
+    # ... put back, everything is the picture again but a few bins on the arcs.
+    off = np.abs(put_back - picture) > 1e-6
+    assert off.sum() <= 4 * radius
+    assert np.abs(put_back - picture)[~off].max() < 1e-6
+
+
+def test_a_region_with_square_corners_is_left_as_undone() -> None:
+    picture, observed, undone = _rounded_region(0, 1.0)
+    assert np.array_equal(_round_corners(undone, observed, 22, 1.0), undone)

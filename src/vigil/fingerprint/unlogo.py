@@ -28,8 +28,12 @@ fitted again, original = (observed - t)/s inside. Parts of the logo of another c
 shape, lettering) are left then as patches offset by a constant from the picture around them:
 steps far over the region's own outline them, and each closed patch inside the region is moved
 by the median step across its outline, when those steps agree (`_offsets`); patches on the
-region's sides that the overlay did not cover (its rounded corners) are put back as they were.
-Clipped to 0..255. The affine part is then made again on PDQ's own downscale of the region's
+region's sides that the overlay did not cover (its rounded corners) are put back as they were;
+then the bins outside a quarter ellipse in each of the region's four corners (a rounded
+overlay left them bare, the inner corner too, and undone as if covered they were tens of
+levels off over hundreds of bins) are put back as observed, with the radius (0 to `_ROUND` of
+the region's height; an ellipse on bins that are not square) that leaves the least total
+variation over the four corner blocks (`_round_corners`, compiled). Clipped to 0..255. The affine part is then made again on PDQ's own downscale of the region's
 pixels (it is linear; a pass over the region's pixels only) and the rest (patches, corners,
 clipping) added from the fine thumbnail through PDQ's matrices summed over each bin's pixels:
 PDQ's box-thumbnail and its own downscale differ by tens of levels on fine detail, which moved
@@ -38,8 +42,9 @@ the hash of some pictures past the distance on its own. One more query, named `u
 The bounds were chosen on copies made by benchmarks/bench_robustness.py's logo generator (draws
 of their own, seed 5, not the benchmark's) and the 43 listed source photos. Limits: a region
 that is not in a corner (a margin between it and the sides), one that is not a rectangle (a
-round badge), an opaque one (s under `_MIN_S`: the picture is mostly gone under it; the
-`mask-*` variants fill it from around instead), one over a flat corner of the picture (no s to
+round badge; the corners' radius is taken as one for all four), an opaque one (s under
+`_MIN_S`: the picture is mostly gone under it; the `mask-*` variants fill it from around
+instead), one over a flat corner of the picture (no s to
 fit: the masks' fill does well there), one whose colour is close to the picture's along its
 edges (no step stands out), and patches that do not stand out from the picture's own steps.
 """
@@ -104,6 +109,9 @@ _AGREE = 0.35
 # A patch on the region's sides is put back as it was when that leaves under this share of the
 # step across its outline.
 _RESTORE = 0.5
+# Rounded corners of the region (`_round_corners`): a radius up to this share of its height
+# looked for.
+_ROUND = 0.25
 
 
 @numba.njit(cache=True, nogil=True)
@@ -426,7 +434,7 @@ def _place(f: np.ndarray, width: float, height: float) -> tuple[int, int]:
 
 
 def take_off(
-    fine: np.ndarray, corner: int, width: float, height: float
+    fine: np.ndarray, corner: int, width: float, height: float, aspect: float = 1.0
 ) -> tuple[np.ndarray, tuple[int, int], float, float] | None:
     """`fine` (a luma thumbnail) with the corner region found taken off: its edges placed
     again on `fine`, s and t fitted there, original = (observed - t)/s inside, patches of
@@ -438,8 +446,10 @@ def take_off(
     s, t = _edge_fit(view, x0, y0)
     if not _MIN_S <= s <= _MAX_S:
         return None
-    region = (view[:y0, :x0].astype(np.float64) - t) / s
-    region = _offsets(region, s, t)
+    observed = view[:y0, :x0].astype(np.float64)
+    region = _offsets((observed - t) / s, s, t)
+    if _ROUND > 0:
+        region = _round_corners(region, observed, int(_ROUND * y0), aspect)
     view[:y0, :x0] = np.clip(region, 0.0, 255.0)
     return out, (y0, x0), s, t
 
@@ -496,17 +506,19 @@ def unlogoed(pixels: np.ndarray, thumb: np.ndarray, block: np.ndarray) -> np.nda
     if found is None:
         return None
     fine = fine_thumbnail(pixels)
-    undone = take_off(fine, *found)
+    # Columns of `fine` a row of it spans (as long in pixels).
+    aspect = (fine.shape[1] / pixels.shape[1]) / (fine.shape[0] / pixels.shape[0])
+    undone = take_off(fine, *found, aspect)
     if undone is None:
         return None
     result, (y0, x0), s, t = undone
     flip_rows, flip_cols = CORNERS[found[0]]
+    fine_rows, fine_cols = fine.shape
     # The affine part alone on the fine thumbnail, to take out of its result.
     linear = fine.astype(np.float32, copy=True)
     view = _oriented(linear, flip_rows, flip_cols)
     view[:y0, :x0] = (view[:y0, :x0] - t) / s
     rows, cols = pixels.shape[0], pixels.shape[1]
-    fine_rows, fine_cols = fine.shape
     r0, r1 = (
         (_first_pixel(fine_rows - y0, rows, fine_rows), rows)
         if flip_rows
@@ -531,6 +543,84 @@ def unlogoed(pixels: np.ndarray, thumb: np.ndarray, block: np.ndarray) -> np.nda
     )
     out = block + (1.0 / s - 1.0) * region - (t / s) * indicator + rest
     return out.astype(np.float32)
+
+
+def _round_corners(
+    region: np.ndarray, observed: np.ndarray, most: int, aspect: float
+) -> np.ndarray:
+    """`region` (undone) with the bins a rounded rectangle did not cover in its four corners
+    put back as `observed`: the radius (0 to `most` rows; `aspect` columns a row, the bins
+    being as long as `aspect` rows across) that leaves the least total variation over the
+    four corner blocks."""
+    rows, cols = region.shape
+    most = min(most, rows // 2, int(cols / 2 / aspect))
+    if most < 2:
+        return region
+    most_c = min(int(np.ceil(most * aspect)) + 1, cols // 2)
+    # Each corner block seen with its corner at the top left (row 0, column 0).
+    blocks = [
+        (slice(0, most), slice(0, most_c), False, False),
+        (slice(0, most), slice(cols - most_c, cols), False, True),
+        (slice(rows - most, rows), slice(0, most_c), True, False),
+        (slice(rows - most, rows), slice(cols - most_c, cols), True, True),
+    ]
+    undone = np.stack([_oriented(region[a, b], fr, fc) for a, b, fr, fc in blocks])
+    seen = np.stack([_oriented(observed[a, b], fr, fc) for a, b, fr, fc in blocks])
+    best_radius = _best_radius(undone, seen, aspect)
+    if best_radius == 0:
+        return region
+    outside = _bare(best_radius, aspect, most, most_c)
+    out = region.copy()
+    for (a, b, fr, fc), o in zip(blocks, seen, strict=True):
+        view = _oriented(out[a, b], fr, fc)
+        view[...] = np.where(outside, o, view)
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _bare(radius: int, aspect: float, rows: int, cols: int) -> np.ndarray:
+    # The bins of a rows x cols corner block (the corner at its top left) outside the quarter
+    # ellipse of `radius` rows (radius * aspect columns) there.
+    out = np.zeros((rows, cols), dtype=np.bool_)
+    if radius <= 0:
+        return out
+    ry, rx = np.float64(radius), radius * aspect
+    for y in range(rows):
+        dy = max(ry - (y + 0.5), 0.0) / ry
+        for x in range(cols):
+            dx = max(rx - (x + 0.5), 0.0) / rx
+            out[y, x] = dy * dy + dx * dx > 1.0
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _best_radius(undone: np.ndarray, seen: np.ndarray, aspect: float) -> int:  # pragma: no cover
+    # The radius (0 .. the blocks' rows) whose bare corners (`_bare`) taken from `seen` and the
+    # rest from `undone` leave the least total variation over the blocks (k, rows, cols): the
+    # change from `undone`'s own, over the steps from the bins of the corner's window only
+    # (the others join two bins that are not bare).
+    count, rows, cols = undone.shape
+    best, best_radius = 0.0, 0
+    for radius in range(1, rows + 1):
+        y_end = min(radius + 1, rows)
+        x_end = min(int(np.ceil(radius * aspect)) + 2, cols)
+        # The window and the bins after it (as `_bare`, which nothing past it is).
+        bare = _bare(radius, aspect, min(y_end + 1, rows), min(x_end + 1, cols))
+        change = 0.0
+        for k in range(count):
+            for y in range(y_end):
+                for x in range(x_end):
+                    v = seen[k, y, x] if bare[y, x] else undone[k, y, x]
+                    u = undone[k, y, x]
+                    if y + 1 < rows:
+                        w = seen[k, y + 1, x] if bare[y + 1, x] else undone[k, y + 1, x]
+                        change += abs(w - v) - abs(undone[k, y + 1, x] - u)
+                    if x + 1 < cols:
+                        w = seen[k, y, x + 1] if bare[y, x + 1] else undone[k, y, x + 1]
+                        change += abs(w - v) - abs(undone[k, y, x + 1] - u)
+        if change < best:
+            best, best_radius = change, radius
+    return best_radius
 
 
 # -- patches of another colour inside the region ------------------------------------------
@@ -728,3 +818,4 @@ def warm() -> None:
     _place(_oriented(probe, True, True), 0.3, 0.3)
     _label(np.ones((4, 4), dtype=np.bool_))
     _fill(np.zeros((4, 4)), np.ones((4, 4), dtype=np.bool_), 1)
+    _best_radius(np.zeros((4, 3, 3)), np.zeros((4, 3, 3)), 1.0)
