@@ -34,7 +34,8 @@ from vigil.scan.results import ScannedItem
 # 5: the verdict counts undecoded images.
 # 6: PDQ's scanned-side variants (vigil.fingerprint.variants).
 # 7: the variants' mirrors placed to the pixel, `centre` by agreement, `centre-tb`/`-lr`, `mask-*`.
-# 8: the `unlogo` variant (vigil.fingerprint.unlogo: a semi-opaque corner region taken off).
+# 8: the `unlogo` variant (vigil.fingerprint.unlogo: a semi-opaque corner region taken off) and
+#    `unveil` undone on the band's pixel rows.
 CACHE_FORMAT = 8
 # Inodes per SQL query of `get_many` (SQLite allows 32,766 parameters; old builds 999).
 _IN_CHUNK = 900
