@@ -14,7 +14,7 @@ robustness benchmark's caption and logo watermarks (`bench_robustness.text_layer
 - undone on the thumbnail: the same inversion on the variants' 256x256 luma thumbnail (the
   layer's alpha and a*c luma averaged over each bin, as a finder working there would see them),
   hashed with PDQ's downscale of the thumbnail (as the re-padded variants are); and on the
-  512-bin thumbnail `unveil` first took a band off on (`vigil.fingerprint.unveil.fine_thumbnail`;
+  512-bin thumbnail `unveil` first took a band off on (`vigil.fingerprint.variants.fine_thumbnail`;
   it now undoes the band on the decoded pixels' rows).
 
     python -m benchmarks.bench_unveil_ceiling [--samples 3] [--seed 11]
@@ -41,8 +41,7 @@ from benchmarks.bench_robustness import (
 from vigil.fingerprint.downscale import downscale_banded
 from vigil.fingerprint.image import decode_jpeg_pixels
 from vigil.fingerprint.pdq import hamming, pdq_from_block, pdq_from_luma
-from vigil.fingerprint.unveil import fine_thumbnail
-from vigil.fingerprint.variants import pad_band, thumbnail
+from vigil.fingerprint.variants import fine_thumbnail, pad_band, thumbnail
 from vigil.matching.settings import PDQ_VARIANT_DISTANCE
 
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)

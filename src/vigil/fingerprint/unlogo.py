@@ -22,7 +22,7 @@ steps and a picture outside that varies along the edges (over a flat original, s
 determined), and the picture's detail along the edges inside over that outside (`_contrast`)
 near s as well. The best of the four corners is kept.
 
-Taken off on a luma thumbnail of `unveil.FINE` bins a side (one more pass over the pixels, made
+Taken off on a luma thumbnail of `variants.FINE` bins a side (one more pass over the pixels, made
 only when a region is found): the edges placed again to the bin there (`_place`), s and t
 fitted again, original = (observed - t)/s inside. Parts of the logo of another colour (an inner
 shape, lettering) are left then as patches offset by a constant from the picture around them:
@@ -57,7 +57,7 @@ import numba
 import numpy as np
 
 from vigil.fingerprint.downscale import downscale_banded
-from vigil.fingerprint.unveil import fine_thumbnail
+from vigil.fingerprint.variants import fine_thumbnail
 
 # Sides of a corner region: this share of the picture's side at least and at most, and at most
 # _MAX_ASPECT times one another (as shares).
@@ -501,7 +501,7 @@ def unlogoed(pixels: np.ndarray, thumb: np.ndarray, block: np.ndarray) -> np.nda
     affine part (observed -> (observed - t)/s) on PDQ's own downscale of the region's pixels
     (it is linear: only that region's pass is made again); what follows it (the patches of
     another colour, the rounded corners, the clipping) from the luma thumbnail of
-    `unveil.FINE` bins it is worked out on."""
+    `variants.FINE` bins it is worked out on."""
     found = find_logo(thumb)
     if found is None:
         return None

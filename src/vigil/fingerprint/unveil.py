@@ -39,11 +39,6 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from vigil.fingerprint.downscale import pixel_words
-
-# Bins a side of the luma thumbnail `fine_thumbnail` makes (for benchmarks/bench_unveil_ceiling.py:
-# the first `unveil` took the band off there; it now works on the band's pixel rows).
-FINE = 512
 # The square of the opening that takes the glyphs off: this share of the picture's shorter side
 # (wider than the strokes of a caption band up to a fifth of the picture's height).
 _WINDOW = 0.025
@@ -232,23 +227,6 @@ def find_band(thumb: np.ndarray) -> tuple[float, float, bool] | None:
     around = np.concatenate([level[max(0, r0 - 5) : max(0, r0 - 2)], level[r1 + 2 : r1 + 5]])
     light = around.size == 0 or bool(level[r0:r1].mean() > around.mean())
     return max(0, r0 - _MARGIN) / rows, min(rows, r1 + _MARGIN) / rows, light
-
-
-def fine_thumbnail(pixels: np.ndarray) -> np.ndarray:
-    """Box-averaged luma (float32, 0..255) of at most FINE x FINE bins of decoded pixels (as
-    `variants.thumbnail` takes them)."""
-    from vigil.fingerprint.variants import _bin_plane, _bin_words, _counts
-
-    rows, cols = pixels.shape[0], pixels.shape[1]
-    out_rows, out_cols = min(rows, FINE), min(cols, FINE)
-    if pixels.ndim == 3:
-        acc = _bin_words(pixel_words(pixels), out_rows, out_cols)
-        scale = np.float32(1000.0)
-    else:
-        acc = _bin_plane(np.ascontiguousarray(pixels), out_rows, out_cols)
-        scale = np.float32(1.0)
-    acc /= _counts(rows, out_rows)[:, None] * _counts(cols, out_cols)[None, :] * scale
-    return acc
 
 
 def _luma_rows(pixels: np.ndarray, lo: int, hi: int) -> np.ndarray:

@@ -193,6 +193,26 @@ def thumbnail(pixels: np.ndarray) -> np.ndarray:
     return thumbnail_from_sums(acc, rows, cols, 1.0)
 
 
+# Bins a side of the finer luma thumbnail `fine_thumbnail` makes (`unlogo` undoes a region
+# there; benchmarks/bench_unveil_ceiling.py measures undoing on it).
+FINE = 512
+
+
+def fine_thumbnail(pixels: np.ndarray) -> np.ndarray:
+    """Box-averaged luma (float32, 0..255) of at most FINE x FINE bins of decoded pixels (as
+    `thumbnail` takes them)."""
+    rows, cols = pixels.shape[0], pixels.shape[1]
+    out_rows, out_cols = min(rows, FINE), min(cols, FINE)
+    if pixels.ndim == 3:
+        acc = _bin_words(pixel_words(pixels), out_rows, out_cols)
+        scale = np.float32(1000.0)
+    else:
+        acc = _bin_plane(np.ascontiguousarray(pixels), out_rows, out_cols)
+        scale = np.float32(1.0)
+    acc /= _counts(rows, out_rows)[:, None] * _counts(cols, out_cols)[None, :] * scale
+    return acc
+
+
 def _run(flags: np.ndarray) -> int:
     """Length of the run of True at the start of `flags`."""
     off = np.flatnonzero(~flags)
