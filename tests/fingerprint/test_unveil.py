@@ -16,7 +16,9 @@ from vigil.fingerprint.unveil import (
     _base,
     _luma_rows,
     _row_detail,
+    _row_fill,
     _running,
+    _runs,
     find_band,
     take_off,
     undo_band,
@@ -147,16 +149,53 @@ def test_the_band_found_covers_the_caption_and_knows_its_colour(photo, white) ->
 
 
 def test_a_known_overlay_is_inverted_and_the_rest_left_alone() -> None:
-    rng = np.random.default_rng(2)
-    original = rng.uniform(40, 160, (30, 200)).astype(np.float32)
+    # A picture that varies along its rows (a ramp and a slow wave): what the inversion and the
+    # row's fill give under the strokes agree with it; pixels away from the strokes stay.
+    x = np.arange(200, dtype=np.float32)
+    y = np.arange(30, dtype=np.float32)[:, None]
+    original = (60.0 + 0.4 * x + 15.0 * np.sin(x / 9.0 + y / 7.0)).astype(np.float32)
     glyph = np.zeros(original.shape, dtype=bool)
     glyph[5:25, 10::20] = glyph[5:25, 11::20] = True  # strokes 2 pixels wide
+    near = glyph.copy()
+    near[:, 1:] |= glyph[:, :-1]
+    near[:, :-1] |= glyph[:, 1:]
     for light, colour in ((True, 255.0), (False, 0.0)):
         observed = original.copy()
         observed[glyph] = 0.6 * colour + 0.4 * original[glyph]
         back = take_off(observed, original, light)  # the opening's level: the picture's own
-        assert np.allclose(back[glyph], original[glyph], atol=1.5)
-        assert np.array_equal(back[~glyph], observed[~glyph])
+        assert np.allclose(back[near], original[near], atol=1.5)
+        assert np.array_equal(back[~near], observed[~near])
+
+
+def test_the_row_fill_is_the_line_between_the_pixels_either_side() -> None:
+    rng = np.random.default_rng(4)
+    values = rng.uniform(0, 255, (6, 40)).astype(np.float32)
+    mask = rng.random(values.shape) < 0.4
+    mask[0] = True  # a row masked throughout is left
+    mask[1, :5] = True  # runs at a row's ends take the nearest pixel's value
+    mask[1, -3:] = True
+    filled = _row_fill(values, mask)
+    assert np.array_equal(filled[0], values[0])
+    xs = np.arange(values.shape[1])
+    for i in range(1, values.shape[0]):
+        keep = ~mask[i]
+        expected = np.interp(xs, xs[keep], values[i, keep])
+        assert np.allclose(filled[i], expected, atol=1e-3)
+
+
+def test_a_long_run_of_hot_rows_is_split_at_its_peak() -> None:
+    # A detailed stretch of the picture (z 6) joined with a caption's rows (z 60): the run is
+    # too long for a band, its hottest part is one.
+    z = np.zeros(128, dtype=np.float32)
+    z[30:70] = 6.0
+    z[50:60] = 60.0
+    runs = _runs(z)
+    assert (30, 70) in runs and (50, 60) in runs
+    # A run short enough for a band is not split.
+    z[:] = 0.0
+    z[40:50] = 6.0
+    z[50:60] = 60.0
+    assert _runs(z) == [(40, 60)]
 
 
 def test_the_unveiled_block_is_pdq_s_downscale_of_the_undone_pixels() -> None:

@@ -11,8 +11,10 @@ row's (robust z: median absolute deviation, plus _MAD_FLOOR). A band is a run of
 (z > _MIN_Z) of 3-25% of the height whose mean z is at least _MIN_SCORE and whose mean detail is
 at least _MIN_RATIO times that of the picture's busy rows outside it (its 90th percentile): a
 picture's own detailed stretch is either not set apart from its other rows or spans more of
-them. The text is light when the band is brighter than the rows just outside it. Most pictures
-leave at the first test (no row stands out).
+them. A run longer than that is looked at again with only its rows above _SPLIT of its highest
+z hot (text over a stretch of the picture that has detail of its own stands far above it). The
+text is light when the band is brighter than the rows just outside it. Most pictures leave at
+the first test (no row stands out).
 
 Undoing it (only when a band is found: `undo_band`): on the band's pixel rows (a margin added),
 at the decoded pixels' own size, c is white (light text) or black, the picture under the glyphs
@@ -20,7 +22,10 @@ is estimated by a grey opening (light) or closing (dark) over a square of _WINDO
 side and at least _BAND_WINDOW of the band's height (wider than the strokes), and a is the
 _OPACITY_QUANTILE of how far the glyph pixels are from it towards c (`take_off`). Each pixel at
 least _GLYPH_SHARE of the opacity of the way there is inverted and kept between the observed
-value and the opening; the others are left. The change is added to the block PDQ already made
+value and the opening; the others are left. The glyph pixels and one pixel either side along the
+row are then averaged (_FILL_WEIGHT) with the row filled across them from the pixels either side
+(`_row_fill`): over a textured picture the opening's level is wrong and the inversion carries
+its error, the fill another one. The change is added to the block PDQ already made
 through its own downscale matrices (linear: no pass over the other rows), and hashed as one more
 query, named `unveil`.
 
@@ -56,6 +61,9 @@ _MIN_ROWS = 0.03
 _MAX_ROWS = 0.25
 _MIN_SCORE = 8.0
 _MIN_RATIO = 2.0
+# A run of hot rows longer than _MAX_ROWS is looked at again with only the rows above this
+# share of its highest z hot.
+_SPLIT = 0.25
 _BUSY = 0.9
 _BUSY_FLOOR = 0.5
 # The band taken off reaches this many rows of the halved thumbnail past the run (a run's rows
@@ -70,6 +78,10 @@ _MAX_OPACITY = 0.95
 # A pixel is a glyph's (undone) when it is at least this share of the opacity of the way to the
 # text's colour; the others are left as they are.
 _GLYPH_SHARE = 0.5
+# The glyph pixels (and one pixel either side along the row) end as this share of the row's
+# fill (`_row_fill`: the nearest pixels outside them, interpolated) and the rest of the
+# inversion: two estimates of the picture under the strokes whose errors differ.
+_FILL_WEIGHT = 0.5
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
@@ -163,6 +175,33 @@ def _running(
     return out
 
 
+@numba.njit(cache=True, nogil=True)
+def _row_fill(values: np.ndarray, mask: np.ndarray) -> np.ndarray:  # pragma: no cover
+    # `values` with each run of masked pixels along a row replaced by the straight line between
+    # the unmasked pixels either side of it (the nearest one's value at a row's ends; a row
+    # masked throughout is left).
+    rows, cols = values.shape
+    out = values.copy()
+    for i in range(rows):
+        j = 0
+        while j < cols:
+            if not mask[i, j]:
+                j += 1
+                continue
+            start = j
+            while j < cols and mask[i, j]:
+                j += 1
+            if start == 0 and j == cols:
+                break
+            left = values[i, start - 1] if start > 0 else values[i, j]
+            right = values[i, j] if j < cols else values[i, start - 1]
+            span = j - start + 1
+            for x in range(start, j):
+                t = (x - start + 1) / span
+                out[i, x] = left + (right - left) * t
+    return out
+
+
 def _square(t: np.ndarray, k: int, take_max: bool) -> np.ndarray:
     """The running minimum (maximum) of `t` over a k x k square, transposed (down the columns,
     written transposed, then down the columns of that: a scan along a row is one long
@@ -191,6 +230,32 @@ def _window(rows: int, cols: int) -> int:
     return k | 1
 
 
+def _hot_runs(z: np.ndarray, threshold: float, offset: int = 0) -> list[tuple[int, int]]:
+    """The runs (first, end) of rows whose z is above `threshold`, gaps under _JOIN joined."""
+    hot = np.flatnonzero(z > threshold)
+    if hot.size == 0:
+        return []
+    breaks = np.flatnonzero(np.diff(hot) > _JOIN)
+    firsts = np.concatenate([[0], breaks + 1])
+    lasts = np.concatenate([breaks, [hot.size - 1]])
+    return [
+        (int(hot[f]) + offset, int(hot[e]) + 1 + offset) for f, e in zip(firsts, lasts, strict=True)
+    ]
+
+
+def _runs(z: np.ndarray) -> list[tuple[int, int]]:
+    """The runs of hot rows (z > _MIN_Z); a run longer than _MAX_ROWS of the rows is split
+    again at _SPLIT of its highest z, its parts added (a band of text that joins a detailed
+    stretch of the picture stands far above that stretch)."""
+    out = []
+    for r0, r1 in _hot_runs(z, _MIN_Z):
+        out.append((r0, r1))
+        peak = float(z[r0:r1].max())
+        if r1 - r0 > _MAX_ROWS * z.size and peak * _SPLIT > _MIN_Z:
+            out += _hot_runs(z[r0:r1], peak * _SPLIT, r0)
+    return out
+
+
 def find_band(thumb: np.ndarray) -> tuple[float, float, bool] | None:
     """(first, end) rows of a text band as shares of the height, and whether the text is light,
     or None: a run of rows of the halved thumbnail whose detail (`_row_detail`) stands far above
@@ -206,13 +271,8 @@ def find_band(thumb: np.ndarray) -> tuple[float, float, bool] | None:
     z = _robust_z(detail, _MAD_FLOOR)
     if z.max() <= _MIN_Z:  # most pictures: no row stands out
         return None
-    hot = np.flatnonzero(z > _MIN_Z)
-    breaks = np.flatnonzero(np.diff(hot) > _JOIN)
     best: tuple[float, int, int] | None = None
-    for first, last in zip(
-        np.concatenate([[0], breaks + 1]), np.concatenate([breaks, [hot.size - 1]]), strict=True
-    ):
-        r0, r1 = int(hot[first]), int(hot[last]) + 1
+    for r0, r1 in _runs(z):
         if not _MIN_ROWS * rows <= r1 - r0 <= _MAX_ROWS * rows or z[r0:r1].mean() < _MIN_SCORE:
             continue
         outside = np.concatenate([detail[: max(0, r0 - _JOIN)], detail[r1 + _JOIN :]])
@@ -254,7 +314,14 @@ def take_off(luma: np.ndarray, base: np.ndarray, light: bool) -> np.ndarray:
     opacity = min(float(np.quantile(glyph, _OPACITY_QUANTILE)), _MAX_OPACITY)
     undone = (luma - np.float32(opacity * colour)) / np.float32(1.0 - opacity)
     undone = np.clip(undone, base, luma) if light else np.clip(undone, luma, base)
-    return np.where(share >= _GLYPH_SHARE * opacity, undone, luma)
+    glyph_px = share >= _GLYPH_SHARE * opacity
+    kept = np.where(glyph_px, undone, luma).astype(np.float32, copy=False)
+    wide = glyph_px.copy()
+    wide[:, 1:] |= glyph_px[:, :-1]
+    wide[:, :-1] |= glyph_px[:, 1:]
+    filled = _row_fill(kept, wide)
+    mixed = np.float32(_FILL_WEIGHT) * filled + np.float32(1.0 - _FILL_WEIGHT) * kept
+    return np.where(wide, mixed, kept)
 
 
 def undo_band(
@@ -293,5 +360,6 @@ def warm() -> None:
     """Load (or compile) the kernels now."""
     _row_detail(np.zeros((4, 8), dtype=np.float32))
     _robust_z(np.zeros(4, dtype=np.float32), _MAD_FLOOR)
+    _row_fill(np.zeros((2, 4), dtype=np.float32), np.zeros((2, 4), dtype=np.bool_))
     _base(np.zeros((4, 8), dtype=np.float32), 3, True)
     _base(np.zeros((4, 8), dtype=np.float32), 3, False)
