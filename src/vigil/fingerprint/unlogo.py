@@ -12,7 +12,8 @@ compiled call each (`_corner_search`): candidate edges are the columns whose mea
 (bins j - 1 and j + 1) over a band of rows near the picture's side (`_NEAR_SIDE`) stands out
 (`_PEAKS` local maxima, `_PROMINENCE` times the median), and the rows likewise; each pair of
 a candidate column x0 and row y0 (`_MIN_SIDE` to `_MAX_SIDE` of each side, within `_MAX_ASPECT`
-of each other) is then fitted along the middle of both edges (`_FIRST` to `_LAST` of each:
+of each other; one of the two among the `_BOTH` highest of its side: a logo's colour may be
+close to the picture's along one edge, or a pattern's own steps outrank it) is then fitted along the middle of both edges (`_FIRST` to `_LAST` of each:
 rounded corners bend the rest), the bins just inside against those just outside, pooled:
 s is the spread inside over the spread outside (the least-squares slope is drawn towards 0 by
 the picture's own change between the bins, so it is only required not to fall far short of
@@ -20,7 +21,8 @@ it), t from the means. A region is a fit whose residual is under `_STRICT`'s sha
 squared steps across the edges (pooled, and each edge alone), with `_MIN_S` <= s <= `_MAX_S`,
 steps and a picture outside that varies along the edges (over a flat original, s is not
 determined), and the picture's detail along the edges inside over that outside (`_contrast`)
-near s as well. The best of the four corners is kept.
+near s as well, and a step across the edges along most of them (`_cover`: a picture's own edge
+that happens to fit often steps along a part only). The best of the four corners is kept.
 
 Taken off on a luma thumbnail of `variants.FINE` bins a side (one more pass over the pixels, made
 only when a region is found): the edges placed again to the bin there (`_place`), s and t
@@ -75,8 +77,10 @@ _MAX_S = 0.75
 _MIN_SLOPE = 0.3
 # Candidate edges: the mean step across a column over the rows in this part of the height from
 # the corner's side (a row, over columns likewise) a local maximum at least _PROMINENCE times
-# the median (and _STEP_FLOOR levels); the _PEAKS highest of each, each fitted with its edges
-# within _REACH_EDGE bins of the candidates.
+# the median (and _STEP_FLOOR levels); the _PEAKS highest of each, a column and a row paired
+# when one of them is among the _BOTH highest, each pair fitted with its edges within
+# _REACH_EDGE bins of the candidates; a fit kept when the step across the edges is over
+# _COVER_STEP levels on at least _MIN_COVER of the bins along them (`_cover`).
 _NEAR_SIDE = (0.04, 0.15)
 _PROMINENCE = 1.5
 _STEP_FLOOR = 1.0
