@@ -470,9 +470,11 @@ def _cover(h: np.ndarray, x0: int, y0: int) -> float:  # pragma: no cover - comp
     xa, xb = int(_FIRST * x0), int(_LAST * x0)
     steps = 0
     for y in range(ya, yb):
-        steps += abs(np.float64(h[y, x0 - 1]) - np.float64(h[y, x0 + 1])) > _COVER_STEP
+        if abs(np.float64(h[y, x0 - 1]) - np.float64(h[y, x0 + 1])) > _COVER_STEP:
+            steps += 1
     for x in range(xa, xb):
-        steps += abs(np.float64(h[y0 - 1, x]) - np.float64(h[y0 + 1, x])) > _COVER_STEP
+        if abs(np.float64(h[y0 - 1, x]) - np.float64(h[y0 + 1, x])) > _COVER_STEP:
+            steps += 1
     return steps / max(yb - ya + xb - xa, 1)
 
 
