@@ -101,6 +101,53 @@ def test_a_photo_without_a_logo_gets_no_unlogo(photo) -> None:
     assert find_logo(thumbnail(pixels)) is None
 
 
+def with_bands(image: Image.Image, at: list[float], corner: int) -> Image.Image:
+    """`image` with white vertical bands 12 pixels wide at these shares of the width from the
+    side of `corner` (CORNERS' order): straight steps far stronger than a logo's own edge."""
+    out = image.convert("RGB")
+    draw = ImageDraw.Draw(out)
+    w, h = out.size
+    for share in at:
+        x = round((1 - share if CORNERS[corner][1] else share) * w)
+        draw.rectangle((x, 0, x + 12, h), fill=(250, 250, 250))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("photo", "corner"),
+    [(skdata.chelsea, 0), (skdata.chelsea, 2), (skdata.chelsea, 3), (skdata.coffee, 3)],
+)
+def test_a_logo_beside_stronger_straight_edges_is_found(photo, corner) -> None:
+    # Two bands give four column steps stronger than the logo's: its column edge is not among
+    # the three highest candidates (the finder once paired only those), its row edge is.
+    striped = with_bands(Image.fromarray(photo()), [0.25, 0.5], corner)
+    copy = with_logo(striped, corner, 0.15, (20, 40, 200), 170)
+    pixels = np.asarray(Image.open(io.BytesIO(jpeg(copy))).convert("RGB"))
+    found = find_logo(thumbnail(pixels))
+    assert found is not None
+    where, width, height = found
+    assert where == corner
+    assert abs(width - 0.15**0.5) < 0.01
+    assert abs(height - 0.15**0.5) < 0.01
+    # The bands alone are no logo.
+    clean = np.asarray(Image.open(io.BytesIO(jpeg(striped))).convert("RGB"))
+    assert find_logo(thumbnail(clean)) is None
+
+
+@pytest.mark.parametrize("kind", ["flat", "gradient"])
+def test_a_plain_picture_gets_no_unlogo(kind) -> None:
+    y, x = np.mgrid[0:600, 0:800]
+    if kind == "flat":
+        grey = np.full(x.shape, 120.0)
+    else:
+        grey = 40 + 160 * x / 800 + 30 * y / 600
+    image = Image.fromarray(np.repeat(grey[..., None], 3, axis=2).astype(np.uint8))
+    data = jpeg(image)
+    assert "unlogo" not in [name for name, _, _ in pdq_from_bytes(data, max_pixels=MAX).variants]
+    pixels = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+    assert find_logo(thumbnail(pixels)) is None
+
+
 def test_a_patch_offset_inside_the_region_is_moved_back() -> None:
     rng = np.random.default_rng(4)
     y, x = np.mgrid[0:120, 0:150]

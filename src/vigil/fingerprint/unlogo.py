@@ -12,7 +12,8 @@ compiled call each (`_corner_search`): candidate edges are the columns whose mea
 (bins j - 1 and j + 1) over a band of rows near the picture's side (`_NEAR_SIDE`) stands out
 (`_PEAKS` local maxima, `_PROMINENCE` times the median), and the rows likewise; each pair of
 a candidate column x0 and row y0 (`_MIN_SIDE` to `_MAX_SIDE` of each side, within `_MAX_ASPECT`
-of each other) is then fitted along the middle of both edges (`_FIRST` to `_LAST` of each:
+of each other; one of the two among the `_BOTH` highest of its side: a logo's colour may be
+close to the picture's along one edge, or a pattern's own steps outrank it) is then fitted along the middle of both edges (`_FIRST` to `_LAST` of each:
 rounded corners bend the rest), the bins just inside against those just outside, pooled:
 s is the spread inside over the spread outside (the least-squares slope is drawn towards 0 by
 the picture's own change between the bins, so it is only required not to fall far short of
@@ -20,7 +21,8 @@ it), t from the means. A region is a fit whose residual is under `_STRICT`'s sha
 squared steps across the edges (pooled, and each edge alone), with `_MIN_S` <= s <= `_MAX_S`,
 steps and a picture outside that varies along the edges (over a flat original, s is not
 determined), and the picture's detail along the edges inside over that outside (`_contrast`)
-near s as well. The best of the four corners is kept.
+near s as well, and a step across the edges along most of them (`_cover`: a picture's own edge
+that happens to fit often steps along a part only). The best of the four corners is kept.
 
 Taken off on a luma thumbnail of `variants.FINE` bins a side (one more pass over the pixels, made
 only when a region is found): the edges placed again to the bin there (`_place`), s and t
@@ -75,12 +77,17 @@ _MAX_S = 0.75
 _MIN_SLOPE = 0.3
 # Candidate edges: the mean step across a column over the rows in this part of the height from
 # the corner's side (a row, over columns likewise) a local maximum at least _PROMINENCE times
-# the median (and _STEP_FLOOR levels); the _PEAKS highest of each, each fitted with its edges
-# within _REACH_EDGE bins of the candidates.
+# the median (and _STEP_FLOOR levels); the _PEAKS highest of each, a column and a row paired
+# when one of them is among the _BOTH highest, each pair fitted with its edges within
+# _REACH_EDGE bins of the candidates; a fit kept when the step across the edges is over
+# _COVER_STEP levels on at least _MIN_COVER of the bins along them (`_cover`).
 _NEAR_SIDE = (0.04, 0.15)
 _PROMINENCE = 1.5
 _STEP_FLOOR = 1.0
-_PEAKS = 3
+_PEAKS = 6
+_BOTH = 3
+_MIN_COVER = 0.6
+_COVER_STEP = 6.0
 _REACH_EDGE = 2
 # The detail along the edges inside over that outside (`_contrast`, in bands of _BAND lines).
 _BAND = 6
@@ -172,27 +179,83 @@ def _corner_fit(
     max_aspect: float,
     keep: int,
 ) -> np.ndarray:  # pragma: no cover - compiled
-    # The `keep` best regions (rows, best first; one of each place) in the top-left corner of `h` with edges in columns x_lo..x_hi-1 and rows
-    # y_lo..y_hi-1 (2 <= x_lo, x_hi <= columns - 3, the same for the rows): (score, x0, y0, s,
-    # t), score inf if none; x0, y0: the bins its edges fall in; the score: the residual of the
-    # least-squares fit over the squared steps across the edges, pooled.
-    best = np.zeros((keep, 5))
-    best[:, 0] = np.inf
+    # The `keep` best regions (rows, best first; one of each place) in the top-left corner of
+    # `h` with edges in columns x_lo..x_hi-1 and rows y_lo..y_hi-1 (2 <= x_lo, x_hi <= columns -
+    # 3, the same for the rows): (score, x0, y0, s, t), score inf if none; x0, y0: the bins its
+    # edges fall in; the score: the residual of the least-squares fit over the squared steps
+    # across the edges, pooled.
     if x_hi <= x_lo or y_hi <= y_lo:
+        best = np.zeros((keep, 5))
+        best[:, 0] = np.inf
         return best
     # Column x0 sampled over rows first*y0 .. last*y0; row y0 over columns first*x0 .. last*x0.
     v = _line_sums(h, x_lo, x_hi, int(last * (y_hi - 1)) + 1, False)
     w = _line_sums(h, y_lo, y_hi, int(last * (x_hi - 1)) + 1, True)
+    return _sums_fit(
+        h,
+        v,
+        w,
+        x_lo,
+        x_hi,
+        y_lo,
+        y_hi,
+        x_lo,
+        y_lo,
+        first,
+        last,
+        max_ratio,
+        max_line_ratio,
+        min_s,
+        max_s,
+        min_step,
+        min_spread,
+        min_contrast,
+        max_contrast,
+        max_aspect,
+        keep,
+    )
+
+
+@numba.njit(cache=True, nogil=True)
+def _sums_fit(
+    h: np.ndarray,
+    v: np.ndarray,
+    w: np.ndarray,
+    x_lo: int,
+    x_hi: int,
+    y_lo: int,
+    y_hi: int,
+    v_lo: int,
+    w_lo: int,
+    first: float,
+    last: float,
+    max_ratio: float,
+    max_line_ratio: float,
+    min_s: float,
+    max_s: float,
+    min_step: float,
+    min_spread: float,
+    min_contrast: float,
+    max_contrast: float,
+    max_aspect: float,
+    keep: int,
+) -> np.ndarray:  # pragma: no cover - compiled
+    # `_corner_fit` on running sums made already (`_line_sums`): v of the columns from v_lo
+    # (along at least last * (y_hi - 1) + 1 rows), w of the rows from w_lo likewise.
+    best = np.zeros((keep, 5))
+    best[:, 0] = np.inf
+    if x_hi <= x_lo or y_hi <= y_lo:
+        return best
     # y0 in columns' units (the region's sides as shares of the picture's compared).
     cols_scale = h.shape[1] / h.shape[0]
     for x0 in range(x_lo, x_hi):
         xa, xb = int(first * x0), int(last * x0)
-        c = x0 - x_lo
+        c = x0 - v_lo
         for y0 in range(y_lo, y_hi):
             if y0 * cols_scale > max_aspect * x0 or x0 > max_aspect * y0 * cols_scale:
                 continue
             ya, yb = int(first * y0), int(last * y0)
-            r = y0 - y_lo
+            r = y0 - w_lo
             # The column's part and the row's, then both.
             ax, ay = v[0, c, yb] - v[0, c, ya], v[1, c, yb] - v[1, c, ya]
             axx, ayy, axy = (
@@ -338,8 +401,6 @@ def _corner_search(
             columns[j - x_lo] += abs(np.float64(h[y, j + 1]) - np.float64(h[y, j - 1]))
     xs = _peaks(columns / max(last - first, 1), x_lo, prominence, floor, count)
     best = np.full(5, np.inf)
-    if xs[0] < 0:
-        return best
     lines = np.zeros(y_hi - y_lo)
     first, last = int(near * cols), int(far * cols)
     for j in range(y_lo, y_hi):
@@ -349,18 +410,39 @@ def _corner_search(
             total += abs(np.float64(below[x]) - np.float64(above[x]))
         lines[j - y_lo] = total / max(last - first, 1)
     ys = _peaks(lines, y_lo, prominence, floor, count)
-    for x in xs:
+    # The running sums along each candidate's lines made once (`_line_sums`), for all its pairs.
+    reach = 2 * _REACH_EDGE + 1
+    v_all = np.empty((count, 5, reach, int(_LAST * (min(rows - 3, y_hi + _REACH_EDGE) - 1)) + 2))
+    w_all = np.empty((count, 5, reach, int(_LAST * (min(cols - 3, x_hi + _REACH_EDGE) - 1)) + 2))
+    for k in range(count):
+        if xs[k] >= 0:
+            lo = min(max(2, xs[k] - _REACH_EDGE), cols - 3 - reach)
+            v_all[k] = _line_sums(h, lo, lo + reach, v_all.shape[3] - 1, False)
+        if ys[k] >= 0:
+            lo = min(max(2, ys[k] - _REACH_EDGE), rows - 3 - reach)
+            w_all[k] = _line_sums(h, lo, lo + reach, w_all.shape[3] - 1, True)
+    for i in range(count):
+        x = xs[i]
         if x < 0:
             break
-        for y in ys:
+        x_from = min(max(2, x - _REACH_EDGE), cols - 3 - reach)
+        for j in range(count):
+            y = ys[j]
             if y < 0:
                 break
-            fit = _corner_fit(
+            if i >= _BOTH and j >= _BOTH:
+                continue
+            y_from = min(max(2, y - _REACH_EDGE), rows - 3 - reach)
+            fit = _sums_fit(
                 h,
+                v_all[i],
+                w_all[j],
                 max(2, x - _REACH_EDGE),
                 min(cols - 3, x + _REACH_EDGE + 1),
                 max(2, y - _REACH_EDGE),
                 min(rows - 3, y + _REACH_EDGE + 1),
+                x_from,
+                y_from,
                 _FIRST,
                 _LAST,
                 _STRICT[0],
@@ -374,9 +456,26 @@ def _corner_search(
                 _STRICT[8],
                 1,
             )[0]
-            if fit[0] < best[0]:
+            if fit[0] < best[0] and _cover(h, int(fit[1]), int(fit[2])) >= _MIN_COVER:
                 best[:] = fit
     return best
+
+
+@numba.njit(cache=True, nogil=True)
+def _cover(h: np.ndarray, x0: int, y0: int) -> float:  # pragma: no cover - compiled
+    # The share of the bins along the middle of both edges (as the fit samples them) whose step
+    # across (bins j - 1 and j + 1) is over _COVER_STEP levels: an overlay's edge steps along
+    # most of its length, a picture's own edge that happens to fit often only along part.
+    ya, yb = int(_FIRST * y0), int(_LAST * y0)
+    xa, xb = int(_FIRST * x0), int(_LAST * x0)
+    steps = 0
+    for y in range(ya, yb):
+        if abs(np.float64(h[y, x0 - 1]) - np.float64(h[y, x0 + 1])) > _COVER_STEP:
+            steps += 1
+    for x in range(xa, xb):
+        if abs(np.float64(h[y0 - 1, x]) - np.float64(h[y0 + 1, x])) > _COVER_STEP:
+            steps += 1
+    return steps / max(yb - ya + xb - xa, 1)
 
 
 def find_logo(thumb: np.ndarray) -> tuple[int, float, float] | None:

@@ -36,7 +36,8 @@ from vigil.scan.results import ScannedItem
 # 7: the variants' mirrors placed to the pixel, `centre` by agreement, `centre-tb`/`-lr`, `mask-*`.
 # 8: the `unlogo` variant (vigil.fingerprint.unlogo: a semi-opaque corner region taken off) and
 #    `unveil` undone on the band's pixel rows.
-# 9: `unveil`'s glyphs averaged with the row filled across them; a long run of hot rows split.
+# 9: `unveil`'s glyphs averaged with the row filled across them, a long run of hot rows split;
+#    `unlogo`'s finder widened (more candidate edges, the step's cover along them).
 CACHE_FORMAT = 9
 # Inodes per SQL query of `get_many` (SQLite allows 32,766 parameters; old builds 999).
 _IN_CHUNK = 900
