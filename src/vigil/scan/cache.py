@@ -36,7 +36,9 @@ from vigil.scan.results import ScannedItem
 # 7: the variants' mirrors placed to the pixel, `centre` by agreement, `centre-tb`/`-lr`, `mask-*`.
 # 8: the `unlogo` variant (vigil.fingerprint.unlogo: a semi-opaque corner region taken off) and
 #    `unveil` undone on the band's pixel rows.
-CACHE_FORMAT = 8
+# 9: `unlogo` moves the parts of the picture a patch of another colour encloses with it, and
+#    looks for patches on a coarser scale when none stands out on the finer one.
+CACHE_FORMAT = 9
 # Inodes per SQL query of `get_many` (SQLite allows 32,766 parameters; old builds 999).
 _IN_CHUNK = 900
 # Inodes closer than _RUN_GAP form a run; a run of at least _RUN_MIN is read as one range.
