@@ -29,7 +29,12 @@ only when a region is found): the edges placed again to the bin there (`_place`)
 fitted again, original = (observed - t)/s inside. Parts of the logo of another colour (an inner
 shape, lettering) are left then as patches offset by a constant from the picture around them:
 steps far over the region's own outline them, and each closed patch inside the region is moved
-by the median step across its outline, when those steps agree (`_offsets`); patches on the
+by the median step across its outline, when those steps agree (`_offsets`); parts of the
+picture inside such a patch (its own bright or dark shapes, whose steps across their outline
+do not agree) are moved with the patches that enclose them (`_ENCLOSED` of their pairs
+across); when no patch stands out so on the region smoothed over 3 x 3 bins, patches are
+looked for again on it smoothed over 11 x 11 (`_SCALES`, `_COARSE_SHARE`: a finely patterned
+picture's own steps fade there, a patch's stay); patches on the
 region's sides that the overlay did not cover (its rounded corners) are put back as they were;
 then the bins outside a quarter ellipse in each of the region's four corners (a rounded
 overlay left them bare, the inner corner too, and undone as if covered they were tens of
@@ -113,6 +118,16 @@ _REACH = 4
 _MIN_PATCH = 20
 _MIN_PAIRS = 10
 _AGREE = 0.35
+# The scales patches are looked for on, in turn until one moves something (the region smoothed
+# over 2 scale + 1 bins a side, steps across two bins scale apart, pairs _REACH scale apart);
+# on the coarser ones outlines are steps over _COARSE_SHARE times the median (and
+# _OFFSET_STEP).
+_SCALES = (1, 5)
+_COARSE_SHARE = 2.0
+# A part that patches moved enclose (at least this share of its pairs across, and this many)
+# is moved with them.
+_ENCLOSED = 0.6
+_MIN_ENCLOSED = 4
 # A patch on the region's sides is put back as it was when that leaves under this share of the
 # step across its outline.
 _RESTORE = 0.5
@@ -546,11 +561,22 @@ def take_off(
     if not _MIN_S <= s <= _MAX_S:
         return None
     observed = view[:y0, :x0].astype(np.float64)
-    region = _offsets((observed - t) / s, s, t)
+    linear = (observed - t) / s
+    region = _moved_patches(linear, s, t)
     if _ROUND > 0:
         region = _round_corners(region, observed, int(_ROUND * y0), aspect)
     view[:y0, :x0] = np.clip(region, 0.0, 255.0)
     return out, (y0, x0), s, t
+
+
+def _moved_patches(linear: np.ndarray, s: float, t: float) -> np.ndarray:
+    """`linear` (the region undone) with the patches of another colour moved back
+    (`_offsets`): on each of `_SCALES` in turn until one moves something."""
+    for scale in _SCALES:
+        region = _offsets(linear, s, t, scale)
+        if region is not linear:
+            return region
+    return linear
 
 
 def _first_pixel(bin_: int, n: int, bins: int) -> int:
@@ -755,12 +781,11 @@ def _label(free: np.ndarray) -> tuple[np.ndarray, int]:  # pragma: no cover - co
 
 
 def _pairs(
-    labels: np.ndarray, values: np.ndarray
+    labels: np.ndarray, values: np.ndarray, r: int = _REACH
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(label a, label b, value a, value b) of every two bins _REACH apart along a row, a
-    column or a diagonal that lie in two different components."""
+    """(label a, label b, value a, value b) of every two bins r apart along a row, a column or
+    a diagonal that lie in two different components."""
     rows, cols = labels.shape
-    r = _REACH
     out_a, out_b, out_va, out_vb = [], [], [], []
     for dy, dx in ((0, r), (r, 0), (r, r), (r, -r)):
         xa, xb = (
@@ -782,7 +807,7 @@ def _pairs(
     )
 
 
-def _offsets(region: np.ndarray, s: float, t: float) -> np.ndarray:
+def _offsets(region: np.ndarray, s: float, t: float, scale: int = 1) -> np.ndarray:
     """`region` (the corner region with the overlay's s, t taken off) with the patches of
     another colour inside it moved back: bins whose step to a neighbour is far over the
     region's typical one outline patches; a patch that does not reach the region's sides is
@@ -791,22 +816,34 @@ def _offsets(region: np.ndarray, s: float, t: float) -> np.ndarray:
     patch on the sides (a rounded corner of the overlay, which left the picture there as it
     was) is put back as it was (s*value + t) when that takes most of the step across its
     outline away; the outline's own bins beside a moved patch are filled from their
-    neighbours."""
+    neighbours. A part of the picture inside a patch (steps across its outline far over the
+    region's that do not agree) is moved with the patches that enclose it (_ENCLOSED of its
+    pairs across). Looked for on `scale` (the region smoothed over 2 scale + 1 bins a side,
+    steps across two bins `scale` apart, pairs _REACH times `scale` apart)."""
     rows, cols = region.shape
-    if rows < 8 or cols < 8:
+    if rows < 8 * scale or cols < 8 * scale:
         return region
     # Outlines looked for, and steps across them measured, on the region smoothed over 3 x 3
     # bins: a grainy picture's own steps are far smaller there, a patch's stay.
-    padded = np.pad(region, 1, mode="edge")
-    smooth = np.zeros_like(region)
-    for i in range(3):
-        for j in range(3):
-            smooth += padded[i : i + rows, j : j + cols]
-    smooth /= 9.0
+    # (On a coarser scale, `scale` bins for one, the picture's own finer pattern fades too.)
+    r = scale
+    if r == 1:
+        padded = np.pad(region, 1, mode="edge")
+        smooth = np.zeros_like(region)
+        for i in range(3):
+            for j in range(3):
+                smooth += padded[i : i + rows, j : j + cols]
+        smooth /= 9.0
+    else:
+        padded = np.pad(region, ((r + 1, r), (r + 1, r)), mode="edge")
+        sums = padded.cumsum(axis=0).cumsum(axis=1)
+        w = 2 * r + 1
+        smooth = (sums[w:, w:] - sums[:-w, w:] - sums[w:, :-w] + sums[:-w, :-w]) / float(w * w)
     step = np.zeros_like(region)
-    step[:, 1:-1] = np.abs(smooth[:, 2:] - smooth[:, :-2])
-    step[1:-1, :] = np.maximum(step[1:-1, :], np.abs(smooth[2:, :] - smooth[:-2, :]))
-    threshold = max(_OFFSET_STEP, _OFFSET_SHARE * float(np.median(step)))
+    step[:, r:-r] = np.abs(smooth[:, 2 * r :] - smooth[:, : -2 * r])
+    step[r:-r, :] = np.maximum(step[r:-r, :], np.abs(smooth[2 * r :, :] - smooth[: -2 * r, :]))
+    share = _OFFSET_SHARE if scale == 1 else _COARSE_SHARE
+    threshold = max(_OFFSET_STEP, share * float(np.median(step)))
     edge = step > threshold
     labels, count = _label(~edge)
     if count <= 1:
@@ -817,7 +854,8 @@ def _offsets(region: np.ndarray, s: float, t: float) -> np.ndarray:
     sides = sides[sides > 0]
     main = int(sides[np.argmax(sizes[sides])]) if sides.size else int(np.argmax(sizes[1:]) + 1)
     known[main] = 0.0
-    a, b, va, vb = _pairs(labels, smooth)
+    reach = _REACH * scale
+    a, b, va, vb = _pairs(labels, smooth, reach)
     d = va - vb
     moved = np.zeros(count + 1, dtype=bool)
     restored = np.zeros(count + 1, dtype=bool)
@@ -843,6 +881,7 @@ def _offsets(region: np.ndarray, s: float, t: float) -> np.ndarray:
     mine, other, steps = mine[by], other[by], steps[by]
     bounds = np.searchsorted(mine, np.arange(count + 2))
     order = [k for k in np.argsort(-sizes) if k > 0 and sizes[k] >= _MIN_PATCH]
+    unsure = np.zeros(count + 1, dtype=bool)
     changed = True
     while changed:
         changed = False
@@ -857,9 +896,34 @@ def _offsets(region: np.ndarray, s: float, t: float) -> np.ndarray:
             diffs = steps[lo:hi][ok] + across[ok]
             shift = float(np.median(diffs))
             agree = float(np.median(np.abs(diffs - shift))) < _AGREE * abs(shift)
-            known[k] = shift if agree and abs(shift) > threshold else 0.0
+            if abs(shift) > threshold and not agree:
+                # Not a reference for the others (a part of the picture inside a patch, or
+                # one astride its outline): decided below.
+                if not unsure[k]:
+                    unsure[k] = True
+                    changed = True
+                continue
+            known[k] = shift if abs(shift) > threshold else 0.0
             moved[k] = known[k] != 0.0
             changed = True
+    # The parts left (small, or unsure) that the moved patches enclose: moved with them.
+    if moved.any():
+        changed = True
+        while changed:
+            changed = False
+            for k in range(1, count + 1):
+                if not np.isnan(known[k]):
+                    continue
+                lo, hi = bounds[k], bounds[k + 1]
+                if hi - lo < _MIN_ENCLOSED:
+                    continue
+                partners = other[lo:hi]
+                inside = moved[partners]
+                if inside.mean() < _ENCLOSED:
+                    continue
+                known[k] = float(np.median(known[partners[inside]]))
+                moved[k] = True
+                changed = True
     if restored.any():
         region = np.where(restored[labels], region * s + t, region)
         moved |= restored
@@ -870,13 +934,13 @@ def _offsets(region: np.ndarray, s: float, t: float) -> np.ndarray:
     out -= np.where(moved[labels], shift, 0.0)
     # The outline beside a moved patch (its bins mixed): filled from the neighbours.
     near = moved[labels]
-    for _ in range(_REACH):
+    for _ in range(reach):
         near[1:] |= near[:-1]
         near[:-1] |= near[1:]
         near[:, 1:] |= near[:, :-1]
         near[:, :-1] |= near[:, 1:]
     hole = edge & near
-    return _fill(out, hole, 2 * _REACH)
+    return _fill(out, hole, 2 * reach)
 
 
 @numba.njit(cache=True, nogil=True)

@@ -37,7 +37,8 @@ from vigil.scan.results import ScannedItem
 # 8: the `unlogo` variant (vigil.fingerprint.unlogo: a semi-opaque corner region taken off) and
 #    `unveil` undone on the band's pixel rows.
 # 9: `unveil`'s glyphs averaged with the row filled across them, a long run of hot rows split;
-#    `unlogo`'s finder widened (more candidate edges, the step's cover along them).
+#    `unlogo`'s finder widened (more candidate edges, the step's cover along them), the parts
+#    of the picture a patch of another colour encloses moved with it, a coarser patch scale.
 CACHE_FORMAT = 9
 # Inodes per SQL query of `get_many` (SQLite allows 32,766 parameters; old builds 999).
 _IN_CHUNK = 900
