@@ -84,14 +84,18 @@ def test_a_corner_logo_is_taken_off_where_nothing_else_matches(
 @pytest.mark.parametrize("corner", range(4))
 def test_the_logo_is_found_in_its_corner_at_its_size(corner) -> None:
     image = Image.fromarray(skdata.coffee())
-    copy = with_logo(image, corner, 0.15, (20, 40, 200), 170)
+    assert_found_at(with_logo(image, corner, 0.15, (20, 40, 200), 170), corner, 0.15)
+
+
+def assert_found_at(copy: Image.Image, corner: int, share: float) -> None:
+    """`find_logo` finds the logo of `share` of the area in `copy`'s `corner`, at its size."""
     pixels = np.asarray(Image.open(io.BytesIO(jpeg(copy))).convert("RGB"))
     found = find_logo(thumbnail(pixels))
     assert found is not None
     where, width, height = found
     assert where == corner
-    assert abs(width - 0.15**0.5) < 0.01
-    assert abs(height - 0.15**0.5) < 0.01
+    assert abs(width - share**0.5) < 0.01
+    assert abs(height - share**0.5) < 0.01
 
 
 @pytest.mark.parametrize(
@@ -133,14 +137,7 @@ def test_a_logo_beside_stronger_straight_edges_is_found(photo, corner) -> None:
     # Two bands give four column steps stronger than the logo's: its column edge is not among
     # the three highest candidates (the finder once paired only those), its row edge is.
     striped = with_bands(Image.fromarray(photo()), [0.25, 0.5], corner)
-    copy = with_logo(striped, corner, 0.15, (20, 40, 200), 170)
-    pixels = np.asarray(Image.open(io.BytesIO(jpeg(copy))).convert("RGB"))
-    found = find_logo(thumbnail(pixels))
-    assert found is not None
-    where, width, height = found
-    assert where == corner
-    assert abs(width - 0.15**0.5) < 0.01
-    assert abs(height - 0.15**0.5) < 0.01
+    assert_found_at(with_logo(striped, corner, 0.15, (20, 40, 200), 170), corner, 0.15)
     # The bands alone are no logo.
     clean = np.asarray(Image.open(io.BytesIO(jpeg(striped))).convert("RGB"))
     assert find_logo(thumbnail(clean)) is None
