@@ -77,14 +77,16 @@ class Watching:
         """The backend's own state (made once the shared part is)."""
 
     def _trouble(self, message: str) -> None:
-        log.warning("%s", message)
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         self.errors.append(f"{stamp} {message}"[:500])
+        log.warning("%s", message)
 
     def _lose(self, root: str, why: str) -> None:
         if root not in self.lost:
-            self.lost.add(root)
+            # The error first: `health` (another thread) never reports the root lost without
+            # saying why.
             self._trouble(f"watch lost on {root}: {why}")
+            self.lost.add(root)
 
     def _watched(self) -> int:
         """Folders (inotify) or roots (watchdog) watched now."""
