@@ -63,6 +63,13 @@ def with_logo(
         # Parts of the picture inside the disc (the rocket's bright body), whose steps across
         # their outline do not agree, moved with the disc that encloses them (38 bits before).
         (skdata.rocket, 2, 0.16, (240, 240, 240), 210, 0),
+        # Found once the finder took the highest steps whose lines fit as candidates too, and
+        # allowed the detail along the edges inside 0.5-2 times s that outside (not found
+        # before).
+        (skdata.chelsea, 1, 0.15, (20, 40, 200), 190, 8),
+        (skdata.rocket, 0, 0.15, (240, 240, 240), 220, 8),
+        (skdata.immunohistochemistry, 0, 0.15, (200, 30, 30), 220, 8),
+        (lambda: skdata.stereo_motorcycle()[0], 0, 0.15, (240, 240, 240), 190, 8),
     ],
 )
 def test_a_corner_logo_is_taken_off_where_nothing_else_matches(
@@ -140,6 +147,37 @@ def test_a_logo_beside_stronger_straight_edges_is_found(photo, corner) -> None:
     assert_found_at(with_logo(striped, corner, 0.15, (20, 40, 200), 170), corner, 0.15)
     # The bands alone are no logo.
     clean = np.asarray(Image.open(io.BytesIO(jpeg(striped))).convert("RGB"))
+    assert find_logo(thumbnail(clean)) is None
+
+
+def with_cells(image: Image.Image, size: int, seed: int) -> Image.Image:
+    """`image` half and half with a grid of square cells of `size` pixels, each of a random
+    grey: steps across every cell's sides, far stronger than a logo's own edges and many more
+    than the finder takes the highest of."""
+    a = np.asarray(image.convert("RGB")).astype(np.float64)
+    h, w = a.shape[:2]
+    levels = np.random.default_rng(seed).integers(0, 256, (h // size + 1, w // size + 1, 1))
+    cells = np.repeat(np.repeat(levels, size, axis=0), size, axis=1)[:h, :w]
+    return Image.fromarray((0.5 * a + 0.5 * cells).astype(np.uint8))
+
+
+@pytest.mark.parametrize(
+    ("photo", "size", "seed", "corner"),
+    [
+        (skdata.coffee, 20, 1, 0),
+        (skdata.coffee, 20, 2, 2),
+        (skdata.astronaut, 25, 1, 0),
+        (skdata.astronaut, 30, 1, 3),
+    ],
+)
+def test_a_logo_over_a_pattern_of_stronger_steps_is_found(photo, size, seed, corner) -> None:
+    # Neither of the logo's edges is among the 6 highest steps of its side (the finder once
+    # took only those); across them, unlike across the cells' sides, the bins inside are an
+    # affine function of those outside.
+    patterned = with_cells(Image.fromarray(photo()), size, seed)
+    assert_found_at(with_logo(patterned, corner, 0.15, (20, 40, 200), 170), corner, 0.15)
+    # The pattern alone is no logo.
+    clean = np.asarray(Image.open(io.BytesIO(jpeg(patterned))).convert("RGB"))
     assert find_logo(thumbnail(clean)) is None
 
 

@@ -10,10 +10,13 @@ along two perpendicular lines that meet and run to the picture's sides.
 Found on the variants' 256-bin luma thumbnail (`variants.thumbnail`), corner by corner, in one
 compiled call each (`_corner_search`): candidate edges are the columns whose mean step across
 (bins j - 1 and j + 1) over a band of rows near the picture's side (`_NEAR_SIDE`) stands out
-(`_PEAKS` local maxima, `_PROMINENCE` times the median), and the rows likewise; each pair of
+(`_PEAKS` local maxima, `_PROMINENCE` times the median; and up to `_FITTED` more of the
+`_MAX_PEAKS` highest whose bins just inside fit an affine function of those just outside there,
+`_LINE_FIT`: a pattern's own edges, grid lines, tiles, wood grain, often step higher than an
+overlay's but rarely keep that relation), and the rows likewise; each pair of
 a candidate column x0 and row y0 (`_MIN_SIDE` to `_MAX_SIDE` of each side, within `_MAX_ASPECT`
-of each other; one of the two among the `_BOTH` highest of its side: a logo's colour may be
-close to the picture's along one edge, or a pattern's own steps outrank it) is then fitted along the middle of both edges (`_FIRST` to `_LAST` of each:
+of each other; one of the two prime, among the `_BOTH` highest of its side or fitting: a logo's
+colour may be close to the picture's along one edge, or a pattern's own steps outrank it) is then fitted along the middle of both edges (`_FIRST` to `_LAST` of each:
 rounded corners bend the rest), the bins just inside against those just outside, pooled:
 s is the spread inside over the spread outside (the least-squares slope is drawn towards 0 by
 the picture's own change between the bins, so it is only required not to fall far short of
@@ -82,14 +85,20 @@ _MAX_S = 0.75
 _MIN_SLOPE = 0.3
 # Candidate edges: the mean step across a column over the rows in this part of the height from
 # the corner's side (a row, over columns likewise) a local maximum at least _PROMINENCE times
-# the median (and _STEP_FLOOR levels); the _PEAKS highest of each, a column and a row paired
-# when one of them is among the _BOTH highest, each pair fitted with its edges within
-# _REACH_EDGE bins of the candidates; a fit kept when the step across the edges is over
+# the median (and _STEP_FLOOR levels); the _PEAKS highest of each, and up to _FITTED more of
+# the _MAX_PEAKS highest whose line fits there (the residual of inside = s*outside + t over the
+# bins of that part at most _LINE_FIT of their squared steps: a pattern's own steps, often
+# higher than an overlay's, rarely keep that relation); a column and a row paired when one of
+# them is prime (among the _BOTH highest, or its line fits), each pair fitted with its edges
+# within _REACH_EDGE bins of the candidates; a fit kept when the step across the edges is over
 # _COVER_STEP levels on at least _MIN_COVER of the bins along them (`_cover`).
 _NEAR_SIDE = (0.04, 0.15)
 _PROMINENCE = 1.5
 _STEP_FLOOR = 1.0
 _PEAKS = 6
+_MAX_PEAKS = 16
+_LINE_FIT = 0.3
+_FITTED = 3
 _BOTH = 3
 _MIN_COVER = 0.6
 _COVER_STEP = 6.0
@@ -99,9 +108,9 @@ _BAND = 6
 # The bounds of a fit (`_corner_fit`): the residual at most this share of the squared steps
 # across the edges (pooled), and on each edge alone (with the pooled s, t); s within these; the
 # steps at least this root mean square (levels of 0..255) and the picture outside the edges at
-# least this standard deviation along them; `_contrast` within these shares of s; the sides'
-# aspect.
-_STRICT = (0.05, 0.1, _MIN_S, _MAX_S, 8.0, 4.0, 0.65, 1.5, _MAX_ASPECT)
+# least this standard deviation along them; `_contrast` within these shares of s (0.65-1.5
+# before: logos over pictures whose detail differs across the edges were left); the sides' aspect.
+_STRICT = (0.05, 0.1, _MIN_S, _MAX_S, 8.0, 4.0, 0.5, 2.0, _MAX_ASPECT)
 # The edges placed on the fine thumbnail: within this many bins of where the thumbnail put
 # them, the best fit of any s.
 _PLACE = 2
@@ -392,6 +401,69 @@ def _peaks(profile: np.ndarray, lo: int, prominence: float, floor: float, count:
 
 
 @numba.njit(cache=True, nogil=True)
+def _candidates(
+    h: np.ndarray,
+    lo: int,
+    hi: int,
+    first: int,
+    last: int,
+    across: bool,
+    prominence: float,
+    floor: float,
+    count: int,
+) -> np.ndarray:  # pragma: no cover - compiled
+    # The candidate edges among lines lo..hi-1 (rows when `across`, else columns), highest
+    # first: the local maxima of the mean step across a line (bins j - 1 and j + 1) over the
+    # part first..last of it (`_peaks`, `prominence`, `floor`), the `count` highest and up to
+    # _FITTED more of the _MAX_PEAKS highest whose line fits (its bins there just inside an
+    # affine function of those just outside: the least-squares residual at most _LINE_FIT of
+    # the squared steps). A pattern's own edges often step higher than an overlay's, but an
+    # overlay's keeps the relation.
+    n = hi - lo
+    profile = np.zeros(n)
+    fits = np.zeros(n)
+    m = np.float64(max(last - first, 1))
+    for j in range(lo, hi):
+        sx = sy = sxx = syy = sxy = total = 0.0
+        for k in range(first, last):
+            if across:
+                a, b = np.float64(h[j + 1, k]), np.float64(h[j - 1, k])
+            else:
+                a, b = np.float64(h[k, j + 1]), np.float64(h[k, j - 1])
+            total += abs(a - b)
+            sx += a
+            sy += b
+            sxx += a * a
+            syy += b * b
+            sxy += a * b
+        profile[j - lo] = total / m
+        vxx = sxx - sx * sx / m
+        vxy = sxy - sx * sy / m
+        vyy = syy - sy * sy / m
+        step = sxx - 2 * sxy + syy
+        if vxx <= 1e-9 or step <= 1e-9:
+            fits[j - lo] = np.inf
+        else:
+            fits[j - lo] = (vyy - vxy * vxy / vxx) / step
+    peaks = _peaks(profile, lo, prominence, floor, _MAX_PEAKS)
+    # out[0]: the candidates (-1: none), out[1]: 1 for the prime ones (a pair is fitted when
+    # one of its lines is prime: the _BOTH highest, and those whose lines fit).
+    out = np.full((2, count + _FITTED), -1)
+    kept = fitted = 0
+    for i in range(peaks.size):
+        p = peaks[i]
+        if p < 0:
+            break
+        fit = fits[p - lo] <= _LINE_FIT
+        if i < count or (fit and fitted < _FITTED):
+            out[0, kept] = p
+            out[1, kept] = 1 if i < _BOTH or fit else 0
+            fitted += fit and i >= count
+            kept += 1
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
 def _corner_search(
     h: np.ndarray,
     x_lo: int,
@@ -409,43 +481,35 @@ def _corner_search(
     # j - 1 and j + 1) over the rows near..far of the height stands out (`_peaks`), and the rows
     # likewise over the columns near..far of the width.
     rows, cols = h.shape
-    columns = np.zeros(x_hi - x_lo)
-    first, last = int(near * rows), int(far * rows)
-    for y in range(first, last):
-        for j in range(x_lo, x_hi):
-            columns[j - x_lo] += abs(np.float64(h[y, j + 1]) - np.float64(h[y, j - 1]))
-    xs = _peaks(columns / max(last - first, 1), x_lo, prominence, floor, count)
+    xs = _candidates(
+        h, x_lo, x_hi, int(near * rows), int(far * rows), False, prominence, floor, count
+    )
+    ys = _candidates(
+        h, y_lo, y_hi, int(near * cols), int(far * cols), True, prominence, floor, count
+    )
     best = np.full(5, np.inf)
-    lines = np.zeros(y_hi - y_lo)
-    first, last = int(near * cols), int(far * cols)
-    for j in range(y_lo, y_hi):
-        above, below = h[j - 1], h[j + 1]
-        total = 0.0
-        for x in range(first, last):
-            total += abs(np.float64(below[x]) - np.float64(above[x]))
-        lines[j - y_lo] = total / max(last - first, 1)
-    ys = _peaks(lines, y_lo, prominence, floor, count)
     # The running sums along each candidate's lines made once (`_line_sums`), for all its pairs.
+    n = xs.shape[1]
     reach = 2 * _REACH_EDGE + 1
-    v_all = np.empty((count, 5, reach, int(_LAST * (min(rows - 3, y_hi + _REACH_EDGE) - 1)) + 2))
-    w_all = np.empty((count, 5, reach, int(_LAST * (min(cols - 3, x_hi + _REACH_EDGE) - 1)) + 2))
-    for k in range(count):
-        if xs[k] >= 0:
-            lo = min(max(2, xs[k] - _REACH_EDGE), cols - 3 - reach)
+    v_all = np.empty((n, 5, reach, int(_LAST * (min(rows - 3, y_hi + _REACH_EDGE) - 1)) + 2))
+    w_all = np.empty((n, 5, reach, int(_LAST * (min(cols - 3, x_hi + _REACH_EDGE) - 1)) + 2))
+    for k in range(n):
+        if xs[0, k] >= 0:
+            lo = min(max(2, xs[0, k] - _REACH_EDGE), cols - 3 - reach)
             v_all[k] = _line_sums(h, lo, lo + reach, v_all.shape[3] - 1, False)
-        if ys[k] >= 0:
-            lo = min(max(2, ys[k] - _REACH_EDGE), rows - 3 - reach)
+        if ys[0, k] >= 0:
+            lo = min(max(2, ys[0, k] - _REACH_EDGE), rows - 3 - reach)
             w_all[k] = _line_sums(h, lo, lo + reach, w_all.shape[3] - 1, True)
-    for i in range(count):
-        x = xs[i]
+    for i in range(n):
+        x = xs[0, i]
         if x < 0:
             break
         x_from = min(max(2, x - _REACH_EDGE), cols - 3 - reach)
-        for j in range(count):
-            y = ys[j]
+        for j in range(n):
+            y = ys[0, j]
             if y < 0:
                 break
-            if i >= _BOTH and j >= _BOTH:
+            if xs[1, i] == 0 and ys[1, j] == 0:
                 continue
             y_from = min(max(2, y - _REACH_EDGE), rows - 3 - reach)
             fit = _sums_fit(

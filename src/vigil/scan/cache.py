@@ -39,7 +39,9 @@ from vigil.scan.results import ScannedItem
 # 9: `unveil`'s glyphs averaged with the row filled across them, a long run of hot rows split;
 #    `unlogo`'s finder widened (more candidate edges, the step's cover along them), the parts
 #    of the picture a patch of another colour encloses moved with it, a coarser patch scale.
-CACHE_FORMAT = 9
+# 10: `unlogo`'s candidate edges also the highest steps whose lines fit, its detail bounds
+#    widened.
+CACHE_FORMAT = 10
 # Inodes per SQL query of `get_many` (SQLite allows 32,766 parameters; old builds 999).
 _IN_CHUNK = 900
 # Inodes closer than _RUN_GAP form a run; a run of at least _RUN_MIN is read as one range.
