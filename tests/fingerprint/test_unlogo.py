@@ -181,6 +181,19 @@ def test_a_logo_over_a_pattern_of_stronger_steps_is_found(photo, size, seed, cor
     assert find_logo(thumbnail(clean)) is None
 
 
+@pytest.mark.parametrize(
+    ("photo", "size", "seed"),
+    [(skdata.chelsea, 25, 1), (skdata.astronaut, 25, 2), (skdata.rocket, 30, 3)],
+)
+def test_a_region_the_finer_thumbnail_does_not_hold_is_not_undone(photo, size, seed) -> None:
+    # The cells' sides, on the 256-bin thumbnail, fit as a corner region's edges; on the finer
+    # thumbnail the region undoing works on they do not, so no `unlogo` is made (nor its cost).
+    data = jpeg(with_cells(Image.fromarray(photo()), size, seed))
+    pixels = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+    assert find_logo(thumbnail(pixels)) is not None
+    assert "unlogo" not in [name for name, _, _ in pdq_from_bytes(data, max_pixels=MAX).variants]
+
+
 @pytest.mark.parametrize("kind", ["flat", "gradient"])
 def test_a_plain_picture_gets_no_unlogo(kind) -> None:
     y, x = np.mgrid[0:600, 0:800]

@@ -16,7 +16,8 @@ compiled call each (`_corner_search`): candidate edges are the columns whose mea
 overlay's but rarely keep that relation), and the rows likewise; each pair of
 a candidate column x0 and row y0 (`_MIN_SIDE` to `_MAX_SIDE` of each side, within `_MAX_ASPECT`
 of each other; one of the two prime, among the `_BOTH` highest of its side or fitting: a logo's
-colour may be close to the picture's along one edge, or a pattern's own steps outrank it) is then fitted along the middle of both edges (`_FIRST` to `_LAST` of each:
+colour may be close to the picture's along one edge, or a pattern's own steps outrank it) is
+then fitted along the middle of both edges (`_FIRST` to `_LAST` of each:
 rounded corners bend the rest), the bins just inside against those just outside, pooled:
 s is the spread inside over the spread outside (the least-squares slope is drawn towards 0 by
 the picture's own change between the bins, so it is only required not to fall far short of
@@ -28,9 +29,11 @@ near s as well, and a step across the edges along most of them (`_cover`: a pict
 that happens to fit often steps along a part only). The best of the four corners is kept.
 
 Taken off on a luma thumbnail of `variants.FINE` bins a side (one more pass over the pixels, made
-only when a region is found): the edges placed again to the bin there (`_place`), s and t
-fitted again, original = (observed - t)/s inside. Parts of the logo of another colour (an inner
-shape, lettering) are left then as patches offset by a constant from the picture around them:
+only when a region is found), when the region fits there too, under the same bounds and with its
+step along most of its edges (`_holds`: most regions the coarser thumbnail finds in a picture
+without one do not, and are left before the costlier undoing): the edges placed again to the
+bin there (`_place`), s and t fitted again, original = (observed - t)/s inside. Parts of the
+logo of another colour (an inner shape, lettering) are left then as patches offset by a constant from the picture around them:
 steps far over the region's own outline them, and each closed patch inside the region is moved
 by the median step across its outline, when those steps agree (`_offsets`); parts of the
 picture inside such a patch (its own bright or dark shapes, whose steps across their outline
@@ -684,6 +687,26 @@ def _region_blocks(
     return block, indicator
 
 
+def _holds(fine: np.ndarray, corner: int, width: float, height: float) -> bool:
+    """Whether the region found on the thumbnail fits under the strict bounds on the finer
+    thumbnail too, its edges within _PLACE bins of where the thumbnail put them."""
+    view = _oriented(fine, *CORNERS[corner])
+    rows, cols = view.shape
+    x, y = int(width * cols), int(height * rows)
+    fit = _corner_fit(
+        view,
+        max(2, x - _PLACE),
+        min(cols - 3, x + _PLACE + 1),
+        max(2, y - _PLACE),
+        min(rows - 3, y + _PLACE + 1),
+        _FIRST,
+        _LAST,
+        *_STRICT,
+        1,
+    )[0]
+    return bool(np.isfinite(fit[0])) and _cover(view, int(fit[1]), int(fit[2])) >= _MIN_COVER
+
+
 def unlogoed(pixels: np.ndarray, thumb: np.ndarray, block: np.ndarray) -> np.ndarray | None:
     """PDQ's 64x64 block of decoded `pixels` (whose block is `block`) with a semi-opaque corner
     region found on their thumbnail `thumb` taken off, or None when there is none. The
@@ -695,6 +718,8 @@ def unlogoed(pixels: np.ndarray, thumb: np.ndarray, block: np.ndarray) -> np.nda
     if found is None:
         return None
     fine = fine_thumbnail(pixels)
+    if not _holds(fine, *found):
+        return None
     # Columns of `fine` a row of it spans (as long in pixels).
     aspect = (fine.shape[1] / pixels.shape[1]) / (fine.shape[0] / pixels.shape[0])
     undone = take_off(fine, *found, aspect)

@@ -40,7 +40,7 @@ from vigil.scan.results import ScannedItem
 #    `unlogo`'s finder widened (more candidate edges, the step's cover along them), the parts
 #    of the picture a patch of another colour encloses moved with it, a coarser patch scale.
 # 10: `unlogo`'s candidate edges also the highest steps whose lines fit, its detail bounds
-#    widened.
+#    widened, a region undone only when it holds on the finer thumbnail too.
 CACHE_FORMAT = 10
 # Inodes per SQL query of `get_many` (SQLite allows 32,766 parameters; old builds 999).
 _IN_CHUNK = 900
