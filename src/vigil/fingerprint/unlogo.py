@@ -113,11 +113,12 @@ _BAND = 6
 # steps at least this root mean square (levels of 0..255) and the picture outside the edges at
 # least this standard deviation along them; `_contrast` within these shares of s (0.65-1.5
 # before: logos over pictures whose detail differs across the edges were left); the sides' aspect.
-_STRICT = (0.05, 0.1, _MIN_S, _MAX_S, 8.0, 4.0, 0.5, 2.0, _MAX_ASPECT)
+_Bounds = tuple[float, float, float, float, float, float, float, float, float]
+_STRICT: _Bounds = (0.05, 0.1, _MIN_S, _MAX_S, 8.0, 4.0, 0.5, 2.0, _MAX_ASPECT)
 # The edges placed on the fine thumbnail: within this many bins of where the thumbnail put
 # them, the best fit of any s.
 _PLACE = 2
-_PLACING = (np.inf, np.inf, 0.0, 1.0, 0.0, 0.0, 0.0, np.inf, np.inf)
+_PLACING: _Bounds = (np.inf, np.inf, 0.0, 1.0, 0.0, 0.0, 0.0, np.inf, np.inf)
 # Fits of one place (edges within this many bins) are one (`_keep`).
 _NEAR = 2
 # Patches of another colour (`_offsets`): outlined by steps (over two bins of the region
@@ -601,16 +602,22 @@ def _edge_fit(f: np.ndarray, x0: int, y0: int) -> tuple[float, float]:
     return s, float(inside.mean() - s * outside.mean())
 
 
-def _place(f: np.ndarray, width: float, height: float) -> tuple[int, int]:
-    """The bins (column, row) of `f` (the corner at its top left) the region's edges fall in:
-    the best fit within _PLACE bins of width x height (shares of the sides)."""
+def _fit_near(f: np.ndarray, width: float, height: float, bounds: _Bounds) -> np.ndarray:
+    """The best fit (`_corner_fit`'s row) under `bounds` of a region of `f` (the corner at its
+    top left) whose edges fall within _PLACE bins of width x height (shares of the sides)."""
     rows, cols = f.shape
     x, y = int(width * cols), int(height * rows)
     xs = (max(2, x - _PLACE), min(cols - 3, x + _PLACE + 1))
     ys = (max(2, y - _PLACE), min(rows - 3, y + _PLACE + 1))
-    fit = _corner_fit(f, xs[0], xs[1], ys[0], ys[1], _FIRST, _LAST, *_PLACING, 1)[0]
+    return _corner_fit(f, xs[0], xs[1], ys[0], ys[1], _FIRST, _LAST, *bounds, 1)[0]
+
+
+def _place(f: np.ndarray, width: float, height: float) -> tuple[int, int]:
+    """The bins (column, row) of `f` (the corner at its top left) the region's edges fall in:
+    the best fit within _PLACE bins of width x height (shares of the sides)."""
+    fit = _fit_near(f, width, height, _PLACING)
     if not np.isfinite(fit[0]):
-        return x, y
+        return int(width * f.shape[1]), int(height * f.shape[0])
     return int(fit[1]), int(fit[2])
 
 
@@ -691,19 +698,7 @@ def _holds(fine: np.ndarray, corner: int, width: float, height: float) -> bool:
     """Whether the region found on the thumbnail fits under the strict bounds on the finer
     thumbnail too, its edges within _PLACE bins of where the thumbnail put them."""
     view = _oriented(fine, *CORNERS[corner])
-    rows, cols = view.shape
-    x, y = int(width * cols), int(height * rows)
-    fit = _corner_fit(
-        view,
-        max(2, x - _PLACE),
-        min(cols - 3, x + _PLACE + 1),
-        max(2, y - _PLACE),
-        min(rows - 3, y + _PLACE + 1),
-        _FIRST,
-        _LAST,
-        *_STRICT,
-        1,
-    )[0]
+    fit = _fit_near(view, width, height, _STRICT)
     return bool(np.isfinite(fit[0])) and _cover(view, int(fit[1]), int(fit[2])) >= _MIN_COVER
 
 
