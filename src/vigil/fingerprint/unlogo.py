@@ -31,26 +31,26 @@ that happens to fit often steps along a part only). The best of the four corners
 Taken off on a luma thumbnail of `variants.FINE` bins a side (one more pass over the pixels, made
 only when a region is found), when the region fits there too, under the same bounds and with its
 step along most of its edges (`_holds`: most regions the coarser thumbnail finds in a picture
-without one do not, and are left before the costlier undoing): the edges placed again to the
-bin there (`_place`), s and t fitted again, original = (observed - t)/s inside. Parts of the
-logo of another colour (an inner shape, lettering) are left then as patches offset by a constant from the picture around them:
-steps far over the region's own outline them, and each closed patch inside the region is moved
-by the median step across its outline, when those steps agree (`_offsets`); parts of the
-picture inside such a patch (its own bright or dark shapes, whose steps across their outline
-do not agree) are moved with the patches that enclose them (`_ENCLOSED` of their pairs
-across); when no patch stands out so on the region smoothed over 3 x 3 bins, patches are
-looked for again on it smoothed over 11 x 11 (`_SCALES`, `_COARSE_SHARE`: a finely patterned
-picture's own steps fade there, a patch's stay); patches on the
-region's sides that the overlay did not cover (its rounded corners) are put back as they were;
-then the bins outside a quarter ellipse in each of the region's four corners (a rounded
-overlay left them bare, the inner corner too, and undone as if covered they were tens of
-levels off over hundreds of bins) are put back as observed, with the radius (0 to `_ROUND` of
-the region's height; an ellipse on bins that are not square) that leaves the least total
-variation over the four corner blocks (`_round_corners`, compiled). Clipped to 0..255. The affine part is then made again on PDQ's own downscale of the region's
-pixels (it is linear; a pass over the region's pixels only) and the rest (patches, corners,
-clipping) added from the fine thumbnail through PDQ's matrices summed over each bin's pixels:
-PDQ's box-thumbnail and its own downscale differ by tens of levels on fine detail, which moved
-the hash of some pictures past the distance on its own. One more query, named `unlogo`.
+without one do not, and are left before the costlier undoing): the edges placed again to the bin
+there (`_place`), s and t fitted again, original = (observed - t)/s inside. Parts of the logo of
+another colour (an inner shape, lettering) are left then as patches offset by a constant from the
+picture around them: steps far over the region's own outline them, and each closed patch inside the
+region is moved by the median step across its outline, when those steps agree (`_offsets`); parts
+of the picture inside such a patch (its own bright or dark shapes, whose steps across their outline
+do not agree) are moved with the patches that enclose them (`_ENCLOSED` of their pairs across);
+when no patch stands out so on the region smoothed over 3 x 3 bins, patches are looked for again on
+it smoothed over 11 x 11 (`_SCALES`, `_COARSE_SHARE`: a finely patterned picture's own steps fade
+there, a patch's stay); patches on the region's sides that the overlay did not cover (its rounded
+corners) are put back as they were; then the bins outside a quarter ellipse in each of the region's
+four corners (a rounded overlay left them bare, the inner corner too, and undone as if covered they
+were tens of levels off over hundreds of bins) are put back as observed, with the radius (0 to
+`_ROUND` of the region's height; an ellipse on bins that are not square) that leaves the least
+total variation over the four corner blocks (`_round_corners`, compiled). Clipped to 0..255. The
+affine part is then made again on PDQ's own downscale of the region's pixels (it is linear; a pass
+over the region's pixels only) and the rest (patches, corners, clipping) added from the fine
+thumbnail through PDQ's matrices summed over each bin's pixels: PDQ's box-thumbnail and its own
+downscale differ by tens of levels on fine detail, which moved the hash of some pictures past the
+distance on its own. One more query, named `unlogo`.
 
 The bounds were chosen on copies made by benchmarks/bench_robustness.py's logo generator (draws
 of their own, seed 5, not the benchmark's) and the 43 listed source photos. Limits: a region
@@ -481,9 +481,10 @@ def _corner_search(
     count: int,
 ) -> np.ndarray:  # pragma: no cover - compiled
     # The best region in the top-left corner of `h` (as `_corner_fit`, under the strict
-    # bounds) among the pairs of candidate edges: the columns whose mean step across (bins
-    # j - 1 and j + 1) over the rows near..far of the height stands out (`_peaks`), and the rows
-    # likewise over the columns near..far of the width.
+    # bounds) among the pairs of candidate edges (`_candidates`): the columns whose mean step
+    # across (bins j - 1 and j + 1) over the rows near..far of the height stands out, or whose
+    # line fits there, and the rows likewise over the columns near..far of the width; a pair
+    # fitted when one of its lines is prime.
     rows, cols = h.shape
     xs = _candidates(
         h, x_lo, x_hi, int(near * rows), int(far * rows), False, prominence, floor, count
