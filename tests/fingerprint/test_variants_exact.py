@@ -24,19 +24,23 @@ from vigil.fingerprint.pdq import downscale_band, pdq_from_bytes, variant_hashes
 from vigil.fingerprint.variants import (
     _BLUR_FLOOR,
     _FILL_SIGMAS,
+    _FILL_STRUCTURE,
     _FLAT_STEP,
-    _abs_diff,
     _blur_side,
     _corner_fill,
     _few_steps,
     _fill_blurred,
     _fill_errors,
+    _fill_least,
+    _fill_ratios,
+    _flat_ends,
     _gauss,
     _halved,
     _luma_lines,
     _median,
     _quantile_rows,
     _strongest_step,
+    _typical,
     crop_band,
     thumbnail,
     thumbnail_bins,
@@ -109,7 +113,9 @@ def test_compiled_finder_steps_equal_their_numpy_forms() -> None:
         steps = cols - 1
         enough = min(steps - 1, int(0.5 * (steps - 1))) + 1
         by_median = _quantile_rows(np.abs(np.diff(lines, axis=1)), 0.5) < _FLAT_STEP
-        assert np.array_equal(_few_steps(lines, _FLAT_STEP, enough), by_median)
+        assert [_few_steps(line, _FLAT_STEP, enough) for line in lines] == list(by_median)
+        runs = [np.argmin(np.append(flags, False)) for flags in (by_median, by_median[::-1])]
+        assert _flat_ends(lines, _FLAT_STEP, enough) == tuple(runs)
         # The refine's strongest step across lines: the first of the largest median steps.
         across = _quantile_rows(np.abs(np.diff(lines, axis=0)), 0.5)
         k = min(cols - 1, int(0.5 * (cols - 1)))
@@ -117,8 +123,12 @@ def test_compiled_finder_steps_equal_their_numpy_forms() -> None:
         assert _strongest_step(lines.astype(np.float64), k) == int(np.argmax(across))
         assert _median(lines[0]) == float(np.median(lines[0]))
         assert _median(lines[:, 1]) == float(np.median(lines[:, 1]))
-        half = lines[: rows // 2], lines[rows // 2 : rows // 2 * 2]
-        assert float(_abs_diff(*half).mean()) == float(np.abs(half[0] - half[1]).mean())
+        # How much unrelated rows (columns) differ: the float32 |steps|' mean, in double
+        # (NumPy's float32 mean is off by a few parts in ten million).
+        h, w = rows // 2, cols // 2
+        by_rows = np.abs(lines[:h] - lines[h : 2 * h]).astype(np.float64).mean()
+        by_cols = np.abs(lines[:, :w] - lines[:, w : 2 * w]).astype(np.float64).mean()
+        assert _typical(lines) == pytest.approx((by_rows, by_cols), rel=1e-12)
         if rows >= 64 and cols >= 64:
             r, c = rows // 2 * 2, cols // 2 * 2
             top, bottom = lines[0:r:2], lines[1:r:2]
@@ -276,6 +286,23 @@ def test_fill_fit_equals_its_plain_form() -> None:
                 assert np.array_equal(
                     _fill_errors(grid, blurred, *fit), _fill_errors_plain(grid, blurred, *fit)
                 )
+
+
+def test_fill_least_is_the_argmin_of_the_ratios() -> None:
+    rng = np.random.default_rng(10)
+    for t in range(300):
+        n = int(rng.integers(1, 30))
+        errors = rng.random((n, 2, len(_FILL_SIGMAS) + 2)) * 400
+        errors[..., -1] = rng.integers(0, 120, (n, 2))  # the counts, some 0
+        if t % 3 == 0:  # flat margins: under the structure bound
+            errors[rng.random(n) < 0.5, :, -2] = 0.1
+        if t % 5 == 0:  # equal ratios: the first of them
+            errors[n // 2 :] = errors[0]
+        for mode in range(3):
+            axes = (0,) if mode == 0 else (1,) if mode == 1 else (0, 1)
+            ratios = _fill_ratios(errors, axes)
+            i = int(np.argmin(ratios))
+            assert _fill_least(errors, mode, _FILL_STRUCTURE) == (float(ratios[i]), i)
 
 
 def test_blur_side_equals_its_numpy_form() -> None:

@@ -167,15 +167,23 @@ def _hashes_hex(dcts: np.ndarray) -> tuple[str, ...]:
 @numba.njit(cache=True, nogil=True)
 def _gradient_sum(block: np.ndarray) -> int:  # pragma: no cover - compiled
     # Float32 arithmetic then C's truncation toward zero, as `int d = ((u - v) * 100) / 255`.
+    # Each line's terms summed in 32 bits (a line of a 64x64 block of 0..255 values stays under
+    # 6,500), whole lines at a time: the compiler vectorises that loop (twice as fast).
     total = 0
     hundred = np.float32(100.0)
     scale = np.float32(255.0)
     for i in range(63):
+        a, b = block[i], block[i + 1]
+        line = np.int32(0)
         for j in range(64):
-            total += abs(int((block[i, j] - block[i + 1, j]) * hundred / scale))
+            line += abs(np.int32((a[j] - b[j]) * hundred / scale))
+        total += int(line)
     for i in range(64):
+        a = block[i]
+        line = np.int32(0)
         for j in range(63):
-            total += abs(int((block[i, j] - block[i, j + 1]) * hundred / scale))
+            line += abs(np.int32((a[j] - a[j + 1]) * hundred / scale))
+        total += int(line)
     return total
 
 

@@ -213,12 +213,6 @@ def fine_thumbnail(pixels: np.ndarray) -> np.ndarray:
     return acc
 
 
-def _run(flags: np.ndarray) -> int:
-    """Length of the run of True at the start of `flags`."""
-    off = np.flatnonzero(~flags)
-    return int(off[0]) if off.size else len(flags)
-
-
 @numba.njit(cache=True, nogil=True, fastmath=True)
 def _line_distance(a: np.ndarray, b: np.ndarray) -> float:  # pragma: no cover
     # The sum of |a - b| (float32 steps added in double, several sums at once: the mirror scans
@@ -305,7 +299,8 @@ def _mirror_pair(
     of the lines: looked for on `half` (the thumbnail halved, or itself), where an axis falls
     between bins and the reflection is only roughly there (so a loose test), then placed and
     checked on `full`. The same on both sides when the two agree on one (a centred picture),
-    else each its own."""
+    else each its own. `full` may be a view (the thumbnail transposed): its lines are copied
+    into memory order only when there is a mirror to place (a few photos in a hundred)."""
     n = half.shape[0]
     scale = full.shape[0] // n
     lo, hi = max(2, int(_MIN_BORDER * n)), int(_MAX_MIRROR * n)
@@ -314,13 +309,15 @@ def _mirror_pair(
     end = _mirror_errors(half, lo, hi, 2 * loose, True)
     limit = _MIRROR_LOOSE * typical_full
     both = (start + end) / 2
-    h = int(np.argmin(both))
+    h, hs, he = int(np.argmin(both)), int(np.argmin(start)), int(np.argmin(end))
+    if min(both[h], start[hs], end[he]) >= loose:
+        return 0.0, 0.0
+    full = np.ascontiguousarray(full)
     if both[h] < loose:
         first = _mirror_refined(full, h * scale, limit, False)
         last = _mirror_refined(full, h * scale, limit, True)
         if first and last:
             return first, last
-    hs, he = int(np.argmin(start)), int(np.argmin(end))
     first = _mirror_refined(full, hs * scale, limit, False) if start[hs] < loose else 0.0
     last = _mirror_refined(full, he * scale, limit, True) if end[he] < loose else 0.0
     return first, last
@@ -340,24 +337,33 @@ def _flat_pair(lines: np.ndarray) -> tuple[float, float]:
     steps = lines.shape[1] - 1
     # The median (lower) of a line's |steps| is under _FLAT_STEP when more than k of them are.
     k = min(steps - 1, int(0.5 * (steps - 1)))
-    flat = _few_steps(np.ascontiguousarray(lines), _FLAT_STEP, k + 1)
-    return float(_run(flat)), float(_run(flat[::-1]))
+    first, last = _flat_ends(np.ascontiguousarray(lines), _FLAT_STEP, k + 1)
+    return float(first), float(last)
 
 
 @numba.njit(cache=True, nogil=True)
-def _few_steps(lines: np.ndarray, step: float, enough: int) -> np.ndarray:  # pragma: no cover
-    # For each line: at least `enough` of its |steps| (float32, as np.diff) under `step` (a
-    # count, where the median's partition cost ten times as much).
-    rows, cols = lines.shape
-    out = np.empty(rows, dtype=np.bool_)
+def _few_steps(line: np.ndarray, step: float, enough: int) -> bool:  # pragma: no cover
+    # At least `enough` of the line's |steps| (float32, as np.diff) under `step` (a count, where
+    # the median's partition cost ten times as much).
     below = np.float32(step)
-    for i in range(rows):
-        line = lines[i]
-        count = 0
-        for j in range(cols - 1):
-            count += abs(line[j + 1] - line[j]) < below
-        out[i] = count >= enough
-    return out
+    count = 0
+    for j in range(line.shape[0] - 1):
+        count += abs(line[j + 1] - line[j]) < below
+    return count >= enough
+
+
+@numba.njit(cache=True, nogil=True)
+def _flat_ends(lines: np.ndarray, step: float, enough: int) -> tuple[int, int]:  # pragma: no cover
+    # The runs of lines with `_few_steps` at the start and at the end of `lines` (each line
+    # looked at only until the run ends: on most photographs, the first).
+    n = lines.shape[0]
+    first = 0
+    while first < n and _few_steps(lines[first], step, enough):
+        first += 1
+    last = 0
+    while last < n and _few_steps(lines[n - 1 - last], step, enough):
+        last += 1
+    return first, last
 
 
 @numba.njit(cache=True, nogil=True)
@@ -631,12 +637,35 @@ def _fill_blurred(grid: np.ndarray, scale: float) -> np.ndarray:
 def _fill_best(
     grid: np.ndarray, blurred: np.ndarray, lo: int, hi: int, mode: int
 ) -> tuple[float, int]:
-    """The lowest `_fill_ratio` of `_fill_scan`'s borders lo..hi, and that border."""
-    axes = (0,) if mode == 0 else (1,) if mode == 1 else (0, 1)
-    errors = _fill_scan(grid, blurred, lo, hi, mode)
-    ratios = _fill_ratios(errors, axes)
-    i = int(np.argmin(ratios))
-    return float(ratios[i]), lo + i
+    """The lowest `_fill_ratios` of `_fill_scan`'s borders lo..hi (of the margins of the rows,
+    the columns or both: `mode`), and that border."""
+    ratio, i = _fill_least(_fill_scan(grid, blurred, lo, hi, mode), mode, _FILL_STRUCTURE)
+    return ratio, lo + i
+
+
+@numba.njit(cache=True, nogil=True)
+def _fill_least(errors: np.ndarray, mode: int, structure: float) -> tuple[float, int]:
+    # np.argmin of `_fill_ratios(errors, axes)` (the axes of `mode`: 0, 1, or both) and that
+    # ratio, each ratio the same operations in the same order (the two margins' sums one
+    # addition; the tests compare the two); the first of equals, 0 when all are inf. In one
+    # compiled call: the array expressions' overhead was most of the `fill` finder's time.
+    blurs = errors.shape[2] - 2
+    best, where = np.inf, 0
+    for i in range(errors.shape[0]):
+        if mode == 2:
+            part = errors[i, 0] + errors[i, 1]
+        else:
+            part = errors[i, mode]
+        solid, count = part[blurs], part[blurs + 1]
+        if not (count > 0 and solid >= structure * count):
+            continue
+        least = part[0]
+        for b in range(1, blurs):
+            least = min(least, part[b])
+        ratio = least / (solid + _FILL_FLOOR * count + 1e-9)
+        if ratio < best:
+            best, where = ratio, i
+    return best, where
 
 
 def _fill_pair(grid: np.ndarray) -> tuple[float, float]:
@@ -796,14 +825,30 @@ def _checked(box: Box, rows: int, cols: int) -> Box | None:
 
 
 @numba.njit(cache=True, nogil=True)
-def _abs_diff(a: np.ndarray, b: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
-    # np.abs(a - b) of two 2-D float32 arrays in one pass (a C-ordered array, as NumPy's: its
-    # mean, NumPy's own, adds the same values in the same order).
-    out = np.empty(a.shape, dtype=np.float32)
-    for i in range(a.shape[0]):
-        for j in range(a.shape[1]):
-            out[i, j] = abs(a[i, j] - b[i, j])
-    return out
+def _typical(a: np.ndarray) -> tuple[float, float]:  # pragma: no cover - compiled
+    # How much two unrelated rows of `a` differ, and two unrelated columns: the mean |a[i] -
+    # a[i + rows // 2]| over the first half of the rows, and likewise of the columns, in one
+    # pass. Each column's (each pair's) terms are added in double in a slot of their own, in
+    # order (a loop the compiler vectorises without reordering a sum), the slots then in order.
+    rows, cols = a.shape
+    hr, hc = rows // 2, cols // 2
+    down = np.zeros(cols)
+    across = np.zeros(hc)
+    for i in range(rows):
+        line = a[i]
+        if i < hr:
+            below = a[i + hr]
+            for x in range(cols):
+                down[x] += abs(line[x] - below[x])
+        for x in range(hc):
+            across[x] += abs(line[x] - line[x + hc])
+    total_r = 0.0
+    for x in range(cols):
+        total_r += down[x]
+    total_c = 0.0
+    for x in range(hc):
+        total_c += across[x]
+    return total_r / max(hr * cols, 1), total_c / max(rows * hc, 1)
 
 
 def trim_boxes(thumb: np.ndarray) -> dict[str, Box]:
@@ -821,10 +866,8 @@ def trim_boxes(thumb: np.ndarray) -> dict[str, Box]:
     half = _halved(thumb)
     hr, hc = half.shape
     # How much two unrelated rows (columns) differ: the mirror test's yardstick.
-    typical_r = float(_abs_diff(half[: hr // 2], half[hr // 2 : hr // 2 * 2]).mean())
-    typical_c = float(_abs_diff(half[:, : hc // 2], half[:, hc // 2 : hc // 2 * 2]).mean())
-    full_r = float(_abs_diff(thumb[: rows // 2], thumb[rows // 2 : rows // 2 * 2]).mean())
-    full_c = float(_abs_diff(thumb[:, : cols // 2], thumb[:, cols // 2 : cols // 2 * 2]).mean())
+    typical_r, typical_c = _typical(half)
+    full_r, full_c = _typical(thumb)
     # The columns as rows, in memory (the scans below read a line at a time).
     half_t = np.ascontiguousarray(half.T)
     found: dict[str, tuple[float, ...]] = {
@@ -835,7 +878,7 @@ def trim_boxes(thumb: np.ndarray) -> dict[str, Box]:
     # Mirrors are placed on the thumbnail itself (in its bins, to half a bin).
     mirror = (
         *_mirror_pair(half, thumb, typical_r, full_r),
-        *_mirror_pair(half_t, np.ascontiguousarray(thumb.T), typical_c, full_c),
+        *_mirror_pair(half_t, thumb.T, typical_c, full_c),
     )
     found["mirror"] = tuple(
         b / scale for b, scale in zip(mirror, (scale_r, scale_r, scale_c, scale_c), strict=True)
@@ -1179,7 +1222,7 @@ def warm() -> None:
     _details(np.zeros((32, 8), dtype=np.float32))
     _blur_side(np.ones(32), 1, 8, 4)
     _halve(np.zeros((64, 64), dtype=np.float32))
-    _few_steps(np.zeros((8, 8), dtype=np.float32), _FLAT_STEP, 3)
+    _flat_ends(np.zeros((8, 8), dtype=np.float32), _FLAT_STEP, 3)
     _strongest_step(np.zeros((8, 8), dtype=np.float64), 3)
     for channels in (3, 4):
         _luma_lines(np.zeros((8, 8, channels), dtype=np.uint8), 2, 4, 0)
@@ -1187,12 +1230,12 @@ def warm() -> None:
         _luma_lines(np.zeros((8, 8, channels), dtype=np.uint8)[:, 2:6], 0, 4, 0)
     grid = np.arange(64 * 64, dtype=np.float32).reshape(64, 64) % 7
     _fill_scan(grid, _fill_blurred(grid, 1.0), 2, 8, 2)
+    _fill_least(np.ones((2, 2, len(_FILL_SIGMAS) + 2)), 2, _FILL_STRUCTURE)
     _fill_errors(grid, _fill_blurred(grid, 1.0), 4.0, 4.0, 4.0, 0.875, 4.0, 0.875)
     _fill_edges(np.zeros((40, 16), dtype=np.float32), _FILL_LINES)
     _strongest_step(np.zeros((8, 8), dtype=np.float32), 3)
     masked_blocks(np.zeros((64, 64), dtype=np.float32))
-    _abs_diff(np.zeros((8, 8), dtype=np.float32)[:4], np.zeros((8, 8), dtype=np.float32)[4:])
-    _abs_diff(np.zeros((8, 8), dtype=np.float32)[:, :4], np.zeros((8, 8), dtype=np.float32)[:, 4:])
+    _typical(np.zeros((8, 8), dtype=np.float32))
     thumbnail_from_sums(np.ones((4, 4), dtype=np.float32), 8, 8, 1000.0)
     from vigil.fingerprint.downscale import downscale_pixels
 
