@@ -26,6 +26,7 @@ from vigil.fingerprint.variants import (
     _FILL_SIGMAS,
     _FILL_STRUCTURE,
     _FLAT_STEP,
+    _blur_pair,
     _blur_side,
     _corner_fill,
     _few_steps,
@@ -38,6 +39,7 @@ from vigil.fingerprint.variants import (
     _halved,
     _luma_lines,
     _median,
+    _mirror_pair,
     _quantile_rows,
     _strongest_step,
     _typical,
@@ -303,6 +305,32 @@ def test_fill_least_is_the_argmin_of_the_ratios() -> None:
             ratios = _fill_ratios(errors, axes)
             i = int(np.argmin(ratios))
             assert _fill_least(errors, mode, _FILL_STRUCTURE) == (float(ratios[i]), i)
+
+
+def test_compiled_pairs_equal_their_python_forms() -> None:
+    # `_blur_pair` and `_mirror_pair` are compiled as written: the same widths as the Python
+    # functions give (their compiled steps called from Python), on blurred fills, mirrored
+    # margins and plain pictures.
+    rng = np.random.default_rng(11)
+    found = 0
+    for t in range(200):
+        rows, cols = (int(n) for n in rng.integers(40, 300, 2))
+        picture = rng.random((rows, cols)).astype(np.float32) * np.float32(rng.choice([2.0, 80.0]))
+        k = int(rng.integers(2, rows // 5))
+        if t % 2:  # mirrored margins at the top and the bottom
+            picture[:k] = picture[2 * k - 1 : k - 1 : -1]
+            picture[rows - k :] = picture[rows - k - 1 : rows - 2 * k - 1 : -1]
+        detail = rng.random(rows) * 3.0
+        if t % 3 == 0:  # a smooth fill at the start
+            detail[:k] *= 0.01
+        assert _blur_pair(detail) == _blur_pair.py_func(detail)
+        half = _halved(picture)
+        for full, lines in ((picture, half), (picture.T, np.ascontiguousarray(half.T))):
+            typical = float(rng.random() * 20 + 1)
+            pair = _mirror_pair(lines, full, typical, typical)
+            assert pair == _mirror_pair.py_func(lines, full, typical, typical)
+            found += pair != (0.0, 0.0)
+    assert found >= 20  # mirrors were found, not only turned down
 
 
 def test_blur_side_equals_its_numpy_form() -> None:

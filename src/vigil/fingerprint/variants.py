@@ -292,15 +292,17 @@ def _mirror_refined(
     return where / 2
 
 
+@numba.njit(cache=True, nogil=True)
 def _mirror_pair(
     half: np.ndarray, full: np.ndarray, typical: float, typical_full: float
-) -> tuple[float, float]:
+) -> tuple[float, float]:  # pragma: no cover - compiled
     """Widths (in bins of `full`, to half a bin) of mirrored borders at the start and the end
     of the lines: looked for on `half` (the thumbnail halved, or itself), where an axis falls
     between bins and the reflection is only roughly there (so a loose test), then placed and
     checked on `full`. The same on both sides when the two agree on one (a centred picture),
     else each its own. `full` may be a view (the thumbnail transposed): its lines are copied
-    into memory order only when there is a mirror to place (a few photos in a hundred)."""
+    into memory order only when there is a mirror to place (a few photos in a hundred).
+    Compiled, as `_blur_pair`."""
     n = half.shape[0]
     scale = full.shape[0] // n
     lo, hi = max(2, int(_MIN_BORDER * n)), int(_MAX_MIRROR * n)
@@ -312,14 +314,14 @@ def _mirror_pair(
     h, hs, he = int(np.argmin(both)), int(np.argmin(start)), int(np.argmin(end))
     if min(both[h], start[hs], end[he]) >= loose:
         return 0.0, 0.0
-    full = np.ascontiguousarray(full)
+    lines = np.ascontiguousarray(full)
     if both[h] < loose:
-        first = _mirror_refined(full, h * scale, limit, False)
-        last = _mirror_refined(full, h * scale, limit, True)
+        first = _mirror_refined(lines, h * scale, limit, False)
+        last = _mirror_refined(lines, h * scale, limit, True)
         if first and last:
             return first, last
-    first = _mirror_refined(full, hs * scale, limit, False) if start[hs] < loose else 0.0
-    last = _mirror_refined(full, he * scale, limit, True) if end[he] < loose else 0.0
+    first = _mirror_refined(lines, hs * scale, limit, False) if start[hs] < loose else 0.0
+    last = _mirror_refined(lines, he * scale, limit, True) if end[he] < loose else 0.0
     return first, last
 
 
@@ -407,10 +409,12 @@ def _details(thumb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no 
     return along_rows, along_cols
 
 
-def _blur_pair(detail: np.ndarray) -> tuple[float, float]:
+@numba.njit(cache=True, nogil=True)
+def _blur_pair(detail: np.ndarray) -> tuple[float, float]:  # pragma: no cover - compiled
     """Widths of blurred fills at the start and the end of lines whose mean |step| along each
     is `detail`: the same on both sides when one width stands out on both (a centred picture),
-    else each side's own, or 0."""
+    else each side's own, or 0. Compiled (as it is written: the tests compare it with its
+    Python form): its array steps cost more in calls than in work."""
     n = detail.shape[0]
     lo, hi = max(1, int(_MIN_SIDE_BORDER * n)), int(_MAX_EDGE * n)
     if hi <= lo:
@@ -1220,7 +1224,9 @@ def warm() -> None:
     _mirror_best(np.zeros((32, 8), dtype=np.float32), 4, 8, 3)
     _mirror_refined(np.zeros((32, 8), dtype=np.float32), 8, 1.0, True)
     _details(np.zeros((32, 8), dtype=np.float32))
-    _blur_side(np.ones(32), 1, 8, 4)
+    _blur_pair(np.ones(64))
+    for full in (np.zeros((64, 64), dtype=np.float32), np.zeros((64, 64), dtype=np.float32).T):
+        _mirror_pair(np.zeros((32, 32), dtype=np.float32), full, 1.0, 1.0)
     _halve(np.zeros((64, 64), dtype=np.float32))
     _flat_ends(np.zeros((8, 8), dtype=np.float32), _FLAT_STEP, 3)
     _strongest_step(np.zeros((8, 8), dtype=np.float64), 3)
