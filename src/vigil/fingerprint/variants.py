@@ -1120,7 +1120,6 @@ def variant_frames(
     margins already differ from the original more than the thumbnail does)."""
     rows, cols = pixels.shape[0], pixels.shape[1]
     out: list[tuple[str, Band, Band]] = []
-    padded: list[tuple[str, Band, Band]] = []
     trows, tcols = thumb.shape
     seen: set[tuple[int, int, int, int]] = set()
     refined: dict[tuple[float, int, bool], int] = {}
@@ -1151,7 +1150,14 @@ def variant_frames(
         if r1 - r0 >= MIN_SIDE and c1 - c0 >= MIN_SIDE and (r0, r1, c0, c1) not in seen:
             seen.add((r0, r1, c0, c1))
             out.append((name, crop_band(r0, r1 - r0), crop_band(c0, c1 - c0)))
-    trows, tcols = thumb.shape
+    return out, list(_padded_frames(*thumb.shape))
+
+
+@functools.lru_cache(maxsize=64)
+def _padded_frames(trows: int, tcols: int) -> tuple[tuple[str, Band, Band], ...]:
+    """(name, row band, column band) of the re-padded variants of a thumbnail of trows x tcols
+    bins (the same for every picture of that thumbnail's size)."""
+    padded: list[tuple[str, Band, Band]] = []
     for share in PAD_SHARES:
         prow, pcol = max(1, round(trows * share / 100)), max(1, round(tcols * share / 100))
         padded.append((f"pad{share}", pad_band(trows, prow, prow), pad_band(tcols, pcol, pcol)))
@@ -1165,7 +1171,7 @@ def variant_frames(
         ("r", rows_as_is, pad_band(tcols, 0, pcol)),
     ):
         padded.append((f"pad{SIDE_SHARE}{side}", row_band, col_band))
-    return out, padded
+    return tuple(padded)
 
 
 @numba.njit(cache=True, nogil=True)
