@@ -301,7 +301,7 @@ def _mirror_pair(
     between bins and the reflection is only roughly there (so a loose test), then placed and
     checked on `full`. The same on both sides when the two agree on one (a centred picture),
     else each its own. `full` may be a view (the thumbnail transposed): its lines are copied
-    into memory order only when there is a mirror to place (a few photos in a hundred).
+    into memory order only when the halved scan finds a mirror to place.
     Compiled, as `_blur_pair`."""
     n = half.shape[0]
     scale = full.shape[0] // n
