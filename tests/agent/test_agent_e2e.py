@@ -18,6 +18,9 @@ from support.server import Server
 
 from vigil.fingerprint.pdq import pdq_from_bytes
 
+# Real processes over loopback: run in the suite's process-parallel group (scripts/test).
+pytestmark = pytest.mark.e2e
+
 
 def _fingerprints(data: bytes) -> list[str]:
     """Every fingerprint Vigil would compute of these bytes, as the report would spell it."""

@@ -22,6 +22,9 @@ from vigil.fingerprint.pdq import pdq_from_bytes
 from vigil.hashsets.entry import Entry
 from vigil.hashsets.export import write_vics
 
+# Real processes over loopback: run in the suite's process-parallel group (scripts/test).
+pytestmark = pytest.mark.e2e
+
 
 def test_manual_scan_reports_through_the_spool(
     agent_server: Server, fleet: Fleet, planted: Tree, tmp_path: Path

@@ -19,6 +19,9 @@ from support.planted import Tree, encode, photo
 from support.receivers import WEBHOOK_SECRET, Smtp, WebhookReceiver
 from support.server import Server, free_port, run_cli, serve
 
+# Real processes over loopback: run in the suite's process-parallel group (scripts/test).
+pytestmark = pytest.mark.e2e
+
 # The promise: a file that lands is an incident in the server's API within 5 seconds.
 INCIDENT_SECONDS = 5.0
 

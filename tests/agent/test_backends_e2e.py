@@ -15,6 +15,9 @@ from support.agent import Fleet, drop, incidents, wait_for
 from support.planted import Tree
 from support.server import Server
 
+# Real processes over loopback: run in the suite's process-parallel group (scripts/test).
+pytestmark = pytest.mark.e2e
+
 
 @pytest.mark.parametrize("agent_server", ["sqlite"], indirect=True)
 @pytest.mark.parametrize("backend", ["inotify", "watchdog", "polling"])

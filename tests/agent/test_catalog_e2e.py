@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+import pytest
 from PIL import Image
 from support.agent import Fleet, RecordingProxy, drop, incidents, wait_for
 from support.planted import Tree
@@ -20,6 +21,9 @@ from vigil.fingerprint.crypto import digest_bytes
 from vigil.fingerprint.pdq import pdq_from_bytes
 from vigil.hashsets.entry import Entry
 from vigil.hashsets.export import write_vics
+
+# Real processes over loopback: run in the suite's process-parallel group (scripts/test).
+pytestmark = pytest.mark.e2e
 
 
 def published(url: str) -> int:

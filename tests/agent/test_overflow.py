@@ -14,6 +14,9 @@ from support.agent import Fleet, drop, incidents, wait_for
 from support.planted import Tree
 from support.server import Server
 
+# Real processes over loopback: run in the suite's process-parallel group (scripts/test).
+pytestmark = pytest.mark.e2e
+
 QUEUE = Path("/proc/sys/fs/inotify/max_queued_events")
 SMALL_QUEUE = 16
 

@@ -8,7 +8,12 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from vigil.agent.priority import BURST_SECONDS, CpuGovernor, stretch_for, workers_for
+
+# Real processes over loopback: run in the suite's process-parallel group (scripts/test).
+pytestmark = pytest.mark.e2e
 
 # A parent and two children, each burning a fixed amount of its own CPU time, then exiting 0.
 BURN = """

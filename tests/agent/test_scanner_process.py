@@ -8,11 +8,15 @@ import shutil
 import signal
 from pathlib import Path
 
+import pytest
 from support.agent import AgentHome, Fleet, drop, incidents, wait_for
 from support.planted import Tree
 from support.server import Server
 
 from vigil.agent.daemon import STATUS_FILE, read_json
+
+# Real processes over loopback: run in the suite's process-parallel group (scripts/test).
+pytestmark = pytest.mark.e2e
 
 
 def scanner(agent: AgentHome) -> dict[str, object]:

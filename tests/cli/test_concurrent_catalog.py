@@ -10,6 +10,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+# Real processes over loopback: run in the suite's process-parallel group (scripts/test).
+pytestmark = pytest.mark.e2e
+
 VIGIL = [sys.executable, "-m", "vigil.cli"]
 
 # The loop below walks these catalog states, in order, again and again ("a" is replaced by a

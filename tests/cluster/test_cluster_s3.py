@@ -12,6 +12,9 @@ import pytest
 from support.cluster import Planted, json_matches, match_key, vigil
 from support.server import free_port
 
+# Real processes over loopback: run in the suite's process-parallel group (scripts/test).
+pytestmark = pytest.mark.e2e
+
 BUCKET = "evidence"
 
 

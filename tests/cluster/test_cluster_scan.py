@@ -25,6 +25,9 @@ from vigil.limits import Limits
 from vigil.scan.results import Match, ScanError, ScanSummary, Skipped
 from vigil.scan.scanner import CollectingSink, ScanOptions
 
+# Real processes over loopback: run in the suite's process-parallel group (scripts/test).
+pytestmark = pytest.mark.e2e
+
 
 def keys(matches: list[dict[str, Any]], root: Path | str) -> list[tuple[Any, ...]]:
     return sorted(match_key(m, str(root)) for m in matches)

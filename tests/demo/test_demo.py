@@ -15,6 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
+
+# Real processes over loopback: run in the suite's process-parallel group (scripts/test).
+pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
 # Bounds on waiting, generous for a shared 2-core machine (never a threshold on speed).

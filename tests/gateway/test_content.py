@@ -23,6 +23,9 @@ from support.server import run_cli
 
 from vigil.gateway.content import Body, Decoded, TooLarge, split_multipart
 
+# Real processes over loopback: run in the suite's process-parallel group (scripts/test).
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory: pytest.TempPathFactory, catalog_home: Path) -> Iterator[GatewayProcess]:

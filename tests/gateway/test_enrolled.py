@@ -6,10 +6,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from support.agent import incidents, wait_for
 from support.gateway import Conn, respmod, start_gateway
 from support.planted import Tree
 from support.server import Server, run_cli, unique
+
+# Real processes over loopback: run in the suite's process-parallel group (scripts/test).
+pytestmark = pytest.mark.e2e
 
 
 def test_enrolled_gateway_reports_to_the_server(

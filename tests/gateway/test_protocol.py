@@ -25,6 +25,9 @@ from support.server import run_cli
 
 from vigil.gateway.config import BLOCK_PAGE
 
+# Real processes over loopback: run in the suite's process-parallel group (scripts/test).
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture(scope="module")
 def monitor(

@@ -27,6 +27,9 @@ from support.gateway import (
 )
 from support.planted import Tree
 
+# Real processes over loopback: run in the suite's process-parallel group (scripts/test).
+pytestmark = pytest.mark.e2e
+
 READ_SECONDS = 2  # the gateway's --read-seconds here: slow clients are cut after this
 BURST = 200
 

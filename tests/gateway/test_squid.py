@@ -32,6 +32,9 @@ from support.planted import Tree
 from support.server import Server, run_cli, unique
 from support.videos import slideshow_frames, write
 
+# Real processes over loopback: run in the suite's process-parallel group (scripts/test).
+pytestmark = pytest.mark.e2e
+
 # The fixture module's fixtures, used here by name.
 origin = squid_fixture.origin
 squid_for = squid_fixture.squid_for

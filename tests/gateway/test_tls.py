@@ -19,6 +19,9 @@ from support.server import VIGIL
 
 from vigil.gateway.config import BLOCK_PAGE
 
+# Real processes over loopback: run in the suite's process-parallel group (scripts/test).
+pytestmark = pytest.mark.e2e
+
 CLIENT = shutil.which("c-icap-client")
 squid_for = squid_fixture.squid_for
 origin = squid_fixture.origin
@@ -52,10 +55,9 @@ def tls_gateway(tmp_path: Path, catalog_home: Path, certificate: tuple[Path, Pat
     assert g.stop() == 0, g.log_text()[-3000:]
 
 
-@pytest.mark.skipif(CLIENT is None, reason="c-icap-client missing (scripts/test installs c-icap)")
 def test_c_icap_client_over_tls(tls_gateway, planted: Tree, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     def client(*args: str) -> str:
-        assert CLIENT is not None
+        assert CLIENT is not None, "c-icap-client is not installed (scripts/test installs c-icap)"
         done = subprocess.run(
             [CLIENT, "-i", "127.0.0.1", "-p", str(tls_gateway.port), "-tls", "-tls-no-verify",
              *args],

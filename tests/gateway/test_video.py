@@ -12,6 +12,9 @@ from support.gateway import Conn, GatewayProcess, http_response_head, respmod, s
 from support.server import run_cli
 from support.videos import SLIDESHOW, decoded, resized, slideshow_frames, write
 
+# Real processes over loopback: run in the suite's process-parallel group (scripts/test).
+pytestmark = pytest.mark.e2e
+
 OTHER = ["camera", "moon", "coins", "horse", "brick", "grass"]
 
 

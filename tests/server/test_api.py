@@ -14,6 +14,9 @@ from support.server import Server, unique
 from vigil.server import accounts
 from vigil.server.models import AuditEntry
 
+# Real processes over loopback: run in the suite's process-parallel group (scripts/test).
+pytestmark = pytest.mark.e2e
+
 
 def fingerprints(seed: str) -> dict[str, str]:
     """Fingerprints of a made-up item."""

@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import httpx
+import pytest
 from sqlalchemy import create_engine, inspect
 from support.server import Server, run_cli, serve, unique
 
@@ -16,6 +17,9 @@ from vigil.config import DATABASE_URL_FILE, database_url, sqlalchemy_url
 from vigil.server.credentials import verify_password
 from vigil.server.models import User
 from vigil.server.storage import VERSION_TABLE
+
+# Real processes over loopback: run in the suite's process-parallel group (scripts/test).
+pytestmark = pytest.mark.e2e
 
 SECRET = r"[A-Za-z0-9_-]{43}"
 

@@ -21,6 +21,9 @@ from vigil.server.models import Agent, AgentCondition, Incident
 from vigil.server.settings import Settings
 from vigil.server.storage import Storage
 
+# Real processes over loopback: run in the suite's process-parallel group (scripts/test).
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def home(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Storage, Settings]]:

@@ -33,6 +33,9 @@ from support.receivers import (
 )
 from support.server import Server, free_port, run_cli, serve, unique
 
+# Real processes over loopback: run in the suite's process-parallel group (scripts/test).
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def notified(

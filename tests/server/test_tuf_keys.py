@@ -17,6 +17,9 @@ from support.server import run_cli, serve, unique
 from vigil.server.publish import PublishError, Repository
 from vigil.updates.client import CatalogUpdater, UpdateRejected, save_root
 
+# Real processes over loopback: run in the suite's process-parallel group (scripts/test).
+pytestmark = pytest.mark.e2e
+
 FORMATS = Path(__file__).resolve().parents[2].parent / "shared" / "formats"
 
 

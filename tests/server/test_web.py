@@ -21,6 +21,9 @@ from support.server import Server, run_cli, serve, unique
 from vigil.server.models import AuditEntry, Incident, User
 from vigil.server.web.sessions import FAILURES_PER_CLIENT
 
+# Real processes over loopback: run in the suite's process-parallel group (scripts/test).
+pytestmark = pytest.mark.e2e
+
 POSTGRES_URL = os.environ.get(
     "VIGIL_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )

@@ -16,6 +16,9 @@ from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_play
 from support.dashboard import incidents, staff
 from support.server import Server, unique
 
+# Real processes over loopback: run in the suite's process-parallel group (scripts/test).
+pytestmark = pytest.mark.e2e
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",

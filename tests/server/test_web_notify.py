@@ -22,6 +22,9 @@ from vigil.server.models import AuditEntry
 from vigil.server.settings import parse_channel
 from vigil.server.web.notify_pages import toml_lines
 
+# Real processes over loopback: run in the suite's process-parallel group (scripts/test).
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def notified(

@@ -21,6 +21,9 @@ from support.notifying import database, init, settings_toml
 from support.receivers import wait_for
 from support.server import Server, free_port, run_cli, serve, unique
 
+# Real processes over loopback: run in the suite's process-parallel group (scripts/test).
+pytestmark = pytest.mark.e2e
+
 LEADS = re.compile(r"process (\d+) leads")
 HEARTBEATS = re.compile(r"^vigil_server_heartbeats_total (\S+)$", re.M)
 

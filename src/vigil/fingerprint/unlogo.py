@@ -1056,7 +1056,6 @@ def _fill(values: np.ndarray, hole: np.ndarray, passes: int) -> np.ndarray:  # p
 
 def warm() -> None:
     """Load (or compile) the kernels now."""
-    probe = np.zeros((40, 40), dtype=np.float32)
     probe = np.zeros((64, 64), dtype=np.float32)
     for flip_rows, flip_cols in CORNERS:
         find_logo(np.ascontiguousarray(probe))
