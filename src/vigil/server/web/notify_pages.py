@@ -67,9 +67,12 @@ def _config(kind: str, settings_text: str) -> dict[str, Any]:
 
 
 def _failures(s: DbSession) -> list[Notification]:
+    # The page's outbox query may have loaded a row before its first attempt failed: refresh
+    # the rows this one finds (populate_existing), or a failing row would show as untried.
     return list(
         s.scalars(
             select(Notification)
+            .execution_options(populate_existing=True)
             .where(
                 or_(
                     Notification.status == outbox.State.FAILED.value,
