@@ -46,6 +46,16 @@ def squid_binary() -> str:
     return found
 
 
+def icap_client_binary() -> str:
+    """Debian's c-icap-client (package c-icap); missing, the test fails (never skipped)."""
+    found = shutil.which("c-icap-client")
+    if found is None:
+        raise AssertionError(
+            "c-icap-client is not installed (Debian package c-icap; scripts/test installs it)"
+        )
+    return found
+
+
 # Monitor mode: Squid 5.7 may mark a whole response the gateway echoed as truncated and then
 # close the client's persistent connection (Squid bug 5279, docs/gateway.md "Closed client
 # connections"); a store that can hold a whole object never waits for the client in between.

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from gateway.squid_fixture import icap_client_binary
 from support.agent import wait_for
 from support.planted import Tree
 
@@ -16,16 +16,11 @@ from vigil.gateway.config import BLOCK_PAGE
 # Real processes over loopback: run in the suite's process-parallel group (scripts/test).
 pytestmark = pytest.mark.e2e
 
-CLIENT = shutil.which("c-icap-client")
-# Missing, every test here fails (it is never skipped): scripts/test installs Debian's c-icap.
-MISSING = "c-icap-client is not installed (Debian package c-icap; scripts/test installs it)"
-
 
 def icap_client(port: int, *args: str) -> str:
     """Run c-icap-client against the gateway; what it printed (it prints to stderr)."""
-    assert CLIENT is not None, MISSING
     done = subprocess.run(
-        [CLIENT, "-i", "127.0.0.1", "-p", str(port), *args],
+        [icap_client_binary(), "-i", "127.0.0.1", "-p", str(port), *args],
         capture_output=True,
         timeout=120,
         check=False,

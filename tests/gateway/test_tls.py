@@ -22,7 +22,6 @@ from vigil.gateway.config import BLOCK_PAGE
 # Real processes over loopback: run in the suite's process-parallel group (scripts/test).
 pytestmark = pytest.mark.e2e
 
-CLIENT = shutil.which("c-icap-client")
 squid_for = squid_fixture.squid_for
 origin = squid_fixture.origin
 
@@ -57,10 +56,9 @@ def tls_gateway(tmp_path: Path, catalog_home: Path, certificate: tuple[Path, Pat
 
 def test_c_icap_client_over_tls(tls_gateway, planted: Tree, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     def client(*args: str) -> str:
-        assert CLIENT is not None, "c-icap-client is not installed (scripts/test installs c-icap)"
         done = subprocess.run(
-            [CLIENT, "-i", "127.0.0.1", "-p", str(tls_gateway.port), "-tls", "-tls-no-verify",
-             *args],
+            [squid_fixture.icap_client_binary(), "-i", "127.0.0.1", "-p", str(tls_gateway.port),
+             "-tls", "-tls-no-verify", *args],
             capture_output=True, timeout=120, check=False,
         )  # fmt: skip
         out = (done.stdout + done.stderr).decode("utf-8", "replace")

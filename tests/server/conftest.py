@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from support.server import Server, listed_server, postgres_schema
+
+from vigil.server.storage import Storage
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
+    """An empty server database of each kind (no tables: a test migrates it, then `support.server.drop`s them)."""
+    if request.param == "sqlite":
+        return Storage(f"sqlite:///{tmp_path / 'server.sqlite'}")
+    return Storage(request.getfixturevalue("postgres_url"))
 
 
 @pytest.fixture(scope="session")

@@ -4,40 +4,31 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from support.server import drop
 
 from vigil.server import outbox
-from vigil.server.models import Base, Notification
+from vigil.server.models import Notification
 from vigil.server.settings import Settings
-from vigil.server.storage import VERSION_TABLE, Storage, upgrade
+from vigil.server.storage import Storage, upgrade
 from vigil.server.web.notify_pages import _failures
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]:
-    """The server's tables on each database, dropped afterwards (the PostgreSQL schema is the
-    session's, shared with other tests)."""
-    if request.param == "sqlite":
-        store = Storage(f"sqlite:///{tmp_path / 'server.sqlite'}")
-    else:
-        store = Storage(request.getfixturevalue("postgres_url"))
-    upgrade(store.engine)
-    yield store
-    Base.metadata.drop_all(store.engine)
-    with store.engine.begin() as conn:
-        conn.execute(text(f"DROP TABLE IF EXISTS {VERSION_TABLE}"))
-    store.close()
+@pytest.fixture
+def migrated(storage: Storage) -> Iterator[Storage]:
+    """The server's tables on each database (`storage`), dropped afterwards."""
+    upgrade(storage.engine)
+    yield storage
+    drop(storage)
 
 
-def test_a_row_that_fails_after_the_outbox_was_read_shows_its_error(storage: Storage) -> None:
+def test_a_row_that_fails_after_the_outbox_was_read_shows_its_error(migrated: Storage) -> None:
     """The page reads the outbox, then the failing rows, in one session. A row the first query
     loaded untried and the worker settled with an error in between is listed as failing with
     that error and its attempt, not as it was when first read."""
     now = datetime.now(UTC)
-    with storage.session() as s:
+    with migrated.session() as s:
         s.add(
             Notification(
                 uid=outbox.new_uid(),
@@ -51,10 +42,10 @@ def test_a_row_that_fails_after_the_outbox_was_read_shows_its_error(storage: Sto
                 attempts=0,
             )
         )
-    with storage.session() as page:
+    with migrated.session() as page:
         rows, _ = outbox.page(page, None, None, None, 50)
         assert [(r.attempts, r.last_error) for r in rows] == [(0, None)]
-        with storage.session() as worker:
+        with migrated.session() as worker:
             (claimed,) = outbox.claim(worker, "worker-1")
             outbox.settle(worker, Settings(), claimed, "worker-1", "ConnectError: refused")
         failing = [(r.channel, r.attempts, r.last_error) for r in _failures(page)]

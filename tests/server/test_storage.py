@@ -8,6 +8,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
+from support.server import drop
 
 from vigil.server.models import Base
 from vigil.server.storage import (
@@ -18,23 +19,6 @@ from vigil.server.storage import (
     head_revision,
     upgrade,
 )
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
-    """An empty database of each kind."""
-    if request.param == "sqlite":
-        return Storage(f"sqlite:///{tmp_path / 'server.sqlite'}")
-    return Storage(request.getfixturevalue("postgres_url"))
-
-
-def drop(storage: Storage) -> None:
-    """Drop the server's tables and close: the PostgreSQL schema is the session's, shared with
-    the catalog's tests, so it is left as found."""
-    Base.metadata.drop_all(storage.engine)
-    with storage.engine.begin() as conn:
-        conn.execute(text(f"DROP TABLE IF EXISTS {VERSION_TABLE}"))
-    storage.close()
 
 
 def test_migrations_make_what_the_models_describe(storage: Storage) -> None:

@@ -148,6 +148,20 @@ POSTGRES_URL = os.environ.get(
 )
 
 
+def drop(storage: Storage) -> None:
+    """Drop the server's tables and close: the PostgreSQL schema is the session's, shared with
+    the catalog's tests, so it is left as found."""
+    from sqlalchemy import text
+
+    from vigil.server.models import Base
+    from vigil.server.storage import VERSION_TABLE
+
+    Base.metadata.drop_all(storage.engine)
+    with storage.engine.begin() as conn:
+        conn.execute(text(f"DROP TABLE IF EXISTS {VERSION_TABLE}"))
+    storage.close()
+
+
 @contextmanager
 def postgres_schema(prefix: str) -> Iterator[str]:
     """A PostgreSQL schema of the caller's own (`prefix` and this process), dropped at the end;
