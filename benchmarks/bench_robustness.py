@@ -14,7 +14,10 @@ gate, not the transform, decides).
 Unrelated images: `--unrelated` random tiles of the same photos (a random 12-40% of each side,
 anywhere, resized to 200-900 pixels wide, JPEG quality 70-95). A tile counts as a false match
 when it matches any listed picture other than the photo it was cut from (or its light/dark or
-size siblings: wallpapers named alike are one group), or any random hash.
+size siblings: wallpapers named alike are one group), or any random hash. The tiles are also
+matched against a list of their own hashes (pdqhash's plain hash of each tile: real-photo hashes,
+which random ones cannot stand for), once with the entries of quality >= 50 only and once with
+all: a tile that matches a tile of another group is a false match there.
 
 Contenders: pdqhash at distance 31 (its own hashes of the decoded copy, the 8 rotations, quality
 at least 50: the reference rule), Vigil with the reference's rule (`--no-pdq-variants`), and Vigil
@@ -28,7 +31,7 @@ and under each agreement rule (by how many bits every bound would have to be loo
         [--speed 300] [--speed-only]
 
 `--quick`: 1 sample per transform, 1,000 unrelated tiles, 100,000 random hashes (a few
-minutes). The full run takes about ten minutes on one core.
+minutes). The full run takes about 25 minutes on one core.
 """
 
 from __future__ import annotations
@@ -427,6 +430,50 @@ def agreement_margins(fp: Fingerprints, listed: np.ndarray) -> dict[str, int]:
     return out
 
 
+def tile_list_false_matches(
+    tiles: list[tuple[str, list[str], int, Fingerprints]], contenders: list[str]
+) -> dict[str, list[tuple[int, list[str]]]]:
+    """The unrelated tiles matched against a list of their own hashes (pdqhash's plain hash of
+    each: real photos' hashes, as police lists hold, where the random hashes are no test of
+    likeness), first with the entries of quality >= 50 only (lists usually leave flat images
+    out), then with all: per contender, how many tiles match a tile of another group, and a
+    few examples. A tile matching its own entry, or a tile of its own group, is no error."""
+    groups = np.array([g for g, _, _, _ in tiles])
+    plain = np.frombuffer(bytes.fromhex("".join(h[0] for _, h, _, _ in tiles)), np.uint8)
+    plain = plain.reshape(-1, 32)
+    qualities = np.array([q for _, _, q, _ in tiles])
+    fps = [fp for _, _, _, fp in tiles]
+    out: dict[str, list[tuple[int, list[str]]]] = {c: [] for c in contenders}
+    for rows in (np.flatnonzero(qualities >= 50), np.arange(len(tiles))):
+        found: list[tuple[str, int, int, str]] = []  # (contender, tile, entry row, how)
+        index = build_pdq_index(plain[rows])
+        for k, (_, hashes, quality, _) in enumerate(tiles):
+            if quality >= 50:
+                q = np.frombuffer(bytes.fromhex("".join(hashes)), np.uint8).reshape(-1, 32)
+                found += [("pdqhash d<=31", k, r, f"d={d}") for _, r, d in index.search(q, 31)]
+        matcher = make_matcher(plain[rows])
+        for label, settings in SETTINGS.items():
+            for start in range(0, len(fps), 256):
+                batch = matcher.match_many(fps[start : start + 256], settings)[1]
+                found += [
+                    (label, k, hit.entry_id, f"d={hit.distance} {hit.transform}")
+                    for k, hits in enumerate(batch, start)
+                    for hit in hits
+                ]
+        for c in contenders:
+            wrong = [
+                (k, int(rows[r]), how)
+                for label, k, r, how in found
+                if label == c and groups[rows[r]] != groups[k]
+            ]
+            examples = [
+                f"tile {k} ({groups[k]}) ~ tile {e} ({groups[e]}, q{qualities[e]}) {how}"
+                for k, e, how in wrong[:3]
+            ]
+            out[c].append((len({k for k, _, _ in wrong}), examples))
+    return out
+
+
 def fingerprints(data: bytes) -> Fingerprints:
     fp = Fingerprints(len(data), "", "", "", "image/jpeg")
     fp.pdq = pdq_from_bytes(data, max_pixels=MAX_PIXELS)
@@ -650,6 +697,8 @@ def main() -> None:
 
     # Unrelated tiles.
     false: dict[str, int] = dict.fromkeys(contenders, 0)
+    # (group, pdqhash's 8 hashes, its quality, Vigil's fingerprints) of each tile.
+    tiles: list[tuple[str, list[str], int, Fingerprints]] = []
     nearest: dict[str, list[int]] = {}
     examples: dict[str, list[str]] = {c: [] for c in contenders}
     for k in range(args.unrelated):
@@ -673,6 +722,7 @@ def main() -> None:
             if any(unrelated(r) for _, r, _ in ref_index.search(q, 31)):
                 false["pdqhash d<=31"] += 1
         fp = fingerprints(data)
+        tiles.append((group, hashes, quality, fp))
         if fp.pdq is not None:
             # How near an unrelated tile comes to a listed photo: the margin under the rules.
             others = np.flatnonzero([unrelated(r) for r in range(n_listed)])
@@ -697,6 +747,7 @@ def main() -> None:
                         f"tile {k} of {name} ~ {listed[hit.entry_id][0] if hit.entry_id < n_listed else 'random'}"
                         f" d={hit.distance} {hit.transform} q={fp.pdq.quality if fp.pdq else None}"
                     )
+    tile_list = tile_list_false_matches(tiles, contenders)
     done = time.perf_counter()
     if args.dump:
         import pickle
@@ -726,6 +777,17 @@ def main() -> None:
     print(f"\nfalse matches among {args.unrelated:,} unrelated tiles ({done - recall_done:.0f} s)")
     for c in contenders:
         print(f"{c:30}{false[c]:>8}   {'; '.join(examples.get(c, []))}")
+    kept = sum(1 for _, _, q, _ in tiles if q >= 50)
+    flat = sum(1 for _, _, q, _ in tiles if q < 30)
+    print(
+        f"\nthe tiles as a list of real-photo hashes (pdqhash's hash of each: {kept:,} of "
+        f"quality >= 50, {len(tiles) - kept:,} under it, {flat:,} of those under 30): tiles that "
+        "match a tile of another group"
+    )
+    print(f"{'':30}{'entries q >= 50':>18}{'all entries':>14}   e.g.")
+    for c in contenders:
+        (good, eg_good), (every, eg_every) = tile_list[c]
+        print(f"{c:30}{good:>18}{every:>14}   {'; '.join((eg_good or eg_every)[:2])}")
     print("\nnearest distance of an unrelated tile to a listed photo (quality >= 50 hashes):")
     for kind, ds in nearest.items():
         a = np.sort(ds)
