@@ -64,7 +64,8 @@ def faint(
 
 
 def main() -> None:
-    dump = pickle.load(open(sys.argv[1], "rb"))
+    with open(sys.argv[1], "rb") as f:
+        dump = pickle.load(f)
     table = np.unpackbits(dump["table"][:, ::-1], axis=1, bitorder="little").astype(bool)
     gate = rule = total = 0
     missed: list[int] = []
@@ -81,14 +82,20 @@ def main() -> None:
     print(f"with the rule (<= {WITHIN} of {STRONG} strong bits, <= {PLAIN} of 256): {rule}")
     print(f"strong bits apart of those the gate misses: {sorted(missed)}")
 
-    plain = []
-    for _, _, data in dump["tiles"]:
+    # Each tile decoded once: its plain hash is an entry, and a faint one is a query too.
+    entries = np.zeros((len(dump["tiles"]), 256), dtype=bool)
+    groups = np.array([g for g, _, _ in dump["tiles"]])
+    queries: list[tuple[str, np.ndarray, np.ndarray]] = []
+    for k, (group, _, data) in enumerate(dump["tiles"]):
         found = coefficients(data)
-        plain.append(found[1][0] if found is not None else np.zeros(256, dtype=bool))
-    entries, groups = np.array(plain), np.array([g for g, _, _ in dump["tiles"]])
+        if found is None:
+            continue
+        entries[k] = found[1][0]
+        if 30 <= found[0] < 50:
+            queries.append((group, found[1], found[2]))
     pairs = within = 0
     nearest: list[int] = []
-    for group, _, bits, mask in faint(dump["tiles"]):
+    for group, bits, mask in queries:
         strong, full = apart(bits, mask, entries[groups != group])
         pairs += strong.size
         within += int(((strong <= WITHIN) & (full <= PLAIN)).sum())

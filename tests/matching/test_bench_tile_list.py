@@ -13,10 +13,7 @@ from vigil.fingerprint.fingerprints import Fingerprints
 
 
 def tile(name: str, box: tuple[int, int, int, int], quality: int = 90) -> bytes:
-    image = Image.fromarray(getattr(skdata, name)()).convert("RGB").crop(box)
-    buf = io.BytesIO()
-    image.save(buf, "JPEG", quality=quality)
-    return buf.getvalue()
+    return bench.jpeg(Image.fromarray(getattr(skdata, name)()).crop(box), quality)
 
 
 def entry(group: str, data: bytes) -> tuple[str, list[str], int, Fingerprints]:
@@ -25,9 +22,7 @@ def entry(group: str, data: bytes) -> tuple[str, list[str], int, Fingerprints]:
 
 
 def flat() -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", (300, 300), (120, 130, 140)).save(buf, "JPEG", quality=90)
-    return buf.getvalue()
+    return bench.jpeg(Image.new("RGB", (300, 300), (120, 130, 140)))
 
 
 def test_a_tile_matching_another_groups_tile_is_counted_once_per_tile() -> None:
